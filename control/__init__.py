@@ -1,0 +1,1 @@
+"""touchpoint control plane and the `touchpoint` command line."""

@@ -1,0 +1,211 @@
+"""The `touchpoint` command: one click group, one subcommand per job.
+
+Every option can also come from the environment as TOUCHPOINT_<COMMAND>_<OPTION>
+(for example TOUCHPOINT_DECODE_MTP3=japan).
+"""
+import csv
+import json
+import sys
+from datetime import datetime, timezone
+
+import click
+import numpy as np
+
+from probe.record import DIGIT_FIELDS, Kind, pack
+
+KIND_NAMES = [k.name.lower() for k in Kind]
+
+
+class DigitsPrefix(click.ParamType):
+    """A digit string, optionally ending in '*' for a prefix match."""
+    name = "digits"
+
+    def convert(self, value, param, ctx):
+        digits = value[:-1] if value.endswith("*") else value
+        if not digits or len(digits) > 16 or not all(c in "0123456789*#abc" for c in digits):
+            self.fail(f"{value!r} is not up to 16 digits (a trailing * matches a prefix)", param, ctx)
+        return digits, value.endswith("*")
+
+
+def digits_mask(values: np.ndarray, digits: str, prefix: bool) -> np.ndarray:
+    want = np.uint64(pack(digits))
+    if not prefix:
+        return values == want
+    shift = np.uint64(4 * (16 - len(digits)))
+    return (values >> shift) == (want >> shift)
+
+
+@click.group(context_settings={"auto_envvar_prefix": "TOUCHPOINT", "help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="touchpoint")
+def main():
+    """touchpoint: signaling probe and real-time marketing engine for mobile operators."""
+
+
+@main.command()
+@click.argument("pcaps", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
+@click.option("--messages", is_flag=True, help="One record per TCAP component (like a dissector), not per dialogue.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_NAMES), help="Only these event kinds (repeatable).")
+@click.option("--imsi", type=DigitsPrefix(), help="Only this IMSI (a trailing * matches a prefix).")
+@click.option("--msisdn", type=DigitsPrefix(), help="Only this MSISDN (a trailing * matches a prefix).")
+@click.option("--limit", type=click.IntRange(min=0), help="Stop after this many records.")
+@click.option("--count", is_flag=True, help="Decode everything, print only the number of records.")
+@click.option("--stats", is_flag=True, help="Per-layer counts and the top anomalies, on stderr.")
+@click.option("--mtp3", type=click.Choice(["itu", "ansi", "japan"]), default="itu", show_default=True,
+              help="MTP3 routing label and SCCP address variant.")
+@click.option("--map-ssn", "map_ssns", default="6-9,145,148-150", show_default=True,
+              help="SSNs decoded as MAP when no application context says (like tshark's gsm_map.tcap.ssn).")
+@click.option("--dialogue-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Seconds of capture time before an unanswered dialogue is reported as timed out.")
+def decode(pcaps, fmt, messages, kinds, imsi, msisdn, limit, count, stats, mtp3, map_ssns, dialogue_timeout):
+    """Decode capture files (pcap or pcapng) into signaling records."""
+    from probe.decode import CaptureError, Options, Stats, decode_file
+
+    opts = Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout,
+                   map_ssns=parse_ranges(map_ssns, "--map-ssn"))
+    out = Writer(fmt, sys.stdout) if not count else None
+    total = Stats()
+    shown = 0
+    failed = False
+    kind_values = np.array([Kind[k.upper()].value for k in kinds], np.uint16)
+    for path in pcaps:
+        try:
+            for batch in decode_file(path, opts, stats=total):
+                if len(kind_values):
+                    batch = batch[np.isin(batch["kind"], kind_values)]
+                if imsi:
+                    batch = batch[digits_mask(batch["imsi"], *imsi)]
+                if msisdn:
+                    batch = batch[digits_mask(batch["msisdn"], *msisdn)]
+                if limit is not None:
+                    batch = batch[:limit - shown]
+                shown += len(batch)
+                if out:
+                    out.write(batch)
+                if limit is not None and shown >= limit:
+                    break
+        except CaptureError as e:
+            click.echo(f"touchpoint decode: {e}", err=True)
+            failed = True
+        except OSError as e:
+            click.echo(f"touchpoint decode: {path}: {e.strerror}", err=True)
+            failed = True
+        if limit is not None and shown >= limit:
+            break
+    if count:
+        click.echo(shown)
+    if stats:
+        print_stats(total)
+    sys.exit(1 if failed else 0)
+
+
+def parse_ranges(text: str, what: str) -> tuple:
+    """'6-9,145' -> (6, 7, 8, 9, 145)."""
+    out = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, _, hi = part.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a list of numbers and ranges like 6-9,145", param_hint=what)
+    if not all(0 < x < 256 for x in out):
+        raise click.BadParameter(f"{text!r}: SSNs are between 1 and 255", param_hint=what)
+    return tuple(out)
+
+
+class Writer:
+    """Records to text as table, jsonl or csv."""
+
+    def __init__(self, fmt: str, stream):
+        self.fmt = fmt
+        self.stream = stream
+        self.started = False
+
+    def write(self, batch: np.ndarray) -> None:
+        from probe.format import COLUMNS, to_dicts
+        if not len(batch):
+            return
+        dicts = to_dicts(batch)
+        w = self.stream.write
+        if self.fmt == "jsonl":
+            w("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in dicts))
+        elif self.fmt == "csv":
+            writer = csv.DictWriter(self.stream, COLUMNS, extrasaction="ignore", lineterminator="\n")
+            if not self.started:
+                writer.writeheader()
+            for d in dicts:
+                d["flags"] = "|".join(d["flags"])
+            writer.writerows(dicts)
+        else:
+            if not self.started:
+                w(TABLE.format(frame="frame", time="time (UTC)", kind="kind", op="op", flags="flags",
+                               imsi="imsi", msisdn="msisdn", peer="peer", node="node", extra="more") + "\n")
+            for d in dicts:
+                w(table_row(d) + "\n")
+        self.started = True
+
+
+TABLE = "{frame:>8} {time:<23} {kind:<21} {op:>3} {flags:<6} {imsi:<16} {msisdn:<16} {peer:<16} {node:<16} {extra}"
+FLAG_LETTERS = {"request": "Q", "response": "R", "error": "E", "abort": "A", "timeout": "T", "partial": "P",
+                "correlated": "C"}
+
+
+def table_row(d: dict) -> str:
+    extra = []
+    if "imei" in d:
+        extra.append(f"imei={d['imei']}")
+    if "ss_code" in d:
+        extra.append(f"ss=0x{d['ss_code']:02x}")
+    if "cause" in d:
+        extra.append(f"cause={d['cause']}")
+    if "loc_type" in d:
+        extra.append(f"{d['loc_type']}={d.get('mcc', '')}-{d.get('mnc', '')}-{d['lac_tac']}-{d['cell']}")
+    if "version" in d:
+        extra.append(f"v{d['version']}")
+    t = datetime.fromtimestamp(d["ts_ns"] / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
+    return TABLE.format(frame=d["frame"], time=t, kind=d["kind"], op=d["op"],
+                        flags="".join(FLAG_LETTERS[f] for f in d["flags"]), imsi=d.get("imsi", "-"),
+                        msisdn=d.get("msisdn", "-"), peer=d.get("peer", "-"), node=d.get("node", "-"),
+                        extra=" ".join(extra))
+
+
+def print_stats(s) -> None:
+    from probe.decode import ANOMALY_INFO
+    echo = lambda line="": click.echo(line, err=True)
+    echo(f"frames {s.frames}  bytes {s.bytes}  records {s.records}")
+    cols = ("packets", "decoded", "truncated", "malformed", "unsupported", "other", "evicted")
+    echo(f"{'layer':<8}" + "".join(f"{c:>12}" for c in cols))
+    for layer, row in s.by_layer().items():
+        if any(row.values()):
+            echo(f"{layer:<8}" + "".join(f"{row[c]:>12}" for c in cols))
+    if s.anomalies:
+        echo("top anomalies:")
+        for a, n in s.anomalies.most_common(10):
+            layer, cls, text = ANOMALY_INFO[a.value]
+            echo(f"  {n:>10}  {layer}/{cls}: {a.name} ({text})")
+    bad = [r for r in s.recent if ANOMALY_INFO[r[2].value][1] in ("truncated", "malformed")]
+    if bad:
+        echo("last truncated or malformed (file, frame, anomaly, byte offset in frame):")
+        for src, frame, a, off in bad[-5:]:
+            echo(f"  {src} frame {frame}: {a.name} at byte {off}")
+
+
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.option("--subscribers", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--packets", type=click.IntRange(min=1), default=10000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--rate", "rate_pps", type=click.FloatRange(min=0.001), default=1000.0, show_default=True,
+              help="Packets per second of capture time.")
+@click.option("--expected", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the records the capture must decode to (JSONL, dialogue mode).")
+def synth(out, subscribers, packets, seed, rate_pps, expected):
+    """Write a capture of MAP dialogues (Ethernet/IPv4/SCTP/M3UA/SCCP/TCAP) for testing."""
+    try:
+        from probe.synth import generate
+    except ImportError as e:
+        raise click.ClickException(f"synth needs the test extras (pip install '.[synth]'): {e}")
+    st = generate(out, subscribers=subscribers, packets=packets, seed=seed, rate_pps=rate_pps,
+                  expected_path=expected)
+    click.echo(f"wrote {out}: {st['packets']} packets, {st['dialogues']} dialogues, {st['bytes']} bytes",
+               err=True)

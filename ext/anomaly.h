@@ -1,0 +1,95 @@
+/* Every anomaly the decoder counts: one enum, one table (layer, class, text).
+ * probe/decode.py builds the Python IntEnum from this table at import. */
+#ifndef TP_ANOMALY_H
+#define TP_ANOMALY_H
+
+enum tp_layer {
+    L_CAPTURE, L_LINK, L_IP, L_SCTP, L_M3UA, L_M2UA, L_M2PA, L_MTP3, L_SCCP, L_TCAP, L_MAP,
+    L_COUNT
+};
+static const char *const tp_layer_names[L_COUNT] = {
+    "capture", "link", "ip", "sctp", "m3ua", "m2ua", "m2pa", "mtp3", "sccp", "tcap", "map"
+};
+
+/* classes: what went wrong, as --stats reports it */
+enum tp_class { C_OK, C_TRUNCATED, C_MALFORMED, C_UNSUPPORTED, C_OTHER, C_EVICTED };
+static const char *const tp_class_names[] = {
+    "ok", "truncated", "malformed", "unsupported", "other", "evicted"
+};
+
+#define TP_ANOMALIES(X) \
+    X(NONE,                 L_CAPTURE, C_OK,          "no anomaly") \
+    X(CAP_TRUNCATED,        L_CAPTURE, C_TRUNCATED,   "capture file ends inside a record") \
+    X(CAP_BAD_RECORD,       L_CAPTURE, C_MALFORMED,   "record header with impossible length") \
+    X(CAP_BAD_BLOCK,        L_CAPTURE, C_MALFORMED,   "pcapng block with impossible length") \
+    X(CAP_NO_INTERFACE,     L_CAPTURE, C_MALFORMED,   "pcapng packet for an undeclared interface") \
+    X(CAP_SNAPPED,          L_CAPTURE, C_TRUNCATED,   "packet cut by the snap length") \
+    X(LINK_TRUNCATED,       L_LINK,    C_TRUNCATED,   "link header truncated") \
+    X(LINK_UNSUPPORTED,     L_LINK,    C_UNSUPPORTED, "link type not supported") \
+    X(LINK_NOT_IP,          L_LINK,    C_OTHER,       "frame does not carry IP") \
+    X(MTP2_NOT_MSU,         L_LINK,    C_OTHER,       "MTP2 fill-in or status unit") \
+    X(IP_TRUNCATED,         L_IP,      C_TRUNCATED,   "IP header or payload truncated") \
+    X(IP_MALFORMED,         L_IP,      C_MALFORMED,   "IP header inconsistent") \
+    X(IP_NOT_SIGNALING,     L_IP,      C_OTHER,       "IP protocol not decoded (not SCTP)") \
+    X(IP_UDP,               L_IP,      C_UNSUPPORTED, "UDP (GTP) not decoded yet") \
+    X(IP_FRAG_HELD,         L_IP,      C_OTHER,       "IPv4 fragment held for reassembly") \
+    X(IP_FRAG_EVICTED,      L_IP,      C_EVICTED,     "IPv4 fragments evicted (table full or timed out)") \
+    X(IP_FRAG_BAD,          L_IP,      C_MALFORMED,   "IPv4 fragment overlaps or overruns") \
+    X(IP6_FRAGMENT,         L_IP,      C_UNSUPPORTED, "IPv6 fragment not reassembled") \
+    X(SCTP_TRUNCATED,       L_SCTP,    C_TRUNCATED,   "SCTP header or chunk truncated") \
+    X(SCTP_BAD_CHUNK,       L_SCTP,    C_MALFORMED,   "SCTP chunk length invalid") \
+    X(SCTP_PPID_OTHER,      L_SCTP,    C_OTHER,       "SCTP payload not SS7 (PPID)") \
+    X(SCTP_SUA,             L_SCTP,    C_UNSUPPORTED, "SUA not decoded") \
+    X(SCTP_IDATA,           L_SCTP,    C_UNSUPPORTED, "SCTP I-DATA not decoded") \
+    X(SCTP_FRAG_HELD,       L_SCTP,    C_OTHER,       "SCTP fragment held for reassembly") \
+    X(SCTP_FRAG_LOST,       L_SCTP,    C_MALFORMED,   "SCTP fragment out of sequence, message dropped") \
+    X(SCTP_FRAG_EVICTED,    L_SCTP,    C_EVICTED,     "SCTP reassembly evicted (table full or timed out)") \
+    X(SCTP_FRAG_TOO_BIG,    L_SCTP,    C_UNSUPPORTED, "SCTP reassembled message over the size cap") \
+    X(M3UA_TRUNCATED,       L_M3UA,    C_TRUNCATED,   "M3UA message truncated") \
+    X(M3UA_MALFORMED,       L_M3UA,    C_MALFORMED,   "M3UA header or parameter length invalid") \
+    X(M3UA_NOT_DATA,        L_M3UA,    C_OTHER,       "M3UA management message") \
+    X(M3UA_NO_DATA,         L_M3UA,    C_MALFORMED,   "M3UA DATA without Protocol Data") \
+    X(M2UA_TRUNCATED,       L_M2UA,    C_TRUNCATED,   "M2UA message truncated") \
+    X(M2UA_MALFORMED,       L_M2UA,    C_MALFORMED,   "M2UA header or parameter length invalid") \
+    X(M2UA_NOT_DATA,        L_M2UA,    C_OTHER,       "M2UA management message") \
+    X(M2PA_TRUNCATED,       L_M2PA,    C_TRUNCATED,   "M2PA message truncated") \
+    X(M2PA_MALFORMED,       L_M2PA,    C_MALFORMED,   "M2PA header invalid") \
+    X(M2PA_NOT_DATA,        L_M2PA,    C_OTHER,       "M2PA link status or empty user data") \
+    X(MTP3_TRUNCATED,       L_MTP3,    C_TRUNCATED,   "MTP3 routing label truncated") \
+    X(MTP3_MANAGEMENT,      L_MTP3,    C_OTHER,       "MTP3 network management or test") \
+    X(MTP3_ISUP,            L_MTP3,    C_UNSUPPORTED, "ISUP not decoded yet") \
+    X(MTP3_OTHER_SI,        L_MTP3,    C_UNSUPPORTED, "MTP3 user part not decoded") \
+    X(SCCP_TRUNCATED,       L_SCCP,    C_TRUNCATED,   "SCCP message truncated") \
+    X(SCCP_BAD_POINTER,     L_SCCP,    C_MALFORMED,   "SCCP pointer or parameter length out of bounds") \
+    X(SCCP_BAD_ADDRESS,     L_SCCP,    C_MALFORMED,   "SCCP party address invalid") \
+    X(SCCP_SERVICE,         L_SCCP,    C_OTHER,       "SCCP service message (UDTS/XUDTS/LUDTS)") \
+    X(SCCP_CONNECTION,      L_SCCP,    C_UNSUPPORTED, "connection-oriented SCCP not decoded") \
+    X(SCCP_MANAGEMENT,      L_SCCP,    C_OTHER,       "SCCP management (SSN 1)") \
+    X(SCCP_SEG_HELD,        L_SCCP,    C_OTHER,       "XUDT segment held for reassembly") \
+    X(SCCP_SEG_LOST,        L_SCCP,    C_MALFORMED,   "XUDT segment out of sequence, message dropped") \
+    X(SCCP_SEG_EVICTED,     L_SCCP,    C_EVICTED,     "XUDT reassembly evicted (table full or timed out)") \
+    X(TCAP_TRUNCATED,       L_TCAP,    C_TRUNCATED,   "TCAP element runs past its container") \
+    X(TCAP_MALFORMED,       L_TCAP,    C_MALFORMED,   "TCAP structure invalid") \
+    X(TCAP_TOO_DEEP,        L_TCAP,    C_MALFORMED,   "BER nesting deeper than the cap") \
+    X(TCAP_UNKNOWN_TYPE,    L_TCAP,    C_UNSUPPORTED, "not an ITU TCAP message (ANSI TCAP?)") \
+    X(TCAP_NOT_MAP,         L_TCAP,    C_UNSUPPORTED, "TCAP user is not MAP (CAP not decoded yet)") \
+    X(TCAP_BAD_COMPONENT,   L_TCAP,    C_MALFORMED,   "TCAP component invalid") \
+    X(TCAP_TOO_MANY,        L_TCAP,    C_EVICTED,     "records for one packet over the cap") \
+    X(TCAP_EVICTED,         L_TCAP,    C_EVICTED,     "dialogue evicted: transaction table full") \
+    X(TCAP_TIMEOUT,         L_TCAP,    C_OTHER,       "dialogue timed out without an end") \
+    X(TCAP_UNMATCHED,       L_TCAP,    C_OTHER,       "continue/end for a dialogue not seen begin") \
+    X(MAP_MALFORMED,        L_MAP,     C_MALFORMED,   "MAP parameter invalid") \
+    X(MAP_TRUNCATED,        L_MAP,     C_TRUNCATED,   "MAP parameter truncated") \
+    X(MAP_UNKNOWN_OP,       L_MAP,     C_OTHER,       "MAP operation not mapped to an event") \
+    X(MAP_GLOBAL_OP,        L_MAP,     C_UNSUPPORTED, "MAP global operation code")
+
+#define TP_AN_ENUM(name, layer, cls, text) AN_##name,
+enum tp_anomaly { TP_ANOMALIES(TP_AN_ENUM) AN_COUNT };
+#undef TP_AN_ENUM
+
+typedef struct { const char *name; int layer; int cls; const char *text; } tp_anomaly_info;
+#define TP_AN_INFO(name, layer, cls, text) {#name, layer, cls, text},
+static const tp_anomaly_info tp_anomaly_table[AN_COUNT] = { TP_ANOMALIES(TP_AN_INFO) };
+#undef TP_AN_INFO
+
+#endif

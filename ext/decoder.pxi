@@ -1,0 +1,222 @@
+# The Python edge: Decoder owns the state and the output array; exceptions
+# happen only here, never in the loop.
+
+SCHEMA_VERSION = TP_SCHEMA_VERSION
+MTP3_VARIANTS = {"itu": MTP3_ITU, "ansi": MTP3_ANSI, "japan": MTP3_JAPAN}
+
+
+def record_layout():
+    """(name, offset, size) of every field of the C struct, for the contract test."""
+    cdef tp_record r
+    cdef char *b = <char *>&r
+    return [
+        ("ts_ns", <char *>&r.ts_ns - b, sizeof(r.ts_ns)), ("kind", <char *>&r.kind - b, sizeof(r.kind)),
+        ("proto", <char *>&r.proto - b, sizeof(r.proto)), ("flags", <char *>&r.flags - b, sizeof(r.flags)),
+        ("op", <char *>&r.op - b, sizeof(r.op)), ("cause", <char *>&r.cause - b, sizeof(r.cause)),
+        ("imsi", <char *>&r.imsi - b, sizeof(r.imsi)), ("msisdn", <char *>&r.msisdn - b, sizeof(r.msisdn)),
+        ("imei", <char *>&r.imei - b, sizeof(r.imei)), ("peer", <char *>&r.peer - b, sizeof(r.peer)),
+        ("node", <char *>&r.node - b, sizeof(r.node)), ("mcc", <char *>&r.mcc - b, sizeof(r.mcc)),
+        ("mnc", <char *>&r.mnc - b, sizeof(r.mnc)), ("lac_tac", <char *>&r.lac_tac - b, sizeof(r.lac_tac)),
+        ("cell", <char *>&r.cell - b, sizeof(r.cell)), ("rat", <char *>&r.rat - b, sizeof(r.rat)),
+        ("ss_code", <char *>&r.ss_code - b, sizeof(r.ss_code)),
+        ("version", <char *>&r.version - b, sizeof(r.version)),
+        ("loc_type", <char *>&r.loc_type - b, sizeof(r.loc_type)),
+        ("apn", <char *>&r.apn - b, sizeof(r.apn)), ("tid", <char *>&r.tid - b, sizeof(r.tid)),
+        ("src", <char *>&r.src - b, sizeof(r.src)), ("dst", <char *>&r.dst - b, sizeof(r.dst)),
+        ("frame", <char *>&r.frame - b, sizeof(r.frame)),
+        ("probe_id", <char *>&r.probe_id - b, sizeof(r.probe_id)), ("pad0", <char *>&r.pad0 - b, sizeof(r.pad0)),
+    ], sizeof(tp_record)
+
+
+def enum_values():
+    """The C enums by name, for the test that the Python mirrors agree."""
+    return {
+        "proto": {"MAP": TP_PROTO_MAP, "CAP": TP_PROTO_CAP},
+        "flag": {"REQUEST": TP_F_REQUEST, "RESPONSE": TP_F_RESPONSE, "ERROR": TP_F_ERROR,
+                 "ABORT": TP_F_ABORT, "TIMEOUT": TP_F_TIMEOUT, "PARTIAL": TP_F_PARTIAL,
+                 "CORRELATED": TP_F_CORRELATED},
+        "loc": {"CGI": TP_LOC_CGI, "SAI": TP_LOC_SAI, "LAI": TP_LOC_LAI},
+        "kind": {"LOCATION_UPDATE": TP_K_LOCATION_UPDATE, "GPRS_LOCATION_UPDATE": TP_K_GPRS_LOCATION_UPDATE,
+                 "CANCEL_LOCATION": TP_K_CANCEL_LOCATION, "PURGE_MS": TP_K_PURGE_MS,
+                 "AUTH_INFO": TP_K_AUTH_INFO, "INSERT_SUB_DATA": TP_K_INSERT_SUB_DATA, "SRI": TP_K_SRI,
+                 "SRI_SM": TP_K_SRI_SM, "MO_SMS": TP_K_MO_SMS, "MT_SMS": TP_K_MT_SMS,
+                 "SS_REGISTER": TP_K_SS_REGISTER, "SS_ACTIVATE": TP_K_SS_ACTIVATE,
+                 "SS_DEACTIVATE": TP_K_SS_DEACTIVATE, "SS_ERASE": TP_K_SS_ERASE,
+                 "CHECK_IMEI": TP_K_CHECK_IMEI, "SUBSCRIBER_INFO": TP_K_SUBSCRIBER_INFO, "USSD": TP_K_USSD},
+    }
+
+
+def anomaly_table():
+    """[(code, name, layer, class, text)] from ext/anomaly.h."""
+    return [(i, tp_anomaly_table[i].name.decode(), tp_layer_names[tp_anomaly_table[i].layer].decode(),
+             tp_class_names[tp_anomaly_table[i].cls].decode(), tp_anomaly_table[i].text.decode())
+            for i in range(AN_COUNT)]
+
+
+LAYERS = [tp_layer_names[i].decode() for i in range(L_COUNT)]
+
+
+cdef class Decoder:
+    """Capture-file bytes in (feed), record arrays out (take).
+
+    messages: one record per TCAP component instead of one per dialogue.
+    mtp3: "itu", "ansi" or "japan" routing labels and SCCP addresses.
+    """
+    cdef Dec *d
+    cdef object out_array
+    cdef readonly object dtype
+
+    def __cinit__(self, dtype, *, bint messages=False, str mtp3="itu", int probe_id=0,
+                  Py_ssize_t capacity=65536, double dialogue_timeout=600.0, int max_dialogues=131072,
+                  map_ssns=(6, 7, 8, 9, 145, 148, 149, 150)):
+        cdef int32_t i
+        cdef uint32_t size = 1024
+        if mtp3 not in MTP3_VARIANTS:
+            raise ValueError(f"mtp3 variant must be one of {', '.join(MTP3_VARIANTS)}, not {mtp3!r}")
+        if capacity < 2 * MAX_PER_PACKET:
+            raise ValueError(f"capacity must be at least {2 * MAX_PER_PACKET}")
+        if max_dialogues < 16 or max_dialogues > (1 << 29):
+            raise ValueError("max_dialogues must be between 16 and 2**29")
+        if dtype.itemsize != sizeof(tp_record):
+            raise ValueError(f"record dtype is {dtype.itemsize} bytes, the C struct {sizeof(tp_record)}")
+        self.dtype = dtype
+        self.d = <Dec *>calloc(1, sizeof(Dec))
+        if self.d == NULL:
+            raise MemoryError()
+        self.d.messages = messages
+        self.d.mtp3 = MTP3_VARIANTS[mtp3]
+        self.d.probe_id = probe_id
+        self.d.dlg_timeout_ns = <int64_t>(dialogue_timeout * 1e9)
+        for i in map_ssns:
+            if not 0 < i < 256:
+                raise ValueError(f"SSN {i} is not between 1 and 255")
+            self.d.map_ssn[i] = 1
+        while size < 2 * <uint32_t>max_dialogues:
+            size <<= 1
+        t = &self.d.dlg
+        t.cap = max_dialogues
+        t.e = <Dlg *>calloc(max_dialogues, sizeof(Dlg))
+        t.index = <int32_t *>calloc(size, sizeof(int32_t))
+        t.free = <int32_t *>malloc(max_dialogues * sizeof(int32_t))
+        if t.e == NULL or t.index == NULL or t.free == NULL:
+            raise MemoryError()
+        t.mask = size - 1
+        for i in range(max_dialogues):
+            t.free[i] = max_dialogues - 1 - i
+        t.nfree = max_dialogues
+        t.head = -1
+        t.tail = -1
+        memset(&self.d.tmpl, 0, sizeof(tp_record))
+        self.d.tmpl.imsi = ALL_F
+        self.d.tmpl.msisdn = ALL_F
+        self.d.tmpl.imei = ALL_F
+        self.d.tmpl.peer = ALL_F
+        self.d.tmpl.node = ALL_F
+        self.d.tmpl.mcc = 0xFFFF
+        self.d.tmpl.mnc = 0xFFFF
+        self.d.tmpl.probe_id = probe_id
+        self._new_output(capacity)
+
+    cdef _new_output(self, Py_ssize_t capacity):
+        cdef cnp.ndarray a = np.empty(capacity, self.dtype)
+        self.out_array = a
+        self.d.out = <tp_record *>cnp.PyArray_DATA(a)
+        self.d.cap = capacity
+        self.d.nout = 0
+
+    def __dealloc__(self):
+        cdef int i
+        if self.d == NULL:
+            return
+        for i in range(FRAG_SLOTS):
+            free(self.d.frags[i].buf)
+        for i in range(SCTP_SLOTS):
+            free(self.d.sctp[i].buf)
+        for i in range(SEG_SLOTS):
+            free(self.d.segs[i].buf)
+        free(self.d.dlg.e)
+        free(self.d.dlg.index)
+        free(self.d.dlg.free)
+        free(self.d)
+
+    def feed(self, const uint8_t[::1] buf not None, Py_ssize_t length=-1):
+        """Decode every complete capture record in buf[:length]; returns the bytes consumed.
+
+        Stops early when the output is nearly full: take() the records and feed the rest.
+        """
+        cdef Py_ssize_t n = buf.shape[0] if length < 0 or length > buf.shape[0] else length
+        cdef Py_ssize_t used
+        if n == 0:
+            return 0
+        with nogil:
+            used = feed(self.d, &buf[0], n)
+        return used
+
+    @property
+    def pending(self):
+        """Records waiting in the output."""
+        return self.d.nout
+
+    @property
+    def full(self):
+        return self.d.cap - self.d.nout < MAX_PER_PACKET
+
+    def take(self):
+        """The records decoded so far, as a numpy array of the record dtype; the output restarts."""
+        cdef Py_ssize_t n = self.d.nout
+        out = self.out_array[:n].copy()
+        self.d.nout = 0
+        return out
+
+    def flush(self):
+        """End of input: open dialogues go out as timed out. Returns True while more remain
+        (the output filled up first): take() and call again."""
+        cdef Dialogues *t = &self.d.dlg
+        cdef Dlg *e
+        while t.head >= 0:
+            if self.d.cap - self.d.nout < 1:
+                return True
+            e = &t.e[t.head]
+            anomaly(self.d, AN_TCAP_TIMEOUT, NULL)
+            dlg_emit(self.d, e, TP_F_TIMEOUT)
+            dlg_release(t, e)
+        return False
+
+    def truncated(self, Py_ssize_t leftover):
+        """The file ended with leftover bytes of an incomplete record."""
+        if leftover > 0 and not self.d.fatal:
+            self.d.anomalies[AN_CAP_TRUNCATED] += 1
+
+    @property
+    def error(self):
+        """(anomaly code, file offset) of the error that stopped the file, or None."""
+        if not self.d.fatal:
+            return None
+        return self.d.fatal, self.d.fatal_off
+
+    @property
+    def frames(self):
+        return self.d.frame
+
+    @property
+    def file_offset(self):
+        return self.d.file_off
+
+    def counters(self):
+        """Raw counters: frames, bytes, records, per-layer in/ok, per-anomaly counts, recent anomalies."""
+        cdef Py_ssize_t i
+        cdef Py_ssize_t nrec = min(self.d.nrecent, RECENT)
+        recent = []
+        for i in range(nrec):
+            r = &self.d.recent[(self.d.nrecent - nrec + i) % RECENT]
+            recent.append((r.frame, r.code, r.offset))
+        return {
+            "frames": self.d.frame,
+            "bytes": self.d.bytes,
+            "records": self.d.records,
+            "layer_in": [self.d.layer_in[i] for i in range(L_COUNT)],
+            "layer_ok": [self.d.layer_ok[i] for i in range(L_COUNT)],
+            "anomalies": [self.d.anomalies[i] for i in range(AN_COUNT)],
+            "recent": recent,
+            "dialogues_open": self.d.dlg.live,
+        }

@@ -1,0 +1,302 @@
+# MAP (3GPP TS 29.002) operation arguments and results into record fields.
+# Tags are the v2/v3 ones; v1 forms share them where the fields exist. Each
+# function reads only what the record needs and skips the rest by length.
+
+cdef enum:
+    SIDE_NONE = 0
+    SIDE_SENDER = 1          # the invoking party is the serving node
+    SIDE_RECEIVER = 2        # the invoked party is the serving node
+
+
+cdef uint16_t map_kind(int op) noexcept nogil:
+    if op == 2: return TP_K_LOCATION_UPDATE
+    if op == 3: return TP_K_CANCEL_LOCATION
+    if op == 7: return TP_K_INSERT_SUB_DATA
+    if op == 10: return TP_K_SS_REGISTER
+    if op == 11: return TP_K_SS_ERASE
+    if op == 12: return TP_K_SS_ACTIVATE
+    if op == 13: return TP_K_SS_DEACTIVATE
+    if op == 22: return TP_K_SRI
+    if op == 23: return TP_K_GPRS_LOCATION_UPDATE
+    if op == 43: return TP_K_CHECK_IMEI
+    if op == 44: return TP_K_MT_SMS
+    if op == 45: return TP_K_SRI_SM
+    if op == 46: return TP_K_MO_SMS
+    if op == 56: return TP_K_AUTH_INFO
+    if op == 59: return TP_K_USSD
+    if op == 67: return TP_K_PURGE_MS
+    if op == 70 or op == 71: return TP_K_SUBSCRIBER_INFO
+    return TP_K_OTHER
+
+
+cdef int node_side(int op, int kind) noexcept nogil:
+    """Which SCCP party of the invoke is the serving node (VLR, MSC, SGSN)."""
+    if op == 2 or op == 23 or op == 56 or op == 43 or op == 67 or op == 59 or (op >= 10 and op <= 13):
+        return SIDE_SENDER
+    if op == 3 or op == 7 or op == 44 or op == 70:
+        return SIDE_RECEIVER
+    if op == 46:
+        return SIDE_SENDER if kind == TP_K_MO_SMS else SIDE_RECEIVER
+    return SIDE_NONE
+
+
+cdef inline void plmn(tp_record *r, const uint8_t *p) noexcept nogil:
+    """MCC/MNC from 3 TBCD octets, packed like digits; MNC keeps 2 or 3 digits."""
+    cdef uint8_t m1 = p[0] & 0xF, m2 = p[0] >> 4, m3 = p[1] & 0xF
+    cdef uint8_t n3 = p[1] >> 4, n1 = p[2] & 0xF, n2 = p[2] >> 4
+    if m1 > 9 or m2 > 9 or m3 > 9 or n1 > 9 or n2 > 9 or (n3 > 9 and n3 != 0xF):
+        return
+    r.mcc = (m1 << 12) | (m2 << 8) | (m3 << 4) | 0xF
+    r.mnc = ((n1 << 12) | (n2 << 8) | 0xFF) if n3 == 0xF else ((n1 << 12) | (n2 << 8) | (n3 << 4) | 0xF)
+
+
+cdef inline void location(tp_record *r, const Tlv *t, uint8_t loc) noexcept nogil:
+    """CellGlobalIdOrServiceAreaIdOrLAI: 7 octets (PLMN, LAC, CI/SAC) or 5 (PLMN, LAC)."""
+    if r.loc_type:
+        return
+    if t.len == 7:
+        plmn(r, t.v)
+        r.lac_tac = be16(t.v + 3)
+        r.cell = be16(t.v + 5)
+        r.loc_type = loc
+    elif t.len == 5:
+        plmn(r, t.v)
+        r.lac_tac = be16(t.v + 3)
+        r.loc_type = TP_LOC_LAI
+
+
+cdef uint64_t sms_peer(const Tlv *ui) noexcept nogil:
+    """TP-OA of an SMS-DELIVER or TP-DA of an SMS-SUBMIT (numeric addresses only)."""
+    cdef const uint8_t *p = ui.v
+    cdef Py_ssize_t n = ui.len, pos, nb
+    cdef uint8_t mti
+    if n < 1:
+        return ALL_F
+    mti = p[0] & 3
+    if mti == 0:
+        pos = 1
+    elif mti == 1:
+        pos = 2
+    else:
+        return ALL_F
+    if pos + 2 > n:
+        return ALL_F
+    nb = (p[pos] + 1) // 2
+    if pos + 2 + nb > n or ((p[pos + 1] >> 4) & 7) == 5:
+        return ALL_F
+    return tbcd(p + pos + 2, nb, p[pos])
+
+
+cdef uint64_t ussd_digits(const Tlv *s, uint8_t dcs) noexcept nogil:
+    """A USSD string made only of 0-9 * # (GSM 7-bit packed), as packed digits."""
+    cdef Py_ssize_t nchars, i, byte
+    cdef int shift, k = 0
+    cdef uint8_t ch
+    cdef uint64_t v = 0
+    if not ((dcs >> 4) == 0 or (dcs >> 4) == 1 or ((dcs >> 6) == 1 and (dcs & 0x0C) == 0)
+            or ((dcs >> 4) == 0xF and not (dcs & 4))):
+        return ALL_F
+    nchars = s.len * 8 // 7
+    for i in range(nchars):
+        byte = (i * 7) >> 3
+        shift = (i * 7) & 7
+        ch = s.v[byte] >> shift
+        if shift > 1 and byte + 1 < s.len:
+            ch |= s.v[byte + 1] << (8 - shift)
+        ch &= 0x7F
+        if ch == 0x0D and i == nchars - 1:           # padding when 7 bits are spare
+            break
+        if ch >= 0x30 and ch <= 0x39:
+            ch -= 0x30
+        elif ch == 0x2A:
+            ch = 10
+        elif ch == 0x23:
+            ch = 11
+        else:
+            return ALL_F
+        if k == 16:
+            return ALL_F
+        v = (v << 4) | ch
+        k += 1
+    if k == 0:
+        return ALL_F
+    if k < 16:
+        v = (v << (4 * (16 - k))) | ((<uint64_t>1 << (4 * (16 - k))) - 1)
+    return v
+
+
+cdef int subscriber_info(tp_record *r, const Tlv *si) noexcept nogil:
+    """SubscriberInfo of PSI / ATI results: location, serving node, IMEI."""
+    cdef Cur c = inner(si), c2, c3
+    cdef Tlv t, u, w
+    cdef int rc
+    cdef uint8_t loc
+    while c.p < c.end:
+        rc = ber_read(&c, &t, 0)
+        if rc:
+            return rc
+        if t.tag == 0xA0 or t.tag == 0xA3:             # locationInformation / ...GPRS
+            c2 = inner(&t)
+            loc = TP_LOC_CGI
+            while c2.p < c2.end:
+                rc = ber_read(&c2, &u, 0)
+                if rc:
+                    return rc
+                if t.tag == 0xA0 and u.tag == 0x89:    # sai-Present
+                    loc = TP_LOC_SAI
+                    if r.loc_type == TP_LOC_CGI:
+                        r.loc_type = TP_LOC_SAI
+                elif (t.tag == 0xA0 and u.tag == 0xA3) or (t.tag == 0xA3 and u.tag == 0xA0):
+                    c3 = inner(&u)
+                    if c3.p < c3.end:
+                        rc = ber_read(&c3, &w, 0)
+                        if rc:
+                            return rc
+                        if w.tag == 0x80 or w.tag == 0x81:
+                            location(r, &w, loc)
+                elif t.tag == 0xA0 and (u.tag == 0x81 or u.tag == 0x86) and r.node == ALL_F:
+                    r.node = address_digits(&u)        # vlr-number, msc-Number
+                elif t.tag == 0xA3 and u.tag == 0x83 and r.node == ALL_F:
+                    r.node = address_digits(&u)        # sgsn-Number
+        elif t.tag == 0x85:
+            r.imei = tbcd(t.v, t.len, -1)
+    return 0
+
+
+cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
+    cdef Cur c = inner(prm), c2
+    cdef Tlv t, u
+    cdef int rc, i = 0, n04 = 0
+    cdef uint8_t dcs = 0
+    if op == 43 and prm.tag == 0x04:                   # checkIMEI v1/v2: bare IMEI
+        r.imei = tbcd(prm.v, prm.len, -1)
+        return 0
+    if (op == 56 or op == 3) and prm.tag == 0x04:      # v2 SAI / cancelLocation: bare IMSI
+        r.imsi = imsi_digits(prm)
+        return 0
+    if prm.tag != 0x30 and prm.tag != 0xA3:
+        return AN_MAP_MALFORMED
+    while c.p < c.end:
+        rc = ber_read(&c, &t, 0)
+        if rc:
+            return rc
+        if op == 2 or op == 23:                        # updateLocation / updateGprsLocation
+            if t.tag == 0x04:
+                if n04 == 0:
+                    r.imsi = imsi_digits(&t)
+                elif n04 == 1:
+                    r.node = address_digits(&t)        # vlr-Number / sgsn-Number
+                n04 += 1
+        elif op == 3 or op == 67:                      # cancelLocation [3] / purgeMS
+            if t.tag == 0x04 and n04 == 0:
+                r.imsi = imsi_digits(&t)
+                n04 += 1
+            elif t.tag == 0x30 and n04 == 0:           # imsi-WithLMSI
+                c2 = inner(&t)
+                if ber_read(&c2, &u, 0) == 0 and u.tag == 0x04:
+                    r.imsi = imsi_digits(&u)
+                n04 += 1
+            elif op == 67 and (t.tag == 0x80 or t.tag == 0x81 or t.tag == 0x04):
+                if r.node == ALL_F:
+                    r.node = address_digits(&t)        # vlr-Number / sgsn-Number
+        elif op == 7:                                  # insertSubscriberData
+            if t.tag == 0x80:
+                r.imsi = imsi_digits(&t)
+            elif t.tag == 0x81:
+                r.msisdn = address_digits(&t)
+        elif op >= 10 and op <= 13:                    # registerSS / eraseSS / activateSS / deactivateSS
+            if t.tag == 0x04 and t.len >= 1 and r.ss_code == 0:
+                r.ss_code = t.v[0]
+            elif op == 10 and t.tag == 0x84:
+                r.peer = address_digits(&t)            # forwardedToNumber
+        elif op == 22 or op == 45:                     # sendRoutingInfo / ...ForSM
+            if t.tag == 0x80:
+                r.msisdn = address_digits(&t)
+            elif op == 45 and t.tag == 0x82:
+                r.peer = address_digits(&t)            # serviceCentreAddress
+        elif op == 43:                                 # checkIMEI v3
+            if t.tag == 0x04 and r.imei == ALL_F:
+                r.imei = tbcd(t.v, t.len, -1)
+        elif op == 44 or op == 46:                     # mt-/mo-forwardSM: DA, OA, UI by position
+            if i == 0:
+                if t.tag == 0x80:
+                    r.imsi = imsi_digits(&t)
+                    r.kind = TP_K_MT_SMS
+                elif t.tag == 0x81:
+                    r.kind = TP_K_MT_SMS
+                elif t.tag == 0x84 and op == 46:
+                    r.kind = TP_K_MO_SMS
+            elif i == 1:
+                if t.tag == 0x82:
+                    r.msisdn = address_digits(&t)
+            elif i == 2 and t.tag == 0x04:
+                r.peer = sms_peer(&t)
+        elif op == 56:                                 # sendAuthenticationInfo v3
+            if t.tag == 0x80:
+                r.imsi = imsi_digits(&t)
+        elif op == 59:                                 # processUnstructuredSS-Request
+            if t.tag == 0x04:
+                if n04 == 0 and t.len >= 1:
+                    dcs = t.v[0]
+                elif n04 == 1:
+                    r.peer = ussd_digits(&t, dcs)
+                n04 += 1
+            elif t.tag == 0x80:
+                r.msisdn = address_digits(&t)
+        elif op == 70:                                 # provideSubscriberInfo
+            if t.tag == 0x80:
+                r.imsi = imsi_digits(&t)
+        elif op == 71:                                 # anyTimeInterrogation
+            if t.tag == 0xA0:
+                c2 = inner(&t)
+                if ber_read(&c2, &u, 0) == 0:
+                    if u.tag == 0x80:
+                        r.imsi = imsi_digits(&u)
+                    elif u.tag == 0x81:
+                        r.msisdn = address_digits(&u)
+        i += 1
+    return 0
+
+
+cdef int map_res(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
+    cdef Cur c = inner(prm), c2
+    cdef Tlv t, u
+    cdef int rc, n04 = 0
+    if prm.tag != 0x30 and prm.tag != 0xA3:
+        return 0                                       # bare results carry nothing the record needs
+    while c.p < c.end:
+        rc = ber_read(&c, &t, 0)
+        if rc:
+            return rc
+        if op == 22:                                   # sendRoutingInfo
+            if prm.tag == 0xA3:                        # v3
+                if t.tag == 0x89:
+                    r.imsi = imsi_digits(&t)
+                elif t.tag == 0x04:
+                    r.peer = address_digits(&t)        # roamingNumber
+                elif t.tag == 0x82:
+                    r.node = address_digits(&t)        # vmsc-Address
+            elif t.tag == 0x04:                        # v2: imsi, roamingNumber
+                if n04 == 0:
+                    r.imsi = imsi_digits(&t)
+                else:
+                    r.peer = address_digits(&t)
+                n04 += 1
+        elif op == 45:                                 # sendRoutingInfoForSM
+            if t.tag == 0x04 and n04 == 0:
+                r.imsi = imsi_digits(&t)
+                n04 += 1
+            elif t.tag == 0xA0:
+                c2 = inner(&t)
+                while c2.p < c2.end:
+                    rc = ber_read(&c2, &u, 0)
+                    if rc:
+                        return rc
+                    if u.tag == 0x81:
+                        r.node = address_digits(&u)    # networkNode-Number
+        elif op == 70 or op == 71:
+            if t.tag == 0x30:
+                return subscriber_info(r, &t)
+        elif op == 43:                                 # checkIMEI v3 result may echo nothing useful
+            pass
+    return 0

@@ -1,0 +1,1 @@
+"""touchpoint probe: capture sources, decoding into records, batching and publishing."""
