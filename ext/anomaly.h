@@ -20,6 +20,7 @@ static const char *const tp_class_names[] = {
 #define TP_ANOMALIES(X) \
     X(NONE,                 L_CAPTURE, C_OK,          "no anomaly") \
     X(CAP_TRUNCATED,        L_CAPTURE, C_TRUNCATED,   "capture file ends inside a record") \
+    X(CAP_NOT_CAPTURE,      L_CAPTURE, C_MALFORMED,   "not a pcap or pcapng file (unknown magic number)") \
     X(CAP_BAD_RECORD,       L_CAPTURE, C_MALFORMED,   "record header with impossible length") \
     X(CAP_BAD_BLOCK,        L_CAPTURE, C_MALFORMED,   "pcapng block with impossible length") \
     X(CAP_NO_INTERFACE,     L_CAPTURE, C_MALFORMED,   "pcapng packet for an undeclared interface") \

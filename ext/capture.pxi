@@ -104,7 +104,7 @@ cdef Py_ssize_t feed(Dec *d, const uint8_t *buf, Py_ssize_t n) noexcept nogil:
             elif magic == 0xD4C3B2A1U or magic == 0x4D3CB2A1:
                 d.swap = 1
             else:
-                fatal(d, AN_CAP_BAD_BLOCK, 0)
+                fatal(d, AN_CAP_NOT_CAPTURE, 0)
                 return 0
             d.nsec = (magic == 0xA1B23C4DU or magic == 0x4D3CB2A1)
             d.snaplen = rd32(buf + 16, d.swap)

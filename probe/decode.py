@@ -153,19 +153,20 @@ def decode_file(path, options: Options | None = None, stats: Stats | None = None
             stats.merge(dec.stats())
 
 
-def decode_bytes(data: bytes, messages: bool = False, **kw) -> np.ndarray:
+def decode_bytes(data: bytes, messages: bool = False, stats: Stats | None = None, **kw) -> np.ndarray:
     """Every record of a capture held in memory, as one array."""
     dec = Decoder(Options(messages=messages, **kw))
     batches = []
-    used = yield_all(dec.feed(data), batches)
-    batches.extend(dec.finish(leftover=len(data) - used))
+    try:
+        gen = dec.feed(data)
+        while True:
+            try:
+                batches.append(next(gen))
+            except StopIteration as stop:
+                used = stop.value
+                break
+        batches.extend(dec.finish(leftover=len(data) - used))
+    finally:
+        if stats is not None:
+            stats.merge(dec.stats())
     return np.concatenate(batches) if batches else np.empty(0, RECORD_DTYPE)
-
-
-def yield_all(gen, into: list):
-    """Run a generator to its end, collecting what it yields; returns its return value."""
-    while True:
-        try:
-            into.append(next(gen))
-        except StopIteration as stop:
-            return stop.value
