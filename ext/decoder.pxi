@@ -25,6 +25,8 @@ def record_layout():
         ("src", <char *>&r.src - b, sizeof(r.src)), ("dst", <char *>&r.dst - b, sizeof(r.dst)),
         ("frame", <char *>&r.frame - b, sizeof(r.frame)),
         ("probe_id", <char *>&r.probe_id - b, sizeof(r.probe_id)), ("pad0", <char *>&r.pad0 - b, sizeof(r.pad0)),
+        ("packets", <char *>&r.packets - b, sizeof(r.packets)),
+        ("octets", <char *>&r.octets - b, sizeof(r.octets)),
     ], sizeof(tp_record)
 
 

@@ -29,6 +29,8 @@ cdef extern from "record.h":
         uint32_t frame
         uint16_t probe_id
         uint16_t pad0
+        uint32_t packets
+        uint64_t octets
     enum: TP_SCHEMA_VERSION
     enum: TP_APN_LEN
     enum:

@@ -44,6 +44,8 @@ typedef struct {
     uint32_t frame;      /* capture frame number (1-based) of the last message folded in */
     uint16_t probe_id;
     uint16_t pad0;
+    uint32_t packets;    /* data usage: user packets counted */
+    uint64_t octets;     /* data usage: user bytes counted (inner IP) */
 } tp_record;
 #pragma pack(pop)
 

@@ -8,10 +8,10 @@ import numpy as np
 from .record import DIGIT_FIELDS, Flag, Kind, Loc, Proto, unpack
 
 ALWAYS = ("ts_ns", "frame", "kind", "proto", "flags", "op", "tid", "src", "dst", "probe_id")
-IF_NONZERO = ("cause", "rat", "ss_code", "version")
+IF_NONZERO = ("cause", "rat", "ss_code", "version", "packets", "octets")
 COLUMNS = ("ts_ns", "frame", "kind", "proto", "flags", "op", "cause", "imsi", "msisdn", "imei",
            "peer", "node", "mcc", "mnc", "lac_tac", "cell", "loc_type", "rat", "ss_code",
-           "version", "apn", "tid", "src", "dst", "probe_id")
+           "version", "apn", "tid", "src", "dst", "probe_id", "packets", "octets")
 
 _KIND = {k.value: k.name.lower() for k in Kind}
 _PROTO = {p.value: p.name.lower() for p in Proto}

@@ -38,6 +38,8 @@ RECORD_DTYPE = np.dtype([
     ("frame", "<u4"),
     ("probe_id", "<u2"),
     ("pad0", "<u2"),
+    ("packets", "<u4"),
+    ("octets", "<u8"),
 ])
 
 DIGIT_FIELDS = ("imsi", "msisdn", "imei", "peer", "node")
