@@ -108,6 +108,25 @@ cdef struct SccpSeg:         # one segmented XUDT message being reassembled
     int32_t len
     uint8_t *buf
 
+cdef struct Slot:            # one index slot: the key and entry + 1 (0 = empty)
+    uint64_t k1
+    uint64_t k2
+    int32_t v
+
+cdef struct Index:
+    Slot *s
+    uint32_t mask
+
+cdef struct Pool:            # entries in age order, oldest first, and the free ones
+    int32_t cap
+    int32_t nfree
+    int32_t head
+    int32_t tail
+    int32_t live
+    int32_t *prev
+    int32_t *next
+    int32_t *free
+
 cdef struct Dlg:             # one TCAP dialogue
     uint64_t ka_tid          # initiator's transaction id and address
     uint64_t ka_addr
@@ -118,8 +137,6 @@ cdef struct Dlg:             # one TCAP dialogue
     uint8_t ninv
     uint8_t fb_set
     int64_t start_ns
-    int32_t prev             # age list, oldest first
-    int32_t next
     uint8_t inv_id[DLG_INVOKES]
     uint16_t inv_op[DLG_INVOKES]
     uint64_t fb_sender       # GTs of the first invoke's sender and receiver
@@ -127,15 +144,9 @@ cdef struct Dlg:             # one TCAP dialogue
     tp_record rec
 
 cdef struct Dialogues:
+    Index idx
+    Pool pool
     Dlg *e
-    int32_t cap
-    int32_t *index           # open addressing, linear probing; entry + 1, 0 = empty
-    uint32_t mask
-    int32_t *free
-    int32_t nfree
-    int32_t head
-    int32_t tail
-    int32_t live
 
 
 cdef struct Dec:
@@ -204,6 +215,7 @@ cdef inline tp_record *emit(Dec *d) noexcept nogil:
 
 
 include "cursor.pxi"
+include "table.pxi"
 include "capture.pxi"
 include "link.pxi"
 include "ip.pxi"

@@ -72,7 +72,6 @@ cdef class Decoder:
                   Py_ssize_t capacity=65536, double dialogue_timeout=600.0, int max_dialogues=131072,
                   map_ssns=(6, 7, 8, 9, 145, 148, 149, 150)):
         cdef int32_t i
-        cdef uint32_t size = 1024
         if mtp3 not in MTP3_VARIANTS:
             raise ValueError(f"mtp3 variant must be one of {', '.join(MTP3_VARIANTS)}, not {mtp3!r}")
         if capacity < 2 * MAX_PER_PACKET:
@@ -93,21 +92,9 @@ cdef class Decoder:
             if not 0 < i < 256:
                 raise ValueError(f"SSN {i} is not between 1 and 255")
             self.d.map_ssn[i] = 1
-        while size < 2 * <uint32_t>max_dialogues:
-            size <<= 1
-        t = &self.d.dlg
-        t.cap = max_dialogues
-        t.e = <Dlg *>calloc(max_dialogues, sizeof(Dlg))
-        t.index = <int32_t *>calloc(size, sizeof(int32_t))
-        t.free = <int32_t *>malloc(max_dialogues * sizeof(int32_t))
-        if t.e == NULL or t.index == NULL or t.free == NULL:
+        self.d.dlg.e = <Dlg *>calloc(max_dialogues, sizeof(Dlg))
+        if self.d.dlg.e == NULL or table_init(&self.d.dlg.idx, &self.d.dlg.pool, max_dialogues):
             raise MemoryError()
-        t.mask = size - 1
-        for i in range(max_dialogues):
-            t.free[i] = max_dialogues - 1 - i
-        t.nfree = max_dialogues
-        t.head = -1
-        t.tail = -1
         memset(&self.d.tmpl, 0, sizeof(tp_record))
         self.d.tmpl.imsi = ALL_F
         self.d.tmpl.msisdn = ALL_F
@@ -137,8 +124,7 @@ cdef class Decoder:
         for i in range(SEG_SLOTS):
             free(self.d.segs[i].buf)
         free(self.d.dlg.e)
-        free(self.d.dlg.index)
-        free(self.d.dlg.free)
+        table_free(&self.d.dlg.idx, &self.d.dlg.pool)
         free(self.d)
 
     def feed(self, const uint8_t[::1] buf not None, Py_ssize_t length=-1):
@@ -175,10 +161,10 @@ cdef class Decoder:
         (the output filled up first): take() and call again."""
         cdef Dialogues *t = &self.d.dlg
         cdef Dlg *e
-        while t.head >= 0:
+        while t.pool.head >= 0:
             if self.d.cap - self.d.nout < 1:
                 return True
-            e = &t.e[t.head]
+            e = &t.e[t.pool.head]
             anomaly(self.d, AN_TCAP_TIMEOUT, NULL)
             dlg_emit(self.d, e, TP_F_TIMEOUT)
             dlg_release(t, e)
@@ -220,5 +206,5 @@ cdef class Decoder:
             "layer_ok": [self.d.layer_ok[i] for i in range(L_COUNT)],
             "anomalies": [self.d.anomalies[i] for i in range(AN_COUNT)],
             "recent": recent,
-            "dialogues_open": self.d.dlg.live,
+            "dialogues_open": self.d.dlg.pool.live,
         }

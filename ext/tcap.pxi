@@ -220,83 +220,26 @@ cdef int component(const Tlv *ct, Comp *k) noexcept nogil:
 
 # ---- transaction table ---------------------------------------------------
 
-cdef inline uint32_t dlg_home(Dialogues *t, uint64_t tid, uint64_t addr) noexcept nogil:
-    return <uint32_t>(mix64(tid * 0x9E3779B97F4A7C15ULL ^ addr) & t.mask)
-
-
-cdef inline int32_t dlg_slot(Dialogues *t, uint64_t tid, uint64_t addr) noexcept nogil:
-    """Index slot holding (tid, addr), or -1."""
-    cdef uint32_t i = dlg_home(t, tid, addr)
-    cdef int32_t v
-    cdef Dlg *e
-    while True:
-        v = t.index[i]
-        if v == 0:
-            return -1
-        e = &t.e[(v & 0x3FFFFFFF) - 1]
-        if v & 0x40000000:
-            if e.kb_tid == tid and e.kb_addr == addr:
-                return i
-        elif e.ka_tid == tid and e.ka_addr == addr:
-            return i
-        i = (i + 1) & t.mask
-
-
 cdef inline Dlg *dlg_find(Dialogues *t, uint64_t tid, uint64_t addr) noexcept nogil:
-    cdef int32_t s
+    cdef int32_t e
     if tid == 0:
         return NULL
-    s = dlg_slot(t, tid, addr)
-    return NULL if s < 0 else &t.e[(t.index[s] & 0x3FFFFFFF) - 1]
+    e = idx_get(&t.idx, tid, addr)
+    return NULL if e < 0 else &t.e[e]
 
 
-cdef void dlg_index_add(Dialogues *t, uint64_t tid, uint64_t addr, int32_t idx, int side_b) noexcept nogil:
-    cdef uint32_t i = dlg_home(t, tid, addr)
-    while t.index[i]:
-        i = (i + 1) & t.mask
-    t.index[i] = (idx + 1) | (0x40000000 if side_b else 0)
-
-
-cdef void dlg_index_del(Dialogues *t, uint64_t tid, uint64_t addr) noexcept nogil:
-    """Remove a key; backward-shift the probe run so lookups need no tombstones."""
-    cdef int32_t s = dlg_slot(t, tid, addr)
-    cdef uint32_t i, j, k
-    cdef int32_t v
-    cdef Dlg *e
-    if s < 0:
-        return
-    i = <uint32_t>s
-    j = i
-    while True:
-        j = (j + 1) & t.mask
-        v = t.index[j]
-        if v == 0:
-            break
-        e = &t.e[(v & 0x3FFFFFFF) - 1]
-        k = dlg_home(t, e.kb_tid, e.kb_addr) if v & 0x40000000 else dlg_home(t, e.ka_tid, e.ka_addr)
-        if (i <= j and i < k and k <= j) or (i > j and (i < k or k <= j)):
-            continue
-        t.index[i] = v
-        i = j
-    t.index[i] = 0
+cdef inline void dlg_key_b(Dialogues *t, Dlg *e, uint64_t tid, uint64_t addr) noexcept nogil:
+    e.kb_tid = tid
+    e.kb_addr = addr
+    e.has_b = 1
+    idx_put(&t.idx, tid, addr, <int32_t>(e - t.e))
 
 
 cdef void dlg_release(Dialogues *t, Dlg *e) noexcept nogil:
-    cdef int32_t idx = <int32_t>(e - t.e)
-    dlg_index_del(t, e.ka_tid, e.ka_addr)
+    idx_del(&t.idx, e.ka_tid, e.ka_addr)
     if e.has_b:
-        dlg_index_del(t, e.kb_tid, e.kb_addr)
-    if e.prev >= 0:
-        t.e[e.prev].next = e.next
-    else:
-        t.head = e.next
-    if e.next >= 0:
-        t.e[e.next].prev = e.prev
-    else:
-        t.tail = e.prev
-    t.free[t.nfree] = idx
-    t.nfree += 1
-    t.live -= 1
+        idx_del(&t.idx, e.kb_tid, e.kb_addr)
+    pool_give(&t.pool, <int32_t>(e - t.e))
 
 
 cdef void dlg_emit(Dec *d, Dlg *e, uint8_t flags) noexcept nogil:
@@ -322,16 +265,15 @@ cdef void dlg_emit(Dec *d, Dlg *e, uint8_t flags) noexcept nogil:
 
 cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
     cdef Dialogues *t = &d.dlg
-    cdef int32_t idx
+    cdef int32_t i = pool_take(&t.pool)
     cdef Dlg *e
-    if t.nfree == 0:                                   # full: the oldest goes out as timed out
-        e = &t.e[t.head]
+    if i < 0:                                          # full: the oldest goes out as timed out
+        e = &t.e[t.pool.head]
         anomaly(d, AN_TCAP_EVICTED, NULL)
         dlg_emit(d, e, TP_F_TIMEOUT)
         dlg_release(t, e)
-    t.nfree -= 1
-    idx = t.free[t.nfree]
-    e = &t.e[idx]
+        i = pool_take(&t.pool)
+    e = &t.e[i]
     memset(e, 0, sizeof(Dlg))
     memcpy(&e.rec, &d.tmpl, sizeof(tp_record))
     e.ka_tid = tid
@@ -339,23 +281,15 @@ cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
     e.start_ns = d.pkt.ts_ns
     e.fb_sender = ALL_F
     e.fb_receiver = ALL_F
-    e.next = -1
-    e.prev = t.tail
-    if t.tail >= 0:
-        t.e[t.tail].next = idx
-    else:
-        t.head = idx
-    t.tail = idx
-    t.live += 1
-    dlg_index_add(t, tid, addr, idx, 0)
+    idx_put(&t.idx, tid, addr, i)
     return e
 
 
 cdef void dialogue_expire(Dec *d, int64_t now) noexcept nogil:
     cdef Dialogues *t = &d.dlg
     cdef Dlg *e
-    while t.head >= 0 and d.cap - d.nout > MAX_PER_PACKET // 2:
-        e = &t.e[t.head]
+    while t.pool.head >= 0 and d.cap - d.nout > MAX_PER_PACKET // 2:
+        e = &t.e[t.pool.head]
         if now - e.start_ns <= d.dlg_timeout_ns:
             break
         anomaly(d, AN_TCAP_TIMEOUT, NULL)
@@ -475,15 +409,9 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             e.rec.tid = <uint32_t>m.dtid
             e.rec.src = d.pkt.dpc
             e.rec.dst = d.pkt.opc
-            e.kb_tid = m.dtid
-            e.kb_addr = called_key
-            e.has_b = 1
-            dlg_index_add(&d.dlg, m.dtid, called_key, <int32_t>(e - d.dlg.e), 1)
+            dlg_key_b(&d.dlg, e, m.dtid, called_key)
         elif not e.has_b and dlg_find(&d.dlg, m.otid, calling_key) == NULL:
-            e.kb_tid = m.otid
-            e.kb_addr = calling_key
-            e.has_b = 1
-            dlg_index_add(&d.dlg, m.otid, calling_key, <int32_t>(e - d.dlg.e), 1)
+            dlg_key_b(&d.dlg, e, m.otid, calling_key)
     elif m.type == T_END or m.type == T_ABORT:
         e = dlg_find(&d.dlg, m.dtid, called_key)
     if e == NULL and not by_ssn:                       # neither MAP context, MAP SSN, nor a MAP dialogue
