@@ -55,14 +55,20 @@ def main():
               help="MTP3 routing label and SCCP address variant.")
 @click.option("--map-ssn", "map_ssns", default="6-9,145,148-150", show_default=True,
               help="SSNs decoded as MAP when no application context says (like tshark's gsm_map.tcap.ssn).")
+@click.option("--gtpu-port", "gtpu_ports", multiple=True, type=click.IntRange(1, 65535),
+              help="Extra UDP port carrying GTP-U besides 2152 (repeatable).")
+@click.option("--usage-interval", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds of capture time between data-usage records of one GTP-U tunnel.")
 @click.option("--dialogue-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
               help="Seconds of capture time before an unanswered dialogue is reported as timed out.")
-def decode(pcaps, fmt, messages, kinds, imsi, msisdn, limit, count, stats, mtp3, map_ssns, dialogue_timeout):
-    """Decode capture files (pcap or pcapng) into signaling records."""
+def decode(pcaps, fmt, messages, kinds, imsi, msisdn, limit, count, stats, mtp3, map_ssns, gtpu_ports,
+           usage_interval, dialogue_timeout):
+    """Decode capture files (pcap or pcapng) into signaling records: MAP, GTP-C, GTP-U usage."""
     from probe.decode import CaptureError, Options, Stats, decode_file
 
     opts = Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout,
-                   map_ssns=parse_ranges(map_ssns, "--map-ssn"))
+                   map_ssns=parse_ranges(map_ssns, "--map-ssn"), gtpu_ports=(2152, *gtpu_ports),
+                   usage_interval=usage_interval)
     out = Writer(fmt, sys.stdout) if not count else None
     total = Stats()
     shown = 0
@@ -160,6 +166,12 @@ def table_row(d: dict) -> str:
         extra.append(f"cause={d['cause']}")
     if "loc_type" in d:
         extra.append(f"{d['loc_type']}={d.get('mcc', '')}-{d.get('mnc', '')}-{d['lac_tac']}-{d['cell']}")
+    if "apn" in d:
+        extra.append(f"apn={d['apn']}")
+    if "rat" in d:
+        extra.append(f"rat={d['rat']}")
+    if "packets" in d:
+        extra.append(f"pkts={d['packets']} bytes={d.get('octets', 0)}")
     if "version" in d:
         extra.append(f"v{d['version']}")
     t = datetime.fromtimestamp(d["ts_ns"] / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]

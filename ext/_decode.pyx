@@ -148,6 +148,24 @@ cdef struct Dialogues:
     Pool pool
     Dlg *e
 
+cdef struct Tunnel:          # one GTP tunnel endpoint (TEID at an address) and its subscriber
+    uint32_t teid
+    uint32_t ip
+    uint64_t imsi
+    uint64_t msisdn
+    uint64_t imei
+    int64_t last_ns
+    int64_t flushed_ns
+    uint32_t packets         # user plane counted since the last data-usage record
+    uint64_t octets
+    uint8_t rat
+    char apn[TP_APN_LEN]
+
+cdef struct Tunnels:
+    Index idx
+    Pool pool
+    Tunnel *e
+
 
 cdef struct Dec:
     # options
@@ -155,6 +173,8 @@ cdef struct Dec:
     int mtp3                 # MTP3_ITU / MTP3_ANSI / MTP3_JAPAN
     int64_t dlg_timeout_ns
     uint8_t map_ssn[256]     # SSNs whose TCAP users are MAP when no application context says
+    uint8_t udp_port[65536]  # PORT_GTPC / PORT_GTPU / PORT_GTP0 by UDP port
+    int64_t usage_interval_ns
     uint16_t probe_id
     # capture file state
     int fmt                  # 0 unknown, 1 pcap, 2 pcapng
@@ -188,6 +208,7 @@ cdef struct Dec:
     SctpPart sctp[SCTP_SLOTS]
     SccpSeg segs[SEG_SLOTS]
     Dialogues dlg
+    Tunnels tun
 
 
 cdef inline int anomaly(Dec *d, int code, const uint8_t *at) noexcept nogil:
@@ -224,4 +245,5 @@ include "sigtran.pxi"
 include "sccp.pxi"
 include "map.pxi"
 include "tcap.pxi"
+include "gtp.pxi"
 include "decoder.pxi"

@@ -5,10 +5,11 @@
 
 enum tp_layer {
     L_CAPTURE, L_LINK, L_IP, L_SCTP, L_M3UA, L_M2UA, L_M2PA, L_MTP3, L_SCCP, L_TCAP, L_MAP,
-    L_COUNT
+    L_GTP, L_GTPU, L_COUNT
 };
 static const char *const tp_layer_names[L_COUNT] = {
-    "capture", "link", "ip", "sctp", "m3ua", "m2ua", "m2pa", "mtp3", "sccp", "tcap", "map"
+    "capture", "link", "ip", "sctp", "m3ua", "m2ua", "m2pa", "mtp3", "sccp", "tcap", "map",
+    "gtp", "gtpu"
 };
 
 /* classes: what went wrong, as --stats reports it */
@@ -32,7 +33,7 @@ static const char *const tp_class_names[] = {
     X(IP_TRUNCATED,         L_IP,      C_TRUNCATED,   "IP header or payload truncated") \
     X(IP_MALFORMED,         L_IP,      C_MALFORMED,   "IP header inconsistent") \
     X(IP_NOT_SIGNALING,     L_IP,      C_OTHER,       "IP protocol not decoded (not SCTP)") \
-    X(IP_UDP,               L_IP,      C_UNSUPPORTED, "UDP (GTP) not decoded yet") \
+    X(IP_UDP_TRUNCATED,     L_IP,      C_TRUNCATED,   "UDP header truncated") \
     X(IP_FRAG_HELD,         L_IP,      C_OTHER,       "IPv4 fragment held for reassembly") \
     X(IP_FRAG_EVICTED,      L_IP,      C_EVICTED,     "IPv4 fragments evicted (table full or timed out)") \
     X(IP_FRAG_BAD,          L_IP,      C_MALFORMED,   "IPv4 fragment overlaps or overruns") \
@@ -82,7 +83,23 @@ static const char *const tp_class_names[] = {
     X(MAP_MALFORMED,        L_MAP,     C_MALFORMED,   "MAP parameter invalid") \
     X(MAP_TRUNCATED,        L_MAP,     C_TRUNCATED,   "MAP parameter truncated") \
     X(MAP_UNKNOWN_OP,       L_MAP,     C_OTHER,       "MAP operation not mapped to an event") \
-    X(MAP_GLOBAL_OP,        L_MAP,     C_UNSUPPORTED, "MAP global operation code")
+    X(MAP_GLOBAL_OP,        L_MAP,     C_UNSUPPORTED, "MAP global operation code") \
+    X(GTP_TRUNCATED,        L_GTP,     C_TRUNCATED,   "GTP-C header or message truncated") \
+    X(GTP_MALFORMED,        L_GTP,     C_MALFORMED,   "GTP-C header invalid") \
+    X(GTP_IE_MALFORMED,     L_GTP,     C_MALFORMED,   "GTP-C information element runs past the message") \
+    X(GTP_IE_UNKNOWN_TV,    L_GTP,     C_UNSUPPORTED, "GTPv1 TV information element of unknown length") \
+    X(GTP_ECHO,             L_GTP,     C_OTHER,       "GTP echo or version not supported") \
+    X(GTP_OTHER_MESSAGE,    L_GTP,     C_OTHER,       "GTP-C message type not mapped to an event") \
+    X(GTP_PRIME,            L_GTP,     C_UNSUPPORTED, "GTP' (charging) not decoded") \
+    X(GTP_V0,               L_GTP,     C_UNSUPPORTED, "GTP version 0 not decoded") \
+    X(GTP_UNMATCHED,        L_GTP,     C_OTHER,       "GTP-C response without its request") \
+    X(GTP_TIMEOUT,          L_GTP,     C_OTHER,       "GTP-C request without a response before the time-out") \
+    X(GTP_EVICTED,          L_GTP,     C_EVICTED,     "GTP-C transaction evicted: transaction table full") \
+    X(GTPU_TRUNCATED,       L_GTPU,    C_TRUNCATED,   "GTP-U header truncated") \
+    X(GTPU_MALFORMED,       L_GTPU,    C_MALFORMED,   "GTP-U header invalid") \
+    X(GTPU_SIGNALLING,      L_GTPU,    C_OTHER,       "GTP-U echo, error indication or end marker") \
+    X(GTPU_UNKNOWN_TEID,    L_GTPU,    C_OTHER,       "GTP-U tunnel whose subscriber is not known") \
+    X(GTPU_EVICTED,         L_GTPU,    C_EVICTED,     "GTP tunnel evicted: tunnel table full")
 
 #define TP_AN_ENUM(name, layer, cls, text) AN_##name,
 enum tp_anomaly { TP_ANOMALIES(TP_AN_ENUM) AN_COUNT };

@@ -33,18 +33,25 @@ def record_layout():
 def enum_values():
     """The C enums by name, for the test that the Python mirrors agree."""
     return {
-        "proto": {"MAP": TP_PROTO_MAP, "CAP": TP_PROTO_CAP},
+        "proto": {"MAP": TP_PROTO_MAP, "CAP": TP_PROTO_CAP, "ISUP": TP_PROTO_ISUP, "GTPV1C": TP_PROTO_GTPV1C,
+                  "GTPV2C": TP_PROTO_GTPV2C, "GTPU": TP_PROTO_GTPU},
         "flag": {"REQUEST": TP_F_REQUEST, "RESPONSE": TP_F_RESPONSE, "ERROR": TP_F_ERROR,
                  "ABORT": TP_F_ABORT, "TIMEOUT": TP_F_TIMEOUT, "PARTIAL": TP_F_PARTIAL,
                  "CORRELATED": TP_F_CORRELATED},
-        "loc": {"CGI": TP_LOC_CGI, "SAI": TP_LOC_SAI, "LAI": TP_LOC_LAI},
+        "loc": {"CGI": TP_LOC_CGI, "SAI": TP_LOC_SAI, "RAI": TP_LOC_RAI, "TAI": TP_LOC_TAI, "ECGI": TP_LOC_ECGI,
+                "LAI": TP_LOC_LAI},
         "kind": {"LOCATION_UPDATE": TP_K_LOCATION_UPDATE, "GPRS_LOCATION_UPDATE": TP_K_GPRS_LOCATION_UPDATE,
                  "CANCEL_LOCATION": TP_K_CANCEL_LOCATION, "PURGE_MS": TP_K_PURGE_MS,
                  "AUTH_INFO": TP_K_AUTH_INFO, "INSERT_SUB_DATA": TP_K_INSERT_SUB_DATA, "SRI": TP_K_SRI,
                  "SRI_SM": TP_K_SRI_SM, "MO_SMS": TP_K_MO_SMS, "MT_SMS": TP_K_MT_SMS,
                  "SS_REGISTER": TP_K_SS_REGISTER, "SS_ACTIVATE": TP_K_SS_ACTIVATE,
                  "SS_DEACTIVATE": TP_K_SS_DEACTIVATE, "SS_ERASE": TP_K_SS_ERASE,
-                 "CHECK_IMEI": TP_K_CHECK_IMEI, "SUBSCRIBER_INFO": TP_K_SUBSCRIBER_INFO, "USSD": TP_K_USSD},
+                 "CHECK_IMEI": TP_K_CHECK_IMEI, "SUBSCRIBER_INFO": TP_K_SUBSCRIBER_INFO, "USSD": TP_K_USSD,
+                 "CALL_ATTEMPT": TP_K_CALL_ATTEMPT, "PDP_CREATE": TP_K_PDP_CREATE, "PDP_UPDATE": TP_K_PDP_UPDATE,
+                 "PDP_DELETE": TP_K_PDP_DELETE, "SESSION_CREATE": TP_K_SESSION_CREATE,
+                 "SESSION_MODIFY": TP_K_SESSION_MODIFY, "SESSION_DELETE": TP_K_SESSION_DELETE,
+                 "BEARER_CREATE": TP_K_BEARER_CREATE, "BEARER_UPDATE": TP_K_BEARER_UPDATE,
+                 "BEARER_DELETE": TP_K_BEARER_DELETE, "DATA_USAGE": TP_K_DATA_USAGE},
     }
 
 
@@ -70,7 +77,8 @@ cdef class Decoder:
 
     def __cinit__(self, dtype, *, bint messages=False, str mtp3="itu", int probe_id=0,
                   Py_ssize_t capacity=65536, double dialogue_timeout=600.0, int max_dialogues=131072,
-                  map_ssns=(6, 7, 8, 9, 145, 148, 149, 150)):
+                  map_ssns=(6, 7, 8, 9, 145, 148, 149, 150), gtpc_ports=(2123,), gtpu_ports=(2152,),
+                  double usage_interval=60.0, int max_tunnels=131072):
         cdef int32_t i
         if mtp3 not in MTP3_VARIANTS:
             raise ValueError(f"mtp3 variant must be one of {', '.join(MTP3_VARIANTS)}, not {mtp3!r}")
@@ -92,6 +100,17 @@ cdef class Decoder:
             if not 0 < i < 256:
                 raise ValueError(f"SSN {i} is not between 1 and 255")
             self.d.map_ssn[i] = 1
+        for i, kind in ((3386, PORT_GTP0), *((x, PORT_GTPC) for x in gtpc_ports),
+                        *((x, PORT_GTPU) for x in gtpu_ports)):
+            if not 0 < i < 65536:
+                raise ValueError(f"UDP port {i} is not between 1 and 65535")
+            self.d.udp_port[i] = kind
+        self.d.usage_interval_ns = <int64_t>(usage_interval * 1e9)
+        if max_tunnels < 16 or max_tunnels > (1 << 29):
+            raise ValueError("max_tunnels must be between 16 and 2**29")
+        self.d.tun.e = <Tunnel *>calloc(max_tunnels, sizeof(Tunnel))
+        if self.d.tun.e == NULL or table_init(&self.d.tun.idx, &self.d.tun.pool, max_tunnels):
+            raise MemoryError()
         self.d.dlg.e = <Dlg *>calloc(max_dialogues, sizeof(Dlg))
         if self.d.dlg.e == NULL or table_init(&self.d.dlg.idx, &self.d.dlg.pool, max_dialogues):
             raise MemoryError()
@@ -125,6 +144,8 @@ cdef class Decoder:
             free(self.d.segs[i].buf)
         free(self.d.dlg.e)
         table_free(&self.d.dlg.idx, &self.d.dlg.pool)
+        free(self.d.tun.e)
+        table_free(&self.d.tun.idx, &self.d.tun.pool)
         free(self.d)
 
     def feed(self, const uint8_t[::1] buf not None, Py_ssize_t length=-1):
@@ -161,13 +182,21 @@ cdef class Decoder:
         (the output filled up first): take() and call again."""
         cdef Dialogues *t = &self.d.dlg
         cdef Dlg *e
+        cdef Tunnel *tun
         while t.pool.head >= 0:
             if self.d.cap - self.d.nout < 1:
                 return True
             e = &t.e[t.pool.head]
-            anomaly(self.d, AN_TCAP_TIMEOUT, NULL)
+            anomaly(self.d, timeout_anomaly(e), NULL)
             dlg_emit(self.d, e, TP_F_TIMEOUT)
             dlg_release(t, e)
+        self.d.pkt.ts_ns = self.d.last_ts
+        while self.d.tun.pool.head >= 0:              # what the tunnels counted since their last record
+            if self.d.cap - self.d.nout < 1:
+                return True
+            tun = &self.d.tun.e[self.d.tun.pool.head]
+            usage_emit(self.d, tun)
+            tunnel_release(self.d, tun)
         return False
 
     def truncated(self, Py_ssize_t leftover):
@@ -207,4 +236,5 @@ cdef class Decoder:
             "anomalies": [self.d.anomalies[i] for i in range(AN_COUNT)],
             "recent": recent,
             "dialogues_open": self.d.dlg.pool.live,
+            "tunnels": self.d.tun.pool.live,
         }

@@ -125,12 +125,15 @@ cdef int ipv6(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
 
 
 cdef int l4(Dec *d, uint8_t proto, const uint8_t *p, Py_ssize_t n) noexcept nogil:
-    cdef uint16_t sp, dp
+    cdef uint8_t kind
     if proto == 132:
         return sctp(d, p, n)
-    if proto == 17 and n >= 8:
-        sp = be16(p)
-        dp = be16(p + 2)
-        if sp == 2123 or dp == 2123 or sp == 2152 or dp == 2152 or sp == 3386 or dp == 3386:
-            return anomaly(d, AN_IP_UDP, p)
+    if proto == 17:
+        if n < 8:
+            return anomaly(d, AN_IP_UDP_TRUNCATED, p)
+        d.pkt.sport = be16(p)
+        d.pkt.dport = be16(p + 2)
+        kind = d.udp_port[d.pkt.dport] or d.udp_port[d.pkt.sport]
+        if kind:
+            return gtp(d, kind, p + 8, n - 8)
     return anomaly(d, AN_IP_NOT_SIGNALING, p)

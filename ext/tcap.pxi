@@ -255,7 +255,7 @@ cdef void dlg_emit(Dec *d, Dlg *e, uint8_t flags) noexcept nogil:
     r.flags |= flags
     if (r.flags & TP_F_REQUEST) and (r.flags & TP_F_RESPONSE):
         r.flags |= TP_F_CORRELATED
-    if r.node == ALL_F:
+    if r.node == ALL_F and r.proto == TP_PROTO_MAP:
         side = node_side(r.op, r.kind) if e.has_op else SIDE_NONE
         if side == SIDE_SENDER:
             r.node = e.fb_sender
@@ -269,7 +269,7 @@ cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
     cdef Dlg *e
     if i < 0:                                          # full: the oldest goes out as timed out
         e = &t.e[t.pool.head]
-        anomaly(d, AN_TCAP_EVICTED, NULL)
+        anomaly(d, AN_TCAP_EVICTED if e.rec.proto == TP_PROTO_MAP else AN_GTP_EVICTED, NULL)
         dlg_emit(d, e, TP_F_TIMEOUT)
         dlg_release(t, e)
         i = pool_take(&t.pool)
@@ -285,6 +285,10 @@ cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
     return e
 
 
+cdef inline int timeout_anomaly(const Dlg *e) noexcept nogil:
+    return AN_TCAP_TIMEOUT if e.rec.proto == TP_PROTO_MAP else AN_GTP_TIMEOUT
+
+
 cdef void dialogue_expire(Dec *d, int64_t now) noexcept nogil:
     cdef Dialogues *t = &d.dlg
     cdef Dlg *e
@@ -292,7 +296,7 @@ cdef void dialogue_expire(Dec *d, int64_t now) noexcept nogil:
         e = &t.e[t.pool.head]
         if now - e.start_ns <= d.dlg_timeout_ns:
             break
-        anomaly(d, AN_TCAP_TIMEOUT, NULL)
+        anomaly(d, timeout_anomaly(e), NULL)
         dlg_emit(d, e, TP_F_TIMEOUT)
         dlg_release(t, e)
 
@@ -325,6 +329,10 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
         x.node = r.node
     if x.ss_code == 0:
         x.ss_code = r.ss_code
+    if x.rat == 0:
+        x.rat = r.rat
+    if x.apn[0] == 0:
+        memcpy(x.apn, r.apn, TP_APN_LEN)
     if x.loc_type == 0 and r.loc_type:
         x.loc_type = r.loc_type
         x.mcc = r.mcc
