@@ -5,6 +5,7 @@ Every option can also come from the environment as TOUCHPOINT_<COMMAND>_<OPTION>
 """
 import csv
 import json
+import os
 import sys
 from datetime import datetime, timezone
 
@@ -41,6 +42,15 @@ def main():
     """touchpoint: signaling probe and real-time marketing engine for mobile operators."""
 
 
+def run():
+    """Console entry point: a closed pipe (| head) ends output quietly, like tshark."""
+    try:
+        main()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
 @main.command()
 @click.argument("pcaps", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
@@ -55,19 +65,22 @@ def main():
               help="MTP3 routing label and SCCP address variant.")
 @click.option("--map-ssn", "map_ssns", default="6-9,145,148-150", show_default=True,
               help="SSNs decoded as MAP when no application context says (like tshark's gsm_map.tcap.ssn).")
+@click.option("--cap-ssn", "cap_ssns", default="146", show_default=True,
+              help="SSNs decoded as CAP when no application context says (like tshark's camel.tcap.ssn).")
 @click.option("--gtpu-port", "gtpu_ports", multiple=True, type=click.IntRange(1, 65535),
               help="Extra UDP port carrying GTP-U besides 2152 (repeatable).")
 @click.option("--usage-interval", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds of capture time between data-usage records of one GTP-U tunnel.")
 @click.option("--dialogue-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
               help="Seconds of capture time before an unanswered dialogue is reported as timed out.")
-def decode(pcaps, fmt, messages, kinds, imsi, msisdn, limit, count, stats, mtp3, map_ssns, gtpu_ports,
+def decode(pcaps, fmt, messages, kinds, imsi, msisdn, limit, count, stats, mtp3, map_ssns, cap_ssns, gtpu_ports,
            usage_interval, dialogue_timeout):
     """Decode capture files (pcap or pcapng) into signaling records: MAP, GTP-C, GTP-U usage."""
     from probe.decode import CaptureError, Options, Stats, decode_file
 
     opts = Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout,
-                   map_ssns=parse_ranges(map_ssns, "--map-ssn"), gtpu_ports=(2152, *gtpu_ports),
+                   map_ssns=parse_ranges(map_ssns, "--map-ssn"), cap_ssns=parse_ranges(cap_ssns, "--cap-ssn"),
+                   gtpu_ports=(2152, *gtpu_ports),
                    usage_interval=usage_interval)
     out = Writer(fmt, sys.stdout) if not count else None
     total = Stats()
@@ -93,6 +106,8 @@ def decode(pcaps, fmt, messages, kinds, imsi, msisdn, limit, count, stats, mtp3,
         except CaptureError as e:
             click.echo(f"touchpoint decode: {e}", err=True)
             failed = True
+        except BrokenPipeError:
+            raise
         except OSError as e:
             click.echo(f"touchpoint decode: {path}: {e.strerror}", err=True)
             failed = True

@@ -173,6 +173,7 @@ cdef struct Dec:
     int mtp3                 # MTP3_ITU / MTP3_ANSI / MTP3_JAPAN
     int64_t dlg_timeout_ns
     uint8_t map_ssn[256]     # SSNs whose TCAP users are MAP when no application context says
+    uint8_t cap_ssn[256]     # ... and CAP
     uint8_t udp_port[65536]  # PORT_GTPC / PORT_GTPU / PORT_GTP0 by UDP port
     int64_t usage_interval_ns
     uint16_t probe_id
@@ -244,6 +245,7 @@ include "sctp.pxi"
 include "sigtran.pxi"
 include "sccp.pxi"
 include "map.pxi"
-include "tcap.pxi"
 include "gtp.pxi"
+include "cap.pxi"
+include "tcap.pxi"
 include "decoder.pxi"

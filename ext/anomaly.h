@@ -5,11 +5,11 @@
 
 enum tp_layer {
     L_CAPTURE, L_LINK, L_IP, L_SCTP, L_M3UA, L_M2UA, L_M2PA, L_MTP3, L_SCCP, L_TCAP, L_MAP,
-    L_GTP, L_GTPU, L_COUNT
+    L_CAP, L_GTP, L_GTPU, L_COUNT
 };
 static const char *const tp_layer_names[L_COUNT] = {
     "capture", "link", "ip", "sctp", "m3ua", "m2ua", "m2pa", "mtp3", "sccp", "tcap", "map",
-    "gtp", "gtpu"
+    "cap", "gtp", "gtpu"
 };
 
 /* classes: what went wrong, as --stats reports it */
@@ -74,7 +74,7 @@ static const char *const tp_class_names[] = {
     X(TCAP_MALFORMED,       L_TCAP,    C_MALFORMED,   "TCAP structure invalid") \
     X(TCAP_TOO_DEEP,        L_TCAP,    C_MALFORMED,   "BER nesting deeper than the cap") \
     X(TCAP_UNKNOWN_TYPE,    L_TCAP,    C_UNSUPPORTED, "not an ITU TCAP message (ANSI TCAP?)") \
-    X(TCAP_NOT_MAP,         L_TCAP,    C_UNSUPPORTED, "TCAP user is not MAP (CAP not decoded yet)") \
+    X(TCAP_OTHER_USER,      L_TCAP,    C_UNSUPPORTED, "TCAP user neither MAP nor CAP (by context, SSN or dialogue)") \
     X(TCAP_BAD_COMPONENT,   L_TCAP,    C_MALFORMED,   "TCAP component invalid") \
     X(TCAP_TOO_MANY,        L_TCAP,    C_EVICTED,     "records for one packet over the cap") \
     X(TCAP_EVICTED,         L_TCAP,    C_EVICTED,     "dialogue evicted: transaction table full") \
@@ -84,6 +84,7 @@ static const char *const tp_class_names[] = {
     X(MAP_TRUNCATED,        L_MAP,     C_TRUNCATED,   "MAP parameter truncated") \
     X(MAP_UNKNOWN_OP,       L_MAP,     C_OTHER,       "MAP operation not mapped to an event") \
     X(MAP_GLOBAL_OP,        L_MAP,     C_UNSUPPORTED, "MAP global operation code") \
+    X(CAP_MALFORMED,        L_CAP,     C_MALFORMED,   "CAP argument invalid") \
     X(GTP_TRUNCATED,        L_GTP,     C_TRUNCATED,   "GTP-C header or message truncated") \
     X(GTP_MALFORMED,        L_GTP,     C_MALFORMED,   "GTP-C header invalid") \
     X(GTP_IE_MALFORMED,     L_GTP,     C_MALFORMED,   "GTP-C information element runs past the message") \

@@ -27,6 +27,13 @@ def record_layout():
         ("probe_id", <char *>&r.probe_id - b, sizeof(r.probe_id)), ("pad0", <char *>&r.pad0 - b, sizeof(r.pad0)),
         ("packets", <char *>&r.packets - b, sizeof(r.packets)),
         ("octets", <char *>&r.octets - b, sizeof(r.octets)),
+        ("service_key", <char *>&r.service_key - b, sizeof(r.service_key)),
+        ("app_port", <char *>&r.app_port - b, sizeof(r.app_port)),
+        ("sms_pid", <char *>&r.sms_pid - b, sizeof(r.sms_pid)),
+        ("sms_dcs", <char *>&r.sms_dcs - b, sizeof(r.sms_dcs)),
+        ("parts", <char *>&r.parts - b, sizeof(r.parts)), ("part", <char *>&r.part - b, sizeof(r.part)),
+        ("event", <char *>&r.event - b, sizeof(r.event)), ("nai", <char *>&r.nai - b, sizeof(r.nai)),
+        ("pad1", <char *>&r.pad1 - b, sizeof(r.pad1)),
     ], sizeof(tp_record)
 
 
@@ -77,7 +84,7 @@ cdef class Decoder:
 
     def __cinit__(self, dtype, *, bint messages=False, str mtp3="itu", int probe_id=0,
                   Py_ssize_t capacity=65536, double dialogue_timeout=600.0, int max_dialogues=131072,
-                  map_ssns=(6, 7, 8, 9, 145, 148, 149, 150), gtpc_ports=(2123,), gtpu_ports=(2152,),
+                  map_ssns=(6, 7, 8, 9, 145, 148, 149, 150), cap_ssns=(146,), gtpc_ports=(2123,), gtpu_ports=(2152,),
                   double usage_interval=60.0, int max_tunnels=131072):
         cdef int32_t i
         if mtp3 not in MTP3_VARIANTS:
@@ -100,6 +107,10 @@ cdef class Decoder:
             if not 0 < i < 256:
                 raise ValueError(f"SSN {i} is not between 1 and 255")
             self.d.map_ssn[i] = 1
+        for i in cap_ssns:
+            if not 0 < i < 256:
+                raise ValueError(f"SSN {i} is not between 1 and 255")
+            self.d.cap_ssn[i] = 1
         for i, kind in ((3386, PORT_GTP0), *((x, PORT_GTPC) for x in gtpc_ports),
                         *((x, PORT_GTPU) for x in gtpu_ports)):
             if not 0 < i < 65536:

@@ -125,39 +125,48 @@ cdef uint64_t ussd_digits(const Tlv *s, uint8_t dcs) noexcept nogil:
     return v
 
 
+cdef int location_info(tp_record *r, const Tlv *li, int gprs) noexcept nogil:
+    """LocationInformation (or ...GPRS): cell or area, serving node (MAP, and CAP InitialDP)."""
+    cdef Cur c = inner(li), c2
+    cdef Tlv u, w
+    cdef int rc
+    cdef uint8_t loc = TP_LOC_CGI
+    while c.p < c.end:
+        rc = ber_read(&c, &u, 0)
+        if rc:
+            return rc
+        if not gprs and u.tag == 0x89:                 # sai-Present
+            loc = TP_LOC_SAI
+            if r.loc_type == TP_LOC_CGI:
+                r.loc_type = TP_LOC_SAI
+        elif u.tag == (0xA0 if gprs else 0xA3):        # cellGlobalIdOrServiceAreaIdOrLAI
+            c2 = inner(&u)
+            if c2.p < c2.end:
+                rc = ber_read(&c2, &w, 0)
+                if rc:
+                    return rc
+                if w.tag == 0x80 or w.tag == 0x81:
+                    location(r, &w, loc)
+        elif not gprs and (u.tag == 0x81 or u.tag == 0x86) and r.node == ALL_F:
+            r.node = address_digits(&u)                # vlr-number, msc-Number
+        elif gprs and u.tag == 0x83 and r.node == ALL_F:
+            r.node = address_digits(&u)                # sgsn-Number
+    return 0
+
+
 cdef int subscriber_info(tp_record *r, const Tlv *si) noexcept nogil:
     """SubscriberInfo of PSI / ATI results: location, serving node, IMEI."""
-    cdef Cur c = inner(si), c2, c3
-    cdef Tlv t, u, w
+    cdef Cur c = inner(si)
+    cdef Tlv t
     cdef int rc
-    cdef uint8_t loc
     while c.p < c.end:
         rc = ber_read(&c, &t, 0)
         if rc:
             return rc
         if t.tag == 0xA0 or t.tag == 0xA3:             # locationInformation / ...GPRS
-            c2 = inner(&t)
-            loc = TP_LOC_CGI
-            while c2.p < c2.end:
-                rc = ber_read(&c2, &u, 0)
-                if rc:
-                    return rc
-                if t.tag == 0xA0 and u.tag == 0x89:    # sai-Present
-                    loc = TP_LOC_SAI
-                    if r.loc_type == TP_LOC_CGI:
-                        r.loc_type = TP_LOC_SAI
-                elif (t.tag == 0xA0 and u.tag == 0xA3) or (t.tag == 0xA3 and u.tag == 0xA0):
-                    c3 = inner(&u)
-                    if c3.p < c3.end:
-                        rc = ber_read(&c3, &w, 0)
-                        if rc:
-                            return rc
-                        if w.tag == 0x80 or w.tag == 0x81:
-                            location(r, &w, loc)
-                elif t.tag == 0xA0 and (u.tag == 0x81 or u.tag == 0x86) and r.node == ALL_F:
-                    r.node = address_digits(&u)        # vlr-number, msc-Number
-                elif t.tag == 0xA3 and u.tag == 0x83 and r.node == ALL_F:
-                    r.node = address_digits(&u)        # sgsn-Number
+            rc = location_info(r, &t, t.tag == 0xA3)
+            if rc:
+                return rc
         elif t.tag == 0x85:
             r.imei = tbcd(t.v, t.len, -1)
     return 0

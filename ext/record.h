@@ -45,7 +45,16 @@ typedef struct {
     uint16_t probe_id;
     uint16_t pad0;
     uint32_t packets;    /* data usage: user packets counted */
-    uint64_t octets;     /* data usage: user bytes counted (inner IP) */
+    uint64_t octets;     /* data usage: user bytes counted (inner IP); MMS: message size */
+    uint32_t service_key;/* CAP InitialDP service key */
+    uint16_t app_port;   /* SMS user data header: destination application port */
+    uint8_t  sms_pid;    /* SMS TP-PID */
+    uint8_t  sms_dcs;    /* SMS TP-DCS */
+    uint8_t  parts;      /* SMS concatenation: number of parts (0 = not concatenated) */
+    uint8_t  part;       /* SMS concatenation: this part's number */
+    uint8_t  event;      /* CAP eventTypeBCSM */
+    uint8_t  nai;        /* ISUP/CAP called party nature of address */
+    uint32_t pad1;
 } tp_record;
 #pragma pack(pop)
 

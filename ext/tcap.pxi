@@ -15,9 +15,9 @@ cdef struct Msg:
     uint32_t type
     uint64_t otid            # (length << 32) | value; 0 when absent
     uint64_t dtid
-    uint8_t version          # MAP version from the application context, 0 if none
-    uint8_t ac_x             # application context family (networkLocUp 1, ...)
-    uint8_t ac_other         # an application context that is not MAP
+    uint8_t proto            # TCAP user by application context: MAP, CAP, 0 none, 255 other
+    uint8_t version          # MAP version or CAP phase from the application context, 0 if none
+    uint8_t ac_x             # MAP application context family (networkLocUp 1, ...)
     uint64_t dest_ref
     uint64_t orig_ref
     Tlv comps
@@ -128,12 +128,18 @@ cdef int dialogue_portion(const Tlv *dp, Msg *m) noexcept nogil:
             if rc > 0:
                 return rc
             if rc == 0:
-                if (oid.len == 7 and oid.v[0] == 4 and oid.v[1] == 0 and oid.v[2] == 0
-                        and oid.v[3] == 1 and oid.v[4] == 0 and oid.v[5] < 50):
-                    m.ac_x = oid.v[5]
-                    m.version = oid.v[6]
-                else:
-                    m.ac_other = 1
+                m.proto = 255
+                if oid.len == 7 and oid.v[0] == 4 and oid.v[1] == 0 and oid.v[2] == 0 and oid.v[3] == 1:
+                    if oid.v[4] == 0 and oid.v[5] < 50:                      # {0 4 0 0 1 0 X v}: MAP
+                        m.proto = TP_PROTO_MAP
+                        m.ac_x = oid.v[5]
+                        m.version = oid.v[6]
+                    elif oid.v[4] == 0 and oid.v[5] <= 52:                   # CAP phase 2 {.. 0 50 1}
+                        m.proto = TP_PROTO_CAP
+                        m.version = 2
+                    elif oid.v[4] == 21 or oid.v[4] == 22:                   # CAP phase 3, 4 {.. 21|22 3 x}
+                        m.proto = TP_PROTO_CAP
+                        m.version = oid.v[4] - 18
         elif t.tag == 0xBE:
             rc = map_open(&t, m)
             if rc:
@@ -269,7 +275,7 @@ cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
     cdef Dlg *e
     if i < 0:                                          # full: the oldest goes out as timed out
         e = &t.e[t.pool.head]
-        anomaly(d, AN_TCAP_EVICTED if e.rec.proto == TP_PROTO_MAP else AN_GTP_EVICTED, NULL)
+        anomaly(d, AN_TCAP_EVICTED if e.rec.proto <= TP_PROTO_CAP else AN_GTP_EVICTED, NULL)
         dlg_emit(d, e, TP_F_TIMEOUT)
         dlg_release(t, e)
         i = pool_take(&t.pool)
@@ -286,7 +292,7 @@ cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
 
 
 cdef inline int timeout_anomaly(const Dlg *e) noexcept nogil:
-    return AN_TCAP_TIMEOUT if e.rec.proto == TP_PROTO_MAP else AN_GTP_TIMEOUT
+    return AN_TCAP_TIMEOUT if e.rec.proto <= TP_PROTO_CAP else AN_GTP_TIMEOUT
 
 
 cdef void dialogue_expire(Dec *d, int64_t now) noexcept nogil:
@@ -341,6 +347,22 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
         x.cell = r.cell
 
 
+cdef int ber_clamp(const uint8_t *p, Py_ssize_t n, Tlv *t) noexcept nogil:
+    """A TCAP message whose declared length overruns its container, clamped to what is there."""
+    cdef Py_ssize_t hdr
+    if n < 2 or (p[0] & 0x1F) == 0x1F:
+        return 1
+    hdr = 2 if p[1] < 0x80 else (2 + (p[1] & 0x7F) if 0x81 <= p[1] <= 0x84 else 0)
+    if hdr == 0 or hdr > n:
+        return 1
+    t.tag = p[0]
+    t.at = p
+    t.v = p + hdr
+    t.len = n - hdr
+    t.next = p + n
+    return 0
+
+
 cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     cdef Cur c = cur(p, n), cc
     cdef Tlv top, t, ct
@@ -353,10 +375,14 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     cdef tp_record r
     cdef tp_record *o
     cdef uint8_t partial = 0
-    cdef int by_ssn
+    cdef uint8_t proto
+    cdef int lay
     d.layer_in[L_TCAP] += 1
     rc = ber_read(&c, &top, 0)
-    if rc:
+    if rc == AN_TCAP_TRUNCATED and ber_clamp(p, n, &top) == 0:
+        anomaly(d, rc, p)                              # longer than SCCP gave it: decode what is there
+        partial = TP_F_PARTIAL
+    elif rc:
         return anomaly(d, rc, p)
     if top.tag != T_BEGIN and top.tag != T_CONTINUE and top.tag != T_END and top.tag != T_ABORT and top.tag != T_UNI:
         return anomaly(d, AN_TCAP_UNKNOWN_TYPE, p)
@@ -381,9 +407,14 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         elif t.tag == 0x6C:
             m.comps = t
             m.has_comps = 1
-    if m.ac_other:
-        return anomaly(d, AN_TCAP_NOT_MAP, p)
-    by_ssn = m.version or d.map_ssn[d.pkt.called.ssn] or d.map_ssn[d.pkt.calling.ssn]
+    proto = m.proto
+    if proto == 0:
+        if d.cap_ssn[d.pkt.called.ssn] or d.cap_ssn[d.pkt.calling.ssn]:
+            proto = TP_PROTO_CAP
+        elif d.map_ssn[d.pkt.called.ssn] or d.map_ssn[d.pkt.calling.ssn]:
+            proto = TP_PROTO_MAP
+    if proto == 255:
+        return anomaly(d, AN_TCAP_OTHER_USER, p)
     if (m.type == T_BEGIN and m.otid == 0) or (m.type == T_CONTINUE and (m.otid == 0 or m.dtid == 0)) or (
             (m.type == T_END or m.type == T_ABORT) and m.dtid == 0):
         return anomaly(d, AN_TCAP_MALFORMED, p)
@@ -393,14 +424,15 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     called_key = addr_key(&d.pkt.called, d.pkt.dpc)
     calling_key = addr_key(&d.pkt.calling, d.pkt.opc)
     if m.type == T_BEGIN:
-        if not by_ssn:
-            return anomaly(d, AN_TCAP_NOT_MAP, p)
+        if not proto:
+            return anomaly(d, AN_TCAP_OTHER_USER, p)
         e = dlg_find(&d.dlg, m.otid, calling_key)
         if e != NULL:                                  # the same id reused: close the old one
             dlg_emit(d, e, TP_F_TIMEOUT)
             dlg_release(&d.dlg, e)
         e = dlg_new(d, m.otid, calling_key)
-        e.rec.version = m.version if m.version else 1
+        e.rec.version = m.version if m.version or proto != TP_PROTO_MAP else 1
+        e.rec.proto = proto
         e.rec.tid = <uint32_t>m.otid
         e.rec.src = d.pkt.opc
         e.rec.dst = d.pkt.dpc
@@ -408,12 +440,13 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         e = dlg_find(&d.dlg, m.dtid, called_key)
         if e == NULL:
             e = dlg_find(&d.dlg, m.otid, calling_key)
-        if e == NULL and not by_ssn:
-            return anomaly(d, AN_TCAP_NOT_MAP, p)
+        if e == NULL and not proto:
+            return anomaly(d, AN_TCAP_OTHER_USER, p)
         if e == NULL:
             anomaly(d, AN_TCAP_UNMATCHED, p)
             e = dlg_new(d, m.otid, calling_key)
             e.rec.version = m.version
+            e.rec.proto = proto
             e.rec.tid = <uint32_t>m.dtid
             e.rec.src = d.pkt.dpc
             e.rec.dst = d.pkt.opc
@@ -422,8 +455,10 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             dlg_key_b(&d.dlg, e, m.otid, calling_key)
     elif m.type == T_END or m.type == T_ABORT:
         e = dlg_find(&d.dlg, m.dtid, called_key)
-    if e == NULL and not by_ssn:                       # neither MAP context, MAP SSN, nor a MAP dialogue
-        return anomaly(d, AN_TCAP_NOT_MAP, p)
+    if e != NULL and not proto:
+        proto = e.rec.proto                            # the dialogue says what the SSNs did not
+    if e == NULL and not proto:                        # neither context, SSN, nor a known dialogue
+        return anomaly(d, AN_TCAP_OTHER_USER, p)
     if e == NULL:                                      # end of an unseen dialogue, or unidirectional
         if m.type != T_UNI:
             anomaly(d, AN_TCAP_UNMATCHED, p)
@@ -434,6 +469,7 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         e.fb_sender = ALL_F
         e.fb_receiver = ALL_F
         e.rec.version = m.version
+        e.rec.proto = proto
         e.rec.tid = <uint32_t>(m.dtid if m.dtid else m.otid)
         e.rec.src = d.pkt.dpc
         e.rec.dst = d.pkt.opc
@@ -441,8 +477,8 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         e.rec.version = m.version
     e.rec.frame = <uint32_t>d.frame
     e.rec.ts_ns = d.pkt.ts_ns
-    e.rec.proto = TP_PROTO_MAP
     e.rec.flags |= partial
+    lay = L_MAP if proto == TP_PROTO_MAP else L_CAP
 
     # every component
     if m.has_comps:
@@ -453,7 +489,7 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                 anomaly(d, rc, cc.p)
                 e.rec.flags |= TP_F_PARTIAL
                 break
-            d.layer_in[L_MAP] += 1
+            d.layer_in[lay] += 1
             rc = component(&ct, &k)
             if rc:
                 anomaly(d, rc, ct.at)
@@ -472,13 +508,13 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             memcpy(&r, &d.tmpl, sizeof(tp_record))
             r.ts_ns = d.pkt.ts_ns
             r.frame = <uint32_t>d.frame
-            r.proto = TP_PROTO_MAP
+            r.proto = proto
             r.version = m.version
             r.tid = e.rec.tid
             r.src = d.pkt.opc
             r.dst = d.pkt.dpc
             r.op = <uint16_t>k.op if k.op >= 0 else 0xFFFF
-            r.kind = map_kind(k.op) if k.op >= 0 else TP_K_OTHER
+            r.kind = map_kind(k.op) if k.op >= 0 and proto == TP_PROTO_MAP else TP_K_OTHER
             if is_invoke:
                 r.flags = TP_F_REQUEST
             elif k.type == 0xA3:
@@ -489,15 +525,18 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             else:
                 r.flags = TP_F_RESPONSE
             if k.has_prm and k.op >= 0 and k.type != 0xA3:
-                rc = map_arg(d, k.op, &k.prm, &r) if is_invoke else map_res(d, k.op, &k.prm, &r)
+                if proto == TP_PROTO_CAP:
+                    rc = cap_arg(k.op, &k.prm, &r) if is_invoke else 0
+                else:
+                    rc = map_arg(d, k.op, &k.prm, &r) if is_invoke else map_res(d, k.op, &k.prm, &r)
                 if rc:
                     anomaly(d, rc, k.prm.at)
                     r.flags |= TP_F_PARTIAL
                 else:
-                    d.layer_ok[L_MAP] += 1
+                    d.layer_ok[lay] += 1
             else:
-                d.layer_ok[L_MAP] += 1
-            if r.kind == TP_K_OTHER and k.op >= 0 and is_invoke:
+                d.layer_ok[lay] += 1
+            if r.kind == TP_K_OTHER and k.op >= 0 and is_invoke and proto == TP_PROTO_MAP:
                 anomaly(d, AN_MAP_UNKNOWN_OP, k.prm.at if k.has_prm else ct.at)
             if r.imsi == ALL_F:
                 r.imsi = m.dest_ref
@@ -507,7 +546,7 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             receiver = d.pkt.called.gt if is_invoke else d.pkt.calling.gt
             if d.messages:
                 r.flags |= partial
-                if r.node == ALL_F:
+                if r.node == ALL_F and proto == TP_PROTO_MAP:
                     i = node_side(k.op, r.kind)
                     r.node = sender if i == SIDE_SENDER else (receiver if i == SIDE_RECEIVER else ALL_F)
                 if r.op == 0xFFFF:

@@ -37,6 +37,7 @@ class Options:
     max_dialogues: int = 131072
     capacity: int = 65536           # records per batch
     map_ssns: tuple = (6, 7, 8, 9, 145, 148, 149, 150)  # MAP when no application context says (tshark's gsm_map.tcap.ssn)
+    cap_ssns: tuple = (146,)        # CAP when no application context says (tshark's camel.tcap.ssn)
     gtpc_ports: tuple = (2123,)
     gtpu_ports: tuple = (2152,)
     usage_interval: float = 60.0    # seconds of capture time between data-usage records of a tunnel
@@ -96,7 +97,7 @@ class Decoder:
         self.source = source
         self._d = _decode.Decoder(RECORD_DTYPE, messages=o.messages, mtp3=o.mtp3, probe_id=o.probe_id,
                                   capacity=o.capacity, dialogue_timeout=o.dialogue_timeout,
-                                  max_dialogues=o.max_dialogues, map_ssns=o.map_ssns,
+                                  max_dialogues=o.max_dialogues, map_ssns=o.map_ssns, cap_ssns=o.cap_ssns,
                                   gtpc_ports=o.gtpc_ports, gtpu_ports=o.gtpu_ports, usage_interval=o.usage_interval,
                                   max_tunnels=o.max_tunnels)
 

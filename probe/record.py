@@ -40,6 +40,15 @@ RECORD_DTYPE = np.dtype([
     ("pad0", "<u2"),
     ("packets", "<u4"),
     ("octets", "<u8"),
+    ("service_key", "<u4"),
+    ("app_port", "<u2"),
+    ("sms_pid", "u1"),
+    ("sms_dcs", "u1"),
+    ("parts", "u1"),
+    ("part", "u1"),
+    ("event", "u1"),
+    ("nai", "u1"),
+    ("pad1", "<u4"),
 ])
 
 DIGIT_FIELDS = ("imsi", "msisdn", "imei", "peer", "node")
