@@ -5,11 +5,11 @@
 
 enum tp_layer {
     L_CAPTURE, L_LINK, L_IP, L_SCTP, L_M3UA, L_M2UA, L_M2PA, L_MTP3, L_SCCP, L_TCAP, L_MAP,
-    L_CAP, L_GTP, L_GTPU, L_COUNT
+    L_CAP, L_ISUP, L_GTP, L_GTPU, L_COUNT
 };
 static const char *const tp_layer_names[L_COUNT] = {
     "capture", "link", "ip", "sctp", "m3ua", "m2ua", "m2pa", "mtp3", "sccp", "tcap", "map",
-    "cap", "gtp", "gtpu"
+    "cap", "isup", "gtp", "gtpu"
 };
 
 /* classes: what went wrong, as --stats reports it */
@@ -59,7 +59,6 @@ static const char *const tp_class_names[] = {
     X(M2PA_NOT_DATA,        L_M2PA,    C_OTHER,       "M2PA link status or empty user data") \
     X(MTP3_TRUNCATED,       L_MTP3,    C_TRUNCATED,   "MTP3 routing label truncated") \
     X(MTP3_MANAGEMENT,      L_MTP3,    C_OTHER,       "MTP3 network management or test") \
-    X(MTP3_ISUP,            L_MTP3,    C_UNSUPPORTED, "ISUP not decoded yet") \
     X(MTP3_OTHER_SI,        L_MTP3,    C_UNSUPPORTED, "MTP3 user part not decoded") \
     X(SCCP_TRUNCATED,       L_SCCP,    C_TRUNCATED,   "SCCP message truncated") \
     X(SCCP_BAD_POINTER,     L_SCCP,    C_MALFORMED,   "SCCP pointer or parameter length out of bounds") \
@@ -85,6 +84,13 @@ static const char *const tp_class_names[] = {
     X(MAP_UNKNOWN_OP,       L_MAP,     C_OTHER,       "MAP operation not mapped to an event") \
     X(MAP_GLOBAL_OP,        L_MAP,     C_UNSUPPORTED, "MAP global operation code") \
     X(CAP_MALFORMED,        L_CAP,     C_MALFORMED,   "CAP argument invalid") \
+    X(ISUP_TRUNCATED,       L_ISUP,    C_TRUNCATED,   "ISUP message truncated") \
+    X(ISUP_MALFORMED,       L_ISUP,    C_MALFORMED,   "ISUP pointer or parameter length out of bounds") \
+    X(ISUP_OTHER_MESSAGE,   L_ISUP,    C_OTHER,       "ISUP message not folded into calls (e.g. CFN, GRS)") \
+    X(ISUP_BICC,            L_ISUP,    C_UNSUPPORTED, "BICC recognised, not decoded") \
+    X(ISUP_UNMATCHED,       L_ISUP,    C_OTHER,       "ISUP message for a call whose IAM was not seen") \
+    X(ISUP_TIMEOUT,         L_ISUP,    C_OTHER,       "ISUP call without release before the time-out") \
+    X(ISUP_EVICTED,         L_ISUP,    C_EVICTED,     "ISUP call evicted: call table full") \
     X(GTP_TRUNCATED,        L_GTP,     C_TRUNCATED,   "GTP-C header or message truncated") \
     X(GTP_MALFORMED,        L_GTP,     C_MALFORMED,   "GTP-C header invalid") \
     X(GTP_IE_MALFORMED,     L_GTP,     C_MALFORMED,   "GTP-C information element runs past the message") \

@@ -29,6 +29,11 @@ cdef int m3ua(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             d.pkt.si = p[pos + 12]
             d.layer_ok[L_M3UA] += 1
             return mtp_user(d, p[pos + 12], p + pos + 16, plen - 16)
+        if (tag == 0x0002 or tag == 0x0003) and plen > 5:
+            # draft-ietf-sigtran-m3ua-06 Protocol Data 1 / 2: a whole MTP3 message (2: priority
+            # octet first). RFC 4666 leaves these tags unassigned, so no option is needed.
+            d.layer_ok[L_M3UA] += 1
+            return mtp3(d, p + pos + (4 if tag == 0x0002 else 5), plen - (4 if tag == 0x0002 else 5))
         pos += (plen + 3) & ~3
     return anomaly(d, AN_M3UA_NO_DATA, p)
 
@@ -107,7 +112,10 @@ cdef int mtp_user(Dec *d, uint8_t si, const uint8_t *p, Py_ssize_t n) noexcept n
     if si == 3:
         return sccp(d, p, n)
     if si == 5:
-        return anomaly(d, AN_MTP3_ISUP, p)
+        return isup(d, p, n)
+    if si == 13:
+        d.layer_in[L_ISUP] += 1
+        return anomaly(d, AN_ISUP_BICC, p)
     if si <= 2:
         return anomaly(d, AN_MTP3_MANAGEMENT, p)
     return anomaly(d, AN_MTP3_OTHER_SI, p)

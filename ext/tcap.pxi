@@ -269,13 +269,25 @@ cdef void dlg_emit(Dec *d, Dlg *e, uint8_t flags) noexcept nogil:
             r.node = e.fb_receiver
 
 
+cdef inline int timeout_anomaly(const Dlg *e) noexcept nogil:
+    if e.rec.proto == TP_PROTO_ISUP:
+        return AN_ISUP_TIMEOUT
+    return AN_TCAP_TIMEOUT if e.rec.proto <= TP_PROTO_CAP else AN_GTP_TIMEOUT
+
+
+cdef inline int evicted_anomaly(const Dlg *e) noexcept nogil:
+    if e.rec.proto == TP_PROTO_ISUP:
+        return AN_ISUP_EVICTED
+    return AN_TCAP_EVICTED if e.rec.proto <= TP_PROTO_CAP else AN_GTP_EVICTED
+
+
 cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
     cdef Dialogues *t = &d.dlg
     cdef int32_t i = pool_take(&t.pool)
     cdef Dlg *e
     if i < 0:                                          # full: the oldest goes out as timed out
         e = &t.e[t.pool.head]
-        anomaly(d, AN_TCAP_EVICTED if e.rec.proto <= TP_PROTO_CAP else AN_GTP_EVICTED, NULL)
+        anomaly(d, evicted_anomaly(e), NULL)
         dlg_emit(d, e, TP_F_TIMEOUT)
         dlg_release(t, e)
         i = pool_take(&t.pool)
@@ -289,10 +301,6 @@ cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
     e.fb_receiver = ALL_F
     idx_put(&t.idx, tid, addr, i)
     return e
-
-
-cdef inline int timeout_anomaly(const Dlg *e) noexcept nogil:
-    return AN_TCAP_TIMEOUT if e.rec.proto <= TP_PROTO_CAP else AN_GTP_TIMEOUT
 
 
 cdef void dialogue_expire(Dec *d, int64_t now) noexcept nogil:
