@@ -65,26 +65,145 @@ cdef inline void location(tp_record *r, const Tlv *t, uint8_t loc) noexcept nogi
         r.loc_type = TP_LOC_LAI
 
 
-cdef uint64_t sms_peer(const Tlv *ui) noexcept nogil:
-    """TP-OA of an SMS-DELIVER or TP-DA of an SMS-SUBMIT (numeric addresses only)."""
+cdef Py_ssize_t wsp_skip(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
+    """Step over one WSP/MMS header value (WAP-230 8.4.1.2: by its first octet); n when out of bounds."""
+    cdef uint8_t b
+    cdef Py_ssize_t ln = 0
+    cdef int i
+    if pos >= n:
+        return n
+    b = p[pos]
+    if b < 31:
+        return pos + 1 + b
+    if b == 31:
+        pos += 1
+        for i in range(5):
+            if pos >= n:
+                return n
+            ln = (ln << 7) | (p[pos] & 0x7F)
+            pos += 1
+            if not (p[pos - 1] & 0x80):
+                break
+        return pos + ln
+    if b < 128:
+        while pos < n and p[pos] != 0:
+            pos += 1
+        return pos + 1
+    return pos + 1
+
+
+cdef void mms_notification(const uint8_t *p, Py_ssize_t n, tp_record *r) noexcept nogil:
+    """m-notification-ind: sender (From) into peer, message size into octets. Subject and
+    content location are message content: not kept."""
+    cdef Py_ssize_t pos = 2, nxt, i, k
+    cdef uint8_t h
+    cdef uint64_t v
+    if n < 2 or p[0] != 0x8C or p[1] != 0x82:
+        return
+    r.kind = TP_K_MMS_NOTIFICATION
+    while pos < n:
+        h = p[pos]
+        pos += 1
+        if h < 0x80:
+            return
+        nxt = wsp_skip(p, n, pos)
+        if nxt > n:
+            return
+        if h == 0x8E and pos < n and 1 <= p[pos] <= 8 and pos + 1 + p[pos] <= n:   # Message-Size
+            v = 0
+            for i in range(p[pos]):
+                v = (v << 8) | p[pos + 1 + i]
+            r.octets = v
+        elif h == 0x89 and pos + 2 < nxt and p[pos + 1] == 0x80:                    # From: address-present
+            i = pos + 2
+            if i < nxt and p[i] < 31:                                                 # charset-qualified
+                i += 2
+            if i < nxt and p[i] == 0x2B:                                              # '+'
+                i += 1
+            v = 0
+            k = 0
+            while i < nxt and 0x30 <= p[i] <= 0x39 and k < 16:
+                v = (v << 4) | (p[i] - 0x30)
+                k += 1
+                i += 1
+            if k and (i >= nxt or p[i] == 0x2F or p[i] == 0):                         # up to '/TYPE=PLMN'
+                r.peer = (v << (4 * (16 - k))) | (((<uint64_t>1 << (4 * (16 - k))) - 1) if k < 16 else 0)
+        pos = nxt
+
+
+cdef void wap_push(const uint8_t *p, Py_ssize_t n, tp_record *r) noexcept nogil:
+    """Connectionless WSP Push (TID, PDU type 0x06, headers) carrying an MMS PDU."""
+    cdef Py_ssize_t pos = 2, hlen = 0
+    cdef int i
+    if n < 4 or p[1] != 0x06:
+        return
+    for i in range(5):
+        if pos >= n:
+            return
+        hlen = (hlen << 7) | (p[pos] & 0x7F)
+        pos += 1
+        if not (p[pos - 1] & 0x80):
+            break
+    if pos >= n or p[pos] != 0xBE or pos + hlen > n:      # application/vnd.wap.mms-message
+        return
+    mms_notification(p + pos + hlen, n - pos - hlen, r)
+
+
+cdef void sms_tpdu(const Tlv *ui, tp_record *r) noexcept nogil:
+    """SMS-DELIVER / SMS-SUBMIT (TS 23.040): the other party, PID, DCS, user data header
+    (concatenation, application ports) and a WAP-push MMS notification. Never the text."""
     cdef const uint8_t *p = ui.v
-    cdef Py_ssize_t n = ui.len, pos, nb
-    cdef uint8_t mti
+    cdef Py_ssize_t n = ui.len, pos, nb, h, hend
+    cdef uint8_t mti, vpf, iei, iel
     if n < 1:
-        return ALL_F
+        return
     mti = p[0] & 3
-    if mti == 0:
-        pos = 1
-    elif mti == 1:
-        pos = 2
-    else:
-        return ALL_F
+    if mti > 1:
+        return
+    pos = 1 if mti == 0 else 2                         # SUBMIT: TP-MR first
     if pos + 2 > n:
-        return ALL_F
+        return
     nb = (p[pos] + 1) // 2
-    if pos + 2 + nb > n or ((p[pos + 1] >> 4) & 7) == 5:
-        return ALL_F
-    return tbcd(p + pos + 2, nb, p[pos])
+    if pos + 2 + nb > n:
+        return
+    if ((p[pos + 1] >> 4) & 7) != 5:                   # alphanumeric addresses are not digits
+        r.peer = tbcd(p + pos + 2, nb, p[pos])
+    pos += 2 + nb
+    if pos + 2 > n:
+        return
+    r.sms_pid = p[pos]
+    r.sms_dcs = p[pos + 1]
+    pos += 2
+    if mti == 0:
+        pos += 7                                       # TP-SCTS
+    else:
+        vpf = (p[0] >> 3) & 3
+        pos += 0 if vpf == 0 else (1 if vpf == 2 else 7)
+    pos += 1                                           # TP-UDL
+    if not (p[0] & 0x40) or pos >= n:
+        return
+    hend = pos + 1 + p[pos]
+    if hend > n:
+        return
+    h = pos + 1
+    while h + 2 <= hend:
+        iei = p[h]
+        iel = p[h + 1]
+        if h + 2 + iel > hend:
+            break
+        if iei == 0x00 and iel == 3:
+            r.parts = p[h + 3]
+            r.part = p[h + 4]
+        elif iei == 0x08 and iel == 4:
+            r.parts = p[h + 4]
+            r.part = p[h + 5]
+        elif iei == 0x05 and iel == 4:
+            r.app_port = be16(p + h + 2)
+        elif iei == 0x04 and iel == 2:
+            r.app_port = p[h + 2]
+        h += 2 + iel
+    if mti == 0 and r.app_port == 2948 and r.part <= 1:
+        wap_push(p + hend, n - hend, r)
 
 
 cdef uint64_t ussd_digits(const Tlv *s, uint8_t dcs) noexcept nogil:
@@ -239,7 +358,7 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
                 if t.tag == 0x82:
                     r.msisdn = address_digits(&t)
             elif i == 2 and t.tag == 0x04:
-                r.peer = sms_peer(&t)
+                sms_tpdu(&t, r)
         elif op == 56:                                 # sendAuthenticationInfo v3
             if t.tag == 0x80:
                 r.imsi = imsi_digits(&t)

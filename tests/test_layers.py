@@ -195,10 +195,12 @@ def test_transaction_table_is_bounded():
     assert len(recs) == 100 and st.anomalies[Anomaly.TCAP_EVICTED] == 84
 
 
-def test_not_map_is_counted_not_decoded():
-    cap = P.tcap("begin", P.invoke(1, 0, P.ber(0x30, P.ber(0x80, b"\x01"))), otid=1)
-    recs, st = decode([eth_m3ua(cap, calling_ssn=146, called_ssn=146)])
-    assert recs == [] and st.anomalies[Anomaly.TCAP_NOT_MAP] == 1
+def test_unknown_tcap_user_is_counted_not_decoded():
+    t = P.tcap("begin", P.invoke(1, 0, P.ber(0x30, P.ber(0x80, b"\x01"))), otid=1)
+    recs, st = decode([eth_m3ua(t, calling_ssn=200, called_ssn=201)])
+    assert recs == [] and st.anomalies[Anomaly.TCAP_OTHER_USER] == 1
+    recs, st = decode([eth_m3ua(t, calling_ssn=200, called_ssn=201)], map_ssns=(200,))
+    assert len(recs) == 1 and recs[0]["proto"] == "map"
 
 
 def test_truncated_last_record_is_counted():
