@@ -38,8 +38,44 @@ def digits_mask(values: np.ndarray, digits: str, prefix: bool) -> np.ndarray:
 
 @click.group(context_settings={"auto_envvar_prefix": "TOUCHPOINT", "help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="touchpoint")
-def main():
-    """touchpoint: signaling probe and real-time marketing engine for mobile operators."""
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), envvar="TOUCHPOINT_CONFIG",
+              help="TOML file with a [decode] (and later [probe], [engine]) table of option defaults.")
+@click.pass_context
+def main(ctx, config):
+    """touchpoint: signaling probe and real-time marketing engine for mobile operators.
+
+    Options resolve from the command line, then TOUCHPOINT_<COMMAND>_<OPTION> environment
+    variables, then the --config file.
+    """
+    if config:
+        ctx.default_map = load_config(config, ctx.command)
+
+
+def load_config(path: str, group: click.Group) -> dict:
+    """A TOML file to click default maps: [command] tables keyed by option name (dashes or underscores)."""
+    import tomllib
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise click.BadParameter(f"{path}: {e}", param_hint="--config")
+    defaults = {}
+    for section, values in data.items():
+        cmd = group.commands.get(section)
+        if cmd is None or not isinstance(values, dict):
+            raise click.BadParameter(f"{path}: [{section}] is not a touchpoint command", param_hint="--config")
+        names = {}
+        for prm in cmd.params:
+            names[prm.name] = prm.name
+            for opt in prm.opts:
+                names[opt.lstrip("-")] = prm.name
+                names[opt.lstrip("-").replace("-", "_")] = prm.name
+        out = defaults.setdefault(section, {})
+        for key, value in values.items():
+            if key not in names:
+                raise click.BadParameter(f"{path}: unknown setting {key!r} in [{section}]", param_hint="--config")
+            out[names[key]] = value
+    return defaults
 
 
 def run():

@@ -69,3 +69,19 @@ def test_bad_input_is_a_clear_message(tmp_path):
     res = run("--imsi", "12x34", str(bad))
     assert res.exit_code == 2
     assert run(str(tmp_path / "missing.pcap")).exit_code == 2
+
+
+def test_config_file_then_environment_then_command_line(tmp_path):
+    path = capture(tmp_path, 3)
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text('[decode]\nformat = "jsonl"\nlimit = 1\n')
+    res = CliRunner().invoke(main, ["--config", str(cfg), "decode", path])
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 1 and res.stdout.startswith("{")
+    res = CliRunner().invoke(main, ["--config", str(cfg), "decode", path], env={"TOUCHPOINT_DECODE_LIMIT": "2"})
+    assert len(res.stdout.splitlines()) == 2
+    res = CliRunner().invoke(main, ["--config", str(cfg), "decode", "--limit", "3", path],
+                             env={"TOUCHPOINT_DECODE_LIMIT": "2"})
+    assert len(res.stdout.splitlines()) == 3
+    cfg.write_text("[decode]\nbogus = 1\n")
+    res = CliRunner().invoke(main, ["--config", str(cfg), "decode", path])
+    assert res.exit_code == 2 and "unknown setting 'bogus' in [decode]" in res.output
