@@ -447,6 +447,8 @@ cdef int gtpv2(Dec *d, const uint8_t *p, Py_ssize_t n, int piggybacked) noexcept
     cdef int role, rc
     if n < 8:
         return anomaly(d, AN_GTP_TRUNCATED, p)
+    if p[1] <= 3 and not piggybacked:                  # echo, version not supported: whatever their length
+        return anomaly(d, AN_GTP_ECHO, p)
     total = 4 + be16(p + 2)
     hdr = 12 if p[0] & 0x08 else 8
     if total < hdr:
@@ -460,9 +462,7 @@ cdef int gtpv2(Dec *d, const uint8_t *p, Py_ssize_t n, int piggybacked) noexcept
     if g.has_teid:
         g.teid = be32(p + 4)
     g.seq = be24(p + hdr - 4)
-    if g.type <= 3:
-        anomaly(d, AN_GTP_ECHO, p)
-    else:
+    if g.type > 3:
         role = gtp_role(2, g.type)
         gtp_template(d, &r, TP_PROTO_GTPV2C, g.type, g.seq, 2)
         r.flags = TP_F_REQUEST if role == 1 else (TP_F_RESPONSE if role == 2 else 0)
