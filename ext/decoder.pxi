@@ -234,7 +234,7 @@ cdef class Decoder:
     def counters(self):
         """Raw counters: frames, bytes, records, per-layer in/ok, per-anomaly counts, recent anomalies."""
         cdef Py_ssize_t i
-        cdef Py_ssize_t nrec = min(self.d.nrecent, RECENT)
+        cdef Py_ssize_t nrec = <Py_ssize_t>min(self.d.nrecent, <uint64_t>RECENT)
         recent = []
         for i in range(nrec):
             r = &self.d.recent[(self.d.nrecent - nrec + i) % RECENT]

@@ -9,15 +9,15 @@ cdef int sccp_param(const uint8_t *p, Py_ssize_t n, Py_ssize_t ptr_at, int wide,
                     const uint8_t **v, Py_ssize_t *vlen) noexcept nogil:
     """Follow the pointer at ptr_at (relative to itself) to a length-prefixed parameter."""
     cdef Py_ssize_t o, ln
-    if wide:
+    if wide:                                           # 2-octet pointers count from their second octet
         if ptr_at + 2 > n:
             return 1
-        o = ptr_at + le16(p + ptr_at)
+        o = ptr_at + 1 + le16(p + ptr_at)
     else:
         if ptr_at + 1 > n:
             return 1
         o = ptr_at + p[ptr_at]
-    if o == ptr_at or o >= n:
+    if o == ptr_at + (1 if wide else 0) or o >= n:
         return 1
     if wide == 2:                                      # LUDT long data: 2-octet length
         if o + 2 > n:
@@ -151,7 +151,7 @@ cdef int sccp(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                 or sccp_param(p, n, 7, 2, &data, &data_n)):
             return anomaly(d, AN_SCCP_BAD_POINTER, p)
         if le16(p + 9):
-            opt_at = 9 + le16(p + 9)
+            opt_at = 10 + le16(p + 9)
     elif mt == 0x0A or mt == 0x12 or mt == 0x14:
         return anomaly(d, AN_SCCP_SERVICE, p)
     elif mt >= 0x01 and mt <= 0x10:

@@ -105,9 +105,10 @@ def xudt(called: bytes, calling: bytes, data: bytes, segment: bytes = None) -> b
 
 
 def ludt(called: bytes, calling: bytes, data: bytes) -> bytes:
-    p1 = 8
-    p2 = p1 - 2 + 1 + len(called)
-    p3 = p2 - 2 + 1 + len(calling)
+    """LUDT: 2-octet pointers, each counted from its second octet (Q.713 2.3)."""
+    p1 = 11 - 4
+    p2 = 11 + 1 + len(called) - 6
+    p3 = 11 + 1 + len(called) + 1 + len(calling) - 8
     return bytes([0x13, 0x81, 0x0F]) + struct.pack("<HHHH", p1, p2, p3, 0) + bytes([len(called)]) + called + \
         bytes([len(calling)]) + calling + struct.pack("<H", len(data)) + data
 

@@ -1,0 +1,65 @@
+"""Golden captures in pcaps/: the decoder's dialogue records against the generator's ground truth.
+
+TOUCHPOINT_REGEN=1 rewrites pcaps/*.pcap and *.expected.jsonl from the generator
+(probe.synth, never the decoder) before comparing; the same as
+`python -m probe.synth --regen-goldens`.
+"""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from probe import synth
+
+PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
+NAMES = sorted(synth.GOLDENS)
+# identity fields: when the expectation leaves one out, the decoder must not invent it
+IDENTITY = ("imsi", "msisdn", "imei", "peer", "node", "mcc", "mnc", "lac_tac", "cell", "loc_type",
+            "ss_code", "cause")
+
+if os.environ.get("TOUCHPOINT_REGEN") == "1":
+    pytest.importorskip("pycrate_asn1dir")
+    synth.regen_goldens(str(PCAPS))
+
+
+def _expected(name):
+    return [json.loads(line) for line in (PCAPS / f"{name}.expected.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_files_are_small(name):
+    for suffix in (".pcap", ".expected.jsonl"):
+        p = PCAPS / (name + suffix)
+        assert p.exists(), f"{p} missing: run python -m probe.synth --regen-goldens"
+        assert p.stat().st_size < 100_000
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generator_still_makes_the_goldens(name, tmp_path):
+    """The committed goldens are what the generator makes now (else: regenerate them)."""
+    pytest.importorskip("pycrate_asn1dir")
+    p, e = tmp_path / "g.pcap", tmp_path / "g.jsonl"
+    synth.generate(p, expected_path=e, **synth.GOLDENS[name])
+    assert p.read_bytes() == (PCAPS / f"{name}.pcap").read_bytes(), "stale golden: TOUCHPOINT_REGEN=1"
+    assert e.read_text() == (PCAPS / f"{name}.expected.jsonl").read_text(), "stale golden: TOUCHPOINT_REGEN=1"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_decodes_to_expected(name):
+    pytest.importorskip("probe._decode")
+    from probe.decode import decode_bytes
+    from probe.format import to_dicts
+
+    got = sorted(to_dicts(decode_bytes((PCAPS / f"{name}.pcap").read_bytes())), key=lambda r: r["frame"])
+    want = _expected(name)
+    assert [r["frame"] for r in got] == [r["frame"] for r in want]
+    problems = []
+    for g, w in zip(got, want):
+        for k, v in w.items():
+            if g.get(k) != v:
+                problems.append(f"frame {w['frame']} {w['kind']} {k}: expected {v!r}, got {g.get(k)!r}")
+        for k in IDENTITY:
+            if k in g and k not in w:
+                problems.append(f"frame {w['frame']} {w['kind']} {k}: not expected, got {g[k]!r}")
+    assert not problems, f"{len(problems)} mismatches:\n" + "\n".join(problems[:40])
