@@ -207,24 +207,16 @@ FLAG_LETTERS = {"request": "Q", "response": "R", "error": "E", "abort": "A", "ti
                 "correlated": "C"}
 
 
+EXTRA = (("imei", "imei={}"), ("ss_code", "ss=0x{:02x}"), ("cause", "cause={}"), ("apn", "apn={}"),
+         ("rat", "rat={}"), ("service_key", "key={}"), ("event", "event={}"), ("packets", "pkts={}"),
+         ("octets", "bytes={}"), ("parts", "parts={}"), ("part", "part={}"), ("app_port", "port={}"),
+         ("version", "v{}"))
+
+
 def table_row(d: dict) -> str:
-    extra = []
-    if "imei" in d:
-        extra.append(f"imei={d['imei']}")
-    if "ss_code" in d:
-        extra.append(f"ss=0x{d['ss_code']:02x}")
-    if "cause" in d:
-        extra.append(f"cause={d['cause']}")
+    extra = [fmt.format(d[k]) for k, fmt in EXTRA if k in d]
     if "loc_type" in d:
         extra.append(f"{d['loc_type']}={d.get('mcc', '')}-{d.get('mnc', '')}-{d['lac_tac']}-{d['cell']}")
-    if "apn" in d:
-        extra.append(f"apn={d['apn']}")
-    if "rat" in d:
-        extra.append(f"rat={d['rat']}")
-    if "packets" in d:
-        extra.append(f"pkts={d['packets']} bytes={d.get('octets', 0)}")
-    if "version" in d:
-        extra.append(f"v{d['version']}")
     t = datetime.fromtimestamp(d["ts_ns"] / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
     return TABLE.format(frame=d["frame"], time=t, kind=d["kind"], op=d["op"],
                         flags="".join(FLAG_LETTERS[f] for f in d["flags"]), imsi=d.get("imsi", "-"),
