@@ -148,6 +148,17 @@ cdef struct Dialogues:
     Pool pool
     Dlg *e
 
+cdef struct Assoc:           # TSNs recently seen on one SCTP association direction
+    uint32_t vtag
+    uint64_t ports
+    uint32_t top             # highest TSN seen
+    uint64_t seen[4]         # bit k: TSN top - k seen
+
+cdef struct Assocs:
+    Index idx
+    Pool pool
+    Assoc *e
+
 cdef struct Tunnel:          # one GTP tunnel endpoint (TEID at an address) and its subscriber
     uint32_t teid
     uint32_t ip
@@ -210,6 +221,7 @@ cdef struct Dec:
     SccpSeg segs[SEG_SLOTS]
     Dialogues dlg
     Tunnels tun
+    Assocs assoc
 
 
 cdef inline int anomaly(Dec *d, int code, const uint8_t *at) noexcept nogil:

@@ -42,6 +42,7 @@ static const char *const tp_class_names[] = {
     X(SCTP_BAD_CHUNK,       L_SCTP,    C_MALFORMED,   "SCTP chunk length invalid") \
     X(SCTP_PPID_OTHER,      L_SCTP,    C_OTHER,       "SCTP payload not SS7 (PPID)") \
     X(SCTP_SUA,             L_SCTP,    C_UNSUPPORTED, "SUA not decoded") \
+    X(SCTP_RETRANSMISSION,  L_SCTP,    C_OTHER,       "SCTP DATA chunk retransmitted (TSN already seen): decoded once") \
     X(SCTP_IDATA,           L_SCTP,    C_UNSUPPORTED, "SCTP I-DATA not decoded") \
     X(SCTP_FRAG_HELD,       L_SCTP,    C_OTHER,       "SCTP fragment held for reassembly") \
     X(SCTP_FRAG_LOST,       L_SCTP,    C_MALFORMED,   "SCTP fragment out of sequence, message dropped") \

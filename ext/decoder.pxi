@@ -123,6 +123,9 @@ cdef class Decoder:
         self.d.tun.e = <Tunnel *>calloc(max_tunnels, sizeof(Tunnel))
         if self.d.tun.e == NULL or table_init(&self.d.tun.idx, &self.d.tun.pool, max_tunnels):
             raise MemoryError()
+        self.d.assoc.e = <Assoc *>calloc(4096, sizeof(Assoc))
+        if self.d.assoc.e == NULL or table_init(&self.d.assoc.idx, &self.d.assoc.pool, 4096):
+            raise MemoryError()
         self.d.dlg.e = <Dlg *>calloc(max_dialogues, sizeof(Dlg))
         if self.d.dlg.e == NULL or table_init(&self.d.dlg.idx, &self.d.dlg.pool, max_dialogues):
             raise MemoryError()
@@ -158,6 +161,8 @@ cdef class Decoder:
         table_free(&self.d.dlg.idx, &self.d.dlg.pool)
         free(self.d.tun.e)
         table_free(&self.d.tun.idx, &self.d.tun.pool)
+        free(self.d.assoc.e)
+        table_free(&self.d.assoc.idx, &self.d.assoc.pool)
         free(self.d)
 
     def feed(self, const uint8_t[::1] buf not None, Py_ssize_t length=-1):

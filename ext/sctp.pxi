@@ -4,6 +4,62 @@
 cdef int64_t SCTP_TIMEOUT_NS = 60000000000
 
 
+cdef int tsn_seen(Dec *d, uint32_t vtag, uint32_t tsn) noexcept nogil:
+    """Whether this DATA chunk's TSN was seen before on the association (a retransmission).
+
+    Associations are keyed by verification tag and ports, not addresses: a multi-homed peer
+    retransmits on another path. The last 256 TSNs below the highest are remembered. Chunks
+    with verification tag 0 are not checked: no live association sends those, but text2pcap
+    and replay tools do, with repeated TSNs (tshark does not check them either)."""
+    cdef Assocs *x = &d.assoc
+    cdef uint64_t ports = (<uint64_t>d.pkt.sport << 16) | d.pkt.dport
+    cdef int32_t i = idx_get(&x.idx, vtag, ports)
+    cdef Assoc *a
+    cdef int32_t diff
+    cdef int k, w, b
+    if i < 0:
+        i = pool_take(&x.pool)
+        if i < 0:                                      # full: forget the least recently used
+            a = &x.e[x.pool.head]
+            idx_del(&x.idx, a.vtag, a.ports)
+            pool_give(&x.pool, x.pool.head)
+            i = pool_take(&x.pool)
+        idx_put(&x.idx, vtag, ports, i)
+        a = &x.e[i]
+        a.vtag = vtag
+        a.ports = ports
+        a.top = tsn
+        a.seen[0] = 1
+        a.seen[1] = 0
+        a.seen[2] = 0
+        a.seen[3] = 0
+        return 0
+    pool_touch(&x.pool, i)
+    a = &x.e[i]
+    diff = <int32_t>(a.top - tsn)
+    if diff < 0:                                       # newer: slide the window up
+        k = -diff
+        if k >= 256:
+            a.seen[0] = a.seen[1] = a.seen[2] = a.seen[3] = 0
+        else:
+            w = k >> 6
+            b = k & 63
+            for i in range(3, -1, -1):
+                a.seen[i] = (a.seen[i - w] << b if i - w >= 0 else 0) | \
+                    ((a.seen[i - w - 1] >> (64 - b)) if b and i - w - 1 >= 0 else 0)
+        a.top = tsn
+        a.seen[0] |= 1
+        return 0
+    if diff >= 256:                                    # older than the window: cannot tell
+        return 0
+    w = diff >> 6
+    b = diff & 63
+    if a.seen[w] & (<uint64_t>1 << b):
+        return 1
+    a.seen[w] |= <uint64_t>1 << b
+    return 0
+
+
 cdef int sctp(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t pos = 12, clen
     cdef uint8_t ctype, cflags
@@ -24,6 +80,8 @@ cdef int sctp(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         if ctype == 0:
             if clen < 16:
                 anomaly(d, AN_SCTP_BAD_CHUNK, p + pos)
+            elif be32(p + 4) and tsn_seen(d, be32(p + 4), be32(p + pos + 4)):
+                anomaly(d, AN_SCTP_RETRANSMISSION, p + pos)
             elif (cflags & 3) == 3:
                 sigtran(d, be32(p + pos + 12), p + pos + 16, clen - 16)
             else:
@@ -31,6 +89,8 @@ cdef int sctp(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         elif ctype == 64:
             anomaly(d, AN_SCTP_IDATA, p + pos)
         pos += (clen + 3) & ~3
+    if pos == 12 or (pos < n and n - pos < 4):        # no chunk at all, or the start of one cut off
+        return anomaly(d, AN_SCTP_TRUNCATED, p + pos)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Hand-built SS7-over-IP packets for layer tests: each builder is one layer,
 written from the specs (Q.713, Q.773, RFC 4666/4165/3331/9260), so a test can
 vary exactly one layer and keep the rest."""
+import itertools
 import struct
 
 
@@ -145,7 +146,12 @@ def m2pa(mtp3_msg: bytes) -> bytes:
     return struct.pack(">BBBBI", 1, 0, 11, 1, 8 + len(body)) + body
 
 
-def data_chunk(payload: bytes, ppid=3, tsn=1, sid=0, flags=3) -> bytes:
+_TSN = itertools.count(1)
+
+
+def data_chunk(payload: bytes, ppid=3, tsn=None, sid=0, flags=3) -> bytes:
+    """A DATA chunk; each call takes the next TSN unless one is given (a repeated TSN is a retransmission)."""
+    tsn = next(_TSN) if tsn is None else tsn
     return _pad4(struct.pack(">BBHIHHI", 0, flags, 16 + len(payload), tsn, sid, 0, ppid) + payload)
 
 

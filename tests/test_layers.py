@@ -114,6 +114,17 @@ def test_sctp_bundle_and_fragments():
     assert recs == [] and st.anomalies[Anomaly.SCTP_FRAG_LOST] == 1
 
 
+def test_sctp_retransmission_decoded_once():
+    chunk = P.data_chunk(P.m3ua(P.sccp_map(UL_BEGIN)), tsn=77)
+    first = P.ether(P.ipv4(P.sctp(chunk)))
+    other_path = P.ether(P.ipv4(P.sctp(chunk), src="10.0.1.1", dst="10.0.1.2"))   # multi-homed peer
+    recs, st = decode([first, other_path], messages=True)
+    assert len(recs) == 1 and st.anomalies[Anomaly.SCTP_RETRANSMISSION] == 1
+    later = P.ether(P.ipv4(P.sctp(P.data_chunk(P.m3ua(P.sccp_map(UL_BEGIN)), tsn=78))))
+    recs, _ = decode([first, later, other_path], messages=True)
+    assert len(recs) == 2
+
+
 def test_xudt_segmentation_and_ludt():
     called, calling = P.sccp_address("8613900000001", 6), P.sccp_address("8613800000001", 7)
     half = len(UL_BEGIN) // 2
