@@ -84,7 +84,8 @@ static const char *const tp_class_names[] = {
     X(MAP_TRUNCATED,        L_MAP,     C_TRUNCATED,   "MAP parameter truncated") \
     X(MAP_UNKNOWN_OP,       L_MAP,     C_OTHER,       "MAP operation not mapped to an event") \
     X(MAP_GLOBAL_OP,        L_MAP,     C_UNSUPPORTED, "MAP global operation code") \
-    X(CAP_MALFORMED,        L_CAP,     C_MALFORMED,   "CAP argument invalid") \
+    X(CAMEL_MALFORMED,      L_CAP,     C_MALFORMED,   "CAP argument invalid") \
+    X(CAMEL_TRUNCATED,      L_CAP,     C_TRUNCATED,   "CAP argument truncated") \
     X(ISUP_TRUNCATED,       L_ISUP,    C_TRUNCATED,   "ISUP message truncated") \
     X(ISUP_MALFORMED,       L_ISUP,    C_MALFORMED,   "ISUP pointer or parameter length out of bounds") \
     X(ISUP_OTHER_MESSAGE,   L_ISUP,    C_OTHER,       "ISUP message not folded into calls (e.g. CFN, GRS)") \

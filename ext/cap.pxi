@@ -34,7 +34,7 @@ cdef int cap_arg(int op, const Tlv *prm, tp_record *r) noexcept nogil:
     if op != 0 and op != 60 and op != 78:
         return 0
     if prm.tag != 0x30:
-        return AN_CAP_MALFORMED
+        return AN_CAMEL_MALFORMED
     while c.p < c.end:
         rc = ber_read(&c, &t, 0)
         if rc:

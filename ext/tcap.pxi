@@ -371,6 +371,15 @@ cdef int ber_clamp(const uint8_t *p, Py_ssize_t n, Tlv *t) noexcept nogil:
     return 0
 
 
+cdef inline int user_anomaly(int rc, uint8_t proto) noexcept nogil:
+    """A BER failure inside an operation's parameter belongs to the TCAP user's layer."""
+    if rc == AN_TCAP_TRUNCATED:
+        return AN_CAMEL_TRUNCATED if proto == TP_PROTO_CAP else AN_MAP_TRUNCATED
+    if rc == AN_TCAP_MALFORMED or rc == AN_TCAP_TOO_DEEP:
+        return AN_CAMEL_MALFORMED if proto == TP_PROTO_CAP else AN_MAP_MALFORMED
+    return rc
+
+
 cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     cdef Cur c = cur(p, n), cc
     cdef Tlv top, t, ct
@@ -538,7 +547,7 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                 else:
                     rc = map_arg(d, k.op, &k.prm, &r) if is_invoke else map_res(d, k.op, &k.prm, &r)
                 if rc:
-                    anomaly(d, rc, k.prm.at)
+                    anomaly(d, user_anomaly(rc, proto), k.prm.at)
                     r.flags |= TP_F_PARTIAL
                 else:
                     d.layer_ok[lay] += 1
