@@ -72,8 +72,9 @@ cdef void apn_labels(tp_record *r, const uint8_t *v, Py_ssize_t n) noexcept nogi
         pos += 1
         if ln == 0 or pos + ln > n:
             break
-        if k and ln >= 6 and v[pos] == 109 and v[pos + 1] == 110 and v[pos + 2] == 99:   # "mnc"
-            break
+        if k and ln == 6 and v[pos] == 109 and v[pos + 1] == 110 and v[pos + 2] == 99 and \
+                48 <= v[pos + 3] <= 57 and 48 <= v[pos + 4] <= 57 and 48 <= v[pos + 5] <= 57:
+            break                                      # operator identifier "mncNNN.mccNNN.gprs" (TS 23.003 9.1.2)
         if k and k < TP_APN_LEN:
             r.apn[k] = 46
             k += 1
@@ -185,6 +186,8 @@ cdef Py_ssize_t tv_len(uint8_t t) noexcept nogil:
         return 2
     if t == 12:
         return 3
+    if t == 126:
+        return 1
     if t == 4 or t == 5 or t == 16 or t == 17 or t == 127:
         return 4
     if t == 18:
@@ -447,9 +450,12 @@ cdef int gtpv2(Dec *d, const uint8_t *p, Py_ssize_t n, int piggybacked) noexcept
     cdef int role, rc
     if n < 8:
         return anomaly(d, AN_GTP_TRUNCATED, p)
-    if p[1] <= 3 and not piggybacked:                  # echo, version not supported: whatever their length
-        return anomaly(d, AN_GTP_ECHO, p)
     total = 4 + be16(p + 2)
+    if p[1] <= 3:                                      # echo, version not supported: whatever their length
+        anomaly(d, AN_GTP_ECHO, p)
+        if (p[0] & 0x10) and not piggybacked and 8 <= total and n - total >= 8:
+            return gtpv2(d, p + total, n - total, 1)
+        return 0
     hdr = 12 if p[0] & 0x08 else 8
     if total < hdr:
         return anomaly(d, AN_GTP_MALFORMED, p)
@@ -462,19 +468,18 @@ cdef int gtpv2(Dec *d, const uint8_t *p, Py_ssize_t n, int piggybacked) noexcept
     if g.has_teid:
         g.teid = be32(p + 4)
     g.seq = be24(p + hdr - 4)
-    if g.type > 3:
-        role = gtp_role(2, g.type)
-        gtp_template(d, &r, TP_PROTO_GTPV2C, g.type, g.seq, 2)
-        r.flags = TP_F_REQUEST if role == 1 else (TP_F_RESPONSE if role == 2 else 0)
-        rc = gtp2_ies(p + hdr, total - hdr, &r, &g, 0)
-        if rc:
-            anomaly(d, rc, p)
-            r.flags |= TP_F_PARTIAL
-        if role == 0:
-            anomaly(d, AN_GTP_OTHER_MESSAGE, p)
-        else:
-            d.layer_ok[L_GTP] += 1
-            gtp_record(d, &g, &r, role)
+    role = gtp_role(2, g.type)
+    gtp_template(d, &r, TP_PROTO_GTPV2C, g.type, g.seq, 2)
+    r.flags = TP_F_REQUEST if role == 1 else (TP_F_RESPONSE if role == 2 else 0)
+    rc = gtp2_ies(p + hdr, total - hdr, &r, &g, 0)
+    if rc:
+        anomaly(d, rc, p)
+        r.flags |= TP_F_PARTIAL
+    if role == 0:
+        anomaly(d, AN_GTP_OTHER_MESSAGE, p)
+    else:
+        d.layer_ok[L_GTP] += 1
+        gtp_record(d, &g, &r, role)
     if (p[0] & 0x10) and not piggybacked and n - total >= 8:   # piggybacked message follows
         return gtpv2(d, p + total, n - total, 1)
     return 0
@@ -488,16 +493,14 @@ cdef int gtpv1(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     if n < 8:
         return anomaly(d, AN_GTP_TRUNCATED, p)
     total = 8 + be16(p + 2)
-    if p[0] & 0x07:
-        hdr = 12
-        if p[0] & 0x04:
-            rc = gtp_ext_headers(p, total, &hdr)
-            if rc:
-                return anomaly(d, AN_GTP_MALFORMED, p)
-    if total < hdr:
-        return anomaly(d, AN_GTP_MALFORMED, p)
     if total > n:
         return anomaly(d, AN_GTP_TRUNCATED, p)
+    if p[0] & 0x07:
+        hdr = 12
+        if (p[0] & 0x04) and gtp_ext_headers(p, total, &hdr):
+            return anomaly(d, AN_GTP_MALFORMED, p)
+    if total < hdr:
+        return anomaly(d, AN_GTP_MALFORMED, p)
     memset(&g, 0, sizeof(GtpMsg))
     g.version = 1
     g.type = p[1]
@@ -521,11 +524,12 @@ cdef int gtpv1(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
 
 cdef int gtp_ext_headers(const uint8_t *p, Py_ssize_t n, Py_ssize_t *hdr) noexcept nogil:
     """Step over GTPv1 extension headers (length in 4-octet units, next type last)."""
-    cdef uint8_t nxt = p[11]
+    cdef uint8_t nxt
     cdef Py_ssize_t h = 12, ln
     cdef int hops = 0
     if n < 12:
         return 1
+    nxt = p[11]
     while nxt:
         if h >= n or hops == 16:
             return 1

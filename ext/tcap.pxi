@@ -329,7 +329,7 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
         e.fb_receiver = receiver
         e.fb_set = 1
     x.flags |= r.flags
-    if x.cause == 0:
+    if r.cause and (x.cause == 0 or not is_invoke):   # the answer's cause wins
         x.cause = r.cause
     if x.imsi == ALL_F:
         x.imsi = r.imsi
@@ -353,6 +353,9 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
         x.mnc = r.mnc
         x.lac_tac = r.lac_tac
         x.cell = r.cell
+    elif x.mcc == 0xFFFF:                              # a network without a location (GTP serving network)
+        x.mcc = r.mcc
+        x.mnc = r.mnc
 
 
 cdef int ber_clamp(const uint8_t *p, Py_ssize_t n, Tlv *t) noexcept nogil:
