@@ -347,6 +347,20 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
         x.rat = r.rat
     if x.apn[0] == 0:
         memcpy(x.apn, r.apn, TP_APN_LEN)
+    if x.service_key == 0:
+        x.service_key = r.service_key
+    if x.event == 0:
+        x.event = r.event
+    if x.nai == 0:
+        x.nai = r.nai
+    if x.octets == 0:
+        x.octets = r.octets
+    if x.app_port == 0 and x.parts == 0 and x.sms_dcs == 0 and x.sms_pid == 0:   # one TPDU's details
+        x.app_port = r.app_port
+        x.parts = r.parts
+        x.part = r.part
+        x.sms_pid = r.sms_pid
+        x.sms_dcs = r.sms_dcs
     if x.loc_type == 0 and r.loc_type:
         x.loc_type = r.loc_type
         x.mcc = r.mcc
