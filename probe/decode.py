@@ -53,7 +53,7 @@ class Stats:
     layer_in: dict = field(default_factory=dict)
     layer_ok: dict = field(default_factory=dict)
     anomalies: Counter = field(default_factory=Counter)
-    recent: list = field(default_factory=list)   # (frame, anomaly, byte offset)
+    recent: list = field(default_factory=list)   # (source, frame, anomaly, byte offset in the frame)
 
     @classmethod
     def from_counters(cls, c: dict, source: str = "") -> "Stats":
