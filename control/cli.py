@@ -252,15 +252,187 @@ def print_stats(s) -> None:
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--rate", "rate_pps", type=click.FloatRange(min=0.001), default=1000.0, show_default=True,
               help="Packets per second of capture time.")
+@click.option("--mix", type=click.Choice(["default", "map", "ss"]), default="default", show_default=True,
+              help="default: MAP, CAP, ISUP, SMS/MMS and GTP-C/GTP-U mixed; map: MAP dialogues only; "
+                   "ss: weighted to supplementary services and USSD.")
 @click.option("--expected", type=click.Path(dir_okay=False, writable=True),
               help="Also write the records the capture must decode to (JSONL, dialogue mode).")
-def synth(out, subscribers, packets, seed, rate_pps, expected):
-    """Write a capture of MAP dialogues (Ethernet/IPv4/SCTP/M3UA/SCCP/TCAP) for testing."""
+def synth(out, subscribers, packets, seed, rate_pps, mix, expected):
+    """Write a realistic test capture for N subscribers, with the records it must decode to."""
     try:
-        from probe.synth import generate
+        from probe.synth import MIXES, generate
     except ImportError as e:
         raise click.ClickException(f"synth needs the test extras (pip install '.[synth]'): {e}")
     st = generate(out, subscribers=subscribers, packets=packets, seed=seed, rate_pps=rate_pps,
-                  expected_path=expected)
+                  expected_path=expected, mix=MIXES[mix])
     click.echo(f"wrote {out}: {st['packets']} packets, {st['dialogues']} dialogues, {st['bytes']} bytes",
                err=True)
+
+
+# --- probe and tap -------------------------------------------------------------------------------
+
+class Endpoint(click.ParamType):
+    """A ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME."""
+    name = "endpoint"
+
+    def convert(self, value, param, ctx):
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
+            self.fail(f"{value!r} is not a ZeroMQ endpoint like tcp://host:5555 or ipc:///run/tp.sock", param, ctx)
+        if scheme == "tcp" and not rest.rpartition(":")[2]:
+            self.fail(f"{value!r} has no port", param, ctx)
+        return value
+
+
+class Speed(click.ParamType):
+    """Replay speed: max (as fast as it goes), 1x (original timing), Nx (N times faster)."""
+    name = "speed"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            factor = float(value)
+        elif str(value).lower() == "max":
+            return 0.0
+        else:
+            try:
+                factor = float(str(value).lower().removesuffix("x"))
+            except ValueError:
+                self.fail(f"{value!r} is not max, 1x or a factor like 10x", param, ctx)
+        if not factor > 0:
+            self.fail(f"{value!r}: the factor must be above 0", param, ctx)
+        return factor
+
+
+def decoder_options(f):
+    """The decoder's options, as `decode` has them."""
+    for opt in reversed([
+        click.option("--messages", is_flag=True, help="One record per TCAP component, not per dialogue."),
+        click.option("--mtp3", type=click.Choice(["itu", "ansi", "japan"]), default="itu", show_default=True,
+                     help="MTP3 routing label and SCCP address variant."),
+        click.option("--map-ssn", "map_ssns", default="6-9,145,148-150", show_default=True,
+                     help="SSNs decoded as MAP when no application context says."),
+        click.option("--cap-ssn", "cap_ssns", default="146", show_default=True,
+                     help="SSNs decoded as CAP when no application context says."),
+        click.option("--gtpu-port", "gtpu_ports", multiple=True, type=click.IntRange(1, 65535),
+                     help="Extra UDP port carrying GTP-U besides 2152 (repeatable)."),
+        click.option("--usage-interval", type=click.FloatRange(min=0), default=60.0, show_default=True,
+                     help="Seconds of capture time between data-usage records of one GTP-U tunnel."),
+        click.option("--dialogue-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+                     help="Seconds of capture time before an unanswered dialogue is reported as timed out."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_interval, dialogue_timeout,
+                     probe_id=0):
+    from probe.decode import Options
+    return Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout, probe_id=probe_id,
+                   map_ssns=parse_ranges(map_ssns, "--map-ssn"), cap_ssns=parse_ranges(cap_ssns, "--cap-ssn"),
+                   gtpu_ports=(2152, *gtpu_ports), usage_interval=usage_interval)
+
+
+@main.command()
+@click.argument("more_pcaps", nargs=-1, type=click.Path(exists=True, dir_okay=False), metavar="[FILE]...")
+@click.option("--pcap", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Capture file (pcap or pcapng) to replay; more files may follow it.")
+@click.option("--push", multiple=True, type=Endpoint(), metavar="ENDPOINT",
+              help="Engine shard to send records to (repeatable: one per shard, in shard order).")
+@click.option("--speed", type=Speed(), default="max", show_default=True,
+              help="Replay pace: max, 1x (the capture's own timing) or Nx (N times faster).")
+@click.option("--loop", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Replay the files N times (0: until stopped).")
+@click.option("--lossless", is_flag=True,
+              help="Wait for the engines instead of dropping (replays, tests); exit 3 without their acknowledgement.")
+@click.option("--batch", type=click.IntRange(1, 1_000_000), default=4096, show_default=True,
+              help="Records a message holds at most; a shard's batch goes out when full ...")
+@click.option("--flush-ms", type=click.FloatRange(min=1), default=100.0, show_default=True,
+              help="... or when its oldest record has waited this long.")
+@click.option("--probe-id", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="This probe's number, in every record and message header.")
+@click.option("--key-map", type=click.Path(exists=True, dir_okay=False),
+              help="CSV of msisdn,imsi: the shard key of records with an MSISDN only.")
+@click.option("--bindings", type=click.IntRange(min=1024), default=1 << 20, show_default=True,
+              help="MSISDN-to-IMSI bindings remembered from the records (24 bytes each).")
+@click.option("--queue", type=click.IntRange(min=1), default=262144, show_default=True,
+              help="Records queued per shard while its engine is slow or absent; then the oldest are dropped.")
+@click.option("--ack-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds, at the end, for the engines to take what is queued and acknowledge the end of stream.")
+@click.option("--status-interval", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds between status lines on stderr (0: none).")
+@click.option("--stats-json", type=click.Path(dir_okay=False, writable=True),
+              help="Write the counters here (at every status line and at the end).")
+@decoder_options
+def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_id, key_map, bindings, queue,
+          ack_timeout, status_interval, stats_json, **decoder):
+    """Decode captures and publish the records to the engine shards over ZeroMQ.
+
+    \b
+    touchpoint probe --pcap day.pcap --push tcp://engine1:5555 --push tcp://engine2:5555
+    touchpoint probe --pcap a.pcap b.pcap --speed 1x --loop 0 --push tcp://127.0.0.1:5555
+
+    Each record goes to the shard of its subscriber: a stable hash of the IMSI, else of the IMSI
+    learned for its MSISDN, else of the IMSI the --key-map names, else of the MSISDN; records without
+    a subscriber go to shard 0. Exit codes: 0 done, 1 a capture could not be read, 2 usage,
+    3 an engine rejected the stream or, with --lossless, did not acknowledge its end.
+    """
+    from probe.run import ProbeRun, ProbeSettings
+    from probe.shard import KeyMap
+    from probe.source import PcapReplay
+
+    files = list(pcap) + list(more_pcaps)
+    if more_pcaps and not pcap:
+        raise click.UsageError("name the capture files with --pcap FILE...")
+    if not files:
+        raise click.UsageError("a capture source is needed: --pcap FILE...")
+    if not push:
+        raise click.UsageError("at least one --push ENDPOINT (an engine shard, or `touchpoint tap --listen`)")
+    opts = decoder_settings(probe_id=probe_id, **decoder)
+    kmap = None
+    if key_map:
+        try:
+            kmap = KeyMap.load(key_map)
+        except OSError as e:
+            raise click.BadParameter(f"{key_map}: {e.strerror or e}", param_hint="--key-map")
+        if kmap.bad_rows:
+            click.echo(f"touchpoint probe: --key-map: {kmap.bad_rows} malformed rows skipped, the first "
+                       f"{kmap.first_bad}", err=True)
+    settings = ProbeSettings(push=list(push), probe_id=probe_id, batch=batch, flush_ms=flush_ms,
+                             lossless=lossless, queue=queue, ack_timeout=ack_timeout,
+                             status_interval=status_interval, stats_json=stats_json, key_map=kmap,
+                             bindings=bindings)
+    source = PcapReplay(files, opts, speed=speed, loop=loop)
+    run = ProbeRun(source, settings, stop=source.stop)
+    try:
+        code = run.run()
+    except ValueError as e:                 # an endpoint libzmq cannot use
+        raise click.BadParameter(str(e), param_hint="--push")
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--listen", multiple=True, type=Endpoint(), metavar="ENDPOINT",
+              help="Where the probes push (repeatable: several shards into one tap).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
+@click.option("--count", is_flag=True, help="Print only the number of records received.")
+@click.option("--expect-eos", type=click.IntRange(min=1),
+              help="Exit after this many ends of stream (one per probe run and shard).")
+def tap(listen, fmt, count, expect_eos):
+    """Receive the probes' record stream, check it and print it, like tcpdump.
+
+    \b
+    touchpoint tap --listen tcp://0.0.0.0:5555 --format jsonl
+    touchpoint tap --listen tcp://127.0.0.1:5555 --count --expect-eos 1
+
+    Reports lost batches (sequence gaps) and unreadable streams on stderr. Exit codes: 0, 1 when
+    batches were lost or a probe's stream could not be read, 2 usage.
+    """
+    from control.tap import run as tap_run
+
+    if not listen:
+        raise click.UsageError("--listen ENDPOINT is needed")
+    try:
+        code = tap_run(list(listen), None if count else Writer(fmt, sys.stdout), expect_eos=expect_eos)
+    except ValueError as e:
+        raise click.ClickException(str(e))
+    sys.exit(code)

@@ -165,17 +165,19 @@ cdef struct Tunnel:          # one GTP tunnel endpoint (TEID at an address) and 
     uint64_t imsi
     uint64_t msisdn
     uint64_t imei
-    int64_t last_ns
     int64_t flushed_ns
     uint32_t packets         # user plane counted since the last data-usage record
     uint64_t octets
     uint8_t rat
+    uint8_t live
     char apn[TP_APN_LEN]
 
 cdef struct Tunnels:
     Index idx
     Pool pool
     Tunnel *e
+    int64_t next_sweep_ns    # capture time of the next sweep of idle counters
+    int32_t sweep_pos        # where a sweep interrupted by a full output resumes
 
 
 cdef struct Dec:

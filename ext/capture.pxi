@@ -78,7 +78,7 @@ cdef void packet(Dec *d, uint32_t linktype, int64_t ts_ns, const uint8_t *p, Py_
     if caplen < origlen:
         anomaly(d, AN_CAP_SNAPPED, p + caplen)
     dialogue_expire(d, ts_ns)
-    tunnels_expire(d, ts_ns)
+    tunnels_sweep(d, ts_ns)
     link(d, linktype, p, caplen)
 
 

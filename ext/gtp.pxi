@@ -10,7 +10,6 @@ cdef enum:
     PORT_GTP0 = 3
     GTP_FTEIDS = 16
 
-cdef int64_t TUNNEL_IDLE_NS = 3600000000000
 
 
 cdef struct GtpMsg:
@@ -273,7 +272,7 @@ cdef void usage_emit(Dec *d, Tunnel *t) noexcept nogil:
     r = emit(d)
     if r == NULL:
         return
-    r.ts_ns = d.pkt.ts_ns if d.pkt.ts_ns else t.last_ns
+    r.ts_ns = d.pkt.ts_ns
     r.frame = <uint32_t>d.frame
     r.kind = TP_K_DATA_USAGE
     r.proto = TP_PROTO_GTPU
@@ -293,6 +292,7 @@ cdef void usage_emit(Dec *d, Tunnel *t) noexcept nogil:
 
 
 cdef void tunnel_release(Dec *d, Tunnel *t) noexcept nogil:
+    t.live = 0
     idx_del(&d.tun.idx, t.teid, t.ip)
     pool_give(&d.tun.pool, <int32_t>(t - d.tun.e))
 
@@ -320,20 +320,34 @@ cdef Tunnel *tunnel_get(Dec *d, uint32_t teid, uint32_t ip, int create) noexcept
     t.imsi = ALL_F
     t.msisdn = ALL_F
     t.imei = ALL_F
-    t.last_ns = d.pkt.ts_ns
+    t.live = 1
     t.flushed_ns = d.pkt.ts_ns
     idx_put(&x.idx, teid, ip, i)
     return t
 
 
-cdef void tunnels_expire(Dec *d, int64_t now) noexcept nogil:
+cdef void tunnels_sweep(Dec *d, int64_t now) noexcept nogil:
+    """Every usage interval of capture time, report what idle tunnels counted since their last
+    record, so a burst followed by silence is not held back. Tunnels are never forgotten for
+    being idle (a session may be silent for hours); the table's size bounds them, least
+    recently used first. A sweep that meets a full output resumes at the next packet."""
+    cdef Tunnels *x = &d.tun
     cdef Tunnel *t
-    while d.tun.pool.head >= 0 and d.cap - d.nout > MAX_PER_PACKET // 2:
-        t = &d.tun.e[d.tun.pool.head]
-        if now - t.last_ns <= TUNNEL_IDLE_NS:
-            break
-        usage_emit(d, t)
-        tunnel_release(d, t)
+    cdef int64_t every = d.usage_interval_ns if d.usage_interval_ns > 1000000000 else 1000000000
+    if x.sweep_pos == 0:
+        if x.next_sweep_ns == 0:
+            x.next_sweep_ns = now + every
+        if now < x.next_sweep_ns:
+            return
+    while x.sweep_pos < x.pool.cap:
+        if d.cap - d.nout <= MAX_PER_PACKET // 2:
+            return
+        t = &x.e[x.sweep_pos]
+        x.sweep_pos += 1
+        if t.live and t.packets and now - t.flushed_ns >= d.usage_interval_ns:
+            usage_emit(d, t)
+    x.sweep_pos = 0
+    x.next_sweep_ns = now + every
 
 
 cdef void tunnels_learn(Dec *d, const GtpMsg *g, const tp_record *r) noexcept nogil:
@@ -352,7 +366,6 @@ cdef void tunnels_learn(Dec *d, const GtpMsg *g, const tp_record *r) noexcept no
             t.rat = r.rat
         if r.apn[0]:
             memcpy(t.apn, r.apn, TP_APN_LEN)
-        t.last_ns = d.pkt.ts_ns
 
 
 # ---- messages ------------------------------------------------------------
@@ -569,7 +582,6 @@ cdef int gtpu(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         t = tunnel_get(d, be32(p + 4), d.pkt.ip_dst, 1)
     t.packets += 1
     t.octets += <uint64_t>(total - hdr)
-    t.last_ns = d.pkt.ts_ns
     if d.pkt.ts_ns - t.flushed_ns >= d.usage_interval_ns:
         usage_emit(d, t)
     return 0

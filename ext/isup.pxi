@@ -64,12 +64,18 @@ cdef int isup(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         num.len = vlen
         r.peer = isup_number(&num, &r.nai)
         r.flags = TP_F_REQUEST
-        if b[6]:                                       # optional part
+        if b[6] and 6 + b[6] >= bn:                    # optional part announced but cut off
+            anomaly(d, AN_ISUP_TRUNCATED, p)
+            r.flags |= TP_F_PARTIAL
+        elif b[6]:                                     # optional part
             o = 6 + b[6]
-            while o < bn and b[o] != 0:
-                if o + 2 > bn or o + 2 + b[o + 1] > bn:
-                    anomaly(d, AN_ISUP_MALFORMED, b + o)
-                    r.flags |= TP_F_PARTIAL
+            while True:                                # parameters up to end-of-optional-parameters
+                if o >= bn or o + 2 > bn or o + 2 + b[o + 1] > bn:
+                    if o >= bn or b[o] != 0:
+                        anomaly(d, AN_ISUP_TRUNCATED, b + o if o < bn else p + n)
+                        r.flags |= TP_F_PARTIAL
+                    break
+                if b[o] == 0:
                     break
                 if b[o] == 0x0A:                       # calling party number
                     num.v = b + o + 2
@@ -77,9 +83,9 @@ cdef int isup(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                     r.msisdn = isup_number(&num, NULL)
                 o += 2 + b[o + 1]
     elif mt == ISUP_REL:
-        if isup_var(b, bn, 0, &v, &vlen) or vlen < 2:
+        if isup_var(b, bn, 0, &v, &vlen) or vlen < 2 or (not (v[0] & 0x80) and vlen < 3):
             return anomaly(d, AN_ISUP_MALFORMED, p)
-        r.cause = v[1] & 0x7F
+        r.cause = v[1 if v[0] & 0x80 else 2] & 0x7F    # octet 1a (recommendation) when octet 1 extends
         r.flags = TP_F_RESPONSE if r.cause == 16 or r.cause == 31 else TP_F_ERROR
     elif mt == ISUP_ANM or mt == ISUP_CON:
         r.flags = TP_F_RESPONSE

@@ -92,6 +92,23 @@ cdef Py_ssize_t wsp_skip(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos) noexcep
     return pos + 1
 
 
+cdef Py_ssize_t wsp_value(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
+    """Where a value-length prefixed value starts: after the short length, or the quote and uintvar."""
+    cdef int i
+    if pos >= n or p[pos] > 31:
+        return n
+    if p[pos] < 31:
+        return pos + 1
+    pos += 1
+    for i in range(5):
+        if pos >= n:
+            return n
+        pos += 1
+        if not (p[pos - 1] & 0x80):
+            break
+    return pos
+
+
 cdef void mms_notification(const uint8_t *p, Py_ssize_t n, tp_record *r) noexcept nogil:
     """m-notification-ind: sender (From) into peer, message size into octets. Subject and
     content location are message content: not kept."""
@@ -114,8 +131,8 @@ cdef void mms_notification(const uint8_t *p, Py_ssize_t n, tp_record *r) noexcep
             for i in range(p[pos]):
                 v = (v << 8) | p[pos + 1 + i]
             r.octets = v
-        elif h == 0x89 and pos + 2 < nxt and p[pos + 1] == 0x80:                    # From: address-present
-            i = pos + 2
+        elif h == 0x89 and wsp_value(p, nxt, pos) < nxt and p[wsp_value(p, nxt, pos)] == 0x80:  # From
+            i = wsp_value(p, nxt, pos) + 1                                            # address-present
             if i < nxt and p[i] < 31:                                                 # charset-qualified
                 i += 2
             if i < nxt and p[i] == 0x2B:                                              # '+'
@@ -149,28 +166,28 @@ cdef void wap_push(const uint8_t *p, Py_ssize_t n, tp_record *r) noexcept nogil:
     mms_notification(p + pos + hlen, n - pos - hlen, r)
 
 
-cdef void sms_tpdu(const Tlv *ui, tp_record *r) noexcept nogil:
+cdef int sms_tpdu(const Tlv *ui, tp_record *r) noexcept nogil:
     """SMS-DELIVER / SMS-SUBMIT (TS 23.040): the other party, PID, DCS, user data header
     (concatenation, application ports) and a WAP-push MMS notification. Never the text."""
     cdef const uint8_t *p = ui.v
     cdef Py_ssize_t n = ui.len, pos, nb, h, hend
     cdef uint8_t mti, vpf, iei, iel
     if n < 1:
-        return
+        return AN_MAP_TRUNCATED
     mti = p[0] & 3
     if mti > 1:
-        return
+        return 0
     pos = 1 if mti == 0 else 2                         # SUBMIT: TP-MR first
     if pos + 2 > n:
-        return
+        return AN_MAP_TRUNCATED
     nb = (p[pos] + 1) // 2
     if pos + 2 + nb > n:
-        return
+        return AN_MAP_TRUNCATED
     if ((p[pos + 1] >> 4) & 7) != 5:                   # alphanumeric addresses are not digits
         r.peer = tbcd(p + pos + 2, nb, p[pos])
     pos += 2 + nb
     if pos + 2 > n:
-        return
+        return AN_MAP_TRUNCATED
     r.sms_pid = p[pos]
     r.sms_dcs = p[pos + 1]
     pos += 2
@@ -180,11 +197,13 @@ cdef void sms_tpdu(const Tlv *ui, tp_record *r) noexcept nogil:
         vpf = (p[0] >> 3) & 3
         pos += 0 if vpf == 0 else (1 if vpf == 2 else 7)
     pos += 1                                           # TP-UDL
-    if not (p[0] & 0x40) or pos >= n:
-        return
+    if pos > n:
+        return AN_MAP_TRUNCATED
+    if not (p[0] & 0x40):
+        return 0
+    if pos >= n or pos + 1 + p[pos] > n:
+        return AN_MAP_TRUNCATED
     hend = pos + 1 + p[pos]
-    if hend > n:
-        return
     h = pos + 1
     while h + 2 <= hend:
         iei = p[h]
@@ -204,6 +223,7 @@ cdef void sms_tpdu(const Tlv *ui, tp_record *r) noexcept nogil:
         h += 2 + iel
     if mti == 0 and r.app_port == 2948 and r.part <= 1:
         wap_push(p + hend, n - hend, r)
+    return 0
 
 
 cdef uint64_t ussd_digits(const Tlv *s, uint8_t dcs) noexcept nogil:
@@ -258,6 +278,8 @@ cdef int location_info(tp_record *r, const Tlv *li, int gprs) noexcept nogil:
             loc = TP_LOC_SAI
             if r.loc_type == TP_LOC_CGI:
                 r.loc_type = TP_LOC_SAI
+        elif gprs and u.tag == 0x80:                   # CAP's LocationInformationGPRS: a plain [0] octet string
+            location(r, &u, TP_LOC_CGI)
         elif u.tag == (0xA0 if gprs else 0xA3):        # cellGlobalIdOrServiceAreaIdOrLAI
             c2 = inner(&u)
             if c2.p < c2.end:
@@ -358,7 +380,9 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
                 if t.tag == 0x82:
                     r.msisdn = address_digits(&t)
             elif i == 2 and t.tag == 0x04:
-                sms_tpdu(&t, r)
+                rc = sms_tpdu(&t, r)
+                if rc:
+                    return rc
         elif op == 56:                                 # sendAuthenticationInfo v3
             if t.tag == 0x80:
                 r.imsi = imsi_digits(&t)

@@ -134,9 +134,9 @@ cdef int dialogue_portion(const Tlv *dp, Msg *m) noexcept nogil:
                         m.proto = TP_PROTO_MAP
                         m.ac_x = oid.v[5]
                         m.version = oid.v[6]
-                    elif oid.v[4] == 0 and oid.v[5] <= 52:                   # CAP phase 2 {.. 0 50 1}
+                    elif oid.v[4] == 0 and oid.v[5] <= 52:                   # CAP phase 1 {.. 50 0}, 2 {.. 50 1}
                         m.proto = TP_PROTO_CAP
-                        m.version = 2
+                        m.version = 1 if oid.v[6] == 0 else 2
                     elif oid.v[4] == 21 or oid.v[4] == 22:                   # CAP phase 3, 4 {.. 21|22 3 x}
                         m.proto = TP_PROTO_CAP
                         m.version = oid.v[4] - 18

@@ -37,9 +37,19 @@ def _load(path):
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
+    """MAP only (MAP_MIX): the first generator's traffic."""
     d = tmp_path_factory.mktemp("synth")
     p, e = d / "s.pcap", d / "s.expected.jsonl"
-    st = synth.generate(p, packets=3000, seed=5, subscribers=200, expected_path=e)
+    st = synth.generate(p, packets=3000, seed=5, subscribers=200, expected_path=e, mix=synth.MAP_MIX)
+    return p, e, st
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """The default mix, slow enough (10 packets a second) for periodic data usage records."""
+    d = tmp_path_factory.mktemp("synth_mixed")
+    p, e = d / "m.pcap", d / "m.expected.jsonl"
+    st = synth.generate(p, packets=3000, seed=7, subscribers=200, rate_pps=10.0, expected_path=e)
     return p, e, st
 
 
@@ -60,16 +70,20 @@ def test_different_seed_different_bytes(tmp_path):
     assert _sha(a) != _sha(b)
 
 
+@pytest.mark.parametrize("mix", ["default", "map"])
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 17, 1000])
-def test_exact_packet_count(tmp_path, n):
+def test_exact_packet_count(tmp_path, n, mix):
     p, e = tmp_path / "n.pcap", tmp_path / "n.jsonl"
-    st = synth.generate(p, packets=n, seed=n, subscribers=20, expected_path=e)
+    st = synth.generate(p, packets=n, seed=n, subscribers=20, expected_path=e, mix=synth.MIXES[mix])
     frames = _pcap_frames(p.read_bytes())
-    assert st["packets"] == n == len(frames)
+    assert st["packets"] == n == len(frames) == sum(st["by_proto"].values())
     assert st["bytes"] == p.stat().st_size
     exp = _load(e)
-    assert st["dialogues"] == len(exp)
+    assert st["records"] == len(exp)
+    if mix == "map":
+        assert st["dialogues"] == len(exp)
     assert all(1 <= r["frame"] <= n for r in exp)
+    assert [r["frame"] for r in exp] == sorted(r["frame"] for r in exp)
     ts = [t for t, _ in frames]
     assert ts == sorted(ts)
 
@@ -276,7 +290,7 @@ def test_pycrate_decodes_every_generated_message(tmp_path):
     from pycrate_asn1dir import TCAP_MAPv2v3
     t = TCAP_MAPv2v3.TCAP_MAP_Messages.TCAP_MAP_Message
     p, e = tmp_path / "p.pcap", tmp_path / "p.jsonl"
-    synth.generate(p, packets=400, seed=13, subscribers=50, expected_path=e, failures=0.1)
+    synth.generate(p, packets=400, seed=13, subscribers=50, expected_path=e, failures=0.1, mix=synth.MAP_MIX)
     imsis = set()
     for _, f in _pcap_frames(p.read_bytes()):
         plen = struct.unpack_from(">H", f, 72)[0]          # M3UA Protocol Data length
@@ -295,3 +309,404 @@ def test_pycrate_decodes_every_generated_message(tmp_path):
                 imsis.add(prm[1]["imsi"].hex())
     want = {synth.tbcd(r["imsi"]).hex() for r in _load(e) if "imsi" in r}
     assert imsis and imsis <= want
+
+
+# --- mixed traffic: GTP, CAP, ISUP, multi-part SMS, MMS ----------------------------
+
+def _udp_payload(f: bytes):
+    """(dport, payload) of an Ethernet/IPv4/UDP frame, or None."""
+    if f[12:14] != b"\x08\x00" or f[23] != 17:
+        return None
+    ihl = (f[14] & 0xF) * 4
+    u = 14 + ihl
+    return struct.unpack_from(">H", f, u + 2)[0], f[u + 8:]
+
+
+def _m3ua_user(f: bytes):
+    """(SI, user data) of an Ethernet/IPv4/SCTP/M3UA DATA frame."""
+    plen = struct.unpack_from(">H", f, 72)[0]
+    return f[82], f[86:70 + plen]
+
+
+def test_default_mix_shares(tmp_path):
+    """About 60 % of the packets SS7 (MAP, CAP, ISUP), 40 % GTP-C and GTP-U; every protocol there."""
+    st = synth.generate(tmp_path / "x.pcap", packets=20_000, seed=3)
+    by = st["by_proto"]
+    assert set(by) == {"map", "cap", "isup", "gtpv1c", "gtpv2c", "gtpu"}
+    ss7 = (by["map"] + by["cap"] + by["isup"]) / st["packets"]
+    assert 0.55 < ss7 < 0.65, by
+    assert by["gtpu"] > by["gtpv2c"] + by["gtpv1c"]
+
+
+def test_map_mix_is_the_first_generator(tmp_path):
+    """mix=MAP_MIX writes MAP dialogues only, and the goldens made that way have not moved
+    (tests/test_goldens.py compares them byte for byte)."""
+    st = synth.generate(tmp_path / "x.pcap", packets=2000, seed=4, mix=synth.MAP_MIX)
+    assert st["by_proto"] == {"map": 2000}
+    assert synth.GOLDENS["map_mixed_small"]["mix"] is synth.MAP_MIX
+
+
+def test_unknown_scenario_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown scenario"):
+        synth.generate(tmp_path / "x.pcap", packets=10, mix={"sai": 1, "gtpv3": 1})
+
+
+def test_mixed_records(mixed):
+    p, e, st = mixed
+    exp = _load(e)
+    assert len(exp) == st["records"]
+    kinds = collections.Counter((r["proto"], r["kind"]) for r in exp)
+    for k in (("gtpv2c", "session_create"), ("gtpv2c", "session_modify"), ("gtpv2c", "session_delete"),
+              ("gtpv1c", "pdp_create"), ("gtpv1c", "pdp_delete"), ("gtpu", "data_usage"), ("cap", "call_attempt"),
+              ("isup", "call_attempt"), ("map", "mms_notification"), ("map", "mt_sms"), ("map", "auth_info")):
+        assert kinds[k] > 0, k
+    for r in exp:
+        if r["proto"] in ("gtpv2c", "gtpv1c"):
+            assert r["flags"][:2] == ["request", "response"] and r["flags"][-1] == "correlated"
+            assert ("error" in r["flags"]) == (r["cause"] >= (64 if r["proto"] == "gtpv2c" else 192))
+            assert "imsi" in r and "msisdn" in r and "imei" in r
+        if r["kind"] in ("session_create", "pdp_create"):
+            assert r["apn"] in ("cmnet", "cmwap", "ims", "internet") and r["rat"] in (1, 2, 6)
+        if r["proto"] == "isup":
+            answered = "response" in r["flags"]
+            assert r["cause"] == 16 if answered else r["cause"] in (16, 17, 19)
+            assert ("error" in r["flags"]) == (r["cause"] != 16)
+        if r["kind"] == "data_usage":
+            assert r["packets"] > 0 and r["octets"] >= 40 * r["packets"] and r["op"] == 255 and r["flags"] == []
+    usage = [r for r in exp if r["kind"] == "data_usage"]
+    assert any(r["frame"] < st["packets"] for r in usage)          # periodic (60 s of capture time)
+    assert any(r["frame"] == st["packets"] for r in usage)         # end of capture
+    assert {r["event"] for r in exp if r["proto"] == "cap"} == {2, 3, 12}
+    parts = [r for r in exp if r.get("parts")]
+    assert parts and all(1 <= r["part"] <= r["parts"] for r in parts)
+
+
+def test_user_plane_totals(mixed):
+    """The data usage records add up to every G-PDU in the file, per TEID: packets and inner
+    IP octets (read from the frames, not from the generator's model)."""
+    p, e, _ = mixed
+    pk, octets = collections.Counter(), collections.Counter()
+    for _, f in _pcap_frames(p.read_bytes()):
+        u = _udp_payload(f)
+        if u and u[0] == 2152:
+            g = u[1]
+            assert g[:2] == b"\x30\xff" and struct.unpack_from(">H", g, 2)[0] == len(g) - 8
+            teid = struct.unpack_from(">I", g, 4)[0]
+            pk[teid] += 1
+            octets[teid] += struct.unpack_from(">H", g, 10)[0]         # inner IPv4 total length
+            assert struct.unpack_from(">H", g, 10)[0] == len(g) - 8
+    rp, ro = collections.Counter(), collections.Counter()
+    for r in _load(e):
+        if r["kind"] == "data_usage":
+            rp[r["tid"]] += r["packets"]
+            ro[r["tid"]] += r["octets"]
+    assert pk and rp == pk and ro == octets
+
+
+def test_pycrate_reads_every_mixed_message(mixed):
+    """pycrate parses every GTP-C, GTP-U header, ISUP and TCAP (CAP, MAP) message back
+    to the same octets: the patched templates are still what pycrate would encode."""
+    import pycrate_mobile.TS29060_GTP as G1
+    import pycrate_mobile.TS29274_GTPC as G2
+    import pycrate_mobile.TS29281_GTPU as GU
+    from pycrate_asn1dir import TCAP_CAP, TCAP_MAPv2v3
+    from pycrate_mobile import ISUP
+    cap = TCAP_CAP.TCAP_CAP_Messages.TCAP_CAP_Message
+    tmap = TCAP_MAPv2v3.TCAP_MAP_Messages.TCAP_MAP_Message
+    p, _, st = mixed
+    seen = collections.Counter()
+    for _, f in _pcap_frames(p.read_bytes()):
+        u = _udp_payload(f)
+        if u is not None:
+            port, g = u
+            if port == 2152:
+                m, err = GU.parse_GTPU(g)
+                assert err == 0 and m[0]["TEID"].get_val() == struct.unpack_from(">I", g, 4)[0]
+                seen["gtpu"] += 1
+            elif g[0] >> 5 == 2:
+                m, err = G2.parse_GTPC(g)
+                assert err == 0 and m.to_bytes() == g
+                seen["gtpv2c"] += 1
+            else:
+                m, err = G1.parse_GTP(g)
+                assert err == 0 and m.to_bytes() == g
+                seen["gtpv1c"] += 1
+            continue
+        si, user = _m3ua_user(f)
+        if si == 5:
+            m = ISUP.ISUPTypeClasses[user[2]]()
+            m.from_bytes(user)
+            assert m.to_bytes() == user
+            seen["isup"] += 1
+        else:
+            at = 4 + user[4]
+            tcap = user[at + 1:at + 1 + user[at]]
+            ssn = user[2 + user[2] + 2]                        # called party: length, indicator, SSN
+            t = cap if ssn == synth.SSN_CAP else tmap
+            t.from_ber(tcap)
+            assert t.to_ber() == tcap
+            seen["cap" if ssn == synth.SSN_CAP else "map"] += 1
+    assert seen == collections.Counter(st["by_proto"])
+
+
+MIX_FIELDS = (
+    "frame.number", "frame.protocols", "_ws.malformed", "_ws.expert.severity", "ip.checksum.status",
+    "sctp.checksum.status", "ip.len", "ip.dst", "gtp.message", "gtp.teid", "gtp.seq_number", "gtp.cause",
+    "gtp.apn", "gtp.ext_imeisv", "gtp.ext_rat_type", "gtp.lac", "gtp.cgi_ci", "gtp.teid_data", "gtp.teid_cp",
+    "gtpv2.message_type", "gtpv2.teid", "gtpv2.seq", "gtpv2.cause", "gtpv2.mei", "gtpv2.apn", "gtpv2.rat_type",
+    "gtpv2.tai_tac", "gtpv2.ecgi_eci", "gtpv2.f_teid_interface_type", "gtpv2.f_teid_gre_key", "e212.imsi",
+    "e164.msisdn", "e212.tai.mcc", "e212.tai.mnc", "e212.cgi.mcc", "e212.cgi.mnc", "tcap.otid", "tcap.dtid",
+    "camel.local", "camel.serviceKey", "camel.eventTypeBCSM", "camel.calledPartyBCDNumber", "isup.cic",
+    "isup.message_type", "isup.called", "isup.calling", "isup.cause_indicator",
+    "isup.called_party_nature_of_address_indicator", "gsm_sms.tp-oa", "gsm_sms.tp-dcs",
+    "gsm_sms.udh.mm.msg_parts", "gsm_sms.udh.mm.msg_part", "gsm_sms.destination_port", "mmse.from",
+    "mmse.message_size", "gsm_old.localValue", "tcap.p_abortCause")
+
+
+@pytest.fixture(scope="module")
+def mixed_tshark(mixed):
+    if TSHARK is None:
+        pytest.skip("tshark not installed")
+    p, _, _ = mixed
+    out = subprocess.run(
+        [TSHARK, "-n", "-r", str(p), "-o", "ip.check_checksum:TRUE", "-o", "sctp.checksum:CRC-32C",
+         "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|"] + [a for f in MIX_FIELDS for a in ("-e", f)],
+        check=True, capture_output=True, text=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        cols = line.split("\t")
+        cols += [""] * (len(MIX_FIELDS) - len(cols))
+        r = {f: [x for x in c.split("|") if x] for f, c in zip(MIX_FIELDS, cols)}
+        rows[int(r["frame.number"][0])] = r
+    return rows
+
+
+def _one(r, f, conv=str):
+    assert len(r[f]) == 1, (r["frame.number"], f, r[f])
+    return conv(r[f][0])
+
+
+def _hex(x):
+    return int(x, 0)
+
+
+def test_tshark_decodes_every_mixed_packet(mixed, mixed_tshark):
+    """Every packet of every protocol decodes in tshark, with no malformed or expert item and
+    good checksums (the IPv4 headers inside G-PDUs too)."""
+    _, _, st = mixed
+    rows = mixed_tshark
+    assert len(rows) == st["packets"]
+    seen = collections.Counter()
+    for n, r in rows.items():
+        protos = r["frame.protocols"][0].split(":")
+        assert not r["_ws.malformed"], n
+        assert not r["_ws.expert.severity"], (n, r["_ws.expert.severity"])
+        assert r["ip.checksum.status"] and set(r["ip.checksum.status"]) == {"1"}, n
+        if protos[3] == "sctp":
+            assert r["sctp.checksum.status"] == ["1"], n
+            if protos[5] == "isup":
+                seen["isup"] += 1
+            else:
+                assert protos[5:7] == ["sccp", "tcap"], (n, protos)
+                if r["tcap.p_abortCause"]:                  # a MAP dialogue's Abort: TCAP only
+                    assert len(protos) == 7, n
+                    seen["map"] += 1
+                else:
+                    assert protos[7] in ("gsm_map", "camel"), (n, protos)
+                    seen["cap" if protos[7] == "camel" else "map"] += 1
+        else:
+            assert protos[3:5] == ["udp", "gtp"], (n, protos)
+            if r["gtpv2.message_type"]:
+                assert protos[5:] == ["gtpv2"], (n, protos)
+                seen["gtpv2c"] += 1
+            elif _one(r, "gtp.message", _hex) == 0xFF:
+                assert protos[5:] == ["ip", "udp", "data"], (n, protos)
+                seen["gtpu"] += 1
+            else:
+                assert _one(r, "gtp.message", _hex) in (0x10, 0x11, 0x14, 0x15), n
+                seen["gtpv1c"] += 1
+    assert seen == collections.Counter(st["by_proto"])
+
+
+def _apn_ni(apn: str) -> str:
+    return apn.split(".mnc")[0]
+
+
+def test_tshark_agrees_on_gtp(mixed, mixed_tshark):
+    """Each GTP-C record against tshark's fields of its request and response; the subscriber
+    of Modify Bearer / Delete Session / Delete PDP Context and of every data usage record
+    followed through the TEIDs as tshark shows them (header TEIDs and F-TEIDs)."""
+    _, e, st = mixed
+    rows = mixed_tshark
+    exp = _load(e)
+    v2, v1, gpdu = {}, {}, []                        # (type, seq) -> [frame]; G-PDU frames
+    for n, r in sorted(rows.items()):
+        if r["gtpv2.message_type"]:
+            v2.setdefault((_one(r, "gtpv2.message_type", int), _one(r, "gtpv2.seq", _hex)), []).append(n)
+        elif r["gtp.message"]:
+            t = _one(r, "gtp.message", _hex)
+            if t == 0xFF:
+                gpdu.append(n)
+            else:
+                v1.setdefault((t, _one(r, "gtp.seq_number", _hex)), []).append(n)
+
+    def pair(table, op, seq, frame):
+        resp = [n for n in table[(op + 1, seq)] if n == frame]
+        req = [n for n in table[(op, seq)] if n < frame]
+        assert resp and req, (op, seq, frame)
+        return rows[req[-1]], rows[resp[0]]
+
+    owner = {}                                        # TEID announced -> IMSI, as tshark shows them
+    checked = collections.Counter()
+    for x in sorted(exp, key=lambda r: r["frame"]):
+        if x["proto"] == "gtpv2c":
+            q, a = pair(v2, x["op"], x["tid"], x["frame"])
+            assert int(a["gtpv2.cause"][0]) == x["cause"]        # the message's (then the bearer's)
+            if x["op"] == 32:
+                assert _one(q, "e212.imsi") == x["imsi"] and _one(q, "e164.msisdn") == x["msisdn"]
+                assert _one(q, "gtpv2.mei") == x["imei"] and _apn_ni(_one(q, "gtpv2.apn")) == x["apn"]
+                assert _one(q, "gtpv2.rat_type", int) == x["rat"]
+                who = x["imsi"]
+                for t in q["gtpv2.f_teid_gre_key"] + a["gtpv2.f_teid_gre_key"]:
+                    owner[_hex(t)] = who
+            else:
+                assert not q["e212.imsi"]                 # only the tunnel names the subscriber
+                who = owner[_one(q, "gtpv2.teid", _hex)]
+                assert who == x["imsi"]
+                for t in q["gtpv2.f_teid_gre_key"]:
+                    owner[_hex(t)] = who
+            if "loc_type" in x:
+                assert (_one(q, "gtpv2.tai_tac", _hex), _one(q, "gtpv2.ecgi_eci", int)) == (x["lac_tac"], x["cell"])
+                assert (_one(q, "e212.tai.mcc", int), _one(q, "e212.tai.mnc", int)) == (int(x["mcc"]), int(x["mnc"]))
+            checked["gtpv2c"] += 1
+        elif x["proto"] == "gtpv1c":
+            q, a = pair(v1, x["op"], x["tid"], x["frame"])
+            assert _one(a, "gtp.cause", int) == x["cause"]
+            if x["op"] == 16:
+                assert _one(q, "e212.imsi") == x["imsi"] and _one(q, "e164.msisdn") == x["msisdn"]
+                assert _one(q, "gtp.ext_imeisv") == x["imei"] and _apn_ni(_one(q, "gtp.apn")) == x["apn"]
+                assert _one(q, "gtp.ext_rat_type", int) == x["rat"]
+                assert _one(q, "gtp.cgi_ci", int) == x["cell"] and x["lac_tac"] in {int(v) for v in q["gtp.lac"]}
+                for t in q["gtp.teid_data"] + q["gtp.teid_cp"] + a["gtp.teid_data"] + a["gtp.teid_cp"]:
+                    owner[_hex(t)] = x["imsi"]
+            else:
+                assert not q["e212.imsi"] and owner[_one(q, "gtp.teid", _hex)] == x["imsi"]
+            checked["gtpv1c"] += 1
+    # data usage: per TEID, the G-PDUs since the tunnel's previous record
+    last = collections.defaultdict(int)
+    for x in sorted((r for r in exp if r["kind"] == "data_usage"), key=lambda r: r["frame"]):
+        teid = x["tid"]
+        mine = [n for n in gpdu if last[teid] < n <= x["frame"] and _one(rows[n], "gtp.teid", _hex) == teid]
+        assert len(mine) == x["packets"], x
+        assert sum(int(rows[n]["ip.len"][1]) for n in mine) == x["octets"], x
+        assert owner[teid] == x["imsi"], x
+        last[teid] = x["frame"]
+        checked["data_usage"] += 1
+    assert checked["gtpv2c"] and checked["gtpv1c"] and checked["data_usage"]
+
+
+def test_tshark_agrees_on_cap_isup_sms(mixed, mixed_tshark):
+    """CAP InitialDP, ISUP calls, multi-part MT SMS and MMS notifications against tshark."""
+    _, e, _ = mixed
+    rows = mixed_tshark
+    exp = _load(e)
+    begins = {}
+    for n, r in rows.items():
+        for t in r["tcap.otid"]:
+            if not r["tcap.dtid"]:
+                begins[int(t.replace(":", ""), 16)] = r
+    checked = collections.Counter()
+    for x in exp:
+        if x["proto"] == "cap":
+            b = begins[x["tid"]]
+            assert b["camel.local"] == ["0"]
+            assert _one(b, "camel.serviceKey", int) == x["service_key"]
+            assert _one(b, "camel.eventTypeBCSM", int) == x["event"]
+            assert _one(b, "e212.imsi") == x["imsi"]
+            called = b["isup.called"] or [synth._bcd_text(b["camel.calledPartyBCDNumber"][0])]
+            if x["event"] == 12:
+                assert (called, b["isup.calling"]) == ([x["msisdn"]], [x["peer"]])
+            else:
+                assert (called, b["isup.calling"]) == ([x["peer"]], [x["msisdn"]])
+            assert x["node"] in b["e164.msisdn"]
+            if "nai" in x:
+                assert _one(b, "isup.called_party_nature_of_address_indicator", int) == x["nai"]
+            assert "24" in rows[x["frame"]]["camel.local"]       # the End: eventReportBCSM
+            checked["cap"] += 1
+        elif x["proto"] == "isup":
+            rel = rows[x["frame"]]
+            assert _one(rel, "isup.message_type", int) == 12 and _one(rel, "isup.cic", int) == x["tid"]
+            assert _one(rel, "isup.cause_indicator", int) == x["cause"]
+            call = [n for n in range(1, x["frame"]) if rows[n]["isup.cic"] == [str(x["tid"])]]
+            iam = max(n for n in call if rows[n]["isup.message_type"] == ["1"])
+            assert rows[iam]["isup.called"] == [x["peer"]] and rows[iam]["isup.calling"] == [x["msisdn"]]
+            assert _one(rows[iam], "isup.called_party_nature_of_address_indicator", int) == x["nai"]
+            answered = any(rows[n]["isup.message_type"] == ["9"] for n in call if n > iam)
+            assert answered == ("response" in x["flags"])
+            checked["isup"] += 1
+        elif x["kind"] == "mt_sms" and "parts" in x:
+            b = begins[x["tid"]]
+            assert _one(b, "e212.imsi") == x["imsi"] and _one(b, "gsm_sms.tp-oa") == x["peer"]
+            assert (_one(b, "gsm_sms.udh.mm.msg_parts", int), _one(b, "gsm_sms.udh.mm.msg_part", int)) == \
+                (x["parts"], x["part"])
+            assert _one(b, "gsm_sms.tp-dcs", int) == x.get("sms_dcs", 0)
+            checked["concat"] += 1
+        elif x["kind"] == "mms_notification":
+            b = begins[x["tid"]]
+            assert _one(b, "e212.imsi") == x["imsi"]
+            assert _one(b, "mmse.from") == "+" + x["peer"] + "/TYPE=PLMN"
+            assert _one(b, "mmse.message_size", int) == x["octets"]
+            assert _one(b, "gsm_sms.destination_port", int) == x["app_port"] == 2948
+            assert _one(b, "gsm_sms.tp-dcs", int) == x["sms_dcs"] == 4
+            checked["mms"] += 1
+    assert checked["cap"] and checked["isup"] and checked["concat"] and checked["mms"]
+
+
+def _decode_and_sort(p, e):
+    pytest.importorskip("probe._decode")
+    from probe.decode import decode_bytes
+    from probe.format import to_dicts
+    from tests.test_goldens import _key
+
+    want = sorted(_load(e), key=_key)
+    got = sorted(to_dicts(decode_bytes(p.read_bytes())), key=_key)
+    assert [_key(r) for r in got] == [_key(r) for r in want]
+    return got, want
+
+
+def test_decoder_agrees_over_hours(tmp_path):
+    """A capture spanning two hours (1 packet a second; every session shorter than an hour):
+    periodic data usage, idle tunnels' counters reported by the decoder's sweep at the next
+    packet, and everything else as the generator says."""
+    from tests.test_goldens import IDENTITY
+
+    p, e = tmp_path / "h.pcap", tmp_path / "h.jsonl"
+    st = synth.generate(p, packets=7200, seed=21, subscribers=150, rate_pps=1.0, user_mtu=300, expected_path=e)
+    got, want = _decode_and_sort(p, e)
+    gpdu_frames = set()
+    for i, (_, f) in enumerate(_pcap_frames(p.read_bytes()), 1):
+        u = _udp_payload(f)
+        if u and u[0] == 2152:
+            gpdu_frames.add(i)
+    idle = [r for r in want if r["kind"] == "data_usage" and r["frame"] not in gpdu_frames
+            and r["frame"] != st["packets"]]
+    assert idle                                        # reported because idle, not by a G-PDU
+    for g, w in zip(got, want):
+        for k, v in w.items():
+            assert g.get(k) == v, (k, w, g)
+        for k in IDENTITY:
+            assert k in w or k not in g, (k, w, g)
+
+
+def test_decoder_keeps_the_subscriber_of_a_long_session(tmp_path):
+    """GTPv2 sessions one after the other, 500 s of capture time between packets: the Modify
+    Bearer and Delete Session of a session older than an hour still name its subscriber
+    (through the SGW's S11 tunnel of their header TEID)."""
+    p, e = tmp_path / "l.pcap", tmp_path / "l.jsonl"
+    synth.generate(p, packets=60, seed=2, subscribers=5, rate_pps=0.002, concurrency=1,
+                   mix={"gtpv2_session": 1}, expected_path=e)
+    got, want = _decode_and_sort(p, e)
+    late = [(g, w) for g, w in zip(got, want) if w["kind"] == "session_delete"]
+    assert late
+    for g, w in late:
+        assert g.get("imsi") == w["imsi"], (w, g)
