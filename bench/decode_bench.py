@@ -19,7 +19,7 @@ Targets (bench/README.md): >= 1,000,000 packets/s into records on one core, >= 4
 peak RSS < 200 MB.
 
 The capture is generated once with probe.synth.generate(path, subscribers=100000,
-packets=N, seed=1) and cached under bench/out/. Without probe.synth, the fallback repeats
+packets=N, seed=1, mix=--mix) and cached under bench/out/. Without probe.synth, the fallback repeats
 the packets of ../shared/pcaps-public/velyfw_output.pcap up to N packets.
 """
 import argparse
@@ -45,17 +45,17 @@ TARGET_RSS_MB = 200.0
 
 # --- the capture ---------------------------------------------------------------------------------
 
-def synth_capture(packets: int, subscribers: int, seed: int) -> Path:
-    path = OUT / f"map_mixed_{packets}p_{subscribers}s_seed{seed}.pcap"
+def synth_capture(packets: int, subscribers: int, seed: int, mix: str = "default") -> Path:
+    path = OUT / f"{mix}_{packets}p_{subscribers}s_seed{seed}.pcap"
     if path.is_file() and path.stat().st_size > 24:
         return path
-    from probe.synth import generate                      # ImportError: caller falls back
+    from probe.synth import MIXES, generate               # ImportError: caller falls back
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     t0 = time.perf_counter()
     print(f"generating {path.relative_to(ROOT)} with probe.synth.generate(packets={packets:,}, "
           f"subscribers={subscribers:,}, seed={seed}) ...", file=sys.stderr, flush=True)
-    generate(tmp, subscribers=subscribers, packets=packets, seed=seed)
+    generate(tmp, subscribers=subscribers, packets=packets, seed=seed, mix=MIXES[mix])
     os.replace(tmp, path)
     print(f"  done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return path
@@ -102,8 +102,9 @@ def capture(args) -> tuple:
     if args.input:
         return Path(args.input), "given with --input"
     try:
-        return (synth_capture(args.packets, args.subscribers, args.seed),
-                f"probe.synth.generate(subscribers={args.subscribers:,}, packets={args.packets:,}, seed={args.seed})")
+        return (synth_capture(args.packets, args.subscribers, args.seed, args.mix),
+                f"probe.synth.generate(subscribers={args.subscribers:,}, packets={args.packets:,}, seed={args.seed}, "
+                f"mix={args.mix})")
     except ImportError as e:
         src = PUBLIC / "velyfw_output.pcap"
         if not src.is_file():
@@ -225,14 +226,16 @@ def tcap_payload(pkt: bytes):
             while p + 4 <= len(m):
                 tag, ln = struct.unpack_from(">HH", m, p)
                 if tag == 0x0210:
+                    if m[p + 12] != 3:                       # not SCCP (ISUP)
+                        return None
                     sccp = m[p + 16:p + ln]
-                    if sccp and sccp[0] == 0x09:
+                    if len(sccp) > 5 and sccp[0] == 0x09:
                         d = 4 + sccp[4]
-                    elif sccp and sccp[0] == 0x11:
+                    elif len(sccp) > 6 and sccp[0] == 0x11:
                         d = 5 + sccp[5]
                     else:
                         return None
-                    return sccp[d + 1:d + 1 + sccp[d]]
+                    return sccp[d + 1:d + 1 + sccp[d]] if d < len(sccp) else None
                 p += (ln + 3) & ~3
             return None
         pos += (clen + 3) & ~3
@@ -283,6 +286,9 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=1_000_000, help="packets of the generated capture")
     ap.add_argument("--input", help="benchmark this capture instead of the generated one")
+    ap.add_argument("--mix", choices=("default", "map"), default="default",
+                    help="generated traffic: default = about 60%% SS7 (MAP, CAP, ISUP) and 40%% GTP-C/GTP-U; "
+                         "map = MAP dialogues only")
     ap.add_argument("--subscribers", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-tshark", action="store_true")
