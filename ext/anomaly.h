@@ -45,7 +45,7 @@ static const char *const tp_class_names[] = {
     X(SCTP_RETRANSMISSION,  L_SCTP,    C_OTHER,       "SCTP DATA chunk retransmitted (TSN already seen): decoded once") \
     X(SCTP_IDATA,           L_SCTP,    C_UNSUPPORTED, "SCTP I-DATA not decoded") \
     X(SCTP_FRAG_HELD,       L_SCTP,    C_OTHER,       "SCTP fragment held for reassembly") \
-    X(SCTP_FRAG_LOST,       L_SCTP,    C_MALFORMED,   "SCTP fragment out of sequence, message dropped") \
+    X(SCTP_FRAG_LOST,       L_SCTP,    C_UNSUPPORTED, "SCTP fragments out of order or missing: not reassembled") \
     X(SCTP_FRAG_EVICTED,    L_SCTP,    C_EVICTED,     "SCTP reassembly evicted (table full or timed out)") \
     X(SCTP_FRAG_TOO_BIG,    L_SCTP,    C_UNSUPPORTED, "SCTP reassembled message over the size cap") \
     X(M3UA_TRUNCATED,       L_M3UA,    C_TRUNCATED,   "M3UA message truncated") \
@@ -64,6 +64,7 @@ static const char *const tp_class_names[] = {
     X(SCCP_TRUNCATED,       L_SCCP,    C_TRUNCATED,   "SCCP message truncated") \
     X(SCCP_BAD_POINTER,     L_SCCP,    C_MALFORMED,   "SCCP pointer or parameter length out of bounds") \
     X(SCCP_BAD_ADDRESS,     L_SCCP,    C_MALFORMED,   "SCCP party address invalid") \
+    X(SCCP_UNKNOWN_TYPE,    L_SCCP,    C_UNSUPPORTED, "SCCP message type not assigned by Q.713 (another MTP3 variant?)") \
     X(SCCP_SERVICE,         L_SCCP,    C_OTHER,       "SCCP service message (UDTS/XUDTS/LUDTS)") \
     X(SCCP_CONNECTION,      L_SCCP,    C_UNSUPPORTED, "connection-oriented SCCP not decoded") \
     X(SCCP_MANAGEMENT,      L_SCCP,    C_OTHER,       "SCCP management (SSN 1)") \

@@ -157,7 +157,7 @@ cdef int sccp(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     elif mt >= 0x01 and mt <= 0x10:
         return anomaly(d, AN_SCCP_CONNECTION, p)
     else:
-        return anomaly(d, AN_SCCP_BAD_POINTER, p)
+        return anomaly(d, AN_SCCP_UNKNOWN_TYPE, p)
     if sccp_address(d, called, called_n, &d.pkt.called) or sccp_address(d, calling, calling_n, &d.pkt.calling):
         return anomaly(d, AN_SCCP_BAD_ADDRESS, p)
     if d.pkt.called.ssn == 1:

@@ -84,6 +84,8 @@ cdef int sctp(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                 anomaly(d, AN_SCTP_RETRANSMISSION, p + pos)
             elif (cflags & 3) == 3:
                 sigtran(d, be32(p + pos + 12), p + pos + 16, clen - 16)
+            elif not ss7_ppid(d, be32(p + pos + 12)):  # every fragment names its PPID: no need to keep others
+                anomaly(d, AN_SCTP_PPID_OTHER, p + pos)
             else:
                 sctp_fragment(d, p + pos, clen, cflags)
         elif ctype == 64:
@@ -154,8 +156,8 @@ cdef int sctp_fragment(Dec *d, const uint8_t *c, Py_ssize_t clen, uint8_t cflags
     return sigtran(d, s.ppid, s.buf, s.len)
 
 
-cdef int sigtran(Dec *d, uint32_t ppid, const uint8_t *p, Py_ssize_t n) noexcept nogil:
-    """Dispatch an SCTP user message on its PPID (or the well-known port when PPID is 0)."""
+cdef uint32_t ss7_ppid(Dec *d, uint32_t ppid) noexcept nogil:
+    """The PPID, or for PPID 0 the one the well-known port implies; 0 when not SS7."""
     cdef uint16_t sp = d.pkt.sport, dp = d.pkt.dport
     if ppid == 0:
         if sp == 2905 or dp == 2905:
@@ -166,6 +168,12 @@ cdef int sigtran(Dec *d, uint32_t ppid, const uint8_t *p, Py_ssize_t n) noexcept
             ppid = 2
         elif sp == 14001 or dp == 14001:
             ppid = 4
+    return ppid if 2 <= ppid <= 5 else 0
+
+
+cdef int sigtran(Dec *d, uint32_t ppid, const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    """Dispatch an SCTP user message on its PPID (or the well-known port when PPID is 0)."""
+    ppid = ss7_ppid(d, ppid)
     if ppid == 3:
         return m3ua(d, p, n)
     if ppid == 2:

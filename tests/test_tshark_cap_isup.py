@@ -117,9 +117,10 @@ class Known:
 BCD_3A = (
     "calledPartyBCDNumber is 11 14 87 08 50 40 f7. CAP (TS 29.078 CalledPartyBCDNumber) takes the "
     "encoding of TS 24.008 10.5.4.7, whose octet 3 (type of number, numbering plan) is followed directly "
-    "by the digits: there is no octet 3a in a Called party BCD number. tshark 4.0 reads it with the "
-    "calling-party BCD routine (de_bcd_num: octet 3 bit 8 = 0 means an octet 3a follows), takes 0x14 for "
-    "presentation/screening and shows 788005047; the digits are 41788005047 (a Swiss +41 78 number, "
+    "by the digits (its bit 8 is a fixed 1): there is no octet 3a in a Called party BCD number. tshark 4.0 "
+    "(de_cld_party_bcd_num) calls de_bcd_num, the routine the Calling party BCD number uses, for which "
+    "octet 3 bit 8 = 0 means an octet 3a follows; it takes 0x14 for presentation/screening and shows "
+    "788005047. The digits are 41788005047 (a Swiss +41 78 number, "
     "like the calling party 41789005047 and the IMSI 41787552689 of the same InitialDP)")
 CONNECT = (
     "isup.called 972201 is the destinationRoutingAddress of the Connect (opcode 20) in the same dialogue; "
@@ -164,9 +165,10 @@ KNOWN = {
 # What a file checks beyond the obvious, printed when its comparison fails.
 NOTES = {
     "arkime_m3ua_synthetic.pcap": (
-        "every CAP frame's TCAP Begin says 0x50 octets where the SCCP data parameter holds 0x4e: ours "
-        "counts TCAP_TRUNCATED and decodes what is there (flag partial), tshark dissects it too; the "
-        "components and numbers must be the same. Frame 81 is draft-6 M3UA (see CAPTURES)."),
+        "every CAP frame's TCAP Begin says 62 50 (80 content octets) where the SCCP data parameter (0x4e "
+        "octets) leaves 76 after its tag and length: ours counts TCAP_TRUNCATED and decodes what is there "
+        "(flag partial), tshark dissects it too; the components and numbers must be the same. Frame 81 is "
+        "draft-6 M3UA (see CAPTURES)."),
     "velyfw_ss7_traffic_20250522_114431.pcap": (
         "frame 52 is BICC (SI 13): ours must count ISUP_BICC and give no record"),
 }
@@ -440,8 +442,8 @@ def test_negative_controls(views, name):
 
 
 def test_truncated_tcap_is_decoded_as_partial(views):
-    """arkime_m3ua_synthetic: each TCAP Begin declares 2 octets more than the SCCP data parameter
-    holds (62 50 in a 0x4e-octet parameter). The components are all there: ours counts TCAP_TRUNCATED
+    """arkime_m3ua_synthetic: each TCAP Begin declares 80 content octets (62 50) where its SCCP data
+    parameter of 0x4e octets leaves 76. The components are all there: ours counts TCAP_TRUNCATED
     once per such frame and still records the InitialDP, flagged partial (the comparisons above show
     its values equal tshark's)."""
     ts, ours = views("arkime_m3ua_synthetic.pcap")
