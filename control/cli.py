@@ -355,7 +355,8 @@ def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_inter
 @click.option("--bindings", type=click.IntRange(min=1024), default=1 << 20, show_default=True,
               help="MSISDN-to-IMSI bindings remembered from the records (24 bytes each).")
 @click.option("--queue", type=click.IntRange(min=1), default=262144, show_default=True,
-              help="Records queued per shard while its engine is slow or absent; then the oldest are dropped.")
+              help="Records queued (all shards together, each its share) while engines are slow or absent; "
+                   "then the oldest are dropped.")
 @click.option("--ack-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds, at the end, for the engines to take what is queued and acknowledge the end of stream.")
 @click.option("--status-interval", type=click.FloatRange(min=0), default=5.0, show_default=True,

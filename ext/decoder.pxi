@@ -34,6 +34,7 @@ def record_layout():
         ("parts", <char *>&r.parts - b, sizeof(r.parts)), ("part", <char *>&r.part - b, sizeof(r.part)),
         ("event", <char *>&r.event - b, sizeof(r.event)), ("nai", <char *>&r.nai - b, sizeof(r.nai)),
         ("pad1", <char *>&r.pad1 - b, sizeof(r.pad1)),
+        ("peer_alpha", <char *>&r.peer_alpha - b, sizeof(r.peer_alpha)),
     ], sizeof(tp_record)
 
 

@@ -40,8 +40,10 @@ cdef extern from "record.h":
         uint8_t event
         uint8_t nai
         uint32_t pad1
+        char peer_alpha[12]
     enum: TP_SCHEMA_VERSION
     enum: TP_APN_LEN
+    enum: TP_ALPHA_LEN
     enum:
         TP_PROTO_NONE, TP_PROTO_MAP, TP_PROTO_CAP, TP_PROTO_ISUP, TP_PROTO_GTPV1C, TP_PROTO_GTPV2C,
         TP_PROTO_GTPU

@@ -166,6 +166,31 @@ cdef void wap_push(const uint8_t *p, Py_ssize_t n, tp_record *r) noexcept nogil:
     mms_notification(p + pos + hlen, n - pos - hlen, r)
 
 
+cdef void gsm7_text(const uint8_t *p, Py_ssize_t n, Py_ssize_t nchars, char *out, int size) noexcept nogil:
+    """GSM 7-bit packed characters (TS 23.038) into out: letters, digits, space and common
+    punctuation are the same as ASCII; anything else becomes '?'."""
+    cdef Py_ssize_t i, byte
+    cdef int shift, k = 0
+    cdef uint8_t ch
+    for i in range(nchars):
+        byte = (i * 7) >> 3
+        shift = (i * 7) & 7
+        if byte >= n or k >= size:
+            break
+        ch = p[byte] >> shift
+        if shift > 1 and byte + 1 < n:
+            ch |= p[byte + 1] << (8 - shift)
+        ch &= 0x7F
+        if ch == 0x00:
+            ch = 0x40                                  # '@'
+        elif ch == 0x02:
+            ch = 0x24                                  # '$'
+        elif not ((0x20 <= ch <= 0x23) or (0x25 <= ch <= 0x3F) or (0x41 <= ch <= 0x5A) or (0x61 <= ch <= 0x7A)):
+            ch = 0x3F
+        out[k] = <char>ch
+        k += 1
+
+
 cdef int sms_tpdu(const Tlv *ui, tp_record *r) noexcept nogil:
     """SMS-DELIVER / SMS-SUBMIT (TS 23.040): the other party, PID, DCS, user data header
     (concatenation, application ports) and a WAP-push MMS notification. Never the text."""
@@ -183,8 +208,10 @@ cdef int sms_tpdu(const Tlv *ui, tp_record *r) noexcept nogil:
     nb = (p[pos] + 1) // 2
     if pos + 2 + nb > n:
         return AN_MAP_TRUNCATED
-    if ((p[pos + 1] >> 4) & 7) != 5:                   # alphanumeric addresses are not digits
+    if ((p[pos + 1] >> 4) & 7) != 5:
         r.peer = tbcd(p + pos + 2, nb, p[pos])
+    else:                                              # alphanumeric: GSM 7-bit packed, length in semi-octets
+        gsm7_text(p + pos + 2, nb, p[pos] * 4 // 7, r.peer_alpha, TP_ALPHA_LEN)
     pos += 2 + nb
     if pos + 2 > n:
         return AN_MAP_TRUNCATED

@@ -7,8 +7,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#define TP_SCHEMA_VERSION 1
+#define TP_SCHEMA_VERSION 2
 #define TP_APN_LEN 24
+#define TP_ALPHA_LEN 12
 #define TP_NO_DIGITS UINT64_MAX   /* packed digits of the empty string */
 
 /* Digit strings (IMSI, MSISDN, IMEI, GT, ...) are packed 4 bits a digit, first
@@ -55,6 +56,7 @@ typedef struct {
     uint8_t  event;      /* CAP eventTypeBCSM */
     uint8_t  nai;        /* ISUP/CAP called party nature of address */
     uint32_t pad1;
+    char     peer_alpha[TP_ALPHA_LEN]; /* alphanumeric other party (SMS TP-OA/TP-DA), NUL padded */
 } tp_record;
 #pragma pack(pop)
 

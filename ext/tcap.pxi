@@ -337,8 +337,9 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
         x.msisdn = r.msisdn
     if x.imei == ALL_F:
         x.imei = r.imei
-    if x.peer == ALL_F:
+    if x.peer == ALL_F and x.peer_alpha[0] == 0:
         x.peer = r.peer
+        memcpy(x.peer_alpha, r.peer_alpha, TP_ALPHA_LEN)
     if x.node == ALL_F:
         x.node = r.node
     if x.ss_code == 0:

@@ -132,6 +132,16 @@ class Decoder:
             if not more:
                 return
 
+    def take(self) -> np.ndarray:
+        """The records decoded so far (maybe none), without waiting for a full output: for
+        sources that must not hold records back (paced replay, live capture)."""
+        return self._d.take() if self._d.pending else np.empty(0, RECORD_DTYPE)
+
+    @property
+    def frames(self) -> int:
+        """Capture records (packets) read so far."""
+        return self._d.frames
+
     def stats(self) -> Stats:
         return Stats.from_counters(self._d.counters(), self.source)
 

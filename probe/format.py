@@ -13,7 +13,7 @@ IF_NONZERO = ("cause", "rat", "ss_code", "version", "packets", "octets", "servic
 COLUMNS = ("ts_ns", "frame", "kind", "proto", "flags", "op", "cause", "imsi", "msisdn", "imei",
            "peer", "node", "mcc", "mnc", "lac_tac", "cell", "loc_type", "rat", "ss_code",
            "version", "apn", "tid", "src", "dst", "probe_id", "packets", "octets", "service_key",
-           "app_port", "sms_pid", "sms_dcs", "parts", "part", "event", "nai")
+           "app_port", "sms_pid", "sms_dcs", "parts", "part", "event", "nai", "peer_alpha")
 
 _KIND = {k.value: k.name.lower() for k in Kind}
 _PROTO = {p.value: p.name.lower() for p in Proto}
@@ -50,5 +50,7 @@ def to_dicts(records: np.ndarray) -> list:
             d["lac_tac"], d["cell"] = rec["lac_tac"], rec["cell"]
         if rec["apn"]:
             d["apn"] = rec["apn"].decode("ascii", "replace")
+        if rec["peer_alpha"]:
+            d["peer_alpha"] = rec["peer_alpha"].decode("utf-8", "replace")
         out.append(d)
     return out

@@ -7,8 +7,9 @@ from enum import IntEnum, IntFlag
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APN_LEN = 24
+ALPHA_LEN = 12
 NO_DIGITS = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 RECORD_DTYPE = np.dtype([
@@ -49,6 +50,7 @@ RECORD_DTYPE = np.dtype([
     ("event", "u1"),
     ("nai", "u1"),
     ("pad1", "<u4"),
+    ("peer_alpha", f"S{ALPHA_LEN}"),
 ])
 
 DIGIT_FIELDS = ("imsi", "msisdn", "imei", "peer", "node")

@@ -123,3 +123,28 @@ def test_mms_notification():
                      messages=True)
     r = recs[0]
     assert (r["kind"], r["peer"], r["octets"], r["app_port"]) == ("mms_notification", "8613912345678", 12345, 2948)
+
+
+def gsm7_pack(text):
+    bits, out, n = 0, bytearray(), 0
+    for ch in text.encode("ascii"):
+        bits |= ch << n
+        n += 7
+        while n >= 8:
+            out.append(bits & 0xFF)
+            bits >>= 8
+            n -= 8
+    if n:
+        out.append(bits & 0xFF)
+    return bytes(out)
+
+
+def test_alphanumeric_sender():
+    name = "CMCC Bank"
+    packed = gsm7_pack(name)
+    addr = bytes([len(packed) * 2 if len(name) * 7 % 8 == 0 else (len(name) * 7 + 3) // 4, 0xD0]) + packed
+    tpdu = bytes([0x04]) + addr + b"\x00\x00" + b"\x42\x11\x22\x33\x44\x55\x00" + b"\x02hi"
+    recs, _ = decode([eth_m3ua(mt_fsm(tpdu), calling_ssn=8, called_ssn=8)], messages=True)
+    assert recs[0]["peer_alpha"] == name and "peer" not in recs[0]
+    recs, _ = decode([eth_m3ua(mt_fsm(tpdu), calling_ssn=8, called_ssn=8)])
+    assert recs[0]["peer_alpha"] == name

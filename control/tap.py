@@ -1,0 +1,81 @@
+"""`touchpoint tap`: the receiving end of the probes' record stream, for engineers and tests.
+
+Like tcpdump for the record stream: binds a ROUTER where the probes push, checks every message
+(magic, schema version, record size; a mismatch is reported naming the probe, which is told so
+and ignored), reports lost batches (sequence gaps) per probe and shard, acknowledges each end
+of stream, and prints the records in the `decode` formats, or only counts them.
+"""
+import signal
+import sys
+import threading
+
+from probe.transport import Receiver, WireError
+
+NAME = "touchpoint tap"
+
+
+def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=None,
+        stop: threading.Event | None = None, on_ready=None) -> int:
+    """Receive until `expect_eos` ends of stream (None: until stopped or SIGINT/SIGTERM).
+
+    Records go to writer (a control.cli.Writer) or, without one, are counted and the count
+    printed at the end. Returns the exit code: 0, or 1 when batches were lost or a probe's
+    messages could not be read."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    stop = stop or threading.Event()
+    rx = Receiver(listen)
+    say = lambda line: print(f"{NAME}: {line}", file=err, flush=True)
+    say("listening on " + ", ".join(rx.endpoints))
+    if on_ready:
+        on_ready(rx)
+    restore = _signals(stop)
+    count = eos = errors = 0
+    try:
+        while not stop.is_set():
+            try:
+                got = rx.recv(100)
+            except WireError as e:
+                errors += 1
+                say(str(e))
+                continue
+            if got is None:
+                continue
+            st = got.stream
+            who = f"probe {st.probe_id} shard {st.shard}"
+            if got.lost:
+                first = got.header.seq - got.lost
+                say(f"{who}: {got.lost} batches lost (sequence {first} to {got.header.seq - 1})")
+            if got.late:
+                say(f"{who}: batch {got.header.seq} out of order")
+            if got.end_of_stream:
+                eos += 1
+                say(f"{who}: end of stream: {st.batches:,} batches, {st.records:,} records, "
+                    f"{st.lost_batches:,} batches lost")
+                if expect_eos and eos >= expect_eos:
+                    break
+                continue
+            count += len(got.records)
+            if writer is not None:
+                writer.write(got.records)
+                out.flush()
+    finally:
+        restore()
+        rx.close()
+    lost = sum(s.lost_batches for s in rx.streams.values())
+    for s in rx.streams.values():
+        if not s.ended:
+            say(f"probe {s.probe_id} shard {s.shard}: {s.batches:,} batches, {s.records:,} records, "
+                f"{s.lost_batches:,} batches lost, no end of stream")
+    if writer is None:
+        print(count, file=out, flush=True)
+    say(f"{count:,} records from {len({(s.probe_id, s.epoch) for s in rx.streams.values()})} probe runs, "
+        f"{lost:,} batches lost, {rx.rejected_messages:,} messages rejected")
+    return 1 if lost or errors else 0
+
+
+def _signals(stop: threading.Event):
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(s, h) for s, h in old.items()]

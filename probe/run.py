@@ -1,0 +1,213 @@
+"""A probe run: a capture source, decoded records sharded by subscriber and published to the
+engine shards; a status line while it runs, a summary and an exit code when it ends.
+
+    source = PcapReplay(paths, options, speed=0.0, loop=1, stop=stop)
+    code = ProbeRun(source, ProbeSettings(push=["tcp://engine:5555"]), stop=stop).run()
+"""
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from .shard import KeyMap, Sharder
+from .transport import DROP_CAUSES, Publisher
+
+EXIT_OK = 0
+EXIT_INPUT = 1          # a capture could not be read (to its end)
+EXIT_USAGE = 2          # click's code for a usage error
+EXIT_ENGINE = 3         # lossless and an engine never acknowledged the end of stream, or one rejected it
+
+
+@dataclass
+class ProbeSettings:
+    push: list
+    probe_id: int = 0
+    batch: int = 4096
+    flush_ms: float = 100.0
+    lossless: bool = False
+    queue: int = 262144             # records queued (all shards together) before drops start
+    ack_timeout: float = 10.0       # seconds, at the end, for what is queued and the acknowledgements
+    status_interval: float = 5.0    # seconds between status lines; 0: none
+    stats_json: str | None = None
+    key_map: KeyMap | None = None
+    bindings: int = 1 << 20
+
+
+class ProbeRun:
+    def __init__(self, source, settings: ProbeSettings, stop: threading.Event | None = None, err=None,
+                 name: str = "touchpoint probe"):
+        self.source = source
+        self.cfg = settings
+        self.stop = stop or threading.Event()
+        self.err = err or sys.stderr
+        self.name = name
+        self.sharder = Sharder(len(settings.push), settings.key_map, settings.bindings)
+        self.publisher: Publisher | None = None
+        self.records = 0
+        self.source_s = 0.0                         # time in the source: reading, decoding, pacing
+        self.publish_s = 0.0                        # time sharding, batching and queueing (capture thread)
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self.interrupted = False
+        self.code: int | None = None
+        self._last = (self.started, 0, 0)           # (time, packets, records) of the last status line
+
+    # the run
+
+    def run(self) -> int:
+        cfg = self.cfg
+        self.publisher = Publisher(cfg.push, probe_id=cfg.probe_id, batch=cfg.batch, flush_ms=cfg.flush_ms,
+                                   lossless=cfg.lossless, queue_records=cfg.queue, stop=self.stop)
+        restore = self._signals()
+        try:
+            self._loop()
+            self.publisher.close(cfg.ack_timeout)
+        finally:
+            restore()
+        self.finished = time.monotonic()
+        self.code = self._exit_code()
+        self._summary()
+        self._write_stats()
+        return self.code
+
+    def _loop(self) -> None:
+        pub, sharder = self.publisher, self.sharder
+        next_status = self.started + self.cfg.status_interval if self.cfg.status_interval else float("inf")
+        clock = time.perf_counter
+        source = iter(self.source)
+        while True:
+            t0 = clock()
+            records = next(source, None)
+            t1 = clock()
+            self.source_s += t1 - t0
+            if records is None:
+                break
+            if len(records):
+                pub.add(records, sharder.assign(records))
+                self.records += len(records)
+            now = time.monotonic()
+            pub.tick(now)
+            self.publish_s += clock() - t1
+            if now >= next_status:
+                self._status(now)
+                self._write_stats()
+                next_status = now + self.cfg.status_interval
+            if self.stop.is_set() or pub.error:
+                break
+
+    def _signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum, frame):
+            if self.stop.is_set():                  # the second time: do not wait for the engines
+                if self.publisher:
+                    self.publisher.abort()
+            self.interrupted = True
+            self.stop.set()
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+    def _exit_code(self) -> int:
+        pub = self.publisher
+        if pub.error:
+            return EXIT_ENGINE
+        if self.cfg.lossless and not all(link.acked is not None for link in pub.links):
+            return EXIT_ENGINE
+        if self.source.errors:
+            return EXIT_INPUT
+        return EXIT_OK
+
+    # what it tells
+
+    def snapshot(self) -> dict:
+        """Everything the probe counts, as written to --stats-json."""
+        now = self.finished or time.monotonic()
+        stats = self.source.stats()
+        pub = self.publisher
+        shards = pub.shard_stats() if pub else []
+        return {
+            "probe_id": self.cfg.probe_id,
+            "running": self.finished is None,
+            "elapsed_s": round(now - self.started, 3),
+            "packets": stats.frames,
+            "bytes": stats.bytes,
+            "records": self.records,
+            "source_s": round(self.source_s, 4),
+            "publish_s": round(self.publish_s, 4),
+            "rounds": getattr(self.source, "rounds", None),
+            "errors": list(self.source.errors),
+            "drops": pub.drops() if pub else {},
+            "shards": shards,
+            "keys": self.sharder.counts(),
+            "layers": {k: v for k, v in stats.by_layer().items() if any(v.values())},
+            "anomalies": {a.name: n for a, n in stats.anomalies.most_common()},
+            "interrupted": self.interrupted,
+            "exit_code": self.code,
+        }
+
+    def _status(self, now: float) -> None:
+        t0, p0, r0 = self._last
+        stats = self.source.stats()
+        packets = stats.frames
+        dt = max(now - t0, 1e-9)
+        pub = self.publisher
+        up = sum(link.up for link in pub.links)
+        queued = "/".join(f"{link.queued:,}" for link in pub.links)
+        line = (f"{self.name} {self.cfg.probe_id}: {now - self.started:.0f} s  "
+                f"{packets:,} packets ({(packets - p0) / dt:,.0f}/s)  "
+                f"{self.records:,} records ({(self.records - r0) / dt:,.0f}/s)  "
+                f"anomalies {sum(stats.anomalies.values()):,}  "
+                f"queued {queued}  engines up {up}/{len(pub.links)}  drops: {_drops(pub.drops())}")
+        print(line, file=self.err, flush=True)
+        self._last = (now, packets, self.records)
+
+    def _summary(self) -> None:
+        pub = self.publisher
+        stats = self.source.stats()
+        elapsed = self.finished - self.started
+        drops = pub.drops()
+        acked = sum(link.acked is not None for link in pub.links)
+        per_shard = "/".join(str(link.seq) for link in pub.links)
+        how = "stopped" if self.interrupted else "done"
+        line = (f"{self.name} {self.cfg.probe_id}: {how} in {elapsed:.{2 if elapsed < 10 else 0}f} s: "
+                f"{stats.frames:,} packets, "
+                f"{self.records:,} records, batches per shard {per_shard}, "
+                f"drops: {_drops(drops)}, "
+                f"end of stream acknowledged by {acked}/{len(pub.links)} shards")
+        engine_lost = sum((link.acked or {}).get("lost_batches", 0) for link in pub.links)
+        if engine_lost:
+            line += f" (engines missed {engine_lost:,} batches)"
+        if pub.error:
+            line += f"; {pub.error}"
+        elif self.cfg.lossless and acked < len(pub.links):
+            late = [f"{link.shard} ({link.endpoint})" for link in pub.links if link.acked is None]
+            line += (f"; --lossless: no acknowledgement within --ack-timeout {self.cfg.ack_timeout:g} s "
+                     f"from shard {', '.join(late)}")
+        for e in self.source.errors:
+            print(f"{self.name}: {e}", file=self.err)
+        print(line, file=self.err, flush=True)
+
+    def _write_stats(self) -> None:
+        path = self.cfg.stats_json
+        if not path:
+            return
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.snapshot(), f, indent=1)
+                f.write("\n")
+            os.replace(tmp, path)
+        except OSError as e:
+            print(f"{self.name}: --stats-json {path}: {e.strerror or e}", file=self.err)
+
+
+def _drops(drops: dict) -> str:
+    """'none', or 'engine absent 2 batches (144 records), queue full ...'."""
+    parts = [f"{c.replace('_', ' ')} {drops[c]['batches']:,} batches ({drops[c]['records']:,} records)"
+             for c in DROP_CAUSES if drops.get(c, {}).get("batches")]
+    return ", ".join(parts) or "none"
