@@ -108,7 +108,12 @@ def addr(digits: str, ton_npi: int = 0x91) -> bytes:
 
 
 def sms_addr(digits: str, toa: int = 0x91) -> bytes:
-    """TP-OA / TP-DA: length in digits, type of address, semi-octets."""
+    """TP-OA / TP-DA: length in digits, type of address, semi-octets. A name that is not
+    digits (a sender like BANK) is alphanumeric: GSM 7-bit packed, TOA 0xD0, the length
+    in useful semi-octets (TS 23.040 9.1.2.5)."""
+    if not digits.isdigit():
+        packed, n = gsm7_pack(digits)
+        return bytes([(n * 7 + 3) // 4, 0xD0]) + packed
     return bytes([len(digits), toa]) + tbcd(digits)
 
 
@@ -1209,18 +1214,21 @@ class _Gen:
                               {"imsi": sub.imsi, "node": sgsn.gt}, outcome=outcome)
         return msgs, self._ok(exp, outcome)
 
-    def ss(self, sub, outcome, op):
+    def ss(self, sub, outcome, op, code=None, ftn=None):
         v = 2                                          # networkFunctionalSs has no v3
         vlr, hlr = sub.vlr, sub.hlr
         called, calling = (hlr.gt, SSN_HLR), (vlr.gt, SSN_VLR)
-        code = self.rng.choice(_SS_CODES)
+        if code is None:
+            code = self.rng.choice(_SS_CODES)
         fields = {"imsi": sub.imsi_t, "msisdn": sub.msisdn_t}
         args = [(None, ("ss_code", code))]
         rargs = [(None, ("ss_code", code))]
         e = {"imsi": sub.imsi, "msisdn": sub.msisdn, "ss_code": code, "node": _ssn_node(called, calling)}
         evals = {}
         if op == 10:
-            if self.rng.random() < 0.7:
+            if ftn is not None:
+                pass
+            elif self.rng.random() < 0.7:
                 ftn = self.rng.choice(self.subs).msisdn      # another subscriber
             else:
                 ftn = sub.home.node_prefix + "999"             # the voicemail platform
@@ -1263,18 +1271,19 @@ class _Gen:
                               outcome=outcome)
         return msgs, self._ok(exp, outcome)
 
-    def sri_sm(self, sub, outcome):
+    def sri_sm(self, sub, outcome, served=False):
+        """served: the HLR answers with the serving MSC, never an error."""
         v = 3 if self.rng.random() < 0.8 else 2
         smsc = self.rng.choice(self.nets[0].smscs)
         hlr = sub.hlr
         called, calling = (sub.msisdn, SSN_HLR), (smsc.gt, SSN_MSC)
         e = {"msisdn": sub.msisdn, "peer": smsc.gt}
         r = self.rng.random()
-        err = 6 if r < 0.10 else 1 if r < 0.13 else 0
+        err = 0 if served else 6 if r < 0.10 else 1 if r < 0.13 else 0
         if err and outcome == "ok":
             end = (_b_end_error, (45, v, err), {})
         else:
-            nnn = sub.msc if self.rng.random() < 0.85 else sub.sgsn
+            nnn = sub.msc if self.rng.random() < 0.85 or served else sub.sgsn
             end = (_b_end_result, (45, v, (("imsi", "imsi"), ("nnn", "nnn"))),
                    {"imsi": sub.imsi_t, "nnn": tbcd(nnn.gt)})
             if outcome == "ok":
@@ -1290,12 +1299,12 @@ class _Gen:
                 exp["flags"] = _flags("request", "response", "correlated")
         return msgs, exp
 
-    def mt_sms(self, sub, outcome, v2=False):
+    def mt_sms(self, sub, outcome, v2=False, oa=None):
         v = 2 if v2 else 3
         smsc = self.rng.choice(self.nets[0].smscs)
         msc = sub.msc
         called, calling = (msc.gt, SSN_MSC), (smsc.gt, SSN_MSC)
-        oa = self.rng.choice(self.subs).msisdn
+        oa = oa or self.rng.choice(self.subs).msisdn
         text = self.rng.randrange(len(_SMS_TEXTS))
         op = 46 if v2 else 44
         fields = {"imsi": sub.imsi_t, "sc": tbcd(smsc.gt), "tp_oa": sms_addr(oa)}
@@ -1309,12 +1318,12 @@ class _Gen:
             msgs[0].disc = (text, AC["shortMsgMT-Relay"], "mt")
         return msgs, self._ok(exp, outcome)
 
-    def mo_sms(self, sub, outcome, v2=False):
+    def mo_sms(self, sub, outcome, v2=False, da=None):
         v = 2 if v2 else 3
         smsc = self.rng.choice(sub.home.smscs)
         msc = sub.msc
         called, calling = (smsc.gt, SSN_MSC), (msc.gt, SSN_MSC)
-        da = self.rng.choice(self.subs).msisdn
+        da = da or self.rng.choice(self.subs).msisdn
         text = self.rng.randrange(len(_SMS_TEXTS))
         fields = {"sc": tbcd(smsc.gt), "msisdn": sub.msisdn_t, "tp_da": sms_addr(da)}
         end = (_b_end_result, (46, v, ()), {}) if not v2 else (_b_end_empty, (46, v, AC["shortMsgMO-Relay"]), {})
@@ -1340,11 +1349,11 @@ class _Gen:
                               end, {"imei": sub.imei, "node": _ssn_node(called, calling)}, outcome=outcome)
         return msgs, self._ok(exp, outcome)
 
-    def ussd(self, sub, outcome):
+    def ussd(self, sub, outcome, code=None):
         v = 2
         vlr, hlr = sub.vlr, sub.hlr
         called, calling = (hlr.gt, SSN_HLR), (vlr.gt, SSN_VLR)
-        s = self.rng.choice(_USSD)
+        s = code or self.rng.choice(_USSD)
         end = (_b_end_result, (59, v, ((None, ("text", "Balance 12.34 CNY")),)), {})
         msgs, exp = self._two(sub, 59, v, vlr, hlr, called, calling, {"imsi": sub.imsi_t, "msisdn": sub.msisdn_t},
                               ((None, ("ussd", s)),), end,
@@ -1372,10 +1381,11 @@ class _Gen:
             e["imei"] = sub.imei
         return rvals, tuple(rargs), e
 
-    def psi(self, sub, outcome):
+    def psi(self, sub, outcome, want_imei=None):
         hlr, vlr = sub.hlr, sub.vlr
         called, calling = (vlr.gt, SSN_VLR), (hlr.gt, SSN_HLR)
-        want_imei = self.rng.random() < 0.5
+        if want_imei is None:
+            want_imei = self.rng.random() < 0.5
         rvals, rargs, le = self._location(sub, False, want_imei)
         end = (_b_end_result, (70, 3, rargs), rvals)
         e = {"imsi": sub.imsi}
@@ -2326,7 +2336,8 @@ class _Mixed:
         return steps
 
     # --- CAP: a CAMEL call (InitialDP, RRBE + continue, ERB) ---------------------
-    def cap_call(self, sub, budget: int):
+    def cap_call(self, sub, budget: int, to=None):
+        """to: an originating call to this number (short numbers national, NAI 3)."""
         r = self.rng
         if budget < 3:
             return None
@@ -2336,12 +2347,15 @@ class _Mixed:
         variant = "bcd" if x < 0.6 else "isup" if x < 0.85 else "term"
         other = r.choice(gen.subs).msisdn
         hot = r.random() < 0.5 and variant != "term"
+        if to is not None:
+            variant = "bcd" if variant == "term" else variant
+            hot = len(to) < 8
         if variant == "term":
             ssf = r.choice(gen.nets[0].gmscs)
             called, nai, calling = sub.msisdn, 4, other
         else:
             ssf = sub.msc
-            called = r.choice(_HOTLINES) if hot else other
+            called = to or (r.choice(_HOTLINES) if hot else other)
             nai = 3 if hot else 4
             calling = sub.msisdn
         sk = r.choice((11, 11, 20, 100))
@@ -2373,7 +2387,8 @@ class _Mixed:
                       exp=_order_exp(exp))]
 
     # --- ISUP: IAM, ACM, ANM, REL, RLC; unanswered and busy calls ---------------
-    def isup_call(self, sub, budget: int):
+    def isup_call(self, sub, budget: int, to=None, answer=None):
+        """to: call this number (short numbers national, NAI 3); answer: answered or not (no answer)."""
         r = self.rng
         if budget < 3:
             return None
@@ -2383,7 +2398,8 @@ class _Mixed:
         if t.pc == o.pc:
             t = o.net.gmscs[0]                         # ... to a gateway or another MSC of its network
         hot = r.random() < 0.4
-        called = r.choice(_HOTLINES) if hot else r.choice(gen.subs).msisdn
+        called = to or (r.choice(_HOTLINES) if hot else r.choice(gen.subs).msisdn)
+        hot = len(called) < 8 if to else hot
         nai = 3 if hot else 4
         calling = sub.msisdn
         link = (min(o.pc, t.pc), max(o.pc, t.pc))
@@ -2395,6 +2411,8 @@ class _Mixed:
                 break
         c = {"cic": struct.pack("<H", cic)}
         x = r.random()
+        if answer is not None:
+            x = 0.5 if answer else 0.85
         if budget < 4:
             x = 0.95                                   # busy: IAM, REL, RLC
         elif budget < 5:
@@ -2452,7 +2470,7 @@ class _Mixed:
                                calling=called, exp=_order_exp(exp)))
         return steps
 
-    def mms_notification(self, sub, budget: int):
+    def mms_notification(self, sub, budget: int, sender=None):
         r = self.rng
         if budget < 2:
             return None
@@ -2460,7 +2478,7 @@ class _Mixed:
         smsc = r.choice(gen.nets[0].smscs)
         msc = sub.msc
         called, calling = (msc.gt, SSN_MSC), (smsc.gt, SSN_MSC)
-        sender = r.choice(gen.subs).msisdn
+        sender = sender or r.choice(gen.subs).msisdn
         size = r.choice((12_000 + r.randrange(50_000), 70_000 + r.randrange(230_000)))
         size_b = size.to_bytes((size.bit_length() + 7) // 8, "big")
         alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -2606,6 +2624,99 @@ def _gpdu(teid: bytes, inner: tuple, size: int, ident: int) -> bytes:
                      _INNER_PAYLOAD[:size - 28]))
 
 
+class _Framer:
+    """Frames the messages of dialogues and flows: one SCTP association per node pair, one
+    UDP path per address pair and port, each numbering its own packets."""
+
+    def __init__(self, templates: "_Templates"):
+        self.tm = templates
+        self.assocs = {}
+        self.udps = {}
+        self.addrs = {}
+        self.inner_ident = 0
+
+    def assoc(self, a: Node, b: Node) -> _Assoc:
+        key = (a.ip, b.ip)
+        s = self.assocs.get(key)
+        if s is None:
+            r = random.Random((a.ip << 32) | b.ip)
+            s = self.assocs[key] = _Assoc(a.ip, b.ip, r.getrandbits(32) | 1, r.getrandbits(32), r.getrandbits(16))
+        return s
+
+    def udp(self, a: int, b: int, port: int) -> _UdpPath:
+        key = (a, b, port)
+        s = self.udps.get(key)
+        if s is None:
+            s = self.udps[key] = _UdpPath(a, b, port)
+        return s
+
+    def sccp_addr(self, p: tuple) -> bytes:
+        b = self.addrs.get(p)
+        if b is None:
+            b = self.addrs[p] = sccp_address(p[0], p[1])
+        return b
+
+    def tcap(self, m, sls: int, cls: int) -> bytes:
+        """A MAP or CAP message (_Msg or S_TCAP _Step) over SCCP UDT / M3UA / SCTP, CRC left zero."""
+        user = sccp_udt(self.sccp_addr(m.called), self.sccp_addr(m.calling), self.tm.render(m.builder, m.disc, m.vals),
+                        cls)
+        return self.assoc(m.src, m.dst).frame(m3ua_data(m.src.pc, m.dst.pc, sls, user))
+
+    def step(self, m: "_Step", sls: int, cls: int) -> tuple:
+        """(frame, protocol name) of a flow's step; SCTP frames have their CRC left zero."""
+        k = m.kind
+        if k == S_GTPU:
+            self.inner_ident = (self.inner_ident + 1) & 0xFFFF
+            return self.udp(m.src, m.dst, GTPU_PORT).frame(_gpdu(m.vals[0], m.vals[1], m.size, self.inner_ident)), "gtpu"
+        if k == S_GTPC:
+            return (self.udp(m.src, m.dst, GTPC_PORT).frame(self.tm.render(m.builder, m.disc, m.vals)),
+                    "gtpv2c" if m.builder.__name__.startswith("_b_g2") else "gtpv1c")
+        if k == S_TCAP:
+            return self.tcap(m, sls, cls), "cap" if m.called[1] == SSN_CAP else "map"
+        return (self.assoc(m.src, m.dst).frame(m3ua_data(m.src.pc, m.dst.pc, sls,
+                                                         self.tm.render(m.builder, m.disc, m.vals), si=5)), "isup")
+
+
+class _PcapOut:
+    """Frames gathered in batches and written with their pcap headers; the SCTP CRC32c of
+    a batch is computed at once."""
+
+    def __init__(self, out):
+        self.out = out
+        self.frames, self.ts, self.sctp = [], [], []
+        self.nbytes = len(PCAP_HEADER)
+        out.write(PCAP_HEADER)
+
+    def add(self, frame: bytes, ts_ns: int, sctp: bool):
+        self.frames.append(frame)
+        self.ts.append(ts_ns)
+        self.sctp.append(sctp)
+
+    def flush(self):
+        if not self.frames:
+            return
+        sctp = [i for i, s in enumerate(self.sctp) if s]
+        crcs = dict(zip(sctp, _crc32c_batch([self.frames[i][SCTP_OFF:] for i in sctp]))) if sctp else {}
+        parts = []
+        pk = struct.pack
+        for i, (f, ts) in enumerate(zip(self.frames, self.ts)):
+            us = ts // 1000
+            n = len(f)
+            parts.append(pk("<IIII", us // 1_000_000, us % 1_000_000, n, n))
+            c = crcs.get(i)
+            if c is None:
+                parts.append(f)
+            else:
+                parts.append(f[:_CSUM_OFF])
+                parts.append(pk("<I", c))
+                parts.append(f[_CSUM_OFF + 4:])
+            self.nbytes += 16 + n
+        self.out.write(b"".join(parts))
+        self.frames.clear()
+        self.ts.clear()
+        self.sctp.clear()
+
+
 def generate(path, *, subscribers: int = 1000, packets: int = 10000, seed: int = 1,
              start_ns: int = 1_700_000_000_000_000_000, rate_pps: float = 1000.0,
              expected_path=None, mix: dict | None = None, concurrency: int = 16,
@@ -2644,75 +2755,27 @@ def generate(path, *, subscribers: int = 1000, packets: int = 10000, seed: int =
         cum.append(acc)
     map_names = [n for n in names if n not in _FLOW_SCENARIOS]
     two_only = [n for n in map_names if n != "ul"] or map_names or ["sai"]
-    assocs = {}
-    udps = {}
-    addr_cache = {}
     step = 1e9 / rate_pps
     jitter = step * 0.2
     tunnels = _TunnelModel()
     by_proto = collections.Counter()
-
-    def assoc(a: Node, b: Node) -> _Assoc:
-        key = (a.ip, b.ip)
-        s = assocs.get(key)
-        if s is None:
-            r = random.Random((a.ip << 32) | b.ip)
-            s = assocs[key] = _Assoc(a.ip, b.ip, r.getrandbits(32) | 1, r.getrandbits(32), r.getrandbits(16))
-        return s
-
-    def udp(a: int, b: int, port: int) -> _UdpPath:
-        key = (a, b, port)
-        s = udps.get(key)
-        if s is None:
-            s = udps[key] = _UdpPath(a, b, port)
-        return s
-
-    def sccp_addr(p):
-        b = addr_cache.get(p)
-        if b is None:
-            b = addr_cache[p] = sccp_address(p[0], p[1])
-        return b
-
+    framer = _Framer(tm)
     active: list = []
     pending = 0
     emitted = 0
     dialogues = 0
     records = 0
-    nbytes = len(PCAP_HEADER)
     expects = []
-    batch_frames, batch_ts, batch_sctp = [], [], []
     t_off = 0.0
-    inner_ident = 0
 
     out = open(path, "wb")
     exp_out = open(expected_path, "w") if expected_path is not None else None
     try:
-        out.write(PCAP_HEADER)
+        pcap = _PcapOut(out)
 
         def flush():
-            nonlocal nbytes, records
-            if not batch_frames:
-                return
-            sctp = [i for i, s in enumerate(batch_sctp) if s]
-            crcs = dict(zip(sctp, _crc32c_batch([batch_frames[i][SCTP_OFF:] for i in sctp]))) if sctp else {}
-            parts = []
-            pk = struct.pack
-            for i, (f, ts) in enumerate(zip(batch_frames, batch_ts)):
-                us = ts // 1000
-                n = len(f)
-                parts.append(pk("<IIII", us // 1_000_000, us % 1_000_000, n, n))
-                c = crcs.get(i)
-                if c is None:
-                    parts.append(f)
-                else:
-                    parts.append(f[:_CSUM_OFF])
-                    parts.append(pk("<I", c))
-                    parts.append(f[_CSUM_OFF + 4:])
-                nbytes += 16 + n
-            out.write(b"".join(parts))
-            batch_frames.clear()
-            batch_ts.clear()
-            batch_sctp.clear()
+            nonlocal records
+            pcap.flush()
             records += len(expects)
             if exp_out is not None and expects:
                 exp_out.write("".join(json.dumps(e) + "\n" for e in expects))
@@ -2755,14 +2818,10 @@ def generate(path, *, subscribers: int = 1000, packets: int = 10000, seed: int =
             pending -= 1
             emitted += 1
             if d.__class__ is _Dialogue:
-                tcap = tm.render(m.builder, m.disc, m.vals)
-                user = sccp_udt(sccp_addr(m.called), sccp_addr(m.calling), tcap, d.cls)
-                frame = assoc(m.src, m.dst).frame(m3ua_data(m.src.pc, m.dst.pc, d.sls, user))
+                frame = framer.tcap(m, d.sls, d.cls)
                 t_off += step + (rng.random() - 0.5) * jitter
-                batch_frames.append(frame)
                 ts = start_ns + int(t_off)
-                batch_ts.append(ts)
-                batch_sctp.append(True)
+                pcap.add(frame, ts, True)
                 by_proto["map"] += 1
                 tunnels.sweep(ts // 1000 * 1000, emitted, expects)
                 if d.pos == 1:
@@ -2774,27 +2833,11 @@ def generate(path, *, subscribers: int = 1000, packets: int = 10000, seed: int =
                     expects.append(_finish_expect(e, frame_no))
             else:
                 k = m.kind
-                if k == S_GTPU:
-                    inner_ident = (inner_ident + 1) & 0xFFFF
-                    frame = udp(m.src, m.dst, GTPU_PORT).frame(_gpdu(m.vals[0], m.vals[1], m.size, inner_ident))
-                    by_proto["gtpu"] += 1
-                elif k == S_GTPC:
-                    frame = udp(m.src, m.dst, GTPC_PORT).frame(tm.render(m.builder, m.disc, m.vals))
-                    by_proto["gtpv2c" if m.builder.__name__.startswith("_b_g2") else "gtpv1c"] += 1
-                elif k == S_TCAP:
-                    user = sccp_udt(sccp_addr(m.called), sccp_addr(m.calling), tm.render(m.builder, m.disc, m.vals),
-                                    d.cls)
-                    frame = assoc(m.src, m.dst).frame(m3ua_data(m.src.pc, m.dst.pc, d.sls, user))
-                    by_proto["cap" if m.called[1] == SSN_CAP else "map"] += 1
-                else:
-                    frame = assoc(m.src, m.dst).frame(m3ua_data(m.src.pc, m.dst.pc, d.sls,
-                                                                tm.render(m.builder, m.disc, m.vals), si=5))
-                    by_proto["isup"] += 1
+                frame, proto = framer.step(m, d.sls, d.cls)
+                by_proto[proto] += 1
                 t_off += step + (rng.random() - 0.5) * jitter
                 ts = start_ns + int(t_off)
-                batch_frames.append(frame)
-                batch_ts.append(ts)
-                batch_sctp.append(k == S_TCAP or k == S_ISUP)
+                pcap.add(frame, ts, k == S_TCAP or k == S_ISUP)
                 tus = ts // 1000 * 1000
                 tunnels.sweep(tus, emitted, expects)
                 if m.exp is not None:
@@ -2808,7 +2851,7 @@ def generate(path, *, subscribers: int = 1000, packets: int = 10000, seed: int =
                     m.free[0].discard(m.free[1])
                 if d.pos == len(d.msgs):
                     active.remove(d)
-            if len(batch_frames) >= 4096:
+            if len(pcap.frames) >= 4096:
                 flush()
         tunnels.flush(emitted, expects)
         flush()
@@ -2816,7 +2859,7 @@ def generate(path, *, subscribers: int = 1000, packets: int = 10000, seed: int =
         out.close()
         if exp_out is not None:
             exp_out.close()
-    return {"packets": emitted, "dialogues": dialogues, "records": records, "bytes": nbytes,
+    return {"packets": emitted, "dialogues": dialogues, "records": records, "bytes": pcap.nbytes,
             "by_proto": dict(sorted(by_proto.items()))}
 
 
