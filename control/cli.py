@@ -457,3 +457,41 @@ def tap(listen, fmt, count, expect_eos):
     except ValueError as e:
         raise click.ClickException(str(e))
     sys.exit(code)
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+@main.group()
+def rules():
+    """Campaign rules: write them in YAML (rules/README.md), check them here."""
+
+
+@rules.command("check")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def rules_check(directory):
+    """Check a rules directory: every campaign file (*.yaml) and places.yaml.
+
+    \b
+    touchpoint rules check rules/
+
+    Prints every error as FILE:LINE: FIELD: WHY, then a summary. Exit codes: 0 no errors,
+    1 errors, 2 usage.
+    """
+    from collections import Counter
+
+    from control.rules import load
+
+    rs = load(directory)
+    for e in rs.errors:
+        click.echo(str(e))
+    status = Counter(c.status for c in rs.campaigns)
+    p = rs.places
+    summary = (f"{len(rs.campaigns)} campaigns ({status['active']} active, {status['draft']} draft, "
+               f"{status['paused']} paused); places: {len(p.regions)} regions, {len(p.areas)} areas, "
+               f"{len(p.hotlines)} hotlines, {len(p.home)} home networks")
+    if rs.errors:
+        files = len({e.file for e in rs.errors})
+        click.echo(f"{len(rs.errors)} error{'s' * (len(rs.errors) > 1)} in {files} file{'s' * (files > 1)}; "
+                   f"without errors: {summary}")
+        sys.exit(1)
+    click.echo(f"ok: {summary}")
