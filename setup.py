@@ -1,4 +1,4 @@
-"""Builds the Cython decoder from ext/ into probe._decode.
+"""Builds the Cython decoder from ext/ into probe._decode, and the live-capture ring into probe._ring.
 
 TOUCHPOINT_DEBUG=1 builds with annotation, bounds checks and -O0 -g.
 """
@@ -28,7 +28,8 @@ extensions = [
         include_dirs=["ext", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=cflags,
-    )
+    ),
+    Extension("probe._ring", ["ext/ring.pyx"], extra_compile_args=cflags),     # live capture (Linux)
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,

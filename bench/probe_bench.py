@@ -20,6 +20,17 @@ and the transport's share: the part of the end-to-end time not spent reading and
 stream and its acknowledgement).
 Target: >= 800,000 records/s end to end on the 2-core machine this was written on.
 
+    python3 bench/probe_bench.py --live                  # live capture on a veth pair (root)
+    python3 bench/probe_bench.py --live --pps 50000,100000,200000 --workers 2 --limit 500000
+
+--live: in a network namespace made for the run, a veth pair; tcpreplay sends the capture into
+one end, at each --pps step and then --topspeed, while `touchpoint probe --iface` captures on
+the other end and pushes to `tap --count` (ipc). Per step: the rate tcpreplay achieved, what the
+probe captured, its kernel drops (ring full) and the packets lost before its socket (sent but
+never seen: the veth's backlog); then the highest rate captured without any drop, next to what
+tcpreplay achieved. Also the time the workers spent copying ring blocks out as pcap records,
+against the decoder's own rate, to show that the copy is not the bottleneck.
+
 The capture is generated with probe.synth.generate(path, subscribers=100000, packets=N, seed=1)
 (the default mix: MAP, CAP, ISUP, SMS/MMS, GTP-C and GTP-U) and cached under bench/out/; without
 probe.synth, the packets of pcaps/mixed_small.pcap are repeated up to N packets.
@@ -27,6 +38,9 @@ probe.synth, the packets of pcaps/mixed_small.pcap are repeated up to N packets.
 import argparse
 import json
 import os
+import re
+import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -139,6 +153,122 @@ def end_to_end(path: Path, messages: bool, shards: int, batch: int) -> dict:
             "wall_s": wall, "batches": [s["batches"] for s in st["shards"]]}
 
 
+class Namespace:
+    """A network namespace with a veth pair tpa <-> tpb, deleted on exit."""
+
+    def __init__(self):
+        self.name = f"tp-bench-{os.getpid()}"
+
+    def __enter__(self):
+        for tool in ("ip", "tcpreplay"):
+            if not shutil.which(tool):
+                raise SystemExit(f"--live needs `{tool}` (Debian: iproute2, tcpreplay)")
+        steps = [["ip", "netns", "add", self.name],
+                 ["ip", "-n", self.name, "link", "add", "name", "tpa", "type", "veth", "peer", "name", "tpb"],
+                 ["ip", "-n", self.name, "link", "set", "tpa", "mtu", "9000", "up"],
+                 ["ip", "-n", self.name, "link", "set", "tpb", "mtu", "9000", "up"]]
+        for cmd in steps:
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode:
+                self.__exit__()
+                raise SystemExit(f"--live: {' '.join(cmd)}: {res.stderr.strip()} (needs root)")
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+    def run(self, cmd, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", self.name] + cmd, **kw)
+
+
+def live_step(ns: Namespace, path: Path, pps: int | None, limit: int, workers: int, ring_mb: int) -> dict:
+    """One tcpreplay run (pps None: --topspeed) into tpa while the probe captures on tpb."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ep = f"ipc://{tmp}/tap.sock"
+        stats_path = Path(tmp) / "probe.json"
+        tap = subprocess.Popen(CLI + ["tap", "--listen", ep, "--count", "--expect-eos", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        tap.stderr.readline()
+        probe = ns.run(CLI + ["probe", "--iface", "tpb", "--workers", str(workers), "--ring-mb", str(ring_mb),
+                              "--push", ep, "--status-interval", "0.25", "--stats-json", str(stats_path)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+        def stats():
+            try:
+                return json.loads(stats_path.read_text())
+            except (OSError, ValueError):
+                return None
+
+        deadline = time.monotonic() + 60
+        while stats() is None:
+            if probe.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the probe did not start: {probe.stderr.read()}")
+            time.sleep(0.05)
+        rate = ["--topspeed"] if pps is None else [f"--pps={pps}"]
+        res = subprocess.run(["ip", "netns", "exec", ns.name, "tcpreplay", *rate, f"--limit={limit}", "-i", "tpa",
+                              str(path)], capture_output=True, text=True)
+        if res.returncode:
+            raise SystemExit(f"tcpreplay: {res.stderr or res.stdout}")
+        sent = int(re.search(r"Actual: (\d+) packets", res.stdout).group(1))
+        achieved = float(re.search(r"Rated: .*?([\d.]+) pps", res.stdout).group(1))
+        # until the probe has everything the kernel gave it (or nothing more comes for 2 s)
+        last, still = -1, time.monotonic()
+        while True:
+            st = stats()
+            cap = st["capture"]
+            if st["packets"] >= cap["kernel_packets"] - cap["kernel_drops"] and st["packets"] >= sent \
+                    or time.monotonic() - still > 2:
+                break
+            if st["packets"] != last:
+                last, still = st["packets"], time.monotonic()
+            time.sleep(0.1)
+        probe.send_signal(signal.SIGINT)
+        err = probe.communicate(timeout=120)[1]
+        out, _ = tap.communicate(timeout=60)
+        st = stats()
+    cap = st["capture"]
+    seen = cap["kernel_packets"]
+    return {"pps": pps, "sent": sent, "achieved_pps": achieved, "captured": st["packets"], "records": st["records"],
+            "received": int(out.split()[-1]), "kernel_drops": cap["kernel_drops"], "ring_full": cap["ring_full"],
+            "lost_before_socket": max(sent - seen, 0), "copy_s": cap["copy_s"], "elapsed_s": st["elapsed_s"],
+            "publish_drops": st["drops"], "summary": err.strip().splitlines()[-1] if err.strip() else ""}
+
+
+def live(a, path: Path) -> None:
+    steps = [int(x) for x in a.pps.split(",") if x] + [None]
+    t_dec, _, decode_packets = decode_only(path, False, 1)
+    decode_pps = decode_packets / t_dec
+    print(f"live: {a.limit:,} packets a step from {path.name}, --workers {a.workers}, --ring-mb {a.ring_mb}; "
+          f"decode alone {decode_pps:,.0f} packets/s", flush=True)
+    print(f"  {'tcpreplay':>12} {'achieved':>12} {'captured':>10} {'kernel drops':>13} {'ring full':>10} "
+          f"{'lost before':>12} {'records':>9}")
+    rows = []
+    with Namespace() as ns:
+        for pps in steps:
+            r = live_step(ns, path, pps, a.limit, a.workers, a.ring_mb)
+            rows.append(r)
+            print(f"  {'topspeed' if pps is None else f'{pps:,} pps':>12} {r['achieved_pps']:>12,.0f} "
+                  f"{r['captured']:>10,} {r['kernel_drops']:>13,} {r['ring_full']:>10,} {r['lost_before_socket']:>12,} "
+                  f"{r['records']:>9,}", flush=True)
+    clean = [r for r in rows if r["captured"] == r["sent"] and not r["kernel_drops"]]
+    best = max(clean, key=lambda r: r["achieved_pps"], default=None)
+    if best:
+        print(f"  highest rate captured without a drop: {best['achieved_pps']:,.0f} packets/s "
+              f"(tcpreplay asked {'topspeed' if best['pps'] is None else format(best['pps'], ',')}, "
+              f"achieved {best['achieved_pps']:,.0f}); tcpreplay's top speed: "
+              f"{rows[-1]['achieved_pps']:,.0f} packets/s")
+    else:
+        print("  every step dropped packets")
+    copy = max(rows, key=lambda r: r["captured"])
+    if copy["copy_s"]:
+        print(f"  copying ring blocks out as pcap records: {copy['captured'] / copy['copy_s']:,.0f} packets/s of copy "
+              f"time ({copy['copy_s']:.3f} s for {copy['captured']:,} packets), decoding "
+              f"{decode_pps:,.0f} packets/s: the copy is {decode_pps / (copy['captured'] / copy['copy_s']):.1%} "
+              f"of the decoder's cost")
+    if a.json:
+        a.json.write_text(json.dumps({"live": rows, "decode_packets_per_s": decode_pps}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--packets", type=int, default=1_000_000)
@@ -150,6 +280,12 @@ def main() -> None:
     ap.add_argument("--messages", action="store_true", help="a record per TCAP component, not per dialogue")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each measurement; the best counts")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--live", action="store_true", help="live capture on a veth pair instead (root)")
+    ap.add_argument("--pps", default="50000,100000,200000,400000",
+                    help="--live: tcpreplay rates to try, then --topspeed")
+    ap.add_argument("--limit", type=int, default=1_000_000, help="--live: packets sent a step")
+    ap.add_argument("--workers", type=int, default=1, help="--live: probe --workers")
+    ap.add_argument("--ring-mb", type=int, default=64, help="--live: probe --ring-mb")
     a = ap.parse_args()
 
     if a.input:
@@ -160,6 +296,9 @@ def main() -> None:
         except ImportError as e:
             print(f"probe.synth not importable ({e}); repeating pcaps/mixed_small.pcap", file=sys.stderr)
             path = repeated_capture(ROOT / "pcaps" / "mixed_small.pcap", a.packets)
+    if a.live:
+        live(a, path)
+        return
     mode = "per-message" if a.messages else "dialogue"
     print(f"capture {path} ({path.stat().st_size / 1e6:.1f} MB), {mode} mode, {a.shards} shard(s), "
           f"batches of {a.batch} records", flush=True)

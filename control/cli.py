@@ -383,14 +383,26 @@ def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_inter
               help="Seconds between status lines on stderr (0: none).")
 @click.option("--stats-json", type=click.Path(dir_okay=False, writable=True),
               help="Write the counters here (at every status line and at the end).")
+@click.option("--iface", multiple=True, metavar="IF",
+              help="Capture live on this Linux interface (repeatable; AF_PACKET, needs CAP_NET_RAW).")
+@click.option("--bpf", metavar="EXPR",
+              help="Capture filter (tcpdump syntax, compiled by libpcap); default: SCTP, UDP/TCP on the GTP "
+                   "ports, IP fragments; '' keeps everything.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Capture threads per interface, sharing its packets by flow hash (PACKET_FANOUT).")
+@click.option("--ring-mb", type=click.IntRange(1, 65536), default=64, show_default=True,
+              help="Receive ring of each capture socket (a worker has one per interface), in MiB.")
+@click.option("--promisc/--no-promisc", default=True, show_default=True,
+              help="Put the interfaces in promiscuous mode while capturing.")
 @decoder_options
 def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_id, key_map, bindings, queue,
-          ack_timeout, status_interval, stats_json, **decoder):
+          ack_timeout, status_interval, stats_json, iface, bpf, workers, ring_mb, promisc, **decoder):
     """Decode captures and publish the records to the engine shards over ZeroMQ.
 
     \b
     touchpoint probe --pcap day.pcap --push tcp://engine1:5555 --push tcp://engine2:5555
     touchpoint probe --pcap a.pcap b.pcap --speed 1x --loop 0 --push tcp://127.0.0.1:5555
+    touchpoint probe --iface eth1 --workers 2 --push tcp://engine1:5555
 
     Each record goes to the shard of its subscriber: a stable hash of the IMSI, else of the IMSI
     learned for its MSISDN, else of the IMSI the --key-map names, else of the MSISDN; records without
@@ -404,8 +416,12 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     files = list(pcap) + list(more_pcaps)
     if more_pcaps and not pcap:
         raise click.UsageError("name the capture files with --pcap FILE...")
-    if not files:
-        raise click.UsageError("a capture source is needed: --pcap FILE...")
+    if files and iface:
+        raise click.UsageError("one capture source at a time: --pcap or --iface")
+    if not files and not iface:
+        raise click.UsageError("a capture source is needed: --pcap FILE... or --iface IF")
+    if bpf is not None and not iface:
+        raise click.UsageError("--bpf filters live capture (--iface)")
     if not push:
         raise click.UsageError("at least one --push ENDPOINT (an engine shard, or `touchpoint tap --listen`)")
     opts = decoder_settings(probe_id=probe_id, **decoder)
@@ -422,7 +438,16 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
                              lossless=lossless, queue=queue, ack_timeout=ack_timeout,
                              status_interval=status_interval, stats_json=stats_json, key_map=kmap,
                              bindings=bindings)
-    source = PcapReplay(files, opts, speed=speed, loop=loop)
+    if iface:
+        from probe.live import LiveCapture, LiveError
+        try:
+            source = LiveCapture(iface, opts, workers=workers, ring_mb=ring_mb, promisc=promisc, bpf_expr=bpf)
+        except LiveError as e:
+            if e.usage:                     # no such interface, a bad filter expression
+                raise click.BadParameter(str(e), param_hint=e.option)
+            raise click.ClickException(f"{e.option}: {e}")
+    else:
+        source = PcapReplay(files, opts, speed=speed, loop=loop)
     run = ProbeRun(source, settings, stop=source.stop)
     try:
         code = run.run()

@@ -95,7 +95,7 @@ class ProbeRun:
                 self._status(now)
                 self._write_stats()
                 next_status = now + self.cfg.status_interval
-            if self.stop.is_set() or pub.error:
+            if pub.error:               # stopped, the source still hands over what it holds, then ends
                 break
 
     def _signals(self):
@@ -141,6 +141,7 @@ class ProbeRun:
             "publish_s": round(self.publish_s, 4),
             "rounds": getattr(self.source, "rounds", None),
             "errors": list(self.source.errors),
+            "capture": _capture(self.source),
             "drops": pub.drops() if pub else {},
             "shards": shards,
             "keys": self.sharder.counts(),
@@ -161,7 +162,7 @@ class ProbeRun:
         line = (f"{self.name} {self.cfg.probe_id}: {now - self.started:.0f} s  "
                 f"{packets:,} packets ({(packets - p0) / dt:,.0f}/s)  "
                 f"{self.records:,} records ({(self.records - r0) / dt:,.0f}/s)  "
-                f"anomalies {sum(stats.anomalies.values()):,}  "
+                f"anomalies {sum(stats.anomalies.values()):,}  {_kernel(self.source)}"
                 f"queued {queued}  engines up {up}/{len(pub.links)}  drops: {_drops(pub.drops())}")
         print(line, file=self.err, flush=True)
         self._last = (now, packets, self.records)
@@ -176,7 +177,7 @@ class ProbeRun:
         how = "stopped" if self.interrupted else "done"
         line = (f"{self.name} {self.cfg.probe_id}: {how} in {elapsed:.{2 if elapsed < 10 else 0}f} s: "
                 f"{stats.frames:,} packets, "
-                f"{self.records:,} records, batches per shard {per_shard}, "
+                f"{self.records:,} records, batches per shard {per_shard}, {_kernel(self.source, ', ')}"
                 f"drops: {_drops(drops)}, "
                 f"end of stream acknowledged by {acked}/{len(pub.links)} shards")
         engine_lost = sum((link.acked or {}).get("lost_batches", 0) for link in pub.links)
@@ -204,6 +205,17 @@ class ProbeRun:
             os.replace(tmp, path)
         except OSError as e:
             print(f"{self.name}: --stats-json {path}: {e.strerror or e}", file=self.err)
+
+
+def _capture(source) -> dict | None:
+    """Kernel and ring counters of a live source."""
+    return source.capture_stats() if hasattr(source, "capture_stats") else None
+
+
+def _kernel(source, sep: str = "  ") -> str:
+    """'kernel drops 0 (ring full 0)' and sep for a live source, else ''."""
+    c = _capture(source)
+    return f"kernel drops {c['kernel_drops']:,} (ring full {c['ring_full']:,}){sep}" if c else ""
 
 
 def _drops(drops: dict) -> str:
