@@ -172,6 +172,21 @@ cdef struct Tunnel:          # one GTP tunnel endpoint (TEID at an address) and 
     uint8_t live
     char apn[TP_APN_LEN]
 
+cdef struct TcpFlow:         # one direction of a TCP connection on a GTP-C port
+    uint64_t addrs
+    uint32_t ports
+    uint32_t next_seq        # the sequence number after the last octet seen
+    uint32_t skip            # octets of a message split across segments still to come
+    uint8_t nhead            # octets of that message's first four kept (its length is in them)
+    uint8_t head[4]
+    uint8_t seen             # 0 until the first segment
+    int64_t last_ns
+
+cdef struct TcpFlows:
+    Index idx
+    Pool pool
+    TcpFlow *e
+
 cdef struct Tunnels:
     Index idx
     Pool pool
@@ -187,7 +202,7 @@ cdef struct Dec:
     int64_t dlg_timeout_ns
     uint8_t map_ssn[256]     # SSNs whose TCAP users are MAP when no application context says
     uint8_t cap_ssn[256]     # ... and CAP
-    uint8_t udp_port[65536]  # PORT_GTPC / PORT_GTPU / PORT_GTP0 by UDP port
+    uint8_t gtp_port[65536]  # PORT_GTPC / PORT_GTPU / PORT_GTP0 by UDP port; over TCP only GTP-C
     int64_t usage_interval_ns
     uint16_t probe_id
     # capture file state
@@ -224,6 +239,7 @@ cdef struct Dec:
     Dialogues dlg
     Tunnels tun
     Assocs assoc
+    TcpFlows tcp
 
 
 cdef inline int anomaly(Dec *d, int code, const uint8_t *at) noexcept nogil:

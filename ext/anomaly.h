@@ -32,8 +32,10 @@ static const char *const tp_class_names[] = {
     X(MTP2_NOT_MSU,         L_LINK,    C_OTHER,       "MTP2 fill-in or status unit") \
     X(IP_TRUNCATED,         L_IP,      C_TRUNCATED,   "IP header or payload truncated") \
     X(IP_MALFORMED,         L_IP,      C_MALFORMED,   "IP header inconsistent") \
-    X(IP_NOT_SIGNALING,     L_IP,      C_OTHER,       "IP protocol not decoded (not SCTP)") \
+    X(IP_NOT_SIGNALING,     L_IP,      C_OTHER,       "not signaling: another IP protocol or port, or TCP without data") \
     X(IP_UDP_TRUNCATED,     L_IP,      C_TRUNCATED,   "UDP header truncated") \
+    X(IP_TCP_TRUNCATED,     L_IP,      C_TRUNCATED,   "TCP header truncated") \
+    X(IP_TCP_MALFORMED,     L_IP,      C_MALFORMED,   "TCP header length invalid") \
     X(IP_FRAG_HELD,         L_IP,      C_OTHER,       "IPv4 fragment held for reassembly") \
     X(IP_FRAG_EVICTED,      L_IP,      C_EVICTED,     "IPv4 fragments evicted (table full or timed out)") \
     X(IP_FRAG_BAD,          L_IP,      C_MALFORMED,   "IPv4 fragment overlaps or overruns") \
@@ -105,6 +107,11 @@ static const char *const tp_class_names[] = {
     X(GTP_UNMATCHED,        L_GTP,     C_OTHER,       "GTP-C response without its request") \
     X(GTP_TIMEOUT,          L_GTP,     C_OTHER,       "GTP-C request without a response before the time-out") \
     X(GTP_EVICTED,          L_GTP,     C_EVICTED,     "GTP-C transaction evicted: transaction table full") \
+    X(GTP_TCP_RETRANSMISSION, L_GTP,   C_OTHER,       "TCP segment of GTP-C already seen (retransmission)") \
+    X(GTP_TCP_SPLIT,        L_GTP,     C_UNSUPPORTED, "GTP-C message continues in the next TCP segment") \
+    X(GTP_TCP_REST,         L_GTP,     C_OTHER,       "rest of a GTP-C message split across TCP segments") \
+    X(GTP_TCP_UNFRAMED,     L_GTP,     C_OTHER,       "TCP octets on a GTP-C port that start no GTP-C message") \
+    X(GTP_TCP_EVICTED,      L_GTP,     C_EVICTED,     "TCP flow of GTP-C evicted: flow table full") \
     X(GTPU_TRUNCATED,       L_GTPU,    C_TRUNCATED,   "GTP-U header truncated") \
     X(GTPU_MALFORMED,       L_GTPU,    C_MALFORMED,   "GTP-U header invalid") \
     X(GTPU_SIGNALLING,      L_GTPU,    C_OTHER,       "GTP-U echo, error indication or end marker") \

@@ -35,6 +35,8 @@ def record_layout():
         ("event", <char *>&r.event - b, sizeof(r.event)), ("nai", <char *>&r.nai - b, sizeof(r.nai)),
         ("pad1", <char *>&r.pad1 - b, sizeof(r.pad1)),
         ("peer_alpha", <char *>&r.peer_alpha - b, sizeof(r.peer_alpha)),
+        ("bearers", <char *>&r.bearers - b, sizeof(r.bearers)), ("ebi", <char *>&r.ebi - b, sizeof(r.ebi)),
+        ("qci", <char *>&r.qci - b, sizeof(r.qci)), ("pad2", <char *>&r.pad2 - b, sizeof(r.pad2)),
     ], sizeof(tp_record)
 
 
@@ -117,7 +119,7 @@ cdef class Decoder:
                         *((x, PORT_GTPU) for x in gtpu_ports)):
             if not 0 < i < 65536:
                 raise ValueError(f"UDP port {i} is not between 1 and 65535")
-            self.d.udp_port[i] = kind
+            self.d.gtp_port[i] = kind
         self.d.usage_interval_ns = <int64_t>(usage_interval * 1e9)
         if max_tunnels < 16 or max_tunnels > (1 << 29):
             raise ValueError("max_tunnels must be between 16 and 2**29")
@@ -126,6 +128,9 @@ cdef class Decoder:
             raise MemoryError()
         self.d.assoc.e = <Assoc *>calloc(4096, sizeof(Assoc))
         if self.d.assoc.e == NULL or table_init(&self.d.assoc.idx, &self.d.assoc.pool, 4096):
+            raise MemoryError()
+        self.d.tcp.e = <TcpFlow *>calloc(TCP_FLOWS, sizeof(TcpFlow))
+        if self.d.tcp.e == NULL or table_init(&self.d.tcp.idx, &self.d.tcp.pool, TCP_FLOWS):
             raise MemoryError()
         self.d.dlg.e = <Dlg *>calloc(max_dialogues, sizeof(Dlg))
         if self.d.dlg.e == NULL or table_init(&self.d.dlg.idx, &self.d.dlg.pool, max_dialogues):
@@ -164,6 +169,8 @@ cdef class Decoder:
         table_free(&self.d.tun.idx, &self.d.tun.pool)
         free(self.d.assoc.e)
         table_free(&self.d.assoc.idx, &self.d.assoc.pool)
+        free(self.d.tcp.e)
+        table_free(&self.d.tcp.idx, &self.d.tcp.pool)
         free(self.d)
 
     def feed(self, const uint8_t[::1] buf not None, Py_ssize_t length=-1):

@@ -9,6 +9,10 @@ cdef enum:
     PORT_GTPU = 2
     PORT_GTP0 = 3
     GTP_FTEIDS = 16
+    TCP_FLOWS = 4096         # directions of TCP connections carrying GTP-C, least recently used out
+    TCP_WINDOW = 1 << 24     # less than this behind the flow: octets seen before; further, or ahead: a new start
+
+cdef int64_t TCP_IDLE_NS = 600000000000    # a flow silent this long starts afresh (a new connection)
 
 
 
@@ -151,10 +155,18 @@ cdef int gtp2_ies(const uint8_t *p, Py_ssize_t n, tp_record *r, GtpMsg *g, int d
             elif (v[0] & 0x40) and ln >= 21:
                 ip = fold6(v + 5)
             fteid_add(g, be32(v + 1), ip)
-        elif t == 93 and depth == 0:                   # Bearer Context (grouped)
+        elif t == 93 and depth == 0:                   # Bearer Context (grouped): counted, then its IEs
+            if r.bearers < 255:
+                r.bearers += 1
             rc = gtp2_ies(v, ln, r, g, 1)
             if rc:
                 return rc
+        elif t == 73 and ln >= 1:                      # EBI (8.8): the linked bearer's comes before the contexts
+            if r.ebi == 0:
+                r.ebi = v[0] & 0x0F
+        elif t == 80 and ln >= 2:                      # Bearer QoS (8.15): ARP octet, then QCI
+            if r.qci == 0:
+                r.qci = v[1]
         elif depth == 0:
             if t == 1 and r.imsi == ALL_F:
                 r.imsi = tbcd(v, ln, -1)
@@ -238,6 +250,9 @@ cdef int gtp1_ies(const uint8_t *p, Py_ssize_t n, tp_record *r, GtpMsg *g) noexc
         elif t == 17:
             g.v1_teid_c = be32(v)
             g.v1_has_c = 1
+        elif t == 20 and r.ebi == 0:                   # NSAPI; a Linked NSAPI (same IE) comes second
+            r.ebi = v[0] & 0x0F
+            r.bearers = 1                              # one PDP context per message
         elif t == 131:
             apn_labels(r, v, ln)
         elif t == 133 and g.ngsn < 2:                  # GSN address: control plane, then user plane
@@ -387,6 +402,103 @@ cdef int gtp(Dec *d, uint8_t kind, const uint8_t *p, Py_ssize_t n) noexcept nogi
     if ver == 0:
         return anomaly(d, AN_GTP_V0, p)
     return anomaly(d, AN_GTP_MALFORMED, p)
+
+
+# ---- GTP-C over TCP ------------------------------------------------------
+#
+# Each direction of a connection is a byte stream of messages back to back, framed by their
+# length fields. Per direction, a bounded table keeps the next sequence number: a segment whose
+# octets were all seen is a retransmission, decoded once (tshark dissects only the first copy).
+# A message that runs past its segment is counted, not reassembled (tshark does not either);
+# the rest of it is stepped over in the next segment so the messages after it still decode.
+# Octets that start no GTPv1/v2-C message are counted and the segment left; a gap (a lost
+# segment) or a SYN starts the flow afresh from the next segment's first octet.
+
+cdef inline Py_ssize_t gtpc_length(const uint8_t *h) noexcept nogil:
+    """Length of the GTP-C message whose first four octets h holds; -1 when it cannot be framed."""
+    if h[0] >> 5 == 2:
+        return 4 + be16(h + 2)
+    if h[0] >> 5 == 1 and h[0] & 0x10:
+        return 8 + be16(h + 2)
+    return -1
+
+
+cdef TcpFlow *tcp_flow(Dec *d) noexcept nogil:
+    """This packet's direction of its connection (a new entry has seen == 0)."""
+    cdef TcpFlows *x = &d.tcp
+    cdef uint64_t addrs = (<uint64_t>d.pkt.ip_src << 32) | d.pkt.ip_dst
+    cdef uint32_t ports = (<uint32_t>d.pkt.sport << 16) | d.pkt.dport
+    cdef int32_t i = idx_get(&x.idx, addrs, ports)
+    cdef TcpFlow *f
+    if i >= 0:
+        pool_touch(&x.pool, i)
+        return &x.e[i]
+    i = pool_take(&x.pool)
+    if i < 0:                                          # full: the least recently used goes
+        f = &x.e[x.pool.head]
+        anomaly(d, AN_GTP_TCP_EVICTED, NULL)
+        idx_del(&x.idx, f.addrs, f.ports)
+        pool_give(&x.pool, x.pool.head)
+        i = pool_take(&x.pool)
+    f = &x.e[i]
+    memset(f, 0, sizeof(TcpFlow))
+    f.addrs = addrs
+    f.ports = ports
+    idx_put(&x.idx, addrs, ports, i)
+    return f
+
+
+cdef int gtp_tcp(Dec *d, uint8_t flags, uint32_t seq, const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    cdef TcpFlow *f = tcp_flow(d)
+    cdef Py_ssize_t pos = 0, total, take
+    cdef uint32_t behind
+    if flags & 0x02:                                   # SYN: its data starts after the SYN's own number
+        seq += 1
+    behind = f.next_seq - seq
+    if not f.seen or flags & 0x02 or d.pkt.ts_ns - f.last_ns > TCP_IDLE_NS or behind >= TCP_WINDOW:
+        f.skip = 0                                     # new, idle, or a gap: start at this segment
+        f.nhead = 0
+    elif behind >= <uint64_t>n:
+        f.last_ns = d.pkt.ts_ns
+        d.layer_in[L_GTP] += 1
+        return anomaly(d, AN_GTP_TCP_RETRANSMISSION, p)
+    else:
+        pos = behind                                   # in order, or a retransmission with new octets
+    f.seen = 1
+    f.last_ns = d.pkt.ts_ns
+    f.next_seq = seq + <uint32_t>n
+    if f.nhead or f.skip:                              # the rest of a split message
+        while f.nhead and f.nhead < 4 and pos < n:
+            f.head[f.nhead] = p[pos]
+            f.nhead += 1
+            pos += 1
+        if f.nhead == 4:
+            total = gtpc_length(f.head)
+            f.skip = <uint32_t>(total - 4) if total > 4 else 0
+            f.nhead = 0
+        take = f.skip if f.skip < n - pos else n - pos
+        f.skip -= <uint32_t>take
+        pos += take
+        d.layer_in[L_GTP] += 1
+        anomaly(d, AN_GTP_TCP_REST, p)
+    while pos < n:
+        total = gtpc_length(p + pos) if n - pos >= 4 else 0
+        if total < 0:                                  # no GTPv1/v2-C header here: lost the framing
+            d.layer_in[L_GTP] += 1
+            return anomaly(d, AN_GTP_TCP_UNFRAMED, p + pos)
+        if total < 8 and n - pos >= 4:                 # a header too short for itself: the rest is one message
+            return gtp(d, PORT_GTPC, p + pos, n - pos)
+        if n - pos < total or n - pos < 4:
+            d.layer_in[L_GTP] += 1
+            if n - pos < 4:
+                f.nhead = <uint8_t>(n - pos)
+                memcpy(f.head, p + pos, n - pos)
+            else:
+                f.skip = <uint32_t>(total - (n - pos))
+            return anomaly(d, AN_GTP_TCP_SPLIT, p + pos)
+        gtp(d, PORT_GTPC, p + pos, total)
+        pos += total
+    return 0
 
 
 cdef int gtp_record(Dec *d, GtpMsg *g, tp_record *r, int role) noexcept nogil:

@@ -133,7 +133,26 @@ cdef int l4(Dec *d, uint8_t proto, const uint8_t *p, Py_ssize_t n) noexcept nogi
             return anomaly(d, AN_IP_UDP_TRUNCATED, p)
         d.pkt.sport = be16(p)
         d.pkt.dport = be16(p + 2)
-        kind = d.udp_port[d.pkt.dport] or d.udp_port[d.pkt.sport]
+        kind = d.gtp_port[d.pkt.dport] or d.gtp_port[d.pkt.sport]
         if kind:
             return gtp(d, kind, p + 8, n - 8)
+    elif proto == 6 and n >= 4 and (d.gtp_port[be16(p + 2)] == PORT_GTPC or d.gtp_port[be16(p)] == PORT_GTPC):
+        return tcp(d, p, n)
     return anomaly(d, AN_IP_NOT_SIGNALING, p)
+
+
+cdef int tcp(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    """A TCP segment to or from a GTP-C port (GTP-C is UDP, TS 29.274 4.2, but TCP is seen)."""
+    cdef Py_ssize_t hl
+    if n < 20:
+        return anomaly(d, AN_IP_TCP_TRUNCATED, p)
+    hl = (p[12] >> 4) * 4
+    if hl < 20:
+        return anomaly(d, AN_IP_TCP_MALFORMED, p)
+    if hl > n:
+        return anomaly(d, AN_IP_TCP_TRUNCATED, p)
+    d.pkt.sport = be16(p)
+    d.pkt.dport = be16(p + 2)
+    if hl == n or p[13] & 0x04:                        # no data (handshake, ACK, FIN), or a reset
+        return anomaly(d, AN_IP_NOT_SIGNALING, p)
+    return gtp_tcp(d, p[13], be32(p + 4), p + hl, n - hl)

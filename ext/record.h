@@ -57,6 +57,10 @@ typedef struct {
     uint8_t  nai;        /* ISUP/CAP called party nature of address */
     uint32_t pad1;
     char     peer_alpha[TP_ALPHA_LEN]; /* alphanumeric other party (SMS TP-OA/TP-DA), NUL padded */
+    uint8_t  bearers;    /* GTPv2 bearer contexts (GTPv1: 1 with an NSAPI), the most of request and response */
+    uint8_t  ebi;        /* first EPS bearer id (linked/default bearer first) or GTPv1 NSAPI */
+    uint8_t  qci;        /* QCI of the first bearer QoS */
+    uint8_t  pad2;
 } tp_record;
 #pragma pack(pop)
 

@@ -356,6 +356,12 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
         x.nai = r.nai
     if x.octets == 0:
         x.octets = r.octets
+    if x.bearers < r.bearers:                          # GTP: request and response list the same bearers
+        x.bearers = r.bearers
+    if x.ebi == 0:
+        x.ebi = r.ebi
+    if x.qci == 0:
+        x.qci = r.qci
     if x.app_port == 0 and x.parts == 0 and x.sms_dcs == 0 and x.sms_pid == 0:   # one TPDU's details
         x.app_port = r.app_port
         x.parts = r.parts

@@ -51,6 +51,10 @@ RECORD_DTYPE = np.dtype([
     ("nai", "u1"),
     ("pad1", "<u4"),
     ("peer_alpha", f"S{ALPHA_LEN}"),
+    ("bearers", "u1"),
+    ("ebi", "u1"),
+    ("qci", "u1"),
+    ("pad2", "u1"),
 ])
 
 DIGIT_FIELDS = ("imsi", "msisdn", "imei", "peer", "node")

@@ -159,6 +159,13 @@ def sctp(*chunks: bytes, sport=2905, dport=2905) -> bytes:
     return struct.pack(">HHII", sport, dport, 1, 0) + b"".join(chunks)
 
 
+def tcp(payload: bytes, sport=2123, dport=2123, seq=1, flags=0x18, ack=0, offset=5) -> bytes:
+    """A TCP segment (RFC 9293): flags 0x18 = PSH ACK, 0x02 SYN, 0x04 RST; offset in 32-bit words."""
+    opts = b"\x01" * (4 * offset - 20) if offset > 5 else b""
+    return struct.pack(">HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack, offset << 4, flags, 65535, 0, 0) + \
+        opts + payload
+
+
 def ipv4(payload: bytes, proto=132, src="10.0.0.1", dst="10.0.0.2", ident=1, offset=0, more=False) -> bytes:
     s = bytes(int(x) for x in src.split("."))
     d = bytes(int(x) for x in dst.split("."))

@@ -28,6 +28,7 @@ import pytest
 from probe.decode import ANOMALY_INFO, CaptureError, Stats, decode_bytes
 from probe.format import to_dicts
 from tests import packets as P
+from tests import test_gtp as gtp_builders
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = ROOT.parent / "shared" / "pcaps-public"
@@ -291,6 +292,40 @@ def test_layer_cut_at_every_length(layer):
     assert not problems, f"{layer}: {len(problems)} of {n} cuts wrong:\n" + "\n".join(problems[:12])
 
 
+# GTP-C over TCP: a TCP header and the messages of its segment cut at every length.
+GTPV2 = gtp_builders.csr(seq=7)
+GTPV1 = gtp_builders.gtpv1(16, gtp_builders.tv(2, P.tbcd(IMSI)) + gtp_builders.tv(20, b"\x05"), seq=8)
+
+
+@pytest.mark.parametrize("msgs", [GTPV2, GTPV2 + GTPV1], ids=["v2", "v2+v1"])
+def test_gtp_over_tcp_cut_at_every_length(msgs):
+    """The segment (TCP header, then GTP-C messages back to back) cut at every length, the IP
+    length fixed up: the messages wholly inside decode; a cut in the TCP header is counted at the
+    ip layer, a cut message as split at the gtp layer, each at an offset inside its layer."""
+    seg = P.tcp(msgs, 40000, 2123, seq=1000)
+    ends = [20 + len(GTPV2), 20 + len(msgs)]
+    problems = []
+    for k in range(len(seg) + 1):
+        frame = P.ether(P.ipv4(seg[:k], proto=6))
+        st = Stats()
+        recs = to_dicts(decode_bytes(P.pcap([frame]), messages=True, stats=st, **SMALL))
+        seen = {(a.name, off) for (_src, _frame, a, off) in st.recent if a.name != "GTP_TIMEOUT"}
+        whole = sum(1 for e in set(ends) if e <= k)
+        if k < 4:
+            want = {("IP_NOT_SIGNALING", 34)}                   # no ports: not TCP for us
+        elif k < 20:
+            want = {("IP_TCP_TRUNCATED", 34)}
+        elif k == 20:
+            want = {("IP_NOT_SIGNALING", 34)}                   # a segment without data
+        elif k in ends:
+            want = set()
+        else:
+            want = {("GTP_TCP_SPLIT", 34 + 20 + (ends[0] - 20 if k > ends[0] else 0))}
+        if seen != want or len(recs) != whole:
+            problems.append(f"k={k}: {len(recs)} records (want {whole}), {sorted(seen)} (want {sorted(want)})")
+    assert not problems, "\n".join(problems[:12])
+
+
 # --- (c) random bytes in every layer, in a subprocess -------------------------------------------
 
 def _stacks():
@@ -328,6 +363,11 @@ def _stacks():
     sctp = P.sctp(P.data_chunk(m2pa, ppid=5))
     frame = P.ipv4(sctp)
     add("m2pa-rawip", frame, 101, {"ip": frame, "sctp": sctp, "m2pa": m2pa, "mtp3": mtp3})
+    for name, gtpc in (("gtpv2-tcp", GTPV2 + GTPV1), ("gtpv1-tcp", GTPV1)):
+        tcp = P.tcp(gtpc, 40000, 2123, seq=1000)
+        ip = P.ipv4(tcp, proto=6)
+        frame = P.ether(ip)
+        add(name, frame, 1, {"link": frame[:14], "ip": ip, "tcp": tcp[:20], "gtp": gtpc})
     for i, f in enumerate(real_frames()):
         add(f"public{i}", f, 1, {"link": f[:14], "packet": f})
     return out
