@@ -394,20 +394,38 @@ def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_inter
               help="Receive ring of each capture socket (a worker has one per interface), in MiB.")
 @click.option("--promisc/--no-promisc", default=True, show_default=True,
               help="Put the interfaces in promiscuous mode while capturing.")
+@click.option("--watch", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Follow a directory of rotating capture files (dumpcap -b, tcpdump -C/-G), each file once, in order.")
+@click.option("--glob", "globs", multiple=True, metavar="PATTERN",
+              help="Names --watch follows (repeatable)  [default: *.pcap*, *.cap*]")
+@click.option("--state", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where --watch remembers its progress  [default: DIR/.touchpoint-probe-<probe-id>.json]")
+@click.option("--curve-server-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="The engines' Curve public key (its .key file): encrypt and authenticate the links.")
+@click.option("--curve-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="This probe's Curve key pair (its .key_secret file), with --curve-server-key.")
+@click.option("--plain", is_flag=True,
+              help="Allow unencrypted tcp to engines that are not on loopback.")
+@click.option("--metrics-port", metavar="[HOST:]PORT",
+              help="Serve Prometheus metrics on http://HOST:PORT/metrics (PORT alone: every interface).")
 @decoder_options
 def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_id, key_map, bindings, queue,
-          ack_timeout, status_interval, stats_json, iface, bpf, workers, ring_mb, promisc, **decoder):
+          ack_timeout, status_interval, stats_json, iface, bpf, workers, ring_mb, promisc, watch, globs, state,
+          curve_server_key, curve_key, plain, metrics_port, **decoder):
     """Decode captures and publish the records to the engine shards over ZeroMQ.
 
     \b
-    touchpoint probe --pcap day.pcap --push tcp://engine1:5555 --push tcp://engine2:5555
+    touchpoint probe --pcap day.pcap --push tcp://engine1:5555 --push tcp://engine2:5555 \\
+        --curve-server-key engine.key --curve-key probe.key_secret
     touchpoint probe --pcap a.pcap b.pcap --speed 1x --loop 0 --push tcp://127.0.0.1:5555
-    touchpoint probe --iface eth1 --workers 2 --push tcp://engine1:5555
+    touchpoint probe --iface eth1 --workers 2 --push tcp://127.0.0.1:5555
+    touchpoint probe --watch /var/spool/dumpcap --push tcp://127.0.0.1:5555
 
     Each record goes to the shard of its subscriber: a stable hash of the IMSI, else of the IMSI
     learned for its MSISDN, else of the IMSI the --key-map names, else of the MSISDN; records without
-    a subscriber go to shard 0. Exit codes: 0 done, 1 a capture could not be read, 2 usage,
-    3 an engine rejected the stream or, with --lossless, did not acknowledge its end.
+    a subscriber go to shard 0. Unencrypted tcp goes only to loopback unless --plain (Curve keys:
+    `touchpoint keys generate`). Exit codes: 0 done, 1 a capture could not be read, 2 usage,
+    3 an engine rejected the stream or this probe's key or, with --lossless, did not acknowledge its end.
     """
     from probe.run import ProbeRun, ProbeSettings
     from probe.shard import KeyMap
@@ -416,14 +434,17 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     files = list(pcap) + list(more_pcaps)
     if more_pcaps and not pcap:
         raise click.UsageError("name the capture files with --pcap FILE...")
-    if files and iface:
-        raise click.UsageError("one capture source at a time: --pcap or --iface")
-    if not files and not iface:
-        raise click.UsageError("a capture source is needed: --pcap FILE... or --iface IF")
+    if sum(map(bool, (files, iface, watch))) > 1:
+        raise click.UsageError("one capture source at a time: --pcap, --watch or --iface")
+    if not files and not iface and not watch:
+        raise click.UsageError("a capture source is needed: --pcap FILE..., --watch DIR or --iface IF")
+    if (globs or state) and not watch:
+        raise click.UsageError("--glob and --state go with --watch DIR")
     if bpf is not None and not iface:
         raise click.UsageError("--bpf filters live capture (--iface)")
     if not push:
         raise click.UsageError("at least one --push ENDPOINT (an engine shard, or `touchpoint tap --listen`)")
+    curve = curve_settings(push, "--push", plain, curve_server_key, curve_key)
     opts = decoder_settings(probe_id=probe_id, **decoder)
     kmap = None
     if key_map:
@@ -437,7 +458,7 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     settings = ProbeSettings(push=list(push), probe_id=probe_id, batch=batch, flush_ms=flush_ms,
                              lossless=lossless, queue=queue, ack_timeout=ack_timeout,
                              status_interval=status_interval, stats_json=stats_json, key_map=kmap,
-                             bindings=bindings)
+                             bindings=bindings, curve=curve)
     if iface:
         from probe.live import LiveCapture, LiveError
         try:
@@ -446,14 +467,78 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
             if e.usage:                     # no such interface, a bad filter expression
                 raise click.BadParameter(str(e), param_hint=e.option)
             raise click.ClickException(f"{e.option}: {e}")
+    elif watch:
+        from probe.watch import PATTERNS, WatchDir
+        try:
+            source = WatchDir(watch, opts, patterns=globs or PATTERNS, state=state)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--state")
     else:
         source = PcapReplay(files, opts, speed=speed, loop=loop)
-    run = ProbeRun(source, settings, stop=source.stop)
+    metrics = None
+    if metrics_port:
+        from probe.metrics import MetricsServer
+        try:
+            metrics = MetricsServer(metrics_port)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--metrics-port")
+        click.echo(f"touchpoint probe: metrics on {metrics.url}", err=True)
+    run = ProbeRun(source, settings, stop=source.stop, metrics=metrics)
     try:
         code = run.run()
     except ValueError as e:                 # an endpoint libzmq cannot use
         raise click.BadParameter(str(e), param_hint="--push")
     sys.exit(code)
+
+
+def curve_settings(endpoints, option: str, plain: bool, server_key: str | None, key: str | None, server=False):
+    """The Curve keys of a probe (client) or tap (server), after the plain-text rule: unencrypted tcp
+    only to or on loopback, unless --plain."""
+    from probe.transport import Curve, plain_allowed
+    if server_key and not key or (key and not server_key and not server):
+        raise click.UsageError("--curve-server-key and --curve-key go together")
+    if not key:
+        remote = [ep for ep in endpoints if not plain_allowed(ep)]
+        if remote and not plain:
+            what = ("give --curve-key (see `touchpoint keys generate`)" if server else
+                    "give --curve-server-key and --curve-key (see `touchpoint keys generate`)")
+            raise click.UsageError(f"{option} {remote[0]} is not on loopback: records would cross the network "
+                                   f"unencrypted; {what}, or --plain")
+        return None
+    if plain:
+        raise click.UsageError("--plain and Curve keys exclude each other")
+    try:
+        return Curve.server_keys(key) if server else Curve.client(key, server_key)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--curve-key")
+
+
+@main.group()
+def keys():
+    """CurveZMQ key pairs for the probe-to-engine links."""
+
+
+@keys.command("generate")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--name", default="touchpoint", show_default=True,
+              help="Writes NAME.key (public, to hand out) and NAME.key_secret (keep it private).")
+def keys_generate(directory, name):
+    """Write a key pair (zmq.auth certificate files) into DIRECTORY.
+
+    \b
+    touchpoint keys generate /etc/touchpoint --name engine      # the engines' pair
+    touchpoint keys generate /etc/touchpoint --name probe-7     # one pair per probe
+    """
+    import zmq.auth
+    if not name or "/" in name or name.startswith("."):
+        raise click.BadParameter(f"{name!r} is not a file name", param_hint="--name")
+    for path in (os.path.join(directory, name + ".key"), os.path.join(directory, name + ".key_secret")):
+        if os.path.exists(path):
+            raise click.ClickException(f"{path} exists: keys are not overwritten")
+    os.makedirs(directory, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(directory, name)
+    os.chmod(secret, 0o600)
+    click.echo(f"wrote {public} (public) and {secret} (secret)", err=True)
 
 
 @main.command()
@@ -463,11 +548,16 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
 @click.option("--count", is_flag=True, help="Print only the number of records received.")
 @click.option("--expect-eos", type=click.IntRange(min=1),
               help="Exit after this many ends of stream (one per probe run and shard).")
-def tap(listen, fmt, count, expect_eos):
+@click.option("--curve-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="This engine's Curve key pair (its .key_secret file): only Curve probes get in.")
+@click.option("--curve-clients", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Accept only the probes whose public keys (*.key) are in DIR (read at start).")
+@click.option("--plain", is_flag=True, help="Allow unencrypted tcp on addresses other than loopback.")
+def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain):
     """Receive the probes' record stream, check it and print it, like tcpdump.
 
     \b
-    touchpoint tap --listen tcp://0.0.0.0:5555 --format jsonl
+    touchpoint tap --listen tcp://0.0.0.0:5555 --curve-key engine.key_secret --format jsonl
     touchpoint tap --listen tcp://127.0.0.1:5555 --count --expect-eos 1
 
     Reports lost batches (sequence gaps) and unreadable streams on stderr. Exit codes: 0, 1 when
@@ -477,8 +567,12 @@ def tap(listen, fmt, count, expect_eos):
 
     if not listen:
         raise click.UsageError("--listen ENDPOINT is needed")
+    if curve_clients and not curve_key:
+        raise click.UsageError("--curve-clients goes with --curve-key")
+    curve = curve_settings(listen, "--listen", plain, None, curve_key, server=True)
     try:
-        code = tap_run(list(listen), None if count else Writer(fmt, sys.stdout), expect_eos=expect_eos)
+        code = tap_run(list(listen), None if count else Writer(fmt, sys.stdout), expect_eos=expect_eos,
+                       curve=curve, clients=curve_clients)
     except ValueError as e:
         raise click.ClickException(str(e))
     sys.exit(code)

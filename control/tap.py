@@ -4,19 +4,29 @@ Like tcpdump for the record stream: binds a ROUTER where the probes push, checks
 (magic, schema version, record size; a mismatch is reported naming the probe, which is told so
 and ignored), reports lost batches (sequence gaps) per probe and shard, acknowledges each end
 of stream, and prints the records in the `decode` formats, or only counts them.
+
+With Curve keys it is a Curve server: every probe needs the server's public key, and with a
+directory of client keys only the probes whose public keys are there get in (ZAP, checked by
+zmq.auth.thread.ThreadAuthenticator); refused handshakes are reported.
 """
 import signal
 import sys
 import threading
 
-from probe.transport import Receiver, WireError
+import zmq
+
+from probe.transport import Curve, Receiver, WireError
 
 NAME = "touchpoint tap"
 
 
 def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=None,
-        stop: threading.Event | None = None, on_ready=None) -> int:
+        stop: threading.Event | None = None, on_ready=None, curve: Curve | None = None,
+        clients: str | None = None) -> int:
     """Receive until `expect_eos` ends of stream (None: until stopped or SIGINT/SIGTERM).
+
+    With `curve` (this side's key pair) only Curve clients get in; with `clients` (a directory
+    of public key files), only those.
 
     Records go to writer (a control.cli.Writer) or, without one, are counted and the count
     printed at the end. Returns the exit code: 0, or 1 when batches were lost or a probe's
@@ -24,12 +34,29 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
     out = out or sys.stdout
     err = err or sys.stderr
     stop = stop or threading.Event()
-    rx = Receiver(listen)
     say = lambda line: print(f"{NAME}: {line}", file=err, flush=True)
+    ctx = zmq.Context()
+    auth = None
+    try:
+        if clients:
+            from zmq.auth.thread import ThreadAuthenticator
+            auth = ThreadAuthenticator(ctx)
+            auth.start()
+            auth.configure_curve(domain="*", location=clients)
+        rx = Receiver(listen, ctx=ctx, curve=curve)
+    except BaseException:
+        if auth:
+            auth.stop()
+        ctx.destroy(linger=0)
+        raise
+    restore = _signals(stop)                # before telling anyone where to find us
     say("listening on " + ", ".join(rx.endpoints))
+    if curve:
+        allowed = len(auth.certs.get("*", {})) if auth else None
+        say("Curve: " + ("any client that has this server's public key" if auth is None else
+                         f"{allowed} authorised client keys from {clients}"))
     if on_ready:
         on_ready(rx)
-    restore = _signals(stop)
     count = eos = errors = 0
     try:
         while not stop.is_set():
@@ -62,6 +89,9 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
     finally:
         restore()
         rx.close()
+        if auth:
+            auth.stop()
+        ctx.term()
     lost = sum(s.lost_batches for s in rx.streams.values())
     for s in rx.streams.values():
         if not s.ended:

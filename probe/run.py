@@ -34,12 +34,16 @@ class ProbeSettings:
     stats_json: str | None = None
     key_map: KeyMap | None = None
     bindings: int = 1 << 20
+    curve: object = None            # probe.transport.Curve: encrypt the links to the engines
 
 
 class ProbeRun:
+    METRICS_EVERY = 1.0                             # seconds between snapshots for the metrics endpoint
+
     def __init__(self, source, settings: ProbeSettings, stop: threading.Event | None = None, err=None,
-                 name: str = "touchpoint probe"):
+                 name: str = "touchpoint probe", metrics=None):
         self.source = source
+        self.metrics = metrics                      # probe.metrics.MetricsServer, or None
         self.cfg = settings
         self.stop = stop or threading.Event()
         self.err = err or sys.stderr
@@ -60,7 +64,8 @@ class ProbeRun:
     def run(self) -> int:
         cfg = self.cfg
         self.publisher = Publisher(cfg.push, probe_id=cfg.probe_id, batch=cfg.batch, flush_ms=cfg.flush_ms,
-                                   lossless=cfg.lossless, queue_records=cfg.queue, stop=self.stop)
+                                   lossless=cfg.lossless, queue_records=cfg.queue, stop=self.stop,
+                                   curve=cfg.curve)
         restore = self._signals()
         try:
             self._loop()
@@ -71,13 +76,24 @@ class ProbeRun:
         self.code = self._exit_code()
         self._summary()
         self._write_stats()
+        if self.metrics:
+            self.metrics.update(self.snapshot())
+            self.metrics.close()
         return self.code
 
     def _loop(self) -> None:
         pub, sharder = self.publisher, self.sharder
         next_status = self.started + self.cfg.status_interval if self.cfg.status_interval else float("inf")
+        next_metrics = self.started if self.metrics else float("inf")
         clock = time.perf_counter
         source = iter(self.source)
+        try:
+            self._run_source(source, pub, sharder, next_status, next_metrics, clock)
+        finally:
+            if hasattr(source, "close"):            # a generator: let the source save where it got to
+                source.close()
+
+    def _run_source(self, source, pub, sharder, next_status, next_metrics, clock) -> None:
         while True:
             t0 = clock()
             records = next(source, None)
@@ -95,6 +111,9 @@ class ProbeRun:
                 self._status(now)
                 self._write_stats()
                 next_status = now + self.cfg.status_interval
+            if now >= next_metrics:
+                self.metrics.update(self.snapshot())
+                next_metrics = now + self.METRICS_EVERY
             if pub.error:               # stopped, the source still hands over what it holds, then ends
                 break
 
@@ -141,6 +160,7 @@ class ProbeRun:
             "publish_s": round(self.publish_s, 4),
             "rounds": getattr(self.source, "rounds", None),
             "errors": list(self.source.errors),
+            "source": self.source.counters() if hasattr(self.source, "counters") else None,
             "capture": _capture(self.source),
             "drops": pub.drops() if pub else {},
             "shards": shards,
@@ -159,11 +179,12 @@ class ProbeRun:
         pub = self.publisher
         up = sum(link.up for link in pub.links)
         queued = "/".join(f"{link.queued:,}" for link in pub.links)
+        lag = "/".join(f"{link.lag(now):.1f}" for link in pub.links)
         line = (f"{self.name} {self.cfg.probe_id}: {now - self.started:.0f} s  "
                 f"{packets:,} packets ({(packets - p0) / dt:,.0f}/s)  "
                 f"{self.records:,} records ({(self.records - r0) / dt:,.0f}/s)  "
                 f"anomalies {sum(stats.anomalies.values()):,}  {_kernel(self.source)}"
-                f"queued {queued}  engines up {up}/{len(pub.links)}  drops: {_drops(pub.drops())}")
+                f"queued {queued} (lag {lag} s)  engines up {up}/{len(pub.links)}  drops: {_drops(pub.drops())}")
         print(line, file=self.err, flush=True)
         self._last = (now, packets, self.records)
 

@@ -26,7 +26,15 @@ tail of the stream even with linger (seen with pyzmq 27.3 / libzmq 4.3.5), and i
 Sequence numbers are given when a batch is cut, before it is queued, so every batch lost after
 that - dropped by the probe because a queue was full or the engine absent, or lost on a link that
 broke - is a gap at the receiver.
+
+Security: CurveZMQ (`Curve`), the engine the server, each probe a client with a key pair of its own
+(zmq.auth certificate files, `touchpoint keys generate`); the engine may accept only the client
+keys of a directory (ZAP, zmq.auth.thread.ThreadAuthenticator). A probe whose key is refused,
+that has the wrong server key, or whose security does not match the engine's stops with the
+reason (as for a rejected stream); the receiver reports each failed handshake. tcp without Curve
+is allowed by default only to loopback addresses (`plain_allowed`): ipc and inproc stay local.
 """
+import ipaddress
 import json
 import os
 import struct
@@ -37,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import zmq
+import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
 from .record import RECORD_DTYPE, SCHEMA_VERSION
@@ -54,8 +63,78 @@ SNDHWM = 4                  # messages in libzmq's pipe per shard, on top of the
 DROP_CAUSES = ("queue_full", "engine_absent", "stopped")
 
 
+HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | \
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+HANDSHAKE_TRIES = 3         # handshakes failing without detail before a Curve probe gives up
+
+
 class WireError(Exception):
     """A message that is not a record batch this side can read."""
+
+
+# --- security ------------------------------------------------------------------------------------
+
+def plain_allowed(endpoint: str) -> bool:
+    """Whether records may travel to/from endpoint unencrypted without an explicit --plain:
+    ipc and inproc (this host), tcp to or on a loopback address (127.0.0.0/8, ::1, localhost)."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme != "tcp":
+        return True
+    host = rest.rpartition(";")[2].rpartition(":")[0].strip("[]")   # tcp://[src;]host:port
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False                            # a name or an interface: may be anywhere
+
+
+def load_key(path: str, secret: bool) -> tuple:
+    """(public, secret) Z85 keys of a zmq.auth certificate file; secret None unless asked for."""
+    try:
+        public, sec = zmq.auth.load_certificate(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: not a Curve key file ({e})") from None
+    if secret and not sec:
+        raise ValueError(f"{path} holds no secret key: give the .key_secret file of the pair")
+    return public, sec
+
+
+@dataclass
+class Curve:
+    """This side's key pair and, on a probe (client), the engine's public key."""
+    public: bytes
+    secret: bytes
+    server: bytes | None = None
+
+    @classmethod
+    def client(cls, key_file: str, server_key_file: str) -> "Curve":
+        return cls(*load_key(key_file, secret=True), server=load_key(server_key_file, secret=False)[0])
+
+    @classmethod
+    def server_keys(cls, key_file: str) -> "Curve":
+        return cls(*load_key(key_file, secret=True))
+
+    def apply(self, sock: zmq.Socket) -> None:
+        sock.curve_publickey = self.public
+        sock.curve_secretkey = self.secret
+        if self.server is None:
+            sock.curve_server = True
+        else:
+            sock.curve_serverkey = self.server
+
+
+def handshake_failure(event: int, value: int) -> str:
+    """What a failed ZMTP handshake means, for a person."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return f"the Curve key was refused (status {value}: not among the authorised client keys)"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            return "security mismatch: one side uses Curve, the other does not"
+        if value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+            return "Curve handshake failed: the client does not have this server's public key"
+        return f"handshake protocol error 0x{value:x}"
+    return "the connection closed during the handshake (wrong Curve server key, or a server without Curve?)"
 
 
 @dataclass
@@ -106,12 +185,15 @@ class Link:
 
     def __init__(self, ctx: zmq.Context, endpoint: str, shard: int, *, probe_id: int, epoch: int,
                  queue_records: int, lossless: bool, stop: threading.Event, grace: float = 1.0,
-                 setup=None):
+                 setup=None, curve: Curve | None = None):
         self.ctx, self.endpoint, self.shard = ctx, endpoint, shard
         self.probe_id, self.epoch = probe_id, epoch
         self.queue_records, self.lossless, self.stop = queue_records, lossless, stop
         self.grace = grace                  # at the end, how long a never-connected link is waited for
-        self.setup = setup                  # called with the socket before connect (CurveZMQ later)
+        self.setup = setup                  # called with the socket before connect
+        self.curve = curve
+        self.handshake_failures = 0
+        self.refused = False                # the error is a failed handshake, not a REJECT
         self.seq = 0                        # batches cut so far: the next sequence number
         self.cut_records = 0
         self.sent_batches = self.sent_records = 0
@@ -144,6 +226,14 @@ class Link:
     def queued(self) -> int:
         return self._queued
 
+    def lag(self, now: float | None = None) -> float:
+        """Seconds the oldest queued batch has waited (0 when the queue is empty)."""
+        try:
+            oldest = self._q[0][3]
+        except IndexError:
+            return 0.0
+        return max(0.0, (time.monotonic() if now is None else now) - oldest)
+
     # capture thread
 
     def put(self, records: np.ndarray) -> None:
@@ -164,7 +254,7 @@ class Link:
             if self.error is not None:
                 self._drop((hdr, n, records), "stopped")
                 return
-            self._q.append((hdr, n, records))
+            self._q.append((hdr, n, records, time.monotonic()))
             self._queued += n
             self.queued_max = max(self.queued_max, self._queued)
             self._cond.notify_all()
@@ -200,9 +290,12 @@ class Link:
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
             sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)    # a dead engine host is noticed in seconds
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+            if self.curve:
+                self.curve.apply(sock)
             if self.setup:
                 self.setup(sock)
-            monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+            monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED |
+                                              HANDSHAKE_FAILED)
             sock.connect(self.endpoint)
         except (zmq.ZMQError, ValueError) as e:
             self._fatal = ValueError(f"{self.endpoint}: {e}")
@@ -255,8 +348,24 @@ class Link:
             elif ev["event"] == zmq.EVENT_DISCONNECTED:
                 self.up = False
                 self.disconnects += 1
+            elif ev["event"] & HANDSHAKE_FAILED:
+                self._handshake_failed(ev["event"], ev["value"])
         while sock.poll(0):
             self._answer(sock.recv_multipart())
+
+    def _handshake_failed(self, event: int, value: int) -> None:
+        """A refused key or a security mismatch will not mend by retrying: stop, as for a REJECT.
+        Without detail (the server just closed) it may be a restart: only a Curve probe that never
+        got through gives up, after a few tries."""
+        self.handshake_failures += 1
+        if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and (
+                not self.curve or self.ever_up or self.handshake_failures < HANDSHAKE_TRIES):
+            return
+        if self.error is None:
+            self.error = handshake_failure(event, value)
+            self.refused = True
+            with self._cond:
+                self._cond.notify_all()
 
     def _answer(self, frames) -> None:
         try:
@@ -282,7 +391,7 @@ class Link:
         return None
 
     def _send(self, sock, monitor, item) -> bool:
-        hdr, n, records = item
+        hdr, n, records, _ = item
         payload = records.view(np.uint8)
         while True:
             self._service(sock, monitor)
@@ -330,7 +439,8 @@ class Publisher:
 
     def __init__(self, endpoints, *, probe_id: int = 0, batch: int = 4096, flush_ms: float = 100.0,
                  lossless: bool = False, queue_records: int = 262144, ctx: zmq.Context | None = None,
-                 stop: threading.Event | None = None, grace: float = 1.0, setup=None):
+                 stop: threading.Event | None = None, grace: float = 1.0, setup=None,
+                 curve: Curve | None = None):
         self.ctx = ctx or zmq.Context.instance()
         self.batch = batch
         self.flush_s = flush_ms / 1000.0
@@ -343,7 +453,7 @@ class Publisher:
             for shard, ep in enumerate(endpoints):
                 self.links.append(Link(self.ctx, ep, shard, probe_id=probe_id, epoch=self.epoch,
                                        queue_records=per_shard, lossless=lossless, stop=self.stop,
-                                       grace=grace, setup=setup))
+                                       grace=grace, setup=setup, curve=curve))
         except ValueError:
             self.abort()
             raise
@@ -361,7 +471,8 @@ class Publisher:
         """The first rejection by an engine, naming the shard."""
         for link in self.links:
             if link.error:
-                return f"shard {link.shard} ({link.endpoint}) rejected the stream: {link.error}"
+                how = "failed" if link.refused else "rejected the stream"
+                return f"shard {link.shard} ({link.endpoint}) {how}: {link.error}"
         return None
 
     def add(self, records: np.ndarray, shard: np.ndarray | None) -> None:
@@ -447,7 +558,8 @@ class Publisher:
                 "connects": link.connects, "disconnects": link.disconnects,
                 "batches": link.seq, "records": link.cut_records,
                 "sent_batches": link.sent_batches, "sent_records": link.sent_records,
-                "queued_records": link.queued, "queued_max": link.queued_max,
+                "queued_records": link.queued, "queued_max": link.queued_max, "queue_capacity": link.queue_records,
+                "lag_s": round(link.lag(), 3), "handshake_failures": link.handshake_failures,
                 "drops": {c: {"batches": link.drop_batches[c], "records": link.drop_records[c]}
                           for c in DROP_CAUSES},
                 "end_of_stream_sent": link.eos_sent,
@@ -504,23 +616,35 @@ class Receiver:
     """The ROUTER side: binds, validates each message, tracks sequence numbers, acknowledges the
     end of each stream.  recv() returns a Received, None when nothing came in time, and raises
     WireError once for each peer whose messages it cannot read (it tells that peer with REJECT and
-    ignores it from then on)."""
+    ignores it from then on), and for failed handshakes (a refused Curve key, a security mismatch:
+    the first of each kind, then at most every REPORT_EVERY seconds with the count)."""
 
-    def __init__(self, endpoints, ctx: zmq.Context | None = None, setup=None):
+    REPORT_EVERY = 10.0
+
+    def __init__(self, endpoints, ctx: zmq.Context | None = None, setup=None, curve: Curve | None = None):
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 1000)
         self.sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+        if curve:
+            curve.apply(self.sock)
         if setup:
             setup(self.sock)
+        self.monitor = self.sock.get_monitor_socket(HANDSHAKE_FAILED)
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLIN)
+        self.poller.register(self.monitor, zmq.POLLIN)
+        self.handshake_failures = Counter()     # reason -> count
+        self._reported: dict = {}               # reason -> (time, count) of its last report
         self.endpoints = []
         try:
             for ep in endpoints:
                 self.sock.bind(ep)
                 self.endpoints.append(self.sock.last_endpoint.decode())
         except zmq.ZMQError as e:
+            self._close_monitor()
             self.sock.close(linger=0)
             if self._own_ctx:
                 self.ctx.term()
@@ -532,12 +656,20 @@ class Receiver:
 
     def close(self) -> None:
         """Close, after at most a second to deliver the last acknowledgements."""
+        self._close_monitor()
         self.sock.close()
         if self._own_ctx:
             self.ctx.term()
 
+    def _close_monitor(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(linger=0)
+
     def recv(self, timeout_ms: int = 100) -> Received | None:
-        if not self.sock.poll(timeout_ms):
+        ready = dict(self.poller.poll(timeout_ms))
+        if self.monitor in ready:
+            self._handshake(recv_monitor_message(self.monitor))
+        if self.sock not in ready:
             return None
         frames = self.sock.recv_multipart(copy=False)
         self.messages += 1
@@ -576,6 +708,19 @@ class Receiver:
             st.batches += 1
             st.records += hdr.count
         return Received(hdr, records, st, lost, late, new)
+
+    def _handshake(self, ev: dict) -> None:
+        reason = handshake_failure(ev["event"], ev["value"])
+        self.handshake_failures[reason] += 1
+        now = time.monotonic()
+        last, count = self._reported.get(reason, (None, 0))
+        if last is not None and now - last < self.REPORT_EVERY:
+            return
+        self._reported[reason] = (now, self.handshake_failures[reason])
+        more = self.handshake_failures[reason] - count - 1
+        where = ev.get("endpoint", b"")
+        where = where.decode(errors="replace") if isinstance(where, bytes) else str(where)
+        raise WireError(f"a peer on {where}: {reason}" + (f" ({more} more since the last report)" if more else ""))
 
     def _check(self, hdr: Header, payload: int) -> None:
         if hdr.wire != WIRE_VERSION:
