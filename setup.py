@@ -1,4 +1,5 @@
-"""Builds the Cython decoder from ext/ into probe._decode, and the live-capture ring into probe._ring.
+"""Builds the Cython decoder from ext/ into probe._decode, the live-capture ring into probe._ring,
+and the engine's subscriber state into control._state.
 
 TOUCHPOINT_DEBUG=1 builds with annotation, bounds checks and -O0 -g.
 """
@@ -30,6 +31,8 @@ extensions = [
         extra_compile_args=cflags,
     ),
     Extension("probe._ring", ["ext/ring.pyx"], extra_compile_args=cflags),     # live capture (Linux)
+    Extension("control._state", ["ext/state.pyx"], include_dirs=[numpy.get_include()],     # engine state
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")], extra_compile_args=cflags),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,

@@ -1,0 +1,449 @@
+"""The engine's core: records in, triggers out, for one shard.
+
+    engine = Engine(ruleset, lists=ListStore(data_dir))
+    for batch in batches:                       # RECORD_DTYPE arrays, in arrival order
+        for t in engine.process(batch):         # Trigger
+            ...
+    engine.finish()                             # the end of a replay: dwell timers due by then
+
+`control._state` walks each batch in Cython, updating the subscribers' rows and writing the
+scenario events; the campaigns are then matched against the events a whole batch at a time:
+each condition is a numpy mask over the event rows (control.rules), the audience a sorted-array
+lookup in the imported lists (control.lists). Time is the records' time throughout.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, pack, unpack
+
+from ._state import EVENT_DTYPE, STATE_DTYPE, TIMER_DTYPE, State
+from .events import EVENT_FIELDS, Event
+from .fields import EVENTS, HANDSET_CAPS, RECORD_FIELDS, STATE_FIELDS
+from .lists import ListError, imei_tac
+
+# Every condition field by name, to show values in the trigger log (event fields last: they win).
+FIELDS = {**RECORD_FIELDS, **STATE_FIELDS, **{k: f for e in EVENTS.values() for k, f in e.fields.items()}}
+
+DAY_S = 86400
+NO_PLMN = 0xFFFF
+# Record kinds whose location is the subscriber's own serving location (others name an HLR,
+# an SMSC or a gateway as their node).
+LOCATING = np.zeros(1 << 16, bool)
+LOCATING[[Kind.LOCATION_UPDATE, Kind.GPRS_LOCATION_UPDATE, Kind.MO_SMS, Kind.MT_SMS, Kind.SUBSCRIBER_INFO,
+          Kind.CALL_ATTEMPT, Kind.PDP_CREATE, Kind.PDP_UPDATE, Kind.SESSION_CREATE, Kind.SESSION_MODIFY]] = True
+CELL = np.zeros(256, bool)
+CELL[[Loc.CGI, Loc.SAI, Loc.ECGI]] = True      # a cell, not only an area code
+SNAPSHOT_VERSION = 1
+ABSENT = empty(1)[0]                    # a record field's value when the record does not have it
+
+
+@dataclass
+class Trigger:
+    """A campaign fired for a subscriber: what the dispatcher acts on."""
+    campaign: str
+    event: str
+    ts_ns: int
+    deadline_ns: int
+    imsi: str
+    msisdn: str
+    priority: int
+    fields: dict = field(default_factory=dict)      # the conditions' fields and the event's own
+
+    def to_json(self) -> dict:
+        return {"campaign": self.campaign, "event": self.event, "ts_ns": self.ts_ns,
+                "deadline_ns": self.deadline_ns, "imsi": self.imsi, "msisdn": self.msisdn,
+                "priority": self.priority, "fields": self.fields}
+
+
+@dataclass
+class Fired:
+    """One campaign's triggers in a batch, as arrays."""
+    campaign: object
+    positions: np.ndarray           # of the events in the batch's events: the order of triggers
+    ts_ns: np.ndarray
+    imsi: np.ndarray                # packed
+    msisdn: np.ndarray
+    fields: dict                    # name -> raw column
+    show: object                    # (name, column) -> display values
+
+    def triggers(self) -> list:
+        c = self.campaign
+        imsi, msisdn = unpack(self.imsi), unpack(self.msisdn)
+        vals = {n: self.show(n, v) for n, v in self.fields.items()}
+        window = c.window_s * 1_000_000_000
+        return [Trigger(c.id, c.trigger.event, int(t), int(t) + window, str(imsi[i]), str(msisdn[i]), c.priority,
+                        {n: vals[n][i] for n in vals}) for i, t in enumerate(self.ts_ns.tolist())]
+
+
+class Triggers:
+    """A batch's triggers in event order (for one event, by campaign priority), made into
+    Trigger objects only when iterated: matching stays array work."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self.n = sum(len(p.positions) for p in parts)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        if not self.n:
+            return iter(())
+        made = [p.triggers() for p in self.parts]
+        part = np.concatenate([np.full(len(p.positions), i) for i, p in enumerate(self.parts)])
+        index = np.concatenate([np.arange(len(p.positions)) for p in self.parts])
+        order = np.argsort(np.concatenate([p.positions for p in self.parts]), kind="stable")
+        return (made[part[k]][index[k]] for k in order)
+
+
+class Engine:
+    def __init__(self, ruleset, lists=None, *, capacity: int = 1 << 16, window_s: int = 7 * DAY_S, warn=None):
+        self.state = State(capacity, window_s)
+        self.lists = lists
+        self.triggers = 0
+        self.events = np.zeros(len(Event) + 1, np.int64)     # counted by code
+        self.records = 0
+        self.missing_lists = set()
+        self.warn = warn or (lambda line: None)
+        self.load(ruleset)
+
+    # ---- rules ---------------------------------------------------------------------------------
+
+    def load(self, ruleset) -> None:
+        """Take a checked rule set (control.rules.load): the campaigns and places. Subscriber
+        state is kept."""
+        self.places = ruleset.places
+        self.campaigns = sorted((c for c in ruleset.campaigns if c.status == "active"),
+                                key=lambda c: (-c.priority, c.id))
+        want = {Event.named(c.trigger.event) for c in self.campaigns}
+        want |= {Event.named(c.goal.event) for c in self.campaigns if c.goal is not None}
+        self.state.emit = sum(1 << e for e in want)
+        self.state.dwell = np.array(sorted({c.trigger.minutes for c in self.campaigns
+                                            if c.trigger.event == "area_dwell"}), np.uint16)
+        self.state.home = [(int(pack([h])[0]), len(h)) for h in self.places.home]
+
+    # ---- records in, triggers out ------------------------------------------------------------------
+
+    def process(self, records: np.ndarray) -> "Triggers":
+        if not len(records):
+            return Triggers([])
+        records = np.ascontiguousarray(records)
+        self.records += len(records)
+        ev = self.state.process(records, *self._where(records))
+        return self._match(ev, records)
+
+    def finish(self, now_ns: int | None = None) -> "Triggers":
+        """Fire the dwell timers due by now_ns (default: the latest record time seen)."""
+        ev = self.state.flush(now_ns if now_ns is not None else self.state.clock_ns)
+        return self._match(ev, empty(0))
+
+    def _where(self, records: np.ndarray):
+        """Each record's region (0: none, -1: the record tells no location of the subscriber's)
+        and area (0: none, -1: no cell)."""
+        locating = LOCATING[records["kind"]]
+        has = locating & ((records["node"] != NO_DIGITS) | (records["mcc"] != NO_PLMN)
+                          | (records["loc_type"] != 0))
+        region = np.where(has, 0, -1).astype(np.int16)
+        if has.any():
+            region[has] = self.places.region_of(records[has])
+        cell = locating & CELL[records["loc_type"]]
+        area = np.where(cell, 0, -1).astype(np.int32)
+        if cell.any():
+            area[cell] = self.places.area_of(records["lac_tac"][cell], records["cell"][cell])
+        return region, area
+
+    def _match(self, ev: np.ndarray, records: np.ndarray) -> "Triggers":
+        if not len(ev):
+            return Triggers([])
+        np.add.at(self.events, ev["event"], 1)
+        self._ev = ev
+        self._rows = {}                     # list name -> each event's subscriber's row in it
+        out = []
+        for c in self.campaigns:
+            t = c.trigger
+            sel = np.flatnonzero(ev["event"] == Event.named(t.event))
+            if not len(sel):
+                continue
+            sel = sel[c.valid_at(ev["ts_ns"][sel])]
+            if t.event == "area_dwell":
+                sel = sel[ev["minutes"][sel] == t.minutes]
+            elif t.event == "cf_then_power_on":
+                sel = sel[ev["seconds"][sel] <= t.within_s]
+            if not len(sel):
+                continue
+            col = Columns(self, ev, sel, records, c.audience.lists + c.exclude.lists)
+            keep = t.where.mask(col, len(sel))
+            if not keep.any():
+                continue
+            if not keep.all():                  # the audience is looked up for these only
+                col = col.subset(keep)
+            keep = col.admitted(c)
+            if keep.any():
+                out.append(col.fired(c, keep))
+        batch = Triggers(out)
+        self.triggers += len(batch)
+        return batch
+
+    def list(self, name: str):
+        """An imported list, or None (said once) when it is not there: nobody is in it."""
+        if self.lists is None:
+            return None
+        try:
+            return self.lists.get(name)
+        except ListError as e:
+            if name not in self.missing_lists:
+                self.missing_lists.add(name)
+                self.warn(f"{e}: nobody is in it")
+            return None
+
+    def list_rows(self, name: str, positions: np.ndarray) -> np.ndarray:
+        """The row in the list of the subscriber of the batch's events at these positions, by the
+        identities the state knows (IMSI first, else MSISDN); each looked up once a batch."""
+        rows = self._rows.get(name)
+        if rows is None:
+            rows = self._rows[name] = np.full(len(self._ev), -2, np.int64)      # -2: not looked up
+        todo = positions[rows[positions] == -2]
+        if len(todo):
+            lst = self.list(name)
+            if lst is None:
+                rows[todo] = -1
+            else:
+                subs = self._ev["sub"][todo]
+                rows[todo] = lst.rows(self.state.rows["msisdn"][subs], self.state.rows["imsi"][subs])
+        return rows[positions]
+
+    def tac_table(self):
+        return self.lists.tac() if self.lists is not None else None
+
+    # ---- snapshots ----------------------------------------------------------------------------
+
+    def snapshot(self, path: str) -> None:
+        """Write the subscriber state (never a record) to path, atomically."""
+        st = self.state
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as f:
+            np.savez(f, rows=st.rows[:st.count], timers=st.pending_timers(),
+                     meta=np.frombuffer(json.dumps({
+                         "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns, "window": st.window,
+                         "subscribers": st.count}).encode(), np.uint8))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def restore(self, path: str) -> None:
+        with np.load(path) as z:
+            meta = json.loads(z["meta"].tobytes())
+            if meta.get("version") != SNAPSHOT_VERSION or z["rows"].dtype != STATE_DTYPE:
+                raise ValueError(f"{path}: a snapshot of another version ({meta.get('version')})")
+            self.state.window = meta["window"]
+            self.state.restore(z["rows"], z["timers"].astype(TIMER_DTYPE), meta["clock_ns"])
+
+    def memory(self) -> dict:
+        st = self.state
+        allocated = st.rows.nbytes + st.index_bytes
+        return {"subscribers": st.count, "row_bytes": STATE_DTYPE.itemsize, "allocated_bytes": allocated,
+                "bytes_per_subscriber": allocated / max(st.count, 1)}
+
+    def event_counts(self) -> dict:
+        return {e.label: int(self.events[e]) for e in Event}
+
+
+def popcount(v: np.ndarray) -> np.ndarray:
+    """Set bits of each uint32."""
+    return np.unpackbits(v.astype("<u4").view(np.uint8).reshape(-1, 4), axis=1).sum(axis=1)
+
+
+class Columns:
+    """The columns conditions read, for the events a campaign is looking at: gathered lazily,
+    one field at a time, from the events, their records and the subscribers' rows."""
+
+    def __init__(self, engine: Engine, ev: np.ndarray, sel: np.ndarray, records: np.ndarray, lists=()):
+        self.engine = engine
+        self.lists = tuple(lists)           # the audience's lists: where list columns come from
+        self.sel = sel                      # the events' positions in the batch's events
+        self._all_ev = ev
+        self.n = len(sel)
+        self.rec = ev["rec"][sel]
+        self.sub = ev["sub"][sel]
+        self._records = records
+        self._cache = {}
+        self._present = {}                  # list column -> who has it
+
+    def _rec(self, name: str) -> np.ndarray:
+        """A record field; timer events (area_dwell) have no record: absent values."""
+        if not len(self._records):
+            return np.full(self.n, ABSENT[name])
+        v = self._records[name][np.maximum(self.rec, 0)]
+        gone = self.rec < 0
+        if gone.any():
+            v[gone] = ABSENT[name]
+        return v
+
+    def _row(self, name: str) -> np.ndarray:
+        return self.engine.state.rows[name][self.sub]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _ev(self, name: str) -> np.ndarray:
+        return self._all_ev[name][self.sel]
+
+    def __call__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = self._column(name)
+        return self._cache[name]
+
+    def _column(self, name: str) -> np.ndarray:
+        code = Event(int(self._all_ev["event"][self.sel[0]])) if self.n else Event.RECORD
+        own = EVENT_FIELDS.get(code, {})
+        if name in own:
+            v = self._ev(own[name])
+            if name in ("tac", "old_tac"):
+                return pack(np.char.zfill(v.astype("U8"), 8))
+            if name in ("new_handset", "first"):
+                return v.astype(bool)
+            if name == "code":
+                return unpack(v)
+            return v
+        if name == "mccmnc":
+            return pack(np.char.ljust(unpack(self._row("imsi")).astype("U5"), 5))
+        if name in ("imsi", "msisdn", "imei"):         # the subscriber's, also for timer events
+            known = self._row(name)
+            return np.where(known != NO_DIGITS, known, self._rec(name))
+        if name in RECORD_DTYPE.names:
+            return self._rec(name)
+        if name == "roaming":
+            return self._roaming()
+        if name == "segment":
+            return self._segment()
+        if name.startswith("handset"):
+            return self._handset(name)
+        return self._list_column(name)
+
+    # state and audience columns
+
+    def _roaming(self) -> np.ndarray:
+        mcc, mnc = self._row("mcc"), self._row("mnc")
+        at_home = np.zeros(len(mcc), bool)
+        for h in self.engine.places.home_table:
+            at_home |= (mcc == h["mcc"]) & (mnc == h["mnc"])
+        return (mcc != NO_PLMN) & ~at_home
+
+    def _segment(self) -> np.ndarray:
+        """silent 1, trial 2, active 3, loyal 4 (rules/README.md), from the data-day bitmap
+        (bit 0: the day of the last data, data_day), seen from the engine's clock."""
+        today = self.engine.state.clock_ns // 1_000_000_000 // DAY_S
+        age = today - self._row("data_day").astype(np.int64)
+        days = self._row("data_days").astype(np.uint64) << np.clip(age, 0, 32).astype(np.uint64)
+        days = np.where(age < 32, days, 0).astype(np.uint64)
+        last30 = popcount((days & np.uint64((1 << 30) - 1)).astype(np.uint32))
+        recent = (days & np.uint64(0x7F)) != 0
+        before = (days & np.uint64(((1 << 30) - 1) ^ 0x7F)) != 0
+        return np.select([last30 == 0, recent & ~before, last30 >= 20], [1, 2, 4], 3).astype(np.int64)
+
+    def _handset(self, name: str) -> np.ndarray:
+        """From the TAC table: brand, model, or the capabilities as control.fields.HANDSET_CAPS
+        bits (the table names its own)."""
+        table = self.engine.tac_table()
+        n = self.n
+        if table is None:
+            return np.zeros(n, np.int64) if name == "handset" else np.full(n, "", object)
+        brand, model, caps = table.lookup(imei_tac(self._row("imei")))
+        if name != "handset":
+            return brand if name == "handset_brand" else model
+        out = np.zeros(n, np.int64)
+        for i, cap in enumerate(table.capabilities):
+            if cap in HANDSET_CAPS:
+                out |= ((caps.astype(np.int64) >> i) & 1) * HANDSET_CAPS[cap]
+        return out
+
+    def _list_column(self, name: str) -> np.ndarray:
+        """A column of the audience's lists: from the first list that has it and the subscriber.
+        Text comes as str, bool as bool; who has a value is kept for audience()."""
+        n = self.n
+        value, present = None, np.zeros(n, bool)
+        for lname in self.lists:
+            lst = self.engine.list(lname)
+            if lst is None or name not in lst.columns:
+                continue
+            rows = self.list_rows(lname)
+            col = lst.columns[name]
+            if col.type == "text":
+                v = col.strings(rows)
+            elif col.type == "bool":
+                v = col[rows] == 1
+            else:
+                v = col[rows]
+            take = col.present(rows) & ~present
+            value = v if value is None else np.where(take, v, value)
+            present |= take
+        self._present[name] = present
+        if value is None:               # not imported (yet): nobody has the attribute
+            value = np.zeros(n, np.int64)
+        return value
+
+    def list_rows(self, name: str) -> np.ndarray:
+        """Each subscriber's row in the list (-1: not in it)."""
+        return self.engine.list_rows(name, self.sel)
+
+    def subset(self, keep: np.ndarray) -> "Columns":
+        """The same columns for fewer events (what is gathered already is kept)."""
+        sub = Columns(self.engine, self._all_ev, self.sel[keep], self._records, self.lists)
+        sub._cache = {k: v[keep] for k, v in self._cache.items()}
+        sub._present = {k: v[keep] for k, v in self._present.items()}
+        return sub
+
+    def in_lists(self, names) -> np.ndarray:
+        m = np.zeros(self.n, bool)
+        for name in names:
+            m |= self.list_rows(name) >= 0
+        return m
+
+    def holds(self, where) -> np.ndarray:
+        """Where the conditions hold; a subscriber without a list attribute fails every test on
+        it (`{not: x}` included: an unknown age is not "not 18")."""
+        m = where.mask(self, self.n)
+        for f in where.fields:
+            if f in self._present:
+                m &= self._present[f]
+        return m
+
+    def admitted(self, c) -> np.ndarray:
+        """In the campaign's audience (in one of its lists, if it names any, and its conditions
+        hold) and not excluded (in one of the exclusion's lists, or its conditions hold)."""
+        m = self.in_lists(c.audience.lists) if c.audience.lists else np.ones(self.n, bool)
+        if c.audience.where is not None:
+            m &= self.holds(c.audience.where)
+        if c.exclude.lists:
+            m &= ~self.in_lists(c.exclude.lists)
+        if c.exclude.where is not None:
+            m &= ~self.holds(c.exclude.where)
+        return m
+
+    # out
+
+    def fired(self, c, keep: np.ndarray) -> "Fired":
+        """What the campaign fired for (kept raw: Trigger objects are made only when read)."""
+        names = c.field_names()
+        return Fired(c, self.sel[keep], self._ev("ts_ns")[keep], self("imsi")[keep], self("msisdn")[keep],
+                     {n: self(n)[keep] for n in names}, self._show)
+
+    def _show(self, name: str, v: np.ndarray) -> list:
+        """Values as the trigger log shows them: digits as strings, names for enumerations."""
+        f = FIELDS.get(name)
+        if f is not None and f.type == "digits":
+            return unpack(v, f.width).tolist()          # absent: all filler, ''
+
+        if f is not None and f.type == "enum":
+            if f.places:
+                table = self.engine.places.regions if f.places == "regions" else self.engine.places.areas
+                names = {p.index: p.name for p in table}
+            else:
+                names = {value: key for key, value in f.names.items()}
+            return [names.get(int(x), int(x) or "") for x in v]
+        if v.dtype.kind == "S":
+            return [x.decode(errors="replace") for x in v]
+        return v.tolist()

@@ -1,0 +1,747 @@
+# cython: language_level=3
+"""Subscriber state and scenario events: the engine's per-record loop (control._state).
+
+One fixed-size row per subscriber in a numpy structured array (STATE_DTYPE mirrors `Sub`), found
+through an open-addressing index over IMSI and MSISDN that holds row numbers only (the keys are
+read back from the rows). `State.process(records, region, area)` walks a batch in order, updates
+each subscriber's row and writes the scenario events it finds into an event array; what an event
+means is defined in rules/README.md. Time is always the records' time: the engine's clock is the
+latest record time seen, and dwell timers fire against it, so a replay gives what live traffic gave.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memset
+
+cnp.import_array()
+
+DEF NO_PLMN = 0xFFFF
+DEF DAY = 86400
+DEF COUNTERS = 5
+
+# record kinds (probe.record.Kind) and flags (probe.record.Flag) the loop reads
+DEF K_LOCATION_UPDATE = 1
+DEF K_GPRS_LOCATION_UPDATE = 2
+DEF K_PURGE_MS = 4
+DEF K_MO_SMS = 9
+DEF K_MT_SMS = 10
+DEF K_MMS = 11
+DEF K_SS_REGISTER = 12
+DEF K_SS_ACTIVATE = 13
+DEF K_SS_DEACTIVATE = 14
+DEF K_SS_ERASE = 15
+DEF K_SUBSCRIBER_INFO = 17
+DEF K_USSD = 18
+DEF K_CALL_ATTEMPT = 19
+DEF K_PDP_CREATE = 20
+DEF K_PDP_UPDATE = 21
+DEF K_PDP_DELETE = 22
+DEF K_SESSION_CREATE = 23
+DEF K_SESSION_MODIFY = 24
+DEF K_SESSION_DELETE = 25
+DEF K_DATA_USAGE = 29
+DEF F_FAILED = 0x04 | 0x08 | 0x10      # error, abort, timeout: nothing happened to the subscriber
+
+# scenario events (control.events.Event mirrors these)
+DEF E_IMEI_CHANGE = 1
+DEF E_ROAMING_IN = 2
+DEF E_ROAMING_OUT = 3
+DEF E_INBOUND_ROAMER = 4
+DEF E_AREA_ENTER = 5
+DEF E_AREA_DWELL = 6
+DEF E_POWER_OFF = 7
+DEF E_POWER_ON = 8
+DEF E_CF_THEN_POWER_ON = 9
+DEF E_HOTLINE_CALL = 10
+DEF E_SMS_MO = 11
+DEF E_SMS_MT = 12
+DEF E_MMS_MT = 13
+DEF E_USSD = 14
+DEF E_DATA_SESSION_START = 15
+DEF E_RAT_CHANGE = 16
+DEF E_RECORD = 17
+
+# Sub.flags
+DEF S_OFF = 0x01           # powered off (purged, or its last session deleted)
+DEF S_LOCATED = 0x02       # in a region
+DEF S_CELL = 0x04          # a cell has been seen (area is meaningful)
+DEF S_CS = 0x08            # attached in the circuit-switched domain (a location update since the last purge)
+DEF S_SEEN_2G = 0x10       # radio generations seen (first time on a RAT)
+DEF CF_MASK = 0x0F         # Sub.cf: cfu, cfb, cfnry, cfnrc; the high nibble counts open sessions
+
+
+cdef extern from *:
+    """
+    #pragma pack(push, 1)
+    typedef struct {
+        uint64_t imsi, msisdn, imei, node, cf_to;
+        uint32_t lac_tac, cell, last_seen, area_since, off_at, cf_at, data_days, kib, kib_prev;
+        uint16_t mcc, mnc, area, data_day;
+        uint16_t cnt[5], prev[5];
+        uint8_t  rat, region, flags, cf;
+    } tp_sub;
+    typedef struct {
+        int64_t  ts_ns;
+        int32_t  rec, sub;
+        uint8_t  event, flag, region, other_region;
+        uint16_t area, minutes;
+        uint32_t tac, old_tac, seconds;
+        uint8_t  rat, from_rat, ss_code, pad;
+        uint64_t number;
+    } tp_event;
+    typedef struct {
+        int64_t  ts_ns;
+        uint32_t sub, since;
+        uint16_t area, minutes;
+    } tp_timer;
+    typedef struct {
+        int64_t ts_ns; uint16_t kind; uint8_t proto, flags; uint16_t op, cause;
+        uint64_t imsi, msisdn, imei, peer, node;
+        uint16_t mcc, mnc; uint32_t lac_tac, cell; uint8_t rat, ss_code;
+    } tp_rec_head;
+    #pragma pack(pop)
+    """
+    ctypedef struct tp_sub:
+        uint64_t imsi, msisdn, imei, node, cf_to
+        uint32_t lac_tac, cell, last_seen, area_since, off_at, cf_at, data_days, kib, kib_prev
+        uint16_t mcc, mnc, area, data_day
+        uint16_t cnt[5]
+        uint16_t prev[5]
+        uint8_t rat, region, flags, cf
+    ctypedef struct tp_event:
+        int64_t ts_ns
+        int32_t rec, sub
+        uint8_t event, flag, region, other_region
+        uint16_t area, minutes
+        uint32_t tac, old_tac, seconds
+        uint8_t rat, from_rat, ss_code, pad
+        uint64_t number
+    ctypedef struct tp_timer:
+        int64_t ts_ns
+        uint32_t sub, since
+        uint16_t area, minutes
+    ctypedef struct tp_rec_head:
+        int64_t ts_ns
+        uint16_t kind
+        uint8_t proto, flags
+        uint16_t op, cause
+        uint64_t imsi, msisdn, imei, peer, node
+        uint16_t mcc, mnc
+        uint32_t lac_tac, cell
+        uint8_t rat, ss_code
+
+
+STATE_DTYPE = np.dtype([
+    ("imsi", "<u8"), ("msisdn", "<u8"), ("imei", "<u8"), ("node", "<u8"), ("cf_to", "<u8"),
+    ("lac_tac", "<u4"), ("cell", "<u4"), ("last_seen", "<u4"), ("area_since", "<u4"), ("off_at", "<u4"),
+    ("cf_at", "<u4"), ("data_days", "<u4"), ("kib", "<u4"), ("kib_prev", "<u4"),
+    ("mcc", "<u2"), ("mnc", "<u2"), ("area", "<u2"), ("data_day", "<u2"),
+    ("cnt", "<u2", (COUNTERS,)), ("prev", "<u2", (COUNTERS,)),
+    ("rat", "u1"), ("region", "u1"), ("flags", "u1"), ("cf", "u1"),
+])
+EVENT_DTYPE = np.dtype([
+    ("ts_ns", "<i8"), ("rec", "<i4"), ("sub", "<i4"),
+    ("event", "u1"), ("flag", "u1"), ("region", "u1"), ("other_region", "u1"),
+    ("area", "<u2"), ("minutes", "<u2"),
+    ("tac", "<u4"), ("old_tac", "<u4"), ("seconds", "<u4"),
+    ("rat", "u1"), ("from_rat", "u1"), ("ss_code", "u1"), ("pad", "u1"),
+    ("number", "<u8"),
+])
+TIMER_DTYPE = np.dtype([("ts_ns", "<i8"), ("sub", "<u4"), ("since", "<u4"), ("area", "<u2"), ("minutes", "<u2")])
+# tp_rec_head is the start of the probe's record (ext/record.h): check it, and find octets
+from probe.record import RECORD_DTYPE
+_HEAD = [("ts_ns", 0), ("kind", 8), ("flags", 11), ("imsi", 16), ("msisdn", 24), ("imei", 32), ("peer", 40),
+         ("node", 48), ("mcc", 56), ("mnc", 58), ("lac_tac", 60), ("cell", 64), ("rat", 68), ("ss_code", 69)]
+assert all(RECORD_DTYPE.fields[f][1] == off for f, off in _HEAD), "record layout changed: update tp_rec_head"
+cdef Py_ssize_t OCTETS = RECORD_DTYPE.fields["octets"][1]
+SUB_SIZE = sizeof(tp_sub)
+EVENT_SIZE = sizeof(tp_event)
+assert STATE_DTYPE.itemsize == SUB_SIZE and EVENT_DTYPE.itemsize == EVENT_SIZE
+assert TIMER_DTYPE.itemsize == sizeof(tp_timer)
+
+
+cdef extern from *:
+    void __builtin_prefetch(const void *p) noexcept nogil
+
+cdef extern from *:
+    """
+    #define TP_ALL_F 0xFFFFFFFFFFFFFFFFULL
+    #define TP_IMSI_SALT 0x9e3779b97f4a7c15ULL
+    """
+    const uint64_t ALL_F "TP_ALL_F"             # packed digits of the empty string
+    const uint64_t IMSI_SALT "TP_IMSI_SALT"     # IMSI and MSISDN keys hash apart
+
+cdef uint8_t[4] CF_CODES = [0x21, 0x29, 0x2a, 0x2b]
+
+
+cdef inline int lowest_bit(uint8_t v) noexcept nogil:
+    cdef int b = 0
+    while b < 7 and not (v >> b) & 1:
+        b += 1
+    return b
+
+
+cdef inline uint64_t mix(uint64_t x) noexcept nogil:
+    # splitmix64 finaliser: packed digits share long runs of filler nibbles
+    x ^= x >> 30
+    x *= <uint64_t>0xbf58476d1ce4e5b9
+    x ^= x >> 27
+    x *= <uint64_t>0x94d049bb133111eb
+    x ^= x >> 31
+    return x
+
+
+cdef inline uint32_t tac_of(uint64_t imei) noexcept nogil:
+    """The first 8 digits (type allocation code) as a number."""
+    cdef uint32_t v = 0
+    cdef int i
+    for i in range(8):
+        v = v * 10 + <uint32_t>((imei >> (60 - 4 * i)) & 0xF)
+    return v
+
+
+cdef inline int rat_generation(uint8_t rat) noexcept nogil:
+    """GTP RAT type to 0 (2G), 1 (3G), 2 (4G), 3 (5G), -1 (other)."""
+    if rat == 2 or rat == 4:
+        return 0
+    if rat == 1 or rat == 5:
+        return 1
+    if rat == 6 or rat == 8 or rat == 9:
+        return 2
+    if rat == 10:
+        return 3
+    return -1
+
+
+cdef inline uint8_t cf_bits(uint8_t ss) noexcept nogil:
+    if ss == 0x21:
+        return 1
+    if ss == 0x29:
+        return 2
+    if ss == 0x2a:
+        return 4
+    if ss == 0x2b:
+        return 8
+    if ss == 0x20:          # all call forwarding
+        return 15
+    if ss == 0x28:          # all conditional call forwarding
+        return 14
+    return 0
+
+
+cdef class State:
+    """Every subscriber of one engine shard.
+
+    rows: the STATE_DTYPE array (its first `count` rows are subscribers); the index is rebuilt from
+    it on load. dwell: the minute thresholds of area_dwell the active campaigns ask for."""
+    cdef public object rows
+    cdef tp_sub *subs
+    cdef public uint32_t count
+    cdef object _slots
+    cdef uint32_t *slots        # row + 1, 0 empty
+    cdef uint64_t mask
+    cdef uint32_t used
+    cdef public int64_t clock_ns
+    cdef public uint32_t window       # seconds of one counter window
+    cdef public object dwell          # uint16 array of minute thresholds
+    cdef uint64_t home_mask[16]       # home MCC+MNC prefixes of IMSIs: mask and packed value
+    cdef uint64_t home_value[16]
+    cdef uint8_t home_len[16]
+    cdef int nhome
+    cdef uint32_t cap                 # rows allocated
+    cdef public uint32_t emit         # bit per event code: which events the campaigns want
+    cdef object _timers
+    cdef tp_timer *timers
+    cdef public uint32_t ntimers
+    cdef object _events
+    cdef tp_event *ev
+    cdef uint32_t nev, evcap, timercap
+
+    def __init__(self, capacity=1024, window=7 * DAY):
+        self._set_rows(np.zeros(max(int(capacity), 16), STATE_DTYPE))
+        self.count = 0
+        self.window = window
+        self.clock_ns = 0
+        self.dwell = np.zeros(0, np.uint16)
+        self.nhome = 0
+        self.emit = 0xFFFFFFFF
+        self._set_timers(np.zeros(64, TIMER_DTYPE))
+        self.ntimers = 0
+        self._index(self.cap)
+
+    cdef void _set_rows(self, a):
+        self.rows = a
+        self.subs = <tp_sub *>cnp.PyArray_DATA(a)
+        self.cap = a.shape[0]
+
+    @property
+    def home(self):
+        return [(self.home_value[i], self.home_len[i]) for i in range(self.nhome)]
+
+    @home.setter
+    def home(self, pairs):
+        """(packed digits, digit count) of the home networks' MCC+MNC: IMSI prefixes."""
+        cdef int i = 0, digits
+        cdef uint64_t value
+        for value, digits in list(pairs)[:16]:
+            self.home_mask[i] = ~((<uint64_t>1 << (64 - 4 * digits)) - 1)
+            self.home_value[i] = value & self.home_mask[i]
+            self.home_len[i] = digits
+            i += 1
+        self.nhome = i
+
+    # ---- index -------------------------------------------------------------------------------
+
+    def _index(self, rows_capacity):
+        cdef uint64_t n = 64
+        while n < <uint64_t>rows_capacity * 5 // 2:     # two keys a row, load at most 0.8
+            n <<= 1
+        self._slots = np.zeros(n, np.uint32)
+        self.slots = <uint32_t *>cnp.PyArray_DATA(self._slots)
+        self.mask = n - 1
+        self.used = 0
+        cdef uint32_t i
+        for i in range(self.count):
+            if self.subs[i].imsi != ALL_F:
+                self._put(self.subs[i].imsi, i, 1)
+            if self.subs[i].msisdn != ALL_F:
+                self._put(self.subs[i].msisdn, i, 0)
+
+    cdef inline uint64_t _key(self, uint32_t row, int by_imsi) noexcept nogil:
+        return self.subs[row].imsi if by_imsi else self.subs[row].msisdn
+
+    cdef int64_t _find(self, uint64_t key, int by_imsi) noexcept nogil:
+        """The row whose IMSI (or MSISDN) is key, or -1. IMSI and MSISDN keys share the table;
+        a slot holds a row, and the row's own field tells whose key it is. A key that moved to
+        another row, or a row whose MSISDN changed, leaves a stale slot that lookups step over
+        and the next rebuild drops."""
+        cdef uint64_t h = mix(key ^ (<uint64_t>by_imsi * IMSI_SALT)) & self.mask
+        cdef uint32_t s
+        while True:
+            s = self.slots[h]
+            if s == 0:
+                return -1
+            if self._key(s - 1, by_imsi) == key:
+                return s - 1
+            h = (h + 1) & self.mask
+
+    cdef inline void _prefetch(self, const tp_rec_head *r, bint row) noexcept nogil:
+        """Ask for the index slot of a record a few ahead (row: and, once its slot is in cache,
+        for its row): the lookups' cache misses overlap instead of queueing."""
+        cdef uint64_t h
+        cdef uint32_t s
+        if r.imsi != ALL_F:
+            h = mix(r.imsi ^ IMSI_SALT) & self.mask
+        elif r.msisdn != ALL_F:
+            h = mix(r.msisdn) & self.mask
+        else:
+            return
+        if not row:
+            __builtin_prefetch(&self.slots[h])
+            return
+        s = self.slots[h]
+        if s:
+            __builtin_prefetch(&self.subs[s - 1])
+
+    cdef void _room(self):
+        """Keep the table at most 0.8 full (stale slots count): rebuild, doubling if the live
+        keys alone fill half of it."""
+        if (self.used + 1) * 5 >= (self.mask + 1) * 4:
+            self._index(max(<uint64_t>self.cap, (self.mask + 1) * 2 // 5 + 1))
+
+    cdef void _put(self, uint64_t key, uint32_t row, int by_imsi) noexcept nogil:
+        cdef uint64_t h = mix(key ^ (<uint64_t>by_imsi * IMSI_SALT)) & self.mask
+        cdef uint32_t s
+        while True:
+            s = self.slots[h]
+            if s == 0:
+                self.slots[h] = row + 1
+                self.used += 1
+                return
+            if self._key(s - 1, by_imsi) == key:
+                self.slots[h] = row + 1      # the key moves to this row
+                return
+            h = (h + 1) & self.mask
+
+    cdef uint32_t _new(self, uint64_t imsi, uint64_t msisdn):
+        cdef uint32_t row
+        if self.count == self.cap:
+            self._set_rows(np.resize(self.rows, self.count * 2))
+            self._index(self.cap)
+        row = self.count
+        self.count += 1
+        memset(&self.subs[row], 0, sizeof(tp_sub))
+        self.subs[row].imsi = imsi
+        self.subs[row].msisdn = msisdn
+        self.subs[row].imei = ALL_F
+        self.subs[row].node = ALL_F
+        self.subs[row].cf_to = ALL_F
+        self.subs[row].mcc = NO_PLMN
+        self.subs[row].mnc = NO_PLMN
+        self._room()
+        if imsi != ALL_F:
+            self._put(imsi, row, 1)
+        self._room()
+        if msisdn != ALL_F:
+            self._put(msisdn, row, 0)
+        return row
+
+    def find(self, imsi=ALL_F, msisdn=ALL_F):
+        """The row of a subscriber (packed IMSI first, else packed MSISDN), or -1."""
+        cdef int64_t r = -1
+        if imsi != ALL_F:
+            r = self._find(imsi, 1)
+        if r < 0 and msisdn != ALL_F:
+            r = self._find(msisdn, 0)
+        return r
+
+    def lookup(self, cnp.uint64_t[:] imsi, cnp.uint64_t[:] msisdn):
+        """Rows of many subscribers (-1 where unknown), IMSI first, else MSISDN."""
+        out = np.full(imsi.shape[0], -1, np.int64)
+        cdef cnp.int64_t[:] o = out
+        cdef Py_ssize_t i
+        cdef int64_t r
+        for i in range(imsi.shape[0]):
+            r = -1
+            if imsi[i] != ALL_F:
+                r = self._find(imsi[i], 1)
+            if r < 0 and msisdn[i] != ALL_F:
+                r = self._find(msisdn[i], 0)
+            o[i] = r
+        return out
+
+    @property
+    def index_bytes(self):
+        return self._slots.nbytes
+
+    def restore(self, rows, timers, clock_ns):
+        """Take rows and dwell timers from a snapshot; the index is rebuilt."""
+        self.count = len(rows)
+        self._set_rows(np.zeros(max(len(rows) * 5 // 4, 1024), STATE_DTYPE))
+        self.rows[:len(rows)] = rows
+        self._index(self.cap)
+        self._set_timers(np.zeros(max(len(timers) * 2, 64), TIMER_DTYPE))
+        self._timers[:len(timers)] = timers
+        self.ntimers = len(timers)
+        self.clock_ns = clock_ns
+
+    def pending_timers(self):
+        return self._timers[:self.ntimers].copy()
+
+    # ---- dwell timers: a binary min-heap on ts_ns ----------------------------------------------
+
+    cdef void _set_timers(self, a):
+        self._timers = a
+        self.timers = <tp_timer *>cnp.PyArray_DATA(a)
+        self.timercap = a.shape[0]
+
+    cdef void _set_events(self, a):
+        self._events = a
+        self.ev = <tp_event *>cnp.PyArray_DATA(a)
+        self.evcap = a.shape[0]
+
+    cdef void _push_timer(self, int64_t ts_ns, uint32_t sub, uint32_t since, uint16_t area, uint16_t minutes):
+        cdef uint32_t i, p
+        cdef tp_timer t
+        if self.ntimers == self.timercap:
+            self._set_timers(np.resize(self._timers, self.ntimers * 2))
+        i = self.ntimers
+        self.ntimers += 1
+        t.ts_ns, t.sub, t.since, t.area, t.minutes = ts_ns, sub, since, area, minutes
+        while i > 0:
+            p = (i - 1) // 2
+            if self.timers[p].ts_ns <= ts_ns:
+                break
+            self.timers[i] = self.timers[p]
+            i = p
+        self.timers[i] = t
+
+    cdef tp_timer _pop_timer(self) noexcept nogil:
+        cdef tp_timer top = self.timers[0], last
+        cdef uint32_t i = 0, c, n
+        self.ntimers -= 1
+        n = self.ntimers
+        if n:
+            last = self.timers[n]
+            while True:
+                c = 2 * i + 1
+                if c >= n:
+                    break
+                if c + 1 < n and self.timers[c + 1].ts_ns < self.timers[c].ts_ns:
+                    c += 1
+                if self.timers[c].ts_ns >= last.ts_ns:
+                    break
+                self.timers[i] = self.timers[c]
+                i = c
+            self.timers[i] = last
+        return top
+
+    cdef void _fire_due(self, int64_t now_ns):
+        cdef tp_timer t
+        cdef tp_sub *s
+        cdef tp_event *e
+        while self.ntimers and self.timers[0].ts_ns <= now_ns:
+            t = self._pop_timer()
+            s = &self.subs[t.sub]
+            if s.area == t.area and s.area_since == t.since:       # still the same visit
+                e = self._event(E_AREA_DWELL, t.ts_ns, -1, t.sub)
+                if e != NULL:
+                    e.area = t.area
+                    e.minutes = t.minutes
+                    e.seconds = <uint32_t>t.minutes * 60
+
+    # ---- events ----------------------------------------------------------------------------
+
+    cdef tp_event *_event(self, uint8_t code, int64_t ts_ns, int32_t rec, uint32_t sub):
+        cdef tp_event *e
+        if not (self.emit >> code) & 1:
+            return NULL
+        if self.nev == self.evcap:
+            self._set_events(np.resize(self._events, self.nev * 2))
+        e = &self.ev[self.nev]
+        self.nev += 1
+        memset(e, 0, sizeof(tp_event))
+        e.ts_ns, e.rec, e.sub, e.event = ts_ns, rec, sub, code
+        e.number = ALL_F
+        return e
+
+    cdef bint _home(self, uint64_t imsi) noexcept nogil:
+        cdef int i
+        for i in range(self.nhome):
+            if (imsi & self.home_mask[i]) == self.home_value[i]:
+                return True
+        return False
+
+    def process(self, records, cnp.int16_t[:] region, cnp.int32_t[:] area):
+        """Update the state with a batch of records (RECORD_DTYPE, in arrival order) and return
+        the scenario events found (EVENT_DTYPE), in order. region[i]: the region of record i's
+        location (0 in none, -1 the record tells no location); area[i]: its area (0 none, -1 no
+        cell)."""
+        cdef Py_ssize_t n = len(records), i, stride = records.dtype.itemsize
+        cdef char *base = <char *>cnp.PyArray_DATA(records)
+        cdef const tp_rec_head *r
+        cdef tp_sub *s
+        cdef tp_event *e
+        cdef int64_t row
+        cdef uint32_t sub, t, w_now, w_then, d, today, tac_new, tac_old
+        cdef int16_t reg
+        cdef int32_t ar
+        cdef int gen, j
+        cdef uint8_t bits
+        cdef bint first, failed, located
+        cdef uint16_t[:] dwell = self.dwell
+        assert records.flags.c_contiguous and region.shape[0] == n and area.shape[0] == n
+        self._set_events(np.zeros(n * 3 + 64, EVENT_DTYPE))
+        self.nev = 0
+        for i in range(n):
+            r = <const tp_rec_head *>(base + i * stride)
+            if i + 8 < n:
+                self._prefetch(<const tp_rec_head *>(base + (i + 8) * stride), False)
+            if i + 4 < n:
+                self._prefetch(<const tp_rec_head *>(base + (i + 4) * stride), True)
+            if r.ts_ns > self.clock_ns:
+                self.clock_ns = r.ts_ns
+                if self.ntimers:
+                    self._fire_due(self.clock_ns)
+            # the subscriber: by IMSI, else by MSISDN; a new IMSI adopts a row known by MSISDN only
+            row = -1
+            if r.imsi != ALL_F:
+                row = self._find(r.imsi, 1)
+                if row < 0 and r.msisdn != ALL_F:
+                    row = self._find(r.msisdn, 0)
+                    if row >= 0 and self.subs[row].imsi == ALL_F:
+                        self.subs[row].imsi = r.imsi
+                        self._room()
+                        self._put(r.imsi, <uint32_t>row, 1)
+                    else:
+                        row = -1
+            elif r.msisdn != ALL_F:
+                row = self._find(r.msisdn, 0)
+            else:
+                continue
+            first = row < 0
+            if first:
+                row = self._new(r.imsi, r.msisdn)
+            sub = <uint32_t>row
+            s = &self.subs[sub]
+            if r.msisdn != ALL_F and s.msisdn != r.msisdn:
+                s.msisdn = r.msisdn
+                self._room()
+                self._put(r.msisdn, sub, 0)
+            t = <uint32_t>(r.ts_ns // 1000000000) if r.ts_ns > 0 else 0
+            failed = (r.flags & F_FAILED) != 0
+
+            # counters: roll the windows forward to this record's time
+            if not first and t > s.last_seen:
+                w_now = t // self.window
+                w_then = s.last_seen // self.window
+                if w_now != w_then:
+                    for j in range(COUNTERS):
+                        s.prev[j] = s.cnt[j] if w_now == w_then + 1 else 0
+                        s.cnt[j] = 0
+                    s.kib_prev = s.kib if w_now == w_then + 1 else 0
+                    s.kib = 0
+            if t > s.last_seen:
+                s.last_seen = t
+
+            if first and r.imsi != ALL_F and self.nhome and not self._home(r.imsi):
+                e = self._event(E_INBOUND_ROAMER, r.ts_ns, i, sub)
+
+            if not failed:
+                # handset
+                if r.imei != ALL_F:
+                    if s.imei != ALL_F and (s.imei >> 8) != (r.imei >> 8):
+                        tac_new, tac_old = tac_of(r.imei), tac_of(s.imei)
+                        e = self._event(E_IMEI_CHANGE, r.ts_ns, i, sub)
+                        if e != NULL:
+                            e.flag = tac_new != tac_old
+                            e.tac, e.old_tac = tac_new, tac_old
+                    s.imei = r.imei
+                # radio access type
+                if r.rat:
+                    gen = rat_generation(r.rat)
+                    if s.rat and s.rat != r.rat:
+                        e = self._event(E_RAT_CHANGE, r.ts_ns, i, sub)
+                        if e != NULL:
+                            e.rat, e.from_rat = r.rat, s.rat
+                            e.flag = gen >= 0 and not (s.flags >> (4 + gen)) & 1
+                    s.rat = r.rat
+                    if gen >= 0:
+                        s.flags |= <uint8_t>(S_SEEN_2G << gen)
+                # location: region, then area
+                # (a location in no region leaves the region as it was: records tell locations
+                # at different grains, a VLR GT, an SGSN GT, a TAC, and places may not name all)
+                reg = region[i]
+                if reg > 0:
+                    if s.flags & S_LOCATED and reg != s.region:
+                        e = self._event(E_ROAMING_OUT, r.ts_ns, i, sub)
+                        if e != NULL:
+                            e.region, e.other_region = s.region, <uint8_t>reg
+                        e = self._event(E_ROAMING_IN, r.ts_ns, i, sub)
+                        if e != NULL:
+                            e.region, e.other_region = <uint8_t>reg, s.region
+                    s.region = <uint8_t>reg
+                    s.flags |= S_LOCATED
+                if reg >= 0:
+                    if r.node != ALL_F:
+                        s.node = r.node
+                    if r.mcc != NO_PLMN:
+                        s.mcc, s.mnc = r.mcc, r.mnc
+                ar = area[i]
+                if ar >= 0:
+                    if not s.flags & S_CELL or ar != s.area:
+                        if ar and s.flags & S_CELL:
+                            e = self._event(E_AREA_ENTER, r.ts_ns, i, sub)
+                            if e != NULL:
+                                e.area = <uint16_t>ar
+                        s.area = <uint16_t>ar
+                        s.area_since = t
+                        if ar:
+                            for j in range(dwell.shape[0]):
+                                self._push_timer(r.ts_ns + <int64_t>dwell[j] * 60000000000, sub, t,
+                                                 <uint16_t>ar, dwell[j])
+                    s.flags |= S_CELL
+                    s.lac_tac, s.cell = r.lac_tac, r.cell
+
+                # what the record is
+                if r.kind == K_PURGE_MS:
+                    self._power_off(s, sub, r, i, t)
+                elif r.kind == K_SESSION_DELETE or r.kind == K_PDP_DELETE:
+                    # an EPS detach deletes the last session; a 2G/3G PDP context goes whenever
+                    # data is switched off, so only GTPv2 can tell a power-off, and only for a
+                    # subscriber not attached in the CS domain (where the data may just have ended)
+                    if s.cf >> 4:
+                        s.cf -= 0x10
+                        if not s.cf >> 4 and r.kind == K_SESSION_DELETE and not s.flags & S_CS:
+                            self._power_off(s, sub, r, i, t)
+                elif (r.kind == K_LOCATION_UPDATE or r.kind == K_GPRS_LOCATION_UPDATE
+                      or r.kind == K_SESSION_CREATE or r.kind == K_PDP_CREATE):
+                    if first or s.flags & S_OFF:
+                        e = self._event(E_POWER_ON, r.ts_ns, i, sub)
+                        if e != NULL and not first:
+                            e.seconds = t - s.off_at if t > s.off_at else 0
+                        if not first and s.cf & CF_MASK and s.off_at >= s.cf_at:
+                            e = self._event(E_CF_THEN_POWER_ON, r.ts_ns, i, sub)
+                            if e != NULL:
+                                e.seconds = t - s.cf_at if t > s.cf_at else 0
+                                e.number = s.cf_to
+                                e.ss_code = CF_CODES[lowest_bit(s.cf & CF_MASK)]
+                        s.flags &= ~S_OFF
+                    if r.kind == K_LOCATION_UPDATE:
+                        s.flags |= S_CS
+                    if r.kind == K_SESSION_CREATE or r.kind == K_PDP_CREATE:
+                        if s.cf >> 4 < 15:
+                            s.cf += 0x10
+                        if s.cnt[4] < 0xFFFF:
+                            s.cnt[4] += 1
+                        e = self._event(E_DATA_SESSION_START, r.ts_ns, i, sub)
+                        if e != NULL:
+                            e.rat = r.rat
+                elif r.kind == K_SS_REGISTER or r.kind == K_SS_ACTIVATE:
+                    bits = cf_bits(r.ss_code)
+                    if bits:
+                        s.cf |= bits
+                        s.cf_at = t
+                        if r.peer != ALL_F:
+                            s.cf_to = r.peer
+                elif r.kind == K_SS_ERASE or r.kind == K_SS_DEACTIVATE:
+                    bits = cf_bits(r.ss_code)
+                    if bits:
+                        s.cf &= ~bits
+                elif r.kind == K_CALL_ATTEMPT:
+                    self._count(s, 3)
+                    e = self._event(E_HOTLINE_CALL, r.ts_ns, i, sub)
+                    if e != NULL:
+                        e.number = r.peer
+                elif r.kind == K_MO_SMS:
+                    self._count(s, 0)
+                    e = self._event(E_SMS_MO, r.ts_ns, i, sub)
+                elif r.kind == K_MT_SMS:
+                    self._count(s, 1)
+                    e = self._event(E_SMS_MT, r.ts_ns, i, sub)
+                elif r.kind == K_MMS:
+                    self._count(s, 2)
+                    e = self._event(E_MMS_MT, r.ts_ns, i, sub)
+                elif r.kind == K_USSD:
+                    e = self._event(E_USSD, r.ts_ns, i, sub)
+                    if e != NULL:
+                        e.number = r.peer
+                elif r.kind == K_DATA_USAGE:
+                    self._usage(s, (<const uint64_t *>(base + i * stride + OCTETS))[0], t)
+            e = self._event(E_RECORD, r.ts_ns, i, sub)
+        out = self._events[:self.nev]
+        self._events = None
+        return out
+
+    def flush(self, int64_t now_ns):
+        """Fire the dwell timers due by now_ns (the end of a replay: the latest record time)."""
+        self._set_events(np.zeros(64, EVENT_DTYPE))
+        self.nev = 0
+        if now_ns > self.clock_ns:
+            self.clock_ns = now_ns
+        self._fire_due(self.clock_ns)
+        out = self._events[:self.nev]
+        self._events = None
+        return out
+
+    cdef inline void _count(self, tp_sub *s, int j) noexcept:
+        if s.cnt[j] < 0xFFFF:
+            s.cnt[j] += 1
+
+    cdef void _power_off(self, tp_sub *s, uint32_t sub, const tp_rec_head *r, Py_ssize_t i, uint32_t t):
+        if not s.flags & S_OFF:
+            self._event(E_POWER_OFF, r.ts_ns, i, sub)
+        s.flags |= S_OFF
+        s.flags &= ~S_CS
+        s.off_at = t
+        s.cf &= CF_MASK             # nothing is open once the subscriber is off
+
+    cdef void _usage(self, tp_sub *s, uint64_t octets, uint32_t t) noexcept:
+        cdef uint32_t today = t // DAY, d
+        cdef uint64_t kib = s.kib + octets // 1024
+        s.kib = <uint32_t>kib if kib < 0xFFFFFFFF else 0xFFFFFFFF
+        if octets:
+            d = today - s.data_day if today > s.data_day else 0
+            s.data_days = (s.data_days << d) | 1 if d < 32 else 1
+            if today > s.data_day:
+                s.data_day = <uint16_t>today
