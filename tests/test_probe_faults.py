@@ -20,12 +20,32 @@ import urllib.request
 from pathlib import Path
 
 
-from tests.test_probe import CLI, ROOT, TIMEOUT, decode_lines, finish, start_tap
+import pytest
+
+from tests import test_probe
+from tests.test_probe import CLI, ROOT, TIMEOUT, decode_lines, finish
 from tests.test_watch import pcap_records
 
 MIXED = ROOT / "pcaps" / "mixed_small.pcap"
 MAP = ROOT / "pcaps" / "map_mixed_small.pcap"
 DEADLINE = 60
+_started: list = []          # processes of the running test, killed at its end if still there
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(TIMEOUT)
+
+
+def start_tap(*args) -> tuple:
+    tap, eps = test_probe.start_tap(*args)
+    _started.append(tap)
+    return tap, eps
 
 
 class Probe:
@@ -36,6 +56,7 @@ class Probe:
         self.err = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(CLI + ["probe", "--stats-json", str(self.stats_path), *args],
                                      stdout=subprocess.DEVNULL, stderr=self.err, text=True)
+        _started.append(self.proc)
 
     def stats(self) -> dict:
         try:
@@ -163,6 +184,7 @@ rx.close()
 def test_slower_engine_than_probe_drops_the_oldest_and_the_probe_never_waits(tmp_path):
     engine = subprocess.Popen([sys.executable, "-c", SLOW_ENGINE, str(ROOT), f"ipc://{tmp_path}/slow.sock"],
                               stdout=subprocess.PIPE, text=True)
+    _started.append(engine)
     ep = engine.stdout.readline().strip()
     probe = Probe(tmp_path, "--pcap", str(MIXED), "--loop", "300", "--batch", "100", "--queue", "1000",
                   "--status-interval", "0.05", "--push", ep)

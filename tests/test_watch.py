@@ -267,13 +267,18 @@ def test_watch_options_come_from_the_config_file_and_the_environment(tmp_path):
     tap, eps = start_tap("--listen", f"ipc://{tmp_path}/t.sock", "--format", "jsonl", "--expect-eos", "1")
     env = dict(os.environ, TOUCHPOINT_PROBE_PUSH=eps[0], TOUCHPOINT_PROBE_STATUS_INTERVAL="0")
     probe = subprocess.Popen(CLI[:4] + ["--config", str(cfg), "probe"], env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + TIMEOUT
-    while not (state.exists() and json.loads(state.read_text())["files_done"] == 1):
-        assert time.monotonic() < deadline and probe.poll() is None
-        time.sleep(0.05)
-    probe.send_signal(signal.SIGTERM)
-    assert probe.wait(TIMEOUT) == 0, probe.stderr.read()
-    code, out, err = finish(tap)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (state.exists() and json.loads(state.read_text())["files_done"] == 1):
+            assert time.monotonic() < deadline and probe.poll() is None
+            time.sleep(0.05)
+        probe.send_signal(signal.SIGTERM)
+        assert probe.wait(TIMEOUT) == 0, probe.stderr.read()
+        code, out, err = finish(tap)
+    finally:
+        for proc in (probe, tap):
+            if proc.poll() is None:
+                proc.kill()
     assert code == 0 and sorted(out.splitlines()) == sorted(decode_lines(d / "one.dump"))
     assert json.loads(state.read_text())["current"]["name"] == "two.dump"
     assert not list(d.glob(".touchpoint-probe-*"))
