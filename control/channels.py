@@ -1,0 +1,347 @@
+"""Channels: how the dispatcher's messages leave. One interface, three kinds:
+
+    ch = make_channel("sms", {"host": "smsc.example", "system_id": "tp", ...}, data_dir)
+    ch.start(on_result, on_mo)        # on_result(message_id, state, reason, smsc_id=None)
+    ch.send(Outgoing(id, msisdn, source, text, campaign))   # False: not now, offer it later
+    ch.health()                       # connected, in flight, sent, failed, throttled, ...
+    ch.stop(timeout)
+
+- `sms`: SMPP 3.4 to an SMSC (control.smpp).
+- `http`: POST JSON to an operator's messaging/MMS gateway, with retries, back-off and an
+  `Idempotency-Key` header carrying the message id, so a retried POST cannot send twice.
+- `file` (the embedded default): JSONL of what would be sent.
+
+send() never blocks on the network and never raises for a message: a message it takes ends in
+exactly one of `sent`, `failed` (permanent) or `retry` (temporary: the dispatcher queues it
+again with back-off), reported through on_result from the channel's own thread (the file
+channel reports from the caller's). `delivered` and `failed` may follow `sent` (SMPP receipts).
+"""
+import http.client
+import json
+import os
+import queue
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+
+from .smpp import SmppClient, count_parts
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: str                 # the outbox's message id: the idempotency key
+    msisdn: str             # international format, digits only
+    source: str             # the SMPP source address / service code ("": the channel's default)
+    text: str
+    campaign: str
+
+
+class Channel:
+    """What the dispatcher calls (see the module's docstring)."""
+    name = ""
+
+    def start(self, on_result, on_mo=None) -> None:
+        raise NotImplementedError
+
+    def send(self, msg: Outgoing) -> bool:
+        raise NotImplementedError
+
+    def health(self) -> dict:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+
+class Bucket:
+    """At most `rate` takes a second (None: no limit), with a burst of a tenth of a second."""
+
+    def __init__(self, rate: float | None):
+        self.rate = rate
+        self.burst = max(1.0, (rate or 0) / 10)
+        self.tokens = self.burst
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self) -> float:
+        """0 and one token taken, or the seconds until one is there."""
+        if not self.rate:
+            return 0.0
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return 0.0
+            return (1 - self.tokens) / self.rate
+
+
+def _say(name: str):
+    return lambda line: print(f"touchpoint {name} channel: {line}", file=sys.stderr, flush=True)
+
+
+class FileChannel(Channel):
+    """Appends one JSON line per message to `path`: what would have been sent."""
+    name = "file"
+
+    def __init__(self, path: str, rate: float | None = None, say=None):
+        self.path = path
+        self.bucket = Bucket(rate)
+        self.say = say or _say(self.name)
+        self.lock = threading.Lock()
+        self.fh = None
+        self.sent = self.failed = 0
+        self.last_error = ""
+
+    def start(self, on_result, on_mo=None) -> None:
+        self.on_result = on_result
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self.fh = open(self.path, "a", encoding="utf-8")
+
+    def send(self, msg: Outgoing) -> bool:
+        if self.fh is None or self.bucket.wait() > 0:
+            return False
+        line = json.dumps({"id": msg.id, "campaign": msg.campaign, "msisdn": msg.msisdn, "source": msg.source,
+                           "text": msg.text, "parts": count_parts(msg.text), "at": round(time.time(), 3)},
+                          ensure_ascii=False)
+        try:
+            with self.lock:
+                self.fh.write(line + "\n")
+                self.fh.flush()
+        except (OSError, ValueError) as e:
+            self.failed += 1
+            self.last_error = f"{self.path}: {e}"
+            self.on_result(msg.id, "retry", self.last_error)
+            return True
+        self.sent += 1
+        self.on_result(msg.id, "sent", "")
+        return True
+
+    def health(self) -> dict:
+        return {"channel": self.name, "path": self.path, "connected": self.fh is not None, "in_flight": 0,
+                "sent": self.sent, "failed": self.failed, "last_error": self.last_error}
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self.lock:
+            if self.fh is not None:
+                self.fh.close()
+                self.fh = None
+
+
+class HttpChannel(Channel):
+    """POSTs each message as JSON to a gateway, `workers` requests at a time:
+
+        {"id": ..., "to": msisdn, "from": source, "text": ..., "campaign": ...}
+
+    with `Idempotency-Key: <id>`. A 2xx answer is `sent` (the answer's JSON `id` or
+    `message_id`, when it has one, is the smsc_id); 408, 425, 429, 5xx and network errors are
+    tried again after 0.5 s, doubling (or the answer's Retry-After), up to `attempts` times,
+    then given back as `retry`; any other answer is `failed` with its status and the start of
+    its body."""
+    name = "http"
+    RETRY_STATUS = (408, 425, 429, 500, 502, 503, 504)
+
+    def __init__(self, url: str, headers: dict | None = None, timeout: float = 10.0,
+                 rate: float | None = None, workers: int = 4, attempts: int = 4,
+                 backoff: tuple = (0.5, 8.0), say=None):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"url: {url!r} is not an http:// or https:// URL")
+        self.url, self.u = url, u
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.timeout, self.attempts, self.backoff = float(timeout), attempts, backoff
+        self.bucket = Bucket(rate)
+        self.say = say or _say(self.name)
+        self.queue = queue.Queue(maxsize=4 * workers)
+        self.workers = workers
+        self.threads = []
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.counts = dict(sent=0, failed=0, retried=0, attempts_failed=0)
+        self.last_error = ""
+        self.ok_at = None
+
+    def start(self, on_result, on_mo=None) -> None:
+        self.on_result = on_result
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"http channel {i}", daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def send(self, msg: Outgoing) -> bool:
+        if self.stopping.is_set() or not self.threads:
+            return False
+        try:
+            self.queue.put_nowait(msg)
+        except queue.Full:
+            return False
+        return True
+
+    def health(self) -> dict:
+        return {"channel": self.name, "url": self.url, "connected": self.ok_at is not None and not self.last_error,
+                "in_flight": self.busy + self.queue.qsize(), **self.counts, "last_error": self.last_error}
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking messages; what waits or is being tried again goes back as `retry`."""
+        self.stopping.set()
+        end = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, end - time.monotonic()) + self.timeout)
+        while True:
+            try:
+                msg = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            self._result(msg.id, "retry", "stopped")
+
+    def _result(self, mid, state, reason, smsc_id=None) -> None:
+        if state in self.counts:
+            self.counts[state] += 1
+        elif state == "retry":
+            self.counts["retried"] += 1
+        try:
+            self.on_result(mid, state, reason, smsc_id=smsc_id)
+        except Exception as e:
+            self.say(f"on_result failed: {type(e).__name__}: {e}")
+
+    def _work(self) -> None:
+        conn = None
+        while not self.stopping.is_set():
+            try:
+                msg = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            with self.lock:
+                self.busy += 1
+            try:
+                conn = self._deliver(msg, conn)
+            finally:
+                with self.lock:
+                    self.busy -= 1
+        if conn is not None:
+            conn.close()
+
+    def _deliver(self, msg: Outgoing, conn):
+        body = json.dumps({"id": msg.id, "to": msg.msisdn, "from": msg.source, "text": msg.text,
+                           "campaign": msg.campaign}, ensure_ascii=False).encode()
+        headers = {**self.headers, "Idempotency-Key": msg.id}
+        delay = self.backoff[0]
+        reason = ""
+        attempt = 0
+        while attempt < self.attempts:
+            while (wait := self.bucket.wait()) > 0:
+                if self.stopping.wait(wait):
+                    self._result(msg.id, "retry", "stopped")
+                    return conn
+            reused = conn is not None
+            try:
+                if conn is None:
+                    cls = http.client.HTTPSConnection if self.u.scheme == "https" else http.client.HTTPConnection
+                    conn = cls(self.u.hostname, self.u.port, timeout=self.timeout)
+                path = self.u.path or "/"
+                conn.request("POST", path + (f"?{self.u.query}" if self.u.query else ""), body, headers)
+                resp = conn.getresponse()
+                data = resp.read(65536)
+                status, retry_after = resp.status, resp.getheader("Retry-After")
+                if resp.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as e:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if reused:
+                    continue                # the gateway closed an idle connection: once more, at once
+                status, retry_after, reason = None, None, f"{type(e).__name__}: {e}"
+            attempt += 1
+            if status is not None and 200 <= status < 300:
+                self.ok_at = time.monotonic()
+                self.last_error = ""
+                self._result(msg.id, "sent", "", self._gateway_id(data))
+                return conn
+            if status is not None:
+                reason = f"http {status}: {data[:200].decode('utf-8', 'replace').strip()}"
+                if status not in self.RETRY_STATUS:
+                    self._result(msg.id, "failed", reason)
+                    return conn
+            self.counts["attempts_failed"] += 1
+            if reason != self.last_error:
+                self.say(f"{self.url}: {reason}")
+            self.last_error = reason
+            if attempt < self.attempts:
+                pause = delay
+                if retry_after and retry_after.strip().isdigit():
+                    pause = min(float(retry_after), self.backoff[1])
+                if self.stopping.wait(pause):
+                    break
+                delay = min(delay * 2, self.backoff[1])
+        self._result(msg.id, "retry", reason)
+        return conn
+
+    @staticmethod
+    def _gateway_id(data: bytes):
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return None
+        if isinstance(doc, dict):
+            v = doc.get("id", doc.get("message_id"))
+            return str(v) if v is not None else None
+        return None
+
+
+class SmppChannel(Channel):
+    """The `sms` channel: control.smpp.SmppClient to one SMSC."""
+    name = "sms"
+
+    def __init__(self, host: str, port: int = 2775, system_id: str = "", password: str = "",
+                 system_type: str = "", bind: str = "transceiver", window: int = 64,
+                 rate: float | None = None, source: str = "", say=None, **client):
+        self.source = source
+        self.client = SmppClient(host, port, system_id, password, system_type=system_type, bind=bind,
+                                 window=window, rate=rate, say=say, **client)
+
+    def start(self, on_result, on_mo=None) -> None:
+        self.client.on_result = on_result
+        if on_mo is not None:
+            self.client.on_mo = on_mo
+        self.client.start()
+
+    def send(self, msg: Outgoing) -> bool:
+        if not msg.source and self.source:
+            msg = Outgoing(msg.id, msg.msisdn, self.source, msg.text, msg.campaign)
+        return self.client.send(msg)
+
+    def health(self) -> dict:
+        return self.client.health()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.client.stop(timeout)
+
+
+def make_channel(name: str, settings, data_dir: str = ".", say=None) -> Channel:
+    """The channel `name` (sms, http, file) from its policy.yaml settings (control.rules
+    CHANNEL_SETTINGS). Raises ValueError for settings it cannot use."""
+    s = dict(settings or {})
+    if name == "file":
+        path = s.get("path") or "sent.jsonl"
+        return FileChannel(os.path.join(data_dir, path), rate=s.get("rate"), say=say)
+    if name == "http":
+        if "url" not in s:
+            raise ValueError("channels.http.url is missing")
+        return HttpChannel(s["url"], headers=s.get("headers"), timeout=s.get("timeout", 10),
+                           rate=s.get("rate"), say=say)
+    if name == "sms":
+        for key in ("host", "system_id"):
+            if key not in s:
+                raise ValueError(f"channels.sms.{key} is missing")
+        keys = ("host", "port", "system_id", "password", "system_type", "bind", "window", "rate", "source")
+        unknown = set(s) - set(keys)
+        if unknown:
+            raise ValueError(f"channels.sms: unknown settings {', '.join(sorted(unknown))}")
+        return SmppChannel(say=say, **s)
+    raise ValueError(f"{name!r} is not a channel (sms, http, file)")

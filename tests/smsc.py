@@ -1,0 +1,265 @@
+"""A test SMSC: the server side of smpp34 (PyPI, Rust-backed SMPP 3.4), written by others.
+
+As a process (so a test can kill it):
+
+    python3 tests/smsc.py --port P [--receipts text|tlv] [--max-rate N] [--hold-after N] ...
+
+prints one JSON object a line on stdout: {"ready": port}, {"bind": ...}, {"submit": ...} for
+every submit_sm it accepted (printed before the answer, so an accepted message is always
+seen), {"held": n}; reads commands from stdin: {"mo": {"from": ..., "to": ..., "text": ...}}.
+
+In a test, `Smsc(port, ...)` runs it and collects what it prints.
+"""
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# --- the server process --------------------------------------------------------------------
+
+def emit(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+async def serve(args) -> None:
+    import smpp34
+    server = smpp34.Server(host="127.0.0.1", port=args.port, system_id="TESTSMSC")
+    await server.start()
+    emit({"ready": args.port})
+    sessions, held, tasks = {}, [], set()
+    prefix = f"{os.getpid():x}-"
+    accepted = rejected = 0
+    tokens, refill_at = float(args.burst), time.monotonic()
+    loop = asyncio.get_running_loop()
+    commands = asyncio.Queue()
+    threading.Thread(target=lambda: [loop.call_soon_threadsafe(commands.put_nowait, line)
+                                     for line in sys.stdin], daemon=True).start()
+
+    async def receipt(esme, ev, mid):
+        stat = "UNDELIV" if args.undeliverable and ev.destination_addr.startswith(args.undeliverable) else "DELIVRD"
+        if args.receipts == "tlv":
+            tlvs = [smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, mid.encode() + b"\0"),
+                    smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, bytes([2 if stat == "DELIVRD" else 5]))]
+            body = b""
+        else:
+            tlvs = []
+            body = (f"id:{mid} sub:001 dlvrd:{int(stat == 'DELIVRD'):03d} submit date:2611291000 "
+                    f"done date:2611291000 stat:{stat} err:000 text:").encode()
+        await esme.deliver_sm(ev.source_addr, body, source_addr=ev.destination_addr,
+                              esm_class=0x04, tlvs=tlvs)
+
+    async def mo(cmd):
+        text = cmd["text"]
+        try:
+            sm, dc = text.encode("ascii"), 0
+        except UnicodeEncodeError:
+            sm, dc = text.encode("utf-16-be"), 8
+        for esme in list(sessions.values()):
+            if esme.can_receive:
+                r = await esme.deliver_sm(cmd["to"], sm, source_addr=cmd["from"], source_addr_ton=1,
+                                          source_addr_npi=1, data_coding=dc)
+                emit({"mo_sent": r.command_status})
+
+    async def command_loop():
+        while True:
+            cmd = json.loads(await commands.get())
+            if "mo" in cmd:
+                await mo(cmd["mo"])
+
+    def spawn(coro):
+        t = asyncio.ensure_future(coro)
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+
+    spawn(command_loop())
+    while True:
+        ev = await server.next()
+        if isinstance(ev, smpp34.Esme):
+            sessions[ev.session_id] = ev
+            emit({"bind": {"system_id": ev.system_id, "session": ev.session_id, "can_receive": ev.can_receive}})
+        elif isinstance(ev, smpp34.Unbound):
+            sessions.pop(ev.session_id, None)
+            emit({"unbound": ev.session_id})
+        elif isinstance(ev, smpp34.SubmitSmEvent):
+            if args.hold_after is not None and accepted >= args.hold_after:
+                held.append(ev)             # kept unanswered: dropping it would answer it
+                if len(held) == 1:
+                    await asyncio.sleep(0.3)    # the last answers leave before the test is told
+                    emit({"held": accepted})
+                continue
+            if args.max_rate:
+                now = time.monotonic()
+                tokens = min(args.burst, tokens + (now - refill_at) * args.max_rate)
+                refill_at = now
+                if tokens < 1:
+                    rejected += 1
+                    ev.reject(smpp34.ESME_RTHROTTLED)
+                    continue
+                tokens -= 1
+            if args.reject_dest and ev.destination_addr.startswith(args.reject_dest):
+                ev.reject(smpp34.ESME_RINVDSTADR)
+                continue
+            accepted += 1
+            mid = f"{prefix}{accepted:x}"
+            if not args.quiet:
+                emit({"submit": {
+                    "id": mid, "t": time.monotonic(), "session": ev.session_id,
+                    "source": ev.source_addr, "source_ton": ev.source_addr_ton,
+                    "source_npi": ev.source_addr_npi, "dest": ev.destination_addr,
+                    "dest_ton": ev.dest_addr_ton, "dest_npi": ev.dest_addr_npi,
+                    "esm_class": ev.esm_class, "data_coding": ev.data_coding,
+                    "registered_delivery": ev.registered_delivery,
+                    "sm": ev.short_message.hex(), "rejected": rejected}})
+            elif accepted % 1000 == 0:
+                emit({"accepted": accepted, "t": time.monotonic()})
+            ev.accept(message_id=mid)
+            if args.receipts and ev.registered_delivery & 1:
+                esme = sessions.get(ev.session_id)
+                if esme is not None and esme.can_receive:
+                    spawn(receipt(esme, ev, mid))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--receipts", choices=("text", "tlv"))
+    ap.add_argument("--undeliverable", help="receipts say UNDELIV for destinations with this prefix")
+    ap.add_argument("--reject-dest", help="answer ESME_RINVDSTADR for destinations with this prefix")
+    ap.add_argument("--max-rate", type=float, help="accept at most this many a second, ESME_RTHROTTLED past it")
+    ap.add_argument("--burst", type=float, default=10)
+    ap.add_argument("--hold-after", type=int, help="after this many accepted, answer nothing")
+    ap.add_argument("--quiet", action="store_true", help="print a count every 1000, not each message")
+    args = ap.parse_args()
+    try:
+        asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        pass
+
+
+# --- the test's side -------------------------------------------------------------------------
+
+class Smsc:
+    """Runs tests/smsc.py on loopback and gathers what it prints."""
+
+    def __init__(self, port: int, *args: str):
+        self.port = port
+        self.args = args
+        self.events = []                    # everything printed, by every run
+        self.cond = threading.Condition()
+        self.proc = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "smsc.py"), "--port", str(self.port), *self.args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+        threading.Thread(target=self._gather, args=(self.proc,), daemon=True).start()
+        self.wait(lambda ev: any("ready" in e for e in ev[self.mark:]), what="the SMSC to start")
+
+    def _gather(self, proc) -> None:
+        for line in proc.stdout:
+            with self.cond:
+                self.events.append(json.loads(line))
+                self.cond.notify_all()
+
+    @property
+    def mark(self) -> int:
+        return getattr(self, "_mark", 0)
+
+    def wait(self, pred, timeout: float = 20.0, what: str = "the SMSC") -> list:
+        """Wait until pred(events) holds; fails the test after `timeout` seconds."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: pred(self.events), timeout):
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last events: {self.events[-3:]}")
+            return list(self.events)
+
+    def submits(self) -> list:
+        with self.cond:
+            return [e["submit"] for e in self.events if "submit" in e]
+
+    def command(self, obj) -> None:
+        self.proc.stdin.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def restart(self, *args: str) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+        self.args = args or self.args
+        with self.cond:
+            self._mark = len(self.events)
+        self.start()
+
+    def close(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.kill()
+
+
+class Feeder:
+    """What the dispatcher does with a channel, in small: offers each message until the channel
+    takes it, offers a `retry` again, and records every result."""
+
+    def __init__(self, channel, messages):
+        from collections import deque
+        self.channel = channel
+        self.byid = {m.id: m for m in messages}
+        self.todo = deque(messages)
+        self.results = {}                   # id -> [(state, reason, smsc_id), ...]
+        self.unmatched = []                 # receipts with no message id
+        self.mo = []
+        self.cond = threading.Condition()
+
+    def on_result(self, mid, state, reason, smsc_id=None) -> None:
+        with self.cond:
+            if mid is None:
+                self.unmatched.append((state, reason, smsc_id))
+            else:
+                self.results.setdefault(mid, []).append((state, reason, smsc_id))
+                if state == "retry":
+                    self.todo.append(self.byid[mid])
+            self.cond.notify_all()
+
+    def on_mo(self, msisdn, text) -> None:
+        with self.cond:
+            self.mo.append((msisdn, text))
+            self.cond.notify_all()
+
+    def final(self, mid):
+        """The message's state after submission: sent / failed, or None while it has none."""
+        states = [s for s, _, _ in self.results.get(mid, ()) if s in ("sent", "failed")]
+        return states[-1] if states else None
+
+    def run(self, done, timeout: float = 30.0, what: str = "the messages") -> None:
+        """Offer messages until done(self) holds; fails the test after `timeout` seconds."""
+        end = time.monotonic() + timeout
+        while True:
+            with self.cond:
+                if done(self):
+                    return
+                msg = self.todo.popleft() if self.todo else None
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}: "
+                                     f"{len(self.todo)} to offer, health {self.channel.health()}")
+            if msg is not None and self.channel.send(msg):
+                continue
+            with self.cond:
+                if msg is not None:
+                    self.todo.appendleft(msg)
+                self.cond.wait(0.005)
+
+    def all_final(self, state: str = "sent"):
+        return lambda f: all(f.final(mid) == state for mid in f.byid)
+
+
+if __name__ == "__main__":
+    main()
