@@ -39,8 +39,10 @@ class Outgoing:
 
 
 class Channel:
-    """What the dispatcher calls (see the module's docstring)."""
+    """What the dispatcher calls (see the module's docstring). `idempotent`: offering a message
+    twice sends it once, so a message a crash left half-sent may be offered again."""
     name = ""
+    idempotent = False
 
     def start(self, on_result, on_mo=None) -> None:
         raise NotImplementedError
@@ -84,8 +86,10 @@ def _say(name: str):
 
 
 class FileChannel(Channel):
-    """Appends one JSON line per message to `path`: what would have been sent."""
+    """Appends one JSON line per message to `path`: what would have been sent. After a crash,
+    recover() finds which messages the file already has."""
     name = "file"
+    idempotent = True
 
     def __init__(self, path: str, rate: float | None = None, say=None):
         self.path = path
@@ -99,7 +103,27 @@ class FileChannel(Channel):
     def start(self, on_result, on_mo=None) -> None:
         self.on_result = on_result
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self.fh = open(self.path, "a", encoding="utf-8")
+        self.fh = open(self.path, "a+", encoding="utf-8")
+        if self.fh.tell():
+            self.fh.seek(self.fh.tell() - 1)
+            if self.fh.read(1) != "\n":        # a line a crash cut short stays apart
+                self.fh.write("\n")
+
+    def recover(self, ids) -> dict:
+        """{id: None} for each of `ids` the file holds (a line a crash cut short does not count)."""
+        want, found = set(ids), {}
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    try:
+                        mid = json.loads(line).get("id")
+                    except (ValueError, AttributeError):
+                        continue
+                    if mid in want:
+                        found[mid] = None
+        except FileNotFoundError:
+            pass
+        return found
 
     def send(self, msg: Outgoing) -> bool:
         if self.fh is None or self.bucket.wait() > 0:
@@ -142,6 +166,7 @@ class HttpChannel(Channel):
     then given back as `retry`; any other answer is `failed` with its status and the start of
     its body."""
     name = "http"
+    idempotent = True                       # with a gateway that honours Idempotency-Key
     RETRY_STATUS = (408, 425, 429, 500, 502, 503, 504)
 
     def __init__(self, url: str, headers: dict | None = None, timeout: float = 10.0,

@@ -229,3 +229,21 @@ def test_make_channel_refuses_what_it_cannot_use(tmp_path):
         make_channel("mms", {})
     ch = make_channel("file", {}, str(tmp_path))
     assert ch.path == str(tmp_path / "sent.jsonl")
+
+
+def test_file_channel_recovers_what_a_crash_left(tmp_path):
+    path = tmp_path / "sent.jsonl"
+    ch = FileChannel(str(path))
+    ch.start(lambda *a, **k: None)
+    for m in msgs(3):
+        assert ch.send(m)
+    ch.stop(1)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"id": "h3", "msisdn": "86')        # the crash cut this line short
+    ch = FileChannel(str(path))
+    assert ch.idempotent and ch.recover(["h1", "h3", "h9"]) == {"h1": None}
+    ch.start(lambda *a, **k: None)
+    assert ch.send(msgs(4)[3])
+    ch.stop(1)
+    assert ch.recover(["h3"]) == {"h3": None}           # written whole on its own line
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 5
