@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 
-import zmq
 
 from probe.transport import Curve, Receiver, WireError
 
@@ -35,26 +34,11 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
     err = err or sys.stderr
     stop = stop or threading.Event()
     say = lambda line: print(f"{NAME}: {line}", file=err, flush=True)
-    ctx = zmq.Context()
-    auth = None
-    try:
-        if clients:
-            from zmq.auth.thread import ThreadAuthenticator
-            auth = ThreadAuthenticator(ctx)
-            auth.start()
-            auth.configure_curve(domain="*", location=clients)
-        rx = Receiver(listen, ctx=ctx, curve=curve)
-    except BaseException:
-        if auth:
-            auth.stop()
-        ctx.destroy(linger=0)
-        raise
+    rx = Receiver(listen, curve=curve, clients=clients)
     restore = _signals(stop)                # before telling anyone where to find us
     say("listening on " + ", ".join(rx.endpoints))
     if curve:
-        allowed = len(auth.certs.get("*", {})) if auth else None
-        say("Curve: " + ("any client that has this server's public key" if auth is None else
-                         f"{allowed} authorised client keys from {clients}"))
+        say(rx.security() + (f" from {clients}" if clients else ""))
     if on_ready:
         on_ready(rx)
     count = eos = errors = 0
@@ -89,9 +73,6 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
     finally:
         restore()
         rx.close()
-        if auth:
-            auth.stop()
-        ctx.term()
     lost = sum(s.lost_batches for s in rx.streams.values())
     for s in rx.streams.values():
         if not s.ended:

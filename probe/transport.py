@@ -612,6 +612,16 @@ class Received:
         return bool(self.header.flags & END_OF_STREAM)
 
 
+def authenticator(ctx: zmq.Context, clients: str):
+    """A ZAP authenticator on ctx that lets in only the Curve clients whose public keys (*.key)
+    are in the directory `clients` (read now)."""
+    from zmq.auth.thread import ThreadAuthenticator
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_curve(domain="*", location=clients)
+    return auth
+
+
 class Receiver:
     """The ROUTER side: binds, validates each message, tracks sequence numbers, acknowledges the
     end of each stream.  recv() returns a Received, None when nothing came in time, and raises
@@ -621,9 +631,11 @@ class Receiver:
 
     REPORT_EVERY = 10.0
 
-    def __init__(self, endpoints, ctx: zmq.Context | None = None, setup=None, curve: Curve | None = None):
+    def __init__(self, endpoints, ctx: zmq.Context | None = None, setup=None, curve: Curve | None = None,
+                 clients: str | None = None):
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
+        self.auth = authenticator(self.ctx, clients) if curve and clients else None
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 1000)
         self.sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
@@ -646,8 +658,7 @@ class Receiver:
         except zmq.ZMQError as e:
             self._close_monitor()
             self.sock.close(linger=0)
-            if self._own_ctx:
-                self.ctx.term()
+            self._close_auth()
             raise ValueError(f"cannot listen on {ep}: {e}") from None
         self.streams: dict = {}         # (probe_id, shard, epoch) -> Stream
         self.rejected: dict = {}        # peer identity -> reason
@@ -658,8 +669,19 @@ class Receiver:
         """Close, after at most a second to deliver the last acknowledgements."""
         self._close_monitor()
         self.sock.close()
+        self._close_auth()
+
+    def _close_auth(self) -> None:
+        if self.auth:
+            self.auth.stop()
         if self._own_ctx:
             self.ctx.term()
+
+    def security(self) -> str:
+        """What a listener says of its security at start."""
+        if self.auth:
+            return f"Curve: {len(self.auth.certs.get('*', {}))} authorised client keys"
+        return "Curve: any client that has this server's public key" if self.sock.curve_server else "plain"
 
     def _close_monitor(self) -> None:
         self.sock.disable_monitor()
