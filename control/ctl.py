@@ -1,0 +1,504 @@
+"""The control socket: `touchpoint ctl` steers a running engine over ZeroMQ REQ/REP.
+
+A request is one JSON object `{"cmd": NAME, "args": {...}}`; the reply is `{"ok": true, "result":
+...}` or `{"ok": false, "error": "why"}`. The engine binds a REP socket (`ControlServer`, by default
+ipc://DATA/ctl.sock) and answers from its own loop, between batches: the engine's state is only
+ever touched by that one thread. `Commands` translates each request into calls on the engine
+server and its dispatcher and nothing more; `request` and `render` are the client's side.
+
+tcp goes only with CurveZMQ (the engine a Curve server with a key pair from `touchpoint keys
+generate`, and only the client keys of a directory get in), except on loopback, as for the
+probe links (probe.transport.plain_allowed).
+"""
+import json
+import os
+import re
+import time
+from datetime import datetime, timezone
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from probe.transport import HANDSHAKE_FAILED, Curve, authenticator, handshake_failure, plain_allowed
+
+MAX_REQUEST = 64 << 10              # bytes: a larger request drops the connection (libzmq MAXMSGSIZE)
+TIMEOUT = 5.0                       # seconds the client waits for a reply
+MSISDN_RE = re.compile(r"\+?(\d{1,15})")
+CAMPAIGN_RE = re.compile(r"[a-z0-9_-]+")
+MESSAGE_ID_RE = re.compile(r"[0-9a-f]{8,64}")
+
+
+def default_endpoint(data_dir: str, shard: int = 0) -> str:
+    """ipc://DATA/ctl.sock (ctl-N.sock for shard N > 0: shards may share a data directory)."""
+    name = "ctl.sock" if shard == 0 else f"ctl-{shard}.sock"
+    return "ipc://" + os.path.join(os.path.abspath(data_dir), name)
+
+
+class CtlError(ValueError):
+    """The control socket cannot be set up (an endpoint, a key): a usage error of the engine."""
+
+
+class Refused(Exception):
+    """A request the engine will not carry out; the message says why."""
+
+
+class Unreachable(Exception):
+    """No reply from the control socket: nothing there, a timeout, or (`keys`) a failed handshake."""
+
+    def __init__(self, message: str, keys: bool = False):
+        super().__init__(message)
+        self.keys = keys
+
+
+def check_security(endpoint: str, curve: Curve | None, clients: str | None) -> None:
+    """tcp off loopback only with Curve and a client key directory: ctl can pause campaigns."""
+    if curve is None and not plain_allowed(endpoint):
+        raise CtlError(f"{endpoint} is not on loopback: the control socket needs --ctl-curve-key and "
+                       f"--ctl-curve-clients there (see `touchpoint keys generate`)")
+    if curve is not None and not clients:
+        raise CtlError("--ctl-curve-key needs --ctl-curve-clients DIR: the public keys of who may steer the engine")
+    if clients and curve is None:
+        raise CtlError("--ctl-curve-clients goes with --ctl-curve-key")
+
+
+# --- the engine's side ---------------------------------------------------------------------------
+
+class ControlServer:
+    """A REP socket, in a context of its own (its Curve authenticator must not judge the probes'
+    links). The engine polls `sock` with its receiver and calls `serve()` in its loop."""
+
+    def __init__(self, endpoint: str, handle, *, curve: Curve | None = None, clients: str | None = None, say=None):
+        check_security(endpoint, curve, clients)
+        self.handle = handle                # (cmd, args) -> result; raises Refused
+        self.say = say or (lambda line: None)
+        self.ctx = zmq.Context()
+        self.auth = None
+        try:
+            if clients:
+                self.auth = authenticator(self.ctx, clients)
+            self.sock = self.ctx.socket(zmq.REP)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST)
+            if curve:
+                curve.apply(self.sock)
+            self.sock.bind(endpoint)
+            self.endpoint = self.sock.last_endpoint.decode()
+        except zmq.ZMQError as e:
+            self.close()
+            raise CtlError(f"cannot bind the control socket on {endpoint}: {e}") from None
+
+    def serve(self) -> int:
+        """Answer the requests that are waiting, without blocking; returns how many."""
+        n = 0
+        while self.sock.poll(0, zmq.POLLIN):
+            frames = self.sock.recv_multipart()
+            self.sock.send(json.dumps(self._answer(frames), ensure_ascii=False, default=str).encode())
+            n += 1
+        return n
+
+    def _answer(self, frames) -> dict:
+        try:
+            cmd, args = parse_request(frames)
+            return {"ok": True, "result": self.handle(cmd, args)}
+        except Refused as e:
+            return {"ok": False, "error": str(e)}
+        except Exception as e:              # a bug must not take the engine down with it
+            self.say(f"ctl: internal error: {type(e).__name__}: {e}")
+            return {"ok": False, "error": f"internal error: {type(e).__name__}: {e} (see the engine's log)"}
+
+    def close(self) -> None:
+        if getattr(self, "sock", None) is not None:
+            self.sock.close(linger=0)
+        if self.auth:
+            self.auth.stop()
+        self.ctx.term()
+
+
+def parse_request(frames) -> tuple:
+    if len(frames) != 1:
+        raise Refused(f"a request of {len(frames)} parts: send one JSON object")
+    try:
+        req = json.loads(frames[0])
+    except ValueError as e:
+        raise Refused(f"the request is not JSON: {e}")
+    if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+        raise Refused('a request is {"cmd": NAME, "args": {...}}')
+    args = req.get("args", {})
+    if not isinstance(args, dict):
+        raise Refused(f"{req['cmd']}: args must be an object")
+    return req["cmd"], args
+
+
+def arg(args: dict, name: str, pattern: re.Pattern, what: str, required: bool = True) -> str | None:
+    v = args.get(name)
+    if v is None:
+        if required:
+            raise Refused(f"{name} is needed ({what})")
+        return None
+    m = pattern.fullmatch(v) if isinstance(v, str) else None
+    if m is None:
+        raise Refused(f"{name} {v!r} is not {what}")
+    return m.group(m.lastindex or 0)
+
+
+class Commands:
+    """Each command is a method; its arguments are checked here, the work is the engine's
+    (`srv`, a control.server.EngineServer) and its dispatcher's."""
+
+    NAMES = ("status", "campaigns", "pause", "resume", "reload", "optout", "lists", "pending", "approve", "reject")
+    ARGS = {"optout": {"action", "msisdn", "campaign"}, "pause": {"campaign"}, "resume": {"campaign"},
+            "pending": {"campaign"}, "approve": {"campaign", "id"}, "reject": {"campaign", "id"}}
+
+    def __init__(self, srv):
+        self.srv = srv
+
+    def __call__(self, cmd: str, args: dict):
+        if cmd not in self.NAMES:
+            raise Refused(f"unknown command {cmd!r} (commands: {', '.join(self.NAMES)})")
+        extra = set(args) - self.ARGS.get(cmd, set())
+        if extra:
+            raise Refused(f"{cmd}: unknown argument {sorted(extra)[0]!r}")
+        return getattr(self, cmd)(args)
+
+    @property
+    def dispatcher(self):
+        d = getattr(self.srv, "dispatcher", None)
+        if d is None:
+            raise Refused("this engine runs without a dispatcher")
+        return d
+
+    def campaign(self, args: dict, required: bool = True) -> str | None:
+        cid = arg(args, "campaign", CAMPAIGN_RE, "a campaign id", required)
+        if cid is not None and cid not in self.srv.campaigns():
+            known = ", ".join(sorted(self.srv.campaigns())) or "none"
+            raise Refused(f"no campaign {cid!r} in {self.srv.cfg.rules_dir} (campaigns: {known})")
+        return cid
+
+    def status(self, args: dict) -> dict:
+        srv, e = self.srv, self.srv.engine
+        up = time.monotonic() - srv.started
+        m = e.memory()
+        streams = [{"probe": s.probe_id, "shard": s.shard, "epoch": s.epoch, "peer": s.peer, "ended": s.ended,
+                    **s.summary()} for s in (srv.rx.streams.values() if srv.rx else ())]
+        engine = {"shard": srv.cfg.shard, "uptime_s": round(up, 1), "records": e.records,
+                  "records_per_s": round(e.records / up, 1) if up else 0.0, "subscribers": m["subscribers"],
+                  "state_bytes": m["allocated_bytes"], "rss_bytes": rss_bytes(), "triggers": e.triggers,
+                  "batches_lost": srv.lost, "stream_errors": srv.errors, "active_campaigns": len(e.campaigns),
+                  "lists_reloaded": e.lists.generation if e.lists is not None else 0,
+                  "missing_lists": sorted(e.missing_lists), "streams": streams}
+        d = getattr(srv, "dispatcher", None)
+        return {"engine": engine, "dispatcher": d.status() if d is not None else None}
+
+    def campaigns(self, args: dict) -> list:
+        d = getattr(self.srv, "dispatcher", None)
+        overrides = d.overrides() if d is not None else {}
+        counts = d.campaign_counts() if d is not None else {}
+        out = []
+        for c in self.srv.campaigns().values():
+            n = counts.get(c.id, {})
+            out.append({"id": c.id, "name": c.name, "status": overrides.get(c.id, c.status), "rule_status": c.status,
+                        "override": overrides.get(c.id), "send": c.send, "priority": c.priority,
+                        "triggers": self.srv.fired.get(c.id, 0), "sent": n.get("sent", 0) + n.get("delivered", 0),
+                        "pending": n.get("pending", 0), "queued": n.get("queued", 0), "expired": n.get("expired", 0),
+                        "suppressed": n.get("suppressed", 0)})
+        return out
+
+    def pause(self, args: dict) -> dict:
+        cid = self.campaign(args)
+        self.dispatcher.pause(cid)
+        self.srv.say(f"ctl: campaign {cid} paused")
+        return {"campaign": cid, "status": "paused"}
+
+    def resume(self, args: dict) -> dict:
+        cid = self.campaign(args)
+        c = self.srv.campaigns()[cid]
+        if c.status != "active":
+            raise Refused(f"campaign {cid} is {c.status!r} in {c.file}: set `status: active` there and reload")
+        self.dispatcher.resume(cid)
+        self.srv.say(f"ctl: campaign {cid} resumed")
+        return {"campaign": cid, "status": "active"}
+
+    def reload(self, args: dict) -> dict:
+        errors, summary = self.srv.reload_rules()
+        if errors:
+            more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+            raise Refused(f"rules not reloaded, the rules in force stay: {len(errors)} errors{more}:\n" +
+                          "\n".join(errors[:10]))
+        return summary
+
+    def optout(self, args: dict):
+        action = args.get("action")
+        if action not in ("add", "remove", "check"):
+            raise Refused(f"optout: action {action!r} is not add, remove or check")
+        msisdn = arg(args, "msisdn", MSISDN_RE, "an MSISDN (up to 15 digits)")
+        cid = self.campaign(args, required=False)
+        d = self.dispatcher
+        if action == "check":
+            return {"msisdn": msisdn, "optouts": d.optout_check(msisdn)}
+        stopped = 0
+        if action == "add":
+            stopped = d.optout_add(msisdn, cid or "*")
+        elif not d.optout_remove(msisdn, cid or "*"):
+            raise Refused(f"{msisdn} has no opt-out " + (f"for campaign {cid}" if cid else "from all campaigns") +
+                          " set by ctl")
+        self.srv.say(f"ctl: opt-out {'added' if action == 'add' else 'removed'}"
+                     + (f" for campaign {cid}" if cid else "") + (f", {stopped} messages stopped" if stopped else ""))
+        return {"msisdn": msisdn, "campaign": cid or "*", "action": action, "stopped": stopped}
+
+    def lists(self, args: dict) -> list:
+        from .lists import TAC, ListError, read_meta
+        store = self.srv.engine.lists
+        if store is None:
+            return []
+        used = {}
+        for c in self.srv.campaigns().values():
+            for name in (*c.audience.lists, *c.exclude.lists):
+                used.setdefault(name, []).append(c.id)
+        names = store.names() + ([TAC] if store.tac() is not None else [])
+        out = []
+        for name in sorted(set(names) | set(used)):
+            row = {"name": name, "used_by": used.get(name, [])}
+            try:
+                m = read_meta(store.root / name)
+                row.update(rows=m["rows"], columns=[c["name"] for c in m["columns"]], generation=m["generation"],
+                           imported_at=m["imported_at"], source=m["source"])
+            except ListError as e:
+                row["error"] = str(e) if name in names else f"not imported (touchpoint lists import {name} FILE)"
+            out.append(row)
+        return out
+
+    def pending(self, args: dict) -> list:
+        cid = self.campaign(args, required=False)
+        return self.dispatcher.pending(cid)
+
+    def approve(self, args: dict) -> dict:
+        return self._decide(args, "approve")
+
+    def reject(self, args: dict) -> dict:
+        return self._decide(args, "reject")
+
+    def _decide(self, args: dict, verb: str) -> dict:
+        mid = arg(args, "id", MESSAGE_ID_RE, "a message id (hex, as `ctl pending` shows)", required=False)
+        cid = self.campaign(args, required=False)
+        if (mid is None) == (cid is None):
+            raise Refused(f"{verb}: name a campaign or a message --id (one of them)")
+        n = getattr(self.dispatcher, verb)(campaign=cid, id=mid)
+        if not n:
+            raise Refused("nothing pending " + (f"for campaign {cid}" if cid else f"with id {mid}"))
+        done = {"approve": "approved", "reject": "rejected"}[verb]
+        self.srv.say(f"ctl: {n} pending messages {done}" + (f" for campaign {cid}" if cid else ""))
+        return {"campaign": cid, "id": mid, done: n}
+
+
+def rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# --- the client's side ---------------------------------------------------------------------------
+
+def request(endpoint: str, cmd: str, args: dict | None = None, *, curve: Curve | None = None,
+            timeout: float = TIMEOUT) -> dict:
+    """Send one request, wait for its reply. Raises Unreachable with what to check."""
+    if endpoint.startswith("ipc://") and not os.path.exists(endpoint[6:]):
+        raise Unreachable(f"no control socket at {endpoint[6:]}")
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve:
+        curve.apply(sock)
+    monitor = sock.get_monitor_socket(HANDSHAKE_FAILED)     # a refused key: say so now, not in 5 s
+    try:
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as e:
+            raise Unreachable(f"cannot connect to {endpoint}: {e}") from None
+        sock.send(json.dumps({"cmd": cmd, "args": args or {}}, ensure_ascii=False).encode())
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready = dict(poller.poll(int(left * 1000) + 1))
+            if monitor in ready:
+                ev = recv_monitor_message(monitor)
+                raise Unreachable(handshake_failure(ev["event"], ev["value"]), keys=True)
+            if sock in ready:
+                try:
+                    reply = json.loads(sock.recv())
+                except ValueError as e:
+                    raise Unreachable(f"{endpoint} answered something that is not a ctl reply ({e})") from None
+                if not isinstance(reply, dict) or "ok" not in reply:
+                    raise Unreachable(f"{endpoint} answered something that is not a ctl reply")
+                return reply
+        raise Unreachable(f"no answer within {timeout:g} s")
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+        sock.close(linger=0)
+        ctx.term()
+
+
+# --- human tables --------------------------------------------------------------------------------
+
+def render(cmd: str, result, args: dict) -> str:
+    """The reply's result as text for a person (`--json` prints it as it came)."""
+    return RENDER.get(cmd, lambda r, a: json.dumps(r, ensure_ascii=False, indent=2))(result, args)
+
+
+def table(rows: list, columns: list) -> str:
+    """Rows of dicts as aligned columns: [(key, header)]; numbers right-aligned."""
+    cells = [[cell(r.get(k)) for k, _ in columns] for r in rows]
+    width = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h) in enumerate(columns)]
+    numeric = [all(isinstance(r.get(k), (int, float, type(None))) for r in rows) for k, _ in columns]
+    line = lambda vals: "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(vals, width, numeric)).rstrip()
+    return "\n".join([line([h for _, h in columns])] + [line(c) for c in cells])
+
+
+def cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v)) or "-"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {cell(x)}" for k, x in v.items()) or "-"
+    return str(v)
+
+
+def duration(s: float) -> str:
+    s = int(s)
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 86400}d {s % 86400 // 3600}h {s % 3600 // 60:02d}m" if s >= 86400 else \
+        f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def mb(n) -> str:
+    return "?" if n is None else f"{n / 2**20:,.1f} MB"
+
+
+def when(ns) -> str:
+    if not ns:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def render_status(r: dict, args) -> str:
+    e = r["engine"]
+    out = [f"engine shard {e['shard']}: up {duration(e['uptime_s'])}, {e['records']:,} records "
+           f"({e['records_per_s']:,.1f}/s since start), {e['subscribers']:,} subscribers "
+           f"({mb(e['state_bytes'])} of state, {mb(e['rss_bytes'])} resident), {e['triggers']:,} triggers, "
+           f"{e['batches_lost']:,} batches lost, {e['stream_errors']:,} stream errors",
+           f"  {e['active_campaigns']} active campaigns; lists reloaded {e['lists_reloaded']} times"
+           + (f"; missing lists: {', '.join(e['missing_lists'])}" if e["missing_lists"] else "")]
+    if e["streams"]:
+        out += ["probe streams:", indent(table(e["streams"], [
+            ("probe", "probe"), ("shard", "shard"), ("peer", "peer"), ("batches", "batches"), ("records", "records"),
+            ("lost_batches", "lost"), ("gaps", "gaps"), ("out_of_order", "out of order"), ("ended", "ended")]))]
+    else:
+        out.append("probe streams: none yet")
+    d = r.get("dispatcher")
+    if d is None:
+        out.append("dispatcher: none in this engine")
+    else:
+        out.append("dispatcher:")
+        for key, value in d.items():
+            out.append(indent(section(key, value)))
+    return "\n".join(out)
+
+
+def section(name: str, value) -> str:
+    """A part of the dispatcher's status whatever its shape: a value, a dict of numbers (one
+    line), a dict of dicts (a table, one row a key; one line a key when they are many columns)."""
+    label = name.replace("_", " ")
+    if name == "clock" and isinstance(value, str) and value.partition(" ")[2].isdigit():
+        kind, _, ns = value.partition(" ")
+        return f"clock: {kind}, now {when(int(ns))} UTC"
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        keys = list(dict.fromkeys(k for v in value.values() for k in v))
+        if len(keys) > 8:
+            return f"{label}:\n" + "\n".join(f"  {k}: " + cell({x: y for x, y in v.items() if y not in (None, "")})
+                                              for k, v in value.items())
+        rows = [{"": k, **v} for k, v in value.items()]
+        return f"{label}:\n" + indent(table(rows, [("", "")] + [(k, k.replace("_", " ")) for k in keys]))
+    return f"{label}: {cell(value) if value not in ({}, []) else 'none'}"
+
+
+def indent(text: str, by: str = "  ") -> str:
+    return "\n".join(by + line for line in text.splitlines())
+
+
+def render_campaigns(rows: list, args) -> str:
+    if not rows:
+        return "no campaigns in the rules directory"
+    for r in rows:
+        r["shown_status"] = r["status"] + (" (ctl)" if r["override"] else "")
+    return table(rows, [("id", "campaign"), ("shown_status", "status"), ("send", "send"), ("priority", "priority"),
+                        ("triggers", "triggers"), ("pending", "pending"), ("queued", "queued"), ("sent", "sent"),
+                        ("expired", "expired"), ("suppressed", "suppressed")])
+
+
+def render_optout(r: dict, args) -> str:
+    if "optouts" not in r:
+        scope = f"campaign {r['campaign']}" if r["campaign"] != "*" else "all campaigns"
+        stopped = f"; {r['stopped']:,} queued or pending messages stopped" if r["stopped"] else ""
+        return f"{r['msisdn']}: opt-out {'added' if r['action'] == 'add' else 'removed'} ({scope}){stopped}"
+    if not r["optouts"]:
+        return f"{r['msisdn']}: no opt-out; campaigns may reach this number"
+    rows = [{**o, "at": when(o["at"]) if isinstance(o.get("at"), int) else o.get("at")} for o in r["optouts"]]
+    return f"{r['msisdn']}: opted out\n" + indent(table(rows, [
+        ("campaign", "campaign"), ("source", "source"), ("at", "since (UTC)")]))
+
+
+def render_lists(rows: list, args) -> str:
+    if not rows:
+        return "no lists (touchpoint lists import NAME FILE)"
+    for r in rows:
+        r.setdefault("columns", r.get("error", ""))
+        r["generation"] = str(r.get("generation", "-"))      # an id (microseconds), not a quantity
+    return table(rows, [("name", "list"), ("rows", "rows"), ("generation", "generation"), ("imported_at", "imported"),
+                        ("columns", "columns"), ("used_by", "used by")])
+
+
+def render_pending(rows: list, args) -> str:
+    if not rows:
+        return "nothing pending" + (f" for campaign {args['campaign']}" if args.get("campaign") else "")
+    from .cli import mask_digits            # numbers half hidden, as `lists show` does; --json has them whole
+    shown = [{**r, "msisdn": mask_digits(r.get("msisdn") or ""), "trigger": when(r.get("trigger_ns")),
+              "deadline": when(r.get("deadline_ns")), "text": shorten(r.get("text") or "", 40)} for r in rows]
+    return table(shown, [("id", "id"), ("campaign", "campaign"), ("msisdn", "msisdn"), ("trigger", "trigger (UTC)"),
+                         ("deadline", "deadline (UTC)"), ("text", "text")]) + \
+        f"\n{len(rows):,} pending" + (" shown (the oldest; `ctl status` counts them all)" if len(rows) >= 1000 else "")
+
+
+def messages(n: int) -> str:
+    return f"{n:,} message" + "s" * (n != 1)
+
+
+def shorten(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+RENDER = {
+    "status": render_status,
+    "campaigns": render_campaigns,
+    "pause": lambda r, a: f"campaign {r['campaign']} paused: its triggers are suppressed until `ctl resume`",
+    "resume": lambda r, a: f"campaign {r['campaign']} resumed",
+    "reload": lambda r, a: f"reloaded: {r['campaigns']} campaigns ({r['active']} active); lists changed: "
+                           f"{', '.join(r['lists_changed']) or 'none'}",
+    "optout": render_optout,
+    "lists": render_lists,
+    "pending": render_pending,
+    "approve": lambda r, a: f"approved {messages(r['approved'])} (each checked again against the policy)",
+    "reject": lambda r, a: f"rejected {messages(r['rejected'])}",
+}
