@@ -27,13 +27,14 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from probe.decode import Options, Stats, decode_file
 from probe.format import to_dicts
+from tests.fidelity import Known, compare
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps-public"
 TSHARK = shutil.which("tshark")
@@ -102,14 +103,6 @@ NON_SUBSCRIBER_IMSI = {
     # subscriber of that network one subscriber.
     "gsm_map.ms.mnpInfoRes_element",
 }
-
-
-@dataclass
-class Known:
-    what: str                 # "ops" (per-frame component keys), "imsi" or "msisdn"
-    only_tshark: set = field(default_factory=set)
-    only_ours: set = field(default_factory=set)
-    reason: str = ""
 
 
 MNP_IMSI = ("tshark shows e212.imsi 272030000000000 from the ATI result's SubscriberInfo.mnpInfoRes; "
@@ -282,22 +275,15 @@ def _diff(what, ts, ours, name: str) -> list:
     """Problems with tshark's values vs ours once the known differences are taken out.
 
     ts and ours are sets or Counters (multiplicity counts for components)."""
-    ts, ours = Counter(ts), Counter(ours)
-    only_t, only_o = ts - ours, ours - ts
-    problems = []
-    for k in KNOWN.get(name, []):
-        if k.what != what:
-            continue
-        kt, ko = Counter(k.only_tshark), Counter(k.only_ours)
-        if kt - only_t or ko - only_o:
-            problems.append(f"known {what} difference no longer seen, update KNOWN: {k}")
-        only_t -= kt
-        only_o -= ko
-    if only_t:
-        problems.append(f"{what} only in tshark: {sorted(only_t.elements(), key=str)[:20]}")
-    if only_o:
-        problems.append(f"{what} only in ours: {sorted(only_o.elements(), key=str)[:20]}")
-    return problems
+    return compare(what, ts, ours, KNOWN.get(name, [])).problems()
+
+
+def compared(ts: TsharkView, ours: OursView) -> dict:
+    """what -> (tshark's, ours): what the tests below hold against each other (and
+    bench/fidelity.py tabulates)."""
+    return {"ops": (ts.comps, ours.comps),           # per frame, with multiplicity
+            "imsi": (ts.imsis | ts.imsis_excluded, ours.imsis),
+            "msisdn": (ts.msisdns, ours.msisdns)}
 
 
 def _summary(c: Counter) -> Counter:
@@ -316,7 +302,7 @@ NEGATIVE = [c.name for c in CAPTURES if not c.has_map]
 def test_map_operations_match_tshark(views, name):
     ts, ours = views(name)
     known_ops = [k for k in KNOWN.get(name, []) if k.what == "ops"]
-    problems = _diff("ops", ts.comps, ours.comps, name)   # per frame, with multiplicity
+    problems = _diff("ops", *compared(ts, ours)["ops"], name)
     detail = (f"{name}: tshark {dict(_summary(ts.comps))} vs ours {dict(_summary(ours.comps))}; "
               f"known: {[k.reason for k in known_ops]}; {NOTES.get(name, '')}")
     assert not problems, detail + "\n" + "\n".join(problems)
@@ -333,7 +319,7 @@ def test_map_operations_match_tshark(views, name):
 @pytest.mark.parametrize("name", MAP_FILES)
 def test_imsis_match_tshark(views, name):
     ts, ours = views(name)
-    problems = _diff("imsi", ts.imsis | ts.imsis_excluded, ours.imsis, name)
+    problems = _diff("imsi", *compared(ts, ours)["imsi"], name)
     assert not problems, f"{name}: " + "\n".join(problems)
     # Everything tshark shows outside NON_SUBSCRIBER_IMSI is a subscriber IMSI ours must have.
     assert ts.imsis <= ours.imsis
@@ -345,7 +331,7 @@ def test_msisdns_match_tshark(views, name):
     assert not ts.unclassified, (
         f"{name}: e164.msisdn under a parent field not classified as subscriber or node: "
         f"{ts.unclassified[:5]} -- add it to SUBSCRIBER_MSISDN_FIELDS or NODE_ADDRESS_FIELDS")
-    problems = _diff("msisdn", ts.msisdns, ours.msisdns, name)
+    problems = _diff("msisdn", *compared(ts, ours)["msisdn"], name)
     assert not problems, f"{name}: " + "\n".join(problems)
     # Node addresses that ours records as `node` must be there.
     for parent, digits in ts.node_numbers.items():

@@ -49,6 +49,7 @@ import pytest
 
 from probe.decode import Anomaly, Options, Stats, decode_file
 from probe.format import to_dicts
+from tests.fidelity import Known, compare
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps-public"
 TSHARK = shutil.which("tshark")
@@ -104,14 +105,6 @@ CAPTURES = [
     Capture("suricata_sctp-keywords_input.pcap", positive=False),
 ]
 BY_NAME = {c.name: c for c in CAPTURES}
-
-
-@dataclass
-class Known:
-    what: str                     # "comps", "isup", "imsi", "calling", "called", "key", "cgi"
-    only_tshark: set = field(default_factory=set)
-    only_ours: set = field(default_factory=set)
-    reason: str = ""
 
 
 BCD_3A = (
@@ -366,22 +359,19 @@ def views():
 
 def _diff(what, ts, ours, name: str) -> list:
     """Problems with tshark's values vs ours once the known differences are taken out."""
-    ts, ours = Counter(ts), Counter(ours)
-    only_t, only_o = ts - ours, ours - ts
-    problems = []
-    for k in KNOWN.get(name, []):
-        if k.what != what:
-            continue
-        kt, ko = Counter(k.only_tshark), Counter(k.only_ours)
-        if kt - only_t or ko - only_o:
-            problems.append(f"known {what} difference no longer seen, update KNOWN: {k}")
-        only_t -= kt
-        only_o -= ko
-    if only_t:
-        problems.append(f"{what} only in tshark: {sorted(only_t.elements(), key=str)[:20]}")
-    if only_o:
-        problems.append(f"{what} only in ours: {sorted(only_o.elements(), key=str)[:20]}")
-    return problems
+    return compare(what, ts, ours, KNOWN.get(name, [])).problems()
+
+
+def compared(ts: TsharkView, ours: OursView) -> dict:
+    """what -> (tshark's, ours): what the tests below hold against each other (and
+    bench/fidelity.py tabulates). ISUP messages of the types that become records are compared per
+    frame, the others in number against ours' ISUP_OTHER_MESSAGE; BICC against ISUP_BICC."""
+    recorded = Counter({k: n for k, n in ts.isup.items() if k[1] in ISUP_RECORDED})
+    others = sum(n for k, n in ts.isup.items() if k[1] not in ISUP_RECORDED)
+    return {"comps": (ts.comps, ours.comps), "isup": (recorded, ours.isup),
+            "isup other": (Counter(other=others), Counter(other=ours.stats.anomalies[Anomaly.ISUP_OTHER_MESSAGE])),
+            "bicc": (Counter(bicc=sum(ts.bicc.values())), Counter(bicc=ours.stats.anomalies[Anomaly.ISUP_BICC])),
+            **{k: (ts.values[k], ours.values[k]) for k in VALUES}}
 
 
 def _summary(c: Counter) -> Counter:
@@ -398,7 +388,7 @@ NEGATIVE = [c.name for c in CAPTURES if not c.positive]
 @pytest.mark.parametrize("name", POSITIVE)
 def test_cap_components_match_tshark(views, name):
     ts, ours = views(name)
-    problems = _diff("comps", ts.comps, ours.comps, name)
+    problems = _diff("comps", *compared(ts, ours)["comps"], name)
     assert not problems, (f"{name}: tshark {dict(_summary(ts.comps))} vs ours {dict(_summary(ours.comps))}; "
                           f"{NOTES.get(name, '')}\n" + "\n".join(problems))
 
@@ -406,21 +396,20 @@ def test_cap_components_match_tshark(views, name):
 @pytest.mark.parametrize("name", POSITIVE)
 def test_isup_messages_match_tshark(views, name):
     ts, ours = views(name)
-    recorded = Counter({k: n for k, n in ts.isup.items() if k[1] in ISUP_RECORDED})
-    problems = _diff("isup", recorded, ours.isup, name)
+    sides = compared(ts, ours)
+    problems = _diff("isup", *sides["isup"], name)
     assert not problems, f"{name}: tshark {dict(_summary(ts.isup))} vs ours {dict(_summary(ours.isup))}\n" + \
         "\n".join(problems)
     # the types that are not folded into calls are counted, not recorded
-    others = sum(n for k, n in ts.isup.items() if k[1] not in ISUP_RECORDED)
-    assert ours.stats.anomalies[Anomaly.ISUP_OTHER_MESSAGE] == others, \
-        f"{name}: tshark shows {others} ISUP messages of other types: {sorted(ts.isup)}"
+    others, counted = sides["isup other"]
+    assert counted == others, f"{name}: tshark shows {others['other']} ISUP messages of other types: {sorted(ts.isup)}"
 
 
 @pytest.mark.parametrize("name", POSITIVE)
 def test_bicc_is_counted_not_decoded(views, name):
     ts, ours = views(name)
-    assert ours.stats.anomalies[Anomaly.ISUP_BICC] == sum(ts.bicc.values()), \
-        f"{name}: tshark BICC {dict(ts.bicc)}; {NOTES.get(name, '')}"
+    bicc, counted = compared(ts, ours)["bicc"]
+    assert counted == bicc, f"{name}: tshark BICC {dict(ts.bicc)}; {NOTES.get(name, '')}"
     assert not {f for f, _mt in ts.bicc} & ours.frames, f"{name}: a record at a BICC frame"
 
 
@@ -428,7 +417,7 @@ def test_bicc_is_counted_not_decoded(views, name):
 @pytest.mark.parametrize("name", POSITIVE)
 def test_values_match_tshark(views, name, what):
     ts, ours = views(name)
-    problems = _diff(what, ts.values[what], ours.values[what], name)
+    problems = _diff(what, *compared(ts, ours)[what], name)
     known = [k.reason for k in KNOWN.get(name, []) if k.what == what]
     assert not problems, f"{name} {what}: known: {known}; {NOTES.get(name, '')}\n" + "\n".join(problems)
 
