@@ -18,6 +18,7 @@ import string
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import yaml
@@ -28,6 +29,7 @@ from probe.record import Loc, pack
 from . import fields as F
 
 PLACES_FILES = ("places.yaml", "places.yml")
+POLICY_FILES = ("policy.yaml", "policy.yml")
 STATUSES = ("draft", "active", "paused")
 CHANNELS = ("sms", "http", "file")
 SEND_MODES = ("auto", "approve")
@@ -38,6 +40,7 @@ DEFAULT_CF_WITHIN_S = 72 * 3600
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 TEMPLATE_FIELD = re.compile(r"[a-z_][a-z0-9_]*\Z")
+SOURCE = re.compile(r"\d{1,20}\Z|[A-Za-z0-9 ]{1,11}\Z")
 DURATION = re.compile(r"(\d+)\s*([smhd])\Z")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 PERCENT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*%\Z")
@@ -71,6 +74,23 @@ class Error:
 # A where-block compiles to a small tree. mask(col, n) evaluates it on all candidate rows at
 # once: col(name) returns the field's column (see rules/README.md, "Columns"); n, the number of
 # rows, is needed only by a predicate that tests nothing, and defaults to len(col("kind")).
+
+# --- predicates -------------------------------------------------------------------------------
+#
+# A where-block compiles to a small tree. mask(col, n) evaluates it on all candidate rows at
+# once: col(name) returns the field's column (see rules/README.md, "Columns"); n, the number of
+# rows, is needed only by a predicate that tests nothing, and defaults to len(col("kind")).
+
+def isin(v: np.ndarray, values) -> np.ndarray:
+    """np.isin, without its sorting for the few values conditions name."""
+    values = np.asarray(values)
+    if len(values) > 8:
+        return np.isin(v, values)
+    m = np.zeros(v.shape, bool)
+    for x in values:
+        m |= v == x
+    return m
+
 
 class Pred:
     """A compiled condition."""
@@ -340,9 +360,19 @@ class Audience:
 
 @dataclass(frozen=True)
 class Message:
-    channel: str
+    channel: str                    # sms | http | file; "": the policy's default channel
     text: str
     fields: tuple = ()              # the template's {names}, in order of first use
+    source: str = ""                # the SMPP source address / service code ("": the channel's)
+
+    def render(self, values: dict) -> str:
+        """The text with each {name} replaced by str(values[name]); nothing else is looked up,
+        so no attribute or index of a value is ever reached ({x.__class__} cannot be written:
+        `rules check` refuses it). KeyError names a field without a value."""
+        return TEMPLATE.sub(lambda m: m.group(0)[0] if m.group(1) is None else str(values[m.group(1)]), self.text)
+
+
+TEMPLATE = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -368,6 +398,8 @@ class Campaign:
     holdout: float = 0.0            # a fraction, 0.1 for 10%
     goal: Goal | None = None
     send: str = "auto"
+    cooldown_s: int = 0             # no second message of this campaign to a subscriber within it (0: none)
+    quota: int = 0                  # messages a day, in the policy's time zone (0: no quota)
     file: str = ""
     line: int = 0
 
@@ -400,6 +432,8 @@ class Campaign:
         names = list(F.EVENTS[self.trigger.event].fields)
         for pred in (self.trigger.where, self.audience.where):
             names += sorted(pred.fields - set(names)) if pred is not None else []
+        # and what the message's template needs (the trigger names the subscriber itself)
+        names += [n for n in self.message.fields if n not in names and n not in TRIGGER_KEYS]
         return tuple(names)
 
 
@@ -410,12 +444,46 @@ def _any_list(col, names) -> np.ndarray:
     return m
 
 
+TRIGGER_KEYS = ("imsi", "msisdn", "campaign")       # a template field every trigger gives
+DEFAULT_CAPS = ((86400, 1), (7 * 86400, 3))         # ((per seconds, at most), ...)
+DEFAULT_OPTOUT_KEYWORDS = ("TD", "退订", "T", "STOP")
+# The settings policy.yaml may give each channel, and what each one is (control/channels.py,
+# control/smpp.py read them).
+CHANNEL_SETTINGS = MappingProxyType({
+    "sms": {"host": "text", "port": "port", "system_id": "text", "password": "text", "system_type": "text",
+            "bind": ("transceiver", "transmitter"), "window": "count", "rate": "rate", "source": "text"},
+    "http": {"url": "url", "headers": "headers", "timeout": "duration", "rate": "rate"},
+    "file": {"path": "text", "rate": "rate"},
+})
+REQUIRED_SETTINGS = {"sms": ("host", "system_id"), "http": ("url",), "file": ()}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """policy.yaml: the contact policy's settings (control.policy applies them); these defaults
+    when the rules directory has none."""
+    timezone: str = "UTC"
+    caps: tuple = DEFAULT_CAPS      # ((per seconds, at most), ...)
+    quiet: tuple | None = None      # (from, to) in minutes after local midnight; from > to spans midnight
+    arbitration_s: int = 60
+    channel: str = "file"           # the channel of a message that names none
+    channels: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # name -> {setting: value}
+    optout_lists: tuple = ()
+    optout_keywords: tuple = DEFAULT_OPTOUT_KEYWORDS
+    file: str = ""
+
+    @property
+    def tz(self):
+        return ZoneInfo(self.timezone)
+
+
 @dataclass(frozen=True)
 class RuleSet:
     path: str
     campaigns: tuple                # the campaigns without errors, by file name
     places: Places
     errors: tuple                   # Error, by file and line
+    policy: Policy = Policy()
 
     @property
     def ok(self) -> bool:
@@ -985,12 +1053,12 @@ def _check_overlaps(doc, areas):
 # --- campaigns -------------------------------------------------------------------------------------
 
 CAMPAIGN_KEYS = ("id", "name", "status", "valid", "trigger", "audience", "exclude", "window", "message",
-                 "priority", "holdout", "goal", "send")
+                 "priority", "holdout", "goal", "send", "cooldown", "quota")
 CAMPAIGN_HINTS = {"when": "the scenario goes under trigger.event", "event": "put it under trigger: {event: ...}",
                   "text": "put it under message: {text: ...}", "lists": "put it under audience: {lists: [...]}"}
 
 
-def _campaign(doc: _Doc, root, places: Places | None, columns) -> Campaign | None:
+def _campaign(doc: _Doc, root, places: Places | None, columns, policy: Policy = Policy()) -> Campaign | None:
     top = doc.mapping(root, "", CAMPAIGN_KEYS, required=("id", "trigger", "message"), hints=CAMPAIGN_HINTS)
     if top is None:
         return None
@@ -1011,13 +1079,17 @@ def _campaign(doc: _Doc, root, places: Places | None, columns) -> Campaign | Non
     audience = _audience(doc, top["audience"], "audience", cond, columns) if "audience" in top else Audience()
     exclude = _audience(doc, top["exclude"], "exclude", cond, columns) if "exclude" in top else Audience()
     window = get("window", doc.duration, DEFAULT_WINDOW_S)
-    message = _message(doc, top["message"], columns) if "message" in top else _BAD
+    message = _message(doc, top["message"], columns, policy) if "message" in top else _BAD
     priority = get("priority", doc.integer, 0)
     holdout = get("holdout", doc.percent, 0.0)
     goal = _goal(doc, top["goal"], cond) if "goal" in top else None
     send = get("send", lambda n, p: doc.choice(n, p, SEND_MODES), "auto")
+    cooldown = get("cooldown", doc.duration, 0)
+    quota = get("quota", lambda n, p: doc.integer(n, p, 1), 0)
+    if trigger is not _BAD and message is not _BAD:
+        _check_template(doc, top["message"], message, trigger.event, audience, columns)
     parts = (cid, name, status, trigger, audience, exclude, message, valid_from, valid_until, window, priority,
-             holdout, goal, send)
+             holdout, goal, send, cooldown, quota)
     if doc.errors or any(p is _BAD for p in parts):
         return None
     return Campaign(*parts, file=doc.file, line=_line(root))
@@ -1099,13 +1171,20 @@ def _audience(doc, node, path, cond, columns) -> Audience:
     return Audience(lists, where)
 
 
-def _message(doc, node, columns) -> Message:
-    top = doc.mapping(node, "message", ("channel", "text"), required=("text",))
+def _message(doc, node, columns, policy: Policy) -> Message:
+    top = doc.mapping(node, "message", ("channel", "text", "source"), required=("text",))
     if top is None or "text" not in top:
         return _BAD
-    channel = doc.choice(top["channel"], "message.channel", CHANNELS) if "channel" in top else "sms"
+    channel = doc.choice(top["channel"], "message.channel", CHANNELS) if "channel" in top else ""
+    if channel not in (_BAD, "") and channel != "file" and channel not in policy.channels:
+        doc.err(top["channel"], "message.channel", f"{channel} has no settings in policy.yaml "
+                                                   f"(channels.{channel}.{REQUIRED_SETTINGS[channel][0]})")
+    source = doc.scalar(top["source"], "message.source") if "source" in top else ""
+    if source not in (_BAD, "") and not SOURCE.match(source):
+        source = doc.err(top["source"], "message.source", f"{source!r} is not a source address: up to 20 digits "
+                                                          "(a service code, 10658000) or up to 11 letters and digits")
     text = doc.scalar(top["text"], "message.text")
-    if text is _BAD or channel is _BAD:
+    if _BAD in (text, channel, source):
         return _BAD
     if not text.strip():
         return doc.err(top["text"], "message.text", "empty")
@@ -1120,21 +1199,35 @@ def _message(doc, node, columns) -> Message:
         if not TEMPLATE_FIELD.match(fname) or spec or conv:
             written = f"{{{fname}{'!' + conv if conv else ''}{':' + spec if spec else ''}}}"
             return doc.err(top["text"], "message.text", f"{written} is not a field name like {{brand}}")
-        if columns is not None and fname not in columns.names and not _known_anywhere(fname):
-            return doc.err(top["text"], "message.text", f"{{{fname}}} is not a field or list column"
-                                                        f"{_suggest(fname, list(columns.names) + _catalogue())}")
         if fname not in names:
             names.append(fname)
-    return Message(channel, text, tuple(names))
+    return Message(channel, text, tuple(names), source)
 
 
-def _catalogue() -> list:
-    return list({**F.RECORD_FIELDS, **F.STATE_FIELDS, **F.AUDIENCE_FIELDS,
-                 **{k: 1 for e in F.EVENTS.values() for k in e.fields}})
-
-
-def _known_anywhere(name: str) -> bool:
-    return name in _catalogue() or name in ("imsi", "msisdn", "campaign")
+def _check_template(doc, node, message, event, audience, columns) -> None:
+    """Every {field} must have a source: the trigger (imsi, msisdn, campaign), the event's,
+    the record's or the state's fields, the TAC table, or a column of the audience's lists
+    (any name not built in, while the lists are not known; none when the audience names no list)."""
+    text_node = next((v for k, v in node.value if getattr(k, "value", None) == "text"), node)
+    built_in = {**F.trigger_fields(event), **F.AUDIENCE_FIELDS}
+    lists = audience.lists if audience is not _BAD else ()
+    for fname in message.fields:
+        if fname in built_in or fname in TRIGGER_KEYS:
+            continue
+        if not lists:
+            why = "no source gives it: not a field of the event, and the audience names no list"
+        elif columns is None:
+            if not _suggest(fname, built_in, cutoff=0.75):
+                continue            # a column of the audience's lists, known once they are imported
+            why = "not a field"
+        elif fname in columns:
+            continue
+        else:
+            why = "not a column of the imported lists"
+        events = [e.name for e in F.EVENTS.values() if fname in e.fields]
+        if events:
+            why = f"a field of {_one_of(events)}, not of {event}"
+        doc.err(text_node, "message.text", f"{{{fname}}}: {why}{_suggest(fname, [*built_in, *(columns or ())])}")
 
 
 def _goal(doc, node, cond) -> Goal:
@@ -1147,6 +1240,117 @@ def _goal(doc, node, cond) -> Goal:
         return _BAD
     where = cond.where(top["where"], "goal.where", F.trigger_fields(event), "trigger") if "where" in top else AllOf(())
     return _BAD if within is _BAD else Goal(event, within, where)
+
+
+# --- policy.yaml -------------------------------------------------------------------------------------
+
+POLICY_KEYS = ("timezone", "caps", "quiet", "arbitration", "channel", "channels", "optout_lists", "optout_keywords")
+CLOCK_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
+
+
+def _policy(doc: _Doc, root) -> Policy:
+    top = doc.mapping(root, "", POLICY_KEYS)
+    if top is None:
+        return Policy(file=doc.file)
+    kw = {}
+    if "timezone" in top:
+        tz = doc.scalar(top["timezone"], "timezone")
+        try:
+            if tz is not _BAD:
+                ZoneInfo(tz)
+                kw["timezone"] = tz
+        except (ZoneInfoNotFoundError, ValueError):
+            doc.err(top["timezone"], "timezone", f"{tz!r} is not a time zone name like Asia/Shanghai or UTC")
+    if "caps" in top:
+        kw["caps"] = _caps(doc, top["caps"])
+    if "quiet" in top:
+        q = doc.mapping(top["quiet"], "quiet", ("from", "to"), required=("from", "to")) or {}
+        ends = [_clock_time(doc, q[k], f"quiet.{k}") for k in ("from", "to") if k in q]
+        if len(ends) == 2 and _BAD not in ends:
+            if ends[0] == ends[1]:
+                doc.err(q["to"], "quiet.to", "is the same time as quiet.from: leave quiet out for no quiet hours")
+            kw["quiet"] = tuple(ends)
+    if "arbitration" in top:
+        kw["arbitration_s"] = doc.duration(top["arbitration"], "arbitration", zero=True)
+    channels = {}
+    if "channels" in top:
+        for knode, vnode in _named(doc, top["channels"], "channels"):
+            name = knode.value
+            if name not in CHANNEL_SETTINGS:
+                doc.err(knode, f"channels.{name}", f"{name!r} is not a channel ({_one_of(CHANNEL_SETTINGS)})"
+                                                   f"{_suggest(name, CHANNEL_SETTINGS)}")
+                continue
+            channels[name] = MappingProxyType(_channel_settings(doc, name, vnode))
+    kw["channels"] = MappingProxyType(channels)
+    if "channel" in top:
+        kw["channel"] = doc.choice(top["channel"], "channel", CHANNELS)
+        if kw["channel"] not in (_BAD, "file") and kw["channel"] not in channels:
+            doc.err(top["channel"], "channel", f"{kw['channel']} has no settings under channels")
+    if "optout_lists" in top and not (isinstance(top["optout_lists"], SequenceNode) and not top["optout_lists"].value):
+        kw["optout_lists"] = tuple(doc.name(n, "optout_lists", "a list name", LIST_NAME)
+                                   for n in doc.items(top["optout_lists"], "optout_lists"))
+    if "optout_keywords" in top:
+        kw["optout_keywords"] = tuple(doc.scalar(n, "optout_keywords")
+                                      for n in doc.items(top["optout_keywords"], "optout_keywords"))
+        if any(k is not _BAD and not k.strip() for k in kw["optout_keywords"]):
+            doc.err(top["optout_keywords"], "optout_keywords", "an empty keyword")
+    if any(v is _BAD or (isinstance(v, tuple) and _BAD in v) for v in kw.values()):
+        return Policy(file=doc.file)
+    return Policy(**kw, file=doc.file)
+
+
+def _caps(doc, node) -> tuple:
+    if not isinstance(node, SequenceNode):
+        doc.err(node, "caps", "must be a list of {per: 1d, max: 1}")
+        return _BAD
+    caps = []
+    for i, item in enumerate(node.value):
+        m = doc.mapping(item, f"caps[{i}]", ("per", "max"), required=("per", "max")) or {}
+        if "per" in m and "max" in m:
+            cap = (doc.duration(m["per"], f"caps[{i}].per"), doc.integer(m["max"], f"caps[{i}].max", 1))
+            if _BAD not in cap:
+                caps.append(cap)
+    return tuple(sorted(caps))
+
+
+def _clock_time(doc, node, path):
+    """'21:00' -> minutes after midnight."""
+    v = doc.scalar(node, path)
+    if v is _BAD:
+        return v
+    m = CLOCK_TIME.match(v.strip())
+    if not m:
+        return doc.err(node, path, f"{v!r} is not a time of day like \"21:00\" (quote it)")
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def _channel_settings(doc, name, node) -> dict:
+    known = CHANNEL_SETTINGS[name]
+    top = doc.mapping(node, f"channels.{name}", tuple(known), required=REQUIRED_SETTINGS[name])
+    out = {}
+    for key, vnode in (top or {}).items():
+        path, kind = f"channels.{name}.{key}", known[key]
+        if isinstance(kind, tuple):
+            v = doc.choice(vnode, path, kind)
+        elif kind == "port":
+            v = doc.integer(vnode, path, 1, 65535)
+        elif kind == "count":
+            v = doc.integer(vnode, path, 1)
+        elif kind == "duration":
+            v = doc.duration(vnode, path)
+        elif kind == "headers":
+            v = {k.value: doc.scalar(n, f"{path}.{k.value}") for k, n in vnode.value} \
+                if isinstance(vnode, MappingNode) else doc.err(vnode, path, "must be a mapping of header: value")
+        else:
+            v = doc.scalar(vnode, path)
+            if v is not _BAD and kind == "rate":
+                v = float(v) if NUMBER.match(v.strip()) and float(v) > 0 else \
+                    doc.err(vnode, path, f"{v!r} is not a rate in messages a second (a number above 0)")
+            elif v is not _BAD and kind == "url" and not re.match(r"https?://[^\s/]+", v):
+                v = doc.err(vnode, path, f"{v!r} is not an http:// or https:// URL")
+        if v is not _BAD and v is not None:
+            out[key] = v
+    return out
 
 
 # --- a directory -------------------------------------------------------------------------------------
@@ -1187,7 +1391,14 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
                        and os.path.isfile(os.path.join(path, n)))
     except OSError as e:
         return RuleSet(path, (), Places(), (Error(path, 0, "", e.strerror or str(e)),))
-    errors, places = [], None
+    errors, places, policy = [], None, None
+    for pname in [n for n in names if n in POLICY_FILES][:1]:
+        doc = _Doc(os.path.join(path, pname))
+        text = _read(doc, doc.file)
+        root = doc.compose(text) if text is not _BAD else None
+        if root is not None and root is not _BAD:
+            policy = _guard(doc, lambda: _policy(doc, root))
+        errors += sorted(doc.errors, key=lambda e: e.line)
     for pname in [n for n in names if n in PLACES_FILES][:1]:
         doc = _Doc(os.path.join(path, pname))
         text = _read(doc, doc.file)
@@ -1201,12 +1412,16 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
             if places is None or name != os.path.basename(places.file):
                 errors.append(Error(os.path.join(path, name), 0, "", "a second places file: keep one, places.yaml"))
             continue
+        if name in POLICY_FILES:
+            if policy is None or name != os.path.basename(policy.file):
+                errors.append(Error(os.path.join(path, name), 0, "", "a second policy file: keep one, policy.yaml"))
+            continue
         doc = _Doc(os.path.join(path, name))
         text = _read(doc, doc.file)
         root = doc.compose(text) if text is not _BAD else None
         c = None
         if root is not None and root is not _BAD:
-            c = _guard(doc, lambda: _campaign(doc, root, places, columns))
+            c = _guard(doc, lambda: _campaign(doc, root, places, columns, policy or Policy()))
             cid = _id_of(root)
             if cid is not None:
                 first = ids.setdefault(cid[0], (doc.file, cid[1]))
@@ -1216,7 +1431,7 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
         errors += sorted(doc.errors, key=lambda e: e.line)
         if c is not None:
             campaigns.append(c)
-    return RuleSet(path, tuple(campaigns), places or Places(), tuple(errors))
+    return RuleSet(path, tuple(campaigns), places or Places(), tuple(errors), policy or Policy())
 
 
 def _id_of(root):
