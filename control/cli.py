@@ -578,6 +578,140 @@ def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain):
     sys.exit(code)
 
 
+def data_dir_option(f):
+    return click.option("--data", "data_dir", type=click.Path(file_okay=False), default="touchpoint-data",
+                        show_default=True, envvar="TOUCHPOINT_DATA",
+                        help="The engine's data directory: lists, state snapshots, trigger log.")(f)
+
+
+@main.command()
+@click.option("--listen", multiple=True, type=Endpoint(), metavar="ENDPOINT",
+              help="Where the probes push to this shard (repeatable)  [default: tcp://127.0.0.1:5555]")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), default="rules",
+              show_default=True, help="The campaign rules directory (reloaded on SIGHUP).")
+@data_dir_option
+@click.option("--shard", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="This engine's shard number: its snapshot and trigger log are named by it.")
+@click.option("--triggers", "triggers_endpoint", type=Endpoint(), metavar="ENDPOINT",
+              help="Also send each trigger (JSON) on a ZeroMQ PUSH socket bound here, for the dispatcher.")
+@click.option("--snapshot-interval", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds between state snapshots: what a crash can lose at most.")
+@click.option("--status-interval", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds between status lines on stderr (0: none).")
+@click.option("--expect-eos", type=click.IntRange(min=1),
+              help="Exit after this many ends of stream (replays, tests); dwell timers due by then fire.")
+@click.option("--capacity", type=click.IntRange(min=1024), default=1 << 16, show_default=True,
+              help="Subscribers to make room for at start (the state grows beyond it as needed).")
+@click.option("--curve-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="This engine's Curve key pair (its .key_secret file): only Curve probes get in.")
+@click.option("--curve-clients", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Accept only the probes whose public keys (*.key) are in DIR (read at start).")
+@click.option("--plain", is_flag=True, help="Allow unencrypted tcp from probes on addresses other than loopback.")
+@click.option("--ctl", "ctl_endpoint", type=Endpoint(), metavar="ENDPOINT",
+              help="The control socket for `touchpoint ctl`  [default: ipc://DATA/ctl.sock; ctl-N.sock for shard N]")
+@click.option("--ctl-curve-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="This engine's Curve key pair (.key_secret) for a tcp control socket.")
+@click.option("--ctl-curve-clients", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="The public keys (*.key) of those who may use the tcp control socket.")
+@click.option("--no-dispatch", is_flag=True,
+              help="Run no dispatcher here (one runs as `touchpoint dispatcher`, or none: triggers only).")
+@click.option("--clock", type=click.Choice(["wall", "records"]), default="wall", show_default=True,
+              help="The dispatcher's now (quiet hours, windows, caps): the wall clock, or the records' time "
+                   "(replays, tests).")
+def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_interval, status_interval, expect_eos,
+           capacity, curve_key, curve_clients, plain, ctl_endpoint, ctl_curve_key, ctl_curve_clients, no_dispatch,
+           clock):
+    """Run one engine shard: records from the probes in, campaign triggers out.
+
+    \b
+    touchpoint engine --rules rules --data /var/lib/touchpoint --listen tcp://0.0.0.0:5555
+    touchpoint probe --pcap day.pcap --push tcp://127.0.0.1:5555
+
+    Triggers are appended to DATA/triggers-shard-N.jsonl and handed to the dispatcher in this
+    process (contact policy, DATA/outbox.sqlite, the channels of rules/policy.yaml) unless
+    --no-dispatch. The subscriber state is snapshotted to DATA/state/ and restored at start.
+    SIGHUP reloads the rules. `touchpoint ctl` steers it
+    through the control socket (tcp only with --ctl-curve-key and --ctl-curve-clients, except on
+    loopback). Exit codes: 0, 1 when batches were lost or a probe's stream could not be read,
+    2 usage (rules with errors included).
+    """
+    from control import rules
+    from control.ctl import CtlError, check_security, default_endpoint
+    from control.lists import ListStore
+    from control.server import EngineServer, EngineSettings
+    from probe.transport import Curve
+
+    ctl_curve = None
+    if ctl_curve_key:
+        try:
+            ctl_curve = Curve.server_keys(ctl_curve_key)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--ctl-curve-key")
+    try:
+        check_security(ctl_endpoint or default_endpoint(data_dir, shard), ctl_curve, ctl_curve_clients)
+    except CtlError as e:
+        raise click.UsageError(str(e))
+    listen = list(listen) or ["tcp://127.0.0.1:5555"]
+    if curve_clients and not curve_key:
+        raise click.UsageError("--curve-clients goes with --curve-key")
+    curve = curve_settings(listen, "--listen", plain, None, curve_key, server=True)
+    cfg = EngineSettings(listen=listen, rules_dir=rules_dir, data_dir=data_dir,
+                         shard=shard, triggers_endpoint=triggers_endpoint, snapshot_interval=snapshot_interval,
+                         status_interval=status_interval, expect_eos=expect_eos, capacity=capacity,
+                         ctl=ctl_endpoint, ctl_curve=ctl_curve, ctl_clients=ctl_curve_clients, curve=curve,
+                         curve_clients=curve_clients, dispatch=not no_dispatch, clock=clock)
+    load = lambda path: (lambda rs: (rs, rs.errors))(rules.load(path))
+    try:
+        server = EngineServer(cfg, load, ListStore(data_dir))
+    except ValueError as e:
+        click.echo(f"touchpoint engine: the rules have errors:\n{e}", err=True)
+        sys.exit(2)
+    try:
+        code = server.run()
+    except CtlError as e:
+        raise click.BadParameter(str(e), param_hint="--ctl")
+    except ValueError as e:                 # an endpoint libzmq cannot use
+        raise click.BadParameter(str(e), param_hint="--listen")
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--log", "log", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Follow an engine's trigger log (DATA/triggers-shard-N.jsonl) from where the outbox has it: "
+                   "nothing is lost across a crash.")
+@click.option("--triggers", "endpoint", type=Endpoint(), metavar="ENDPOINT",
+              help="Take triggers from an engine's --triggers PUSH socket (connects to it).")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), default="rules",
+              show_default=True, help="The rules directory: campaigns and policy.yaml (reloaded on SIGHUP).")
+@data_dir_option
+@click.option("--clock", type=click.Choice(["wall", "records"]), default="wall", show_default=True,
+              help="Now is the wall clock, or the latest trigger time seen (replays, tests).")
+@click.option("--status-interval", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds between status lines on stderr (0: none).")
+def dispatcher(log, endpoint, rules_dir, data_dir, clock, status_interval):
+    """Run the dispatcher as its own process: triggers in, the contact policy, the outbox, the channels.
+
+    \b
+    touchpoint engine --no-dispatch --triggers tcp://0.0.0.0:5556 ...      # on the engine's host
+    touchpoint dispatcher --triggers tcp://engine-host:5556 --data DIR --rules rules
+    touchpoint dispatcher --log DATA/triggers-shard-0.jsonl --data DATA    # same host: lossless
+
+    The engine runs the same dispatcher in its own process by default. Exit codes: 0, 2 usage
+    (rules with errors included).
+    """
+    from control.dispatcher import serve
+    from control.policy import make_clock
+
+    if not log and not endpoint:
+        raise click.UsageError("give --log FILE, --triggers ENDPOINT or both")
+    try:
+        sys.exit(serve(rules_dir, data_dir, log=log, endpoint=endpoint, clock=make_clock(clock),
+                       status_interval=status_interval))
+    except ValueError as e:
+        click.echo(f"touchpoint dispatcher: the rules have errors:\n{e}", err=True)
+        sys.exit(2)
+
+
 # --- rules ---------------------------------------------------------------------------------------
 
 @main.group()
@@ -616,10 +750,42 @@ def rules_check(directory):
     click.echo(f"ok: {summary}")
 
 
-def data_dir_option(f):
-    return click.option("--data", "data_dir", type=click.Path(file_okay=False), default="touchpoint-data",
-                        show_default=True, envvar="TOUCHPOINT_DATA",
-                        help="The engine's data directory: lists, state snapshots, trigger log.")(f)
+@rules.command("test")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), default="rules",
+              show_default=True, help="The campaign rules directory.")
+@click.option("--pcap", "pcaps", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Capture to run the rules on (repeatable: in order, as one stream).")
+@click.option("--lists", "data_dir", type=click.Path(file_okay=False), envvar="TOUCHPOINT_DATA",
+              help="Data directory whose imported lists and TAC table audiences use (default: none, "
+                   "so audiences that name lists are empty).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@decoder_options
+def rules_test(rules_dir, pcaps, data_dir, fmt, **decoder):
+    """Dry-run the rules on captures: which campaigns would fire for whom, when and why.
+
+    \b
+    touchpoint rules test --rules rules --pcap day.pcap --lists touchpoint-data
+
+    Nothing is sent and nothing is stored: the captures are decoded here and run through the
+    engine from empty state. Exit codes: 0, 1 the rules have errors, 2 usage.
+    """
+    from control import dryrun
+    from control.lists import ListStore
+    from control.rules import load
+
+    rs = load(rules_dir)
+    if rs.errors:
+        for e in rs.errors:
+            click.echo(str(e), err=True)
+        click.echo(f"touchpoint rules test: {len(rs.errors)} errors in {rules_dir} (see `touchpoint rules check`)",
+                   err=True)
+        sys.exit(1)
+    warn = lambda line: click.echo(f"touchpoint rules test: {line}", err=True)
+    counts = dryrun.run(rs, pcaps, decoder_settings(**decoder), ListStore(data_dir) if data_dir else None, fmt=fmt,
+                        out=sys.stdout, warn=warn)
+    fired = ", ".join(f"{cid} {n:,}" for cid, n in counts.items() if n) or "none"
+    click.echo(f"touchpoint rules test: {sum(counts.values()):,} triggers from {len(counts)} active campaigns "
+               f"({fired})", err=True)
 
 
 # --- lists ---------------------------------------------------------------------------------------
@@ -810,3 +976,183 @@ def lists_rm(name, data_dir):
     except ListError as e:
         raise click.ClickException(str(e))
     click.echo(f"removed {name}")
+
+
+# --- ctl -----------------------------------------------------------------------------------------
+
+class CtlValue(click.ParamType):
+    """A value control.ctl checks with one of its patterns (what the engine would refuse is a
+    usage error here); the pattern's group, if any, is the value ('+86...' -> '86...')."""
+
+    def __init__(self, name: str, pattern: str, what: str):
+        self.name, self.pattern, self.what = name, pattern, what
+
+    def convert(self, value, param, ctx):
+        from control import ctl
+        m = getattr(ctl, self.pattern).fullmatch(value)
+        if m is None:
+            self.fail(f"{value!r} is not {self.what}", param, ctx)
+        return m.group(m.lastindex or 0)
+
+
+CAMPAIGN = CtlValue("campaign", "CAMPAIGN_RE", "a campaign id ([a-z0-9_-]+)")
+MSISDN = CtlValue("msisdn", "MSISDN_RE", "an MSISDN (up to 15 digits, + optional)")
+MESSAGE_ID = CtlValue("id", "MESSAGE_ID_RE", "a message id (hex, as `ctl pending` shows)")
+
+
+@main.group()
+@click.option("--socket", "endpoint", type=Endpoint(), metavar="ENDPOINT",
+              help="The engine's control socket  [default: ipc://DATA/ctl.sock]")
+@data_dir_option
+@click.option("--shard", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="The engine shard whose default socket to use (ctl-N.sock for N > 0).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON, for scripts.")
+@click.option("--curve-server-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="The engine's Curve public key (its .key file), for a tcp socket.")
+@click.option("--curve-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Your Curve key pair (its .key_secret file), with --curve-server-key.")
+@click.pass_context
+def ctl(ctx, endpoint, data_dir, shard, as_json, curve_server_key, curve_key):
+    """Steer a running engine: status, campaigns, opt-outs, approvals.
+
+    \b
+    touchpoint ctl status
+    touchpoint ctl pause hotline-caller
+    touchpoint ctl --json pending --campaign first-5g
+    touchpoint ctl --socket tcp://engine1:5560 --curve-server-key engine-ctl.key \\
+        --curve-key ops.key_secret status
+
+    Exit codes: 0, 1 the engine refused or could not carry out the command, 2 usage, 3 no answer
+    from the control socket within 5 s (or a refused Curve key).
+    """
+    from control.ctl import default_endpoint
+    from probe.transport import plain_allowed
+    ep = endpoint or default_endpoint(data_dir, shard)
+    curve = None
+    if curve_server_key or curve_key:
+        curve = curve_settings([ep], "--socket", False, curve_server_key, curve_key)
+    elif not plain_allowed(ep):
+        raise click.UsageError(f"--socket {ep} is not on loopback: give --curve-server-key and --curve-key "
+                               f"(see `touchpoint keys generate`)")
+    hint = (f"is `touchpoint engine` running with --ctl {endpoint}?" if endpoint else
+            f"is `touchpoint engine` running with --data {data_dir}" + (f" --shard {shard}" if shard else "") +
+            "? (or give its --ctl endpoint with --socket)")
+    ctx.obj = {"endpoint": ep, "curve": curve, "json": as_json, "hint": hint}
+
+
+def ctl_call(cmd: str, **args) -> None:
+    """Send one command, print its result; exit 1 when refused, 3 when nobody answers."""
+    from control.ctl import Unreachable, render, request
+    ctx = click.get_current_context()
+    obj = ctx.obj
+    name = f"touchpoint ctl {ctx.command_path.split(' ctl ', 1)[-1]}"
+    args = {k: v for k, v in args.items() if v is not None}
+    try:
+        reply = request(obj["endpoint"], cmd, args, curve=obj["curve"])
+    except Unreachable as e:
+        hint = ("check the keys: --curve-server-key is the engine's public key, --curve-key a pair whose "
+                "public key is in the engine's --ctl-curve-clients" if e.keys else obj["hint"])
+        click.echo(f"{name}: {obj['endpoint']}: {e}; {hint}", err=True)
+        sys.exit(3)
+    if not reply["ok"]:
+        click.echo(f"{name}: {reply.get('error')}", err=True)
+        sys.exit(1)
+    if obj["json"]:
+        click.echo(json.dumps(reply["result"], ensure_ascii=False, indent=2))
+    else:
+        click.echo(render(cmd, reply["result"], args))
+
+
+@ctl.command("status")
+def ctl_status():
+    """Records, subscribers, memory, probe streams; queues, suppressions and channels."""
+    ctl_call("status")
+
+
+@ctl.command("campaigns")
+def ctl_campaigns():
+    """Every campaign: status (a ctl pause shows as such), triggers, pending, sent."""
+    ctl_call("campaigns")
+
+
+@ctl.command("pause")
+@click.argument("campaign", type=CAMPAIGN)
+def ctl_pause(campaign):
+    """Pause a campaign: its triggers are suppressed until resumed (kept across restarts)."""
+    ctl_call("pause", campaign=campaign)
+
+
+@ctl.command("resume")
+@click.argument("campaign", type=CAMPAIGN)
+def ctl_resume(campaign):
+    """Resume a campaign paused with `ctl pause`."""
+    ctl_call("resume", campaign=campaign)
+
+
+@ctl.command("reload")
+def ctl_reload():
+    """Reload the rules and the lists, as SIGHUP does; rule errors are the answer (and the rules stay)."""
+    ctl_call("reload")
+
+
+@ctl.group("optout")
+def ctl_optout():
+    """Opt-outs: numbers no campaign (or one campaign) may message."""
+
+
+@ctl_optout.command("add")
+@click.argument("msisdn", type=MSISDN)
+@click.option("--campaign", type=CAMPAIGN, help="Only this campaign (default: all of them).")
+def ctl_optout_add(msisdn, campaign):
+    """Opt a number out of all campaigns, or of one."""
+    ctl_call("optout", action="add", msisdn=msisdn, campaign=campaign)
+
+
+@ctl_optout.command("remove")
+@click.argument("msisdn", type=MSISDN)
+@click.option("--campaign", type=CAMPAIGN, help="The campaign the opt-out was for (default: all campaigns).")
+def ctl_optout_remove(msisdn, campaign):
+    """Remove an opt-out set by ctl."""
+    ctl_call("optout", action="remove", msisdn=msisdn, campaign=campaign)
+
+
+@ctl_optout.command("check")
+@click.argument("msisdn", type=MSISDN)
+def ctl_optout_check(msisdn):
+    """The opt-outs of a number: which campaigns, set how (ctl, an MO reply, a list) and when."""
+    ctl_call("optout", action="check", msisdn=msisdn)
+
+
+@ctl.command("lists")
+def ctl_lists():
+    """The imported lists: rows, columns, generation, the campaigns that use them."""
+    ctl_call("lists")
+
+
+@ctl.command("pending")
+@click.option("--campaign", type=CAMPAIGN, help="Only this campaign.")
+def ctl_pending(campaign):
+    """Messages of `send: approve` campaigns waiting for `ctl approve` or `ctl reject`."""
+    ctl_call("pending", campaign=campaign)
+
+
+def decide(verb: str, campaign, message_id) -> None:
+    if (campaign is None) == (message_id is None):
+        raise click.UsageError("name a CAMPAIGN or a message --id, one of them")
+    ctl_call(verb, campaign=campaign, id=message_id)
+
+
+@ctl.command("approve")
+@click.argument("campaign", type=CAMPAIGN, required=False)
+@click.option("--id", "message_id", type=MESSAGE_ID, help="One pending message, by the id `ctl pending` shows.")
+def ctl_approve(campaign, message_id):
+    """Send a campaign's pending messages (or one): each is checked again against the policy."""
+    decide("approve", campaign, message_id)
+
+
+@ctl.command("reject")
+@click.argument("campaign", type=CAMPAIGN, required=False)
+@click.option("--id", "message_id", type=MESSAGE_ID, help="One pending message, by the id `ctl pending` shows.")
+def ctl_reject(campaign, message_id):
+    """Drop a campaign's pending messages (or one): they are recorded as rejected, never sent."""
+    decide("reject", campaign, message_id)

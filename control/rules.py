@@ -38,7 +38,7 @@ DEFAULT_DWELL_MINUTES = 30
 DEFAULT_CF_WITHIN_S = 72 * 3600
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
-LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")      # as control.lists.NAME_RE
 TEMPLATE_FIELD = re.compile(r"[a-z_][a-z0-9_]*\Z")
 SOURCE = re.compile(r"\d{1,20}\Z|[A-Za-z0-9 ]{1,11}\Z")
 DURATION = re.compile(r"(\d+)\s*([smhd])\Z")
@@ -68,12 +68,6 @@ class Error:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.field}: {self.why}" if self.field else f"{where}: {self.why}"
 
-
-# --- predicates -------------------------------------------------------------------------------
-#
-# A where-block compiles to a small tree. mask(col, n) evaluates it on all candidate rows at
-# once: col(name) returns the field's column (see rules/README.md, "Columns"); n, the number of
-# rows, is needed only by a predicate that tests nothing, and defaults to len(col("kind")).
 
 # --- predicates -------------------------------------------------------------------------------
 #
@@ -154,9 +148,9 @@ class Digits(Pred):
 
     def mask(self, col, n=None):
         v = np.asarray(col(self.field)).astype(np.uint64, copy=False)
-        m = np.isin(v, self.exact)
+        m = isin(v, self.exact)
         for shift, values in self.prefixes:
-            m |= np.isin(v >> np.uint64(shift), values)
+            m |= isin(v >> np.uint64(shift), values)
         return m
 
 
@@ -168,7 +162,7 @@ class Values(Pred):
     text: str
 
     def mask(self, col, n=None):
-        return np.isin(np.asarray(col(self.field)), self.values)
+        return isin(np.asarray(col(self.field)), self.values)
 
 
 _COMPARE = {"gt": np.greater, "gte": np.greater_equal, "lt": np.less, "lte": np.less_equal}
@@ -312,7 +306,7 @@ class Places:
         home = ~known if len(self.home_table) else np.ones(len(node), bool)
         for h in self.home_table:
             home |= (mcc == h["mcc"]) & (mnc == h["mnc"])
-        is_lac, is_tac = np.isin(loc_type, LAC_LOCS) & home, np.isin(loc_type, TAC_LOCS) & home
+        is_lac, is_tac = isin(loc_type, LAC_LOCS) & home, isin(loc_type, TAC_LOCS) & home
         out = np.zeros(len(node), np.uint16)
         for r in reversed(self.regions):                 # the first region listed wins
             hit = np.zeros(len(node), bool)
@@ -413,20 +407,6 @@ class Campaign:
             m &= ts < self.valid_until_ns
         return m
 
-    def audience_mask(self, col, n=None) -> np.ndarray:
-        """Rows in the audience and not excluded. List membership is the column `list:NAME`
-        (bool: the row's subscriber is in list NAME), list attributes are columns by name."""
-        m = np.ones(len(col("kind")) if n is None else n, bool)
-        if self.audience.lists:
-            m &= _any_list(col, self.audience.lists)
-        if self.audience.where is not None:
-            m &= self.audience.where.mask(col, len(m))
-        if self.exclude.lists:
-            m &= ~_any_list(col, self.exclude.lists)
-        if self.exclude.where is not None:
-            m &= ~self.exclude.where.mask(col, len(m))
-        return m
-
     def field_names(self) -> tuple:
         """What a trigger shows: the event's own fields, then those the conditions test."""
         names = list(F.EVENTS[self.trigger.event].fields)
@@ -435,13 +415,6 @@ class Campaign:
         # and what the message's template needs (the trigger names the subscriber itself)
         names += [n for n in self.message.fields if n not in names and n not in TRIGGER_KEYS]
         return tuple(names)
-
-
-def _any_list(col, names) -> np.ndarray:
-    m = np.asarray(col(f"list:{names[0]}"), bool).copy()
-    for name in names[1:]:
-        m |= np.asarray(col(f"list:{name}"), bool)
-    return m
 
 
 TRIGGER_KEYS = ("imsi", "msisdn", "campaign")       # a template field every trigger gives

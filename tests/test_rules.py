@@ -436,19 +436,13 @@ def test_masks_agree_with_plain_evaluation(tmp_path_factory, trigger, audience, 
         assert where.fields == set(tests)
 
 
-def test_audience_mask_lists_and_exclusions(tmp_path):
-    c = campaign(tmp_path, CAMPAIGN.format(id="a") + "audience: {lists: [postpaid, vip], where: {age: {gte: 18}}}\n"
-                                                     "exclude: {lists: [staff], where: {plan: test}}\n")
-    cols = {"kind": np.zeros(5, np.uint16), "list:postpaid": np.array([1, 1, 0, 1, 1], bool),
-            "list:vip": np.array([0, 0, 1, 0, 0], bool), "list:staff": np.array([0, 1, 0, 0, 0], bool),
-            "age": np.array([30, 30, 40, 12, 50]), "plan": np.array(["a", "a", "b", "a", "test"])}
-    assert list(c.audience_mask(cols.__getitem__)) == [True, False, True, False, False]
+def test_field_names_and_trigger_masks(tmp_path):
+    c = campaign(tmp_path, CAMPAIGN.format(id="a") + "audience: {lists: [postpaid, vip], where: {age: {gte: 18}}}\n")
     assert c.field_names() == ("new_handset", "old_tac", "tac", "age")
     assert list(c.trigger.mask({"kind": np.zeros(3), "new_handset": np.array([1, 0, 1], bool)}.__getitem__)) \
         == [True, False, True]
     always = campaign(tmp_path, "id: a\ntrigger: {event: power_off}\nmessage: {text: x}\n")
     assert list(always.trigger.mask({"kind": np.zeros(2)}.__getitem__)) == [True, True]
-    assert always.audience_mask(lambda name: np.zeros(3)).all()
 
 
 def test_known_lists_are_checked(tmp_path):

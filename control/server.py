@@ -1,0 +1,245 @@
+"""`touchpoint engine`: one engine shard as a process.
+
+Binds where the probes push (probe.transport.Receiver: headers, schema version and sequence
+gaps checked), runs each batch through control.engine.Engine, appends the triggers to the
+trigger log (DATA/triggers.jsonl) and, when asked, sends them on a ZeroMQ PUSH socket for the
+dispatcher. The subscriber state is snapshotted to DATA/state/shard-N.npz every
+`snapshot_interval` seconds and at shutdown, and restored at start: a clean restart loses
+nothing, a crash at most the last interval. SIGHUP reloads the rules (a directory with errors
+is refused, the rules in force stay); SIGINT/SIGTERM stop after the batch at hand. The control
+socket (control.ctl, `touchpoint ctl`) is answered from the same loop, between batches.
+"""
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from probe.transport import Receiver, WireError
+
+from .ctl import Commands, ControlServer, default_endpoint
+from .dispatcher import Dispatcher
+from .engine import Engine
+from .policy import make_clock
+
+NAME = "touchpoint engine"
+COALESCE = 16384            # records the engine takes at a time, at most (when they are there)
+
+
+@dataclass
+class EngineSettings:
+    listen: list
+    rules_dir: str
+    data_dir: str
+    shard: int = 0
+    triggers_endpoint: str | None = None
+    snapshot_interval: float = 60.0
+    status_interval: float = 10.0
+    expect_eos: int | None = None          # stop after this many ends of stream (replays, tests)
+    capacity: int = 1 << 16
+    ctl: str | None = None                  # the control socket (default ipc://DATA/ctl.sock)
+    ctl_curve: object = None                # probe.transport.Curve: this engine's key pair for ctl over tcp
+    ctl_clients: str | None = None          # directory of the public keys allowed to use ctl
+    curve: object = None                    # probe.transport.Curve: this engine's key pair for the probes
+    curve_clients: str | None = None        # directory of the probes' public keys allowed in
+    dispatch: bool = True                   # run the dispatcher in this process (control.dispatcher)
+    clock: str = "wall"                     # the dispatcher's now: wall | records
+
+
+class EngineServer:
+    def __init__(self, cfg: EngineSettings, load_rules, lists=None, err=None, stop: threading.Event | None = None):
+        self.cfg = cfg
+        self.load_rules = load_rules        # rules_dir -> (ruleset, errors)
+        self.err = err or sys.stderr
+        self.stop = stop or threading.Event()
+        self.reload = threading.Event()
+        ruleset, errors = load_rules(cfg.rules_dir)
+        if errors:
+            raise ValueError("\n".join(str(e) for e in errors))
+        self.ruleset = ruleset
+        self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say)
+        os.makedirs(os.path.join(cfg.data_dir, "state"), exist_ok=True)
+        self.snapshot_path = os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.npz")
+        self.log_path = os.path.join(cfg.data_dir, f"triggers-shard-{cfg.shard}.jsonl")
+        self.lost = 0
+        self.errors = 0
+        self.pending, self.pending_n = [], 0     # batches received, not yet processed
+        self.fired = Counter()              # triggers by campaign, since start
+        self.rx = None
+        self.started = time.monotonic()
+        self.dispatcher = Dispatcher(cfg.data_dir, ruleset, lists, clock=make_clock(cfg.clock), warn=self.say) \
+            if cfg.dispatch else None
+
+    def campaigns(self) -> dict:
+        """Every campaign of the rules in force, whatever its status, by id."""
+        return {c.id: c for c in self.ruleset.campaigns}
+
+    def say(self, line: str) -> None:
+        print(f"{NAME} {self.cfg.shard}: {line}", file=self.err, flush=True)
+
+    def run(self, on_ready=None) -> int:
+        restore = self._signals()
+        try:
+            return self._run(on_ready)
+        finally:
+            restore()
+
+    def _run(self, on_ready) -> int:
+        cfg = self.cfg
+        if os.path.exists(self.snapshot_path):
+            self.engine.restore(self.snapshot_path)
+            self.say(f"restored {self.engine.state.count:,} subscribers from {self.snapshot_path}")
+        rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients)
+        ctx = rx.ctx
+        push = None
+        if cfg.triggers_endpoint:
+            push = ctx.socket(zmq.PUSH)
+            push.setsockopt(zmq.SNDHWM, 100_000)
+            push.bind(cfg.triggers_endpoint)
+        try:
+            ctl = ControlServer(cfg.ctl or default_endpoint(cfg.data_dir, cfg.shard), Commands(self),
+                                curve=cfg.ctl_curve, clients=cfg.ctl_clients, say=self.say)
+        except ValueError:
+            if push is not None:
+                push.close(linger=0)
+            rx.close()
+            raise
+        rx.poller.register(ctl.sock, zmq.POLLIN)        # a request wakes the loop as a batch does
+        self.rx = rx
+        if self.dispatcher is not None:                 # what a crash left in the log, then sending
+            self.dispatcher.catch_up(self.log_path)
+            self.dispatcher.start()
+        self.say("listening on " + ", ".join(rx.endpoints) + f"; triggers to {self.log_path}; ctl on {ctl.endpoint}")
+        if on_ready:
+            on_ready(rx)
+        eos = 0
+        next_snap = time.monotonic() + cfg.snapshot_interval
+        next_status = time.monotonic() + cfg.status_interval if cfg.status_interval else float("inf")
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as log:
+                while not self.stop.is_set():
+                    ctl.serve()                         # at the top: after the idle flush, so replies are current
+                    if self.reload.is_set():
+                        self.reload.clear()
+                        self._reload()
+                    try:
+                        got = rx.recv(100)
+                    except WireError as e:
+                        self.errors += 1
+                        self.say(str(e))
+                        continue
+                    now = time.monotonic()
+                    if now >= next_snap:
+                        self.engine.snapshot(self.snapshot_path)
+                        next_snap = now + cfg.snapshot_interval
+                    if now >= next_status:
+                        self._status()
+                        next_status = now + cfg.status_interval
+                    if got is None:
+                        self._flush(log, push)          # idle: what has come is processed
+                        continue
+                    st = got.stream
+                    if got.lost:
+                        self.lost += got.lost
+                        self.say(f"probe {st.probe_id} shard {st.shard}: {got.lost} batches lost "
+                                 f"(sequence {got.header.seq - got.lost} to {got.header.seq - 1})")
+                    if got.end_of_stream:
+                        eos += 1
+                        if cfg.expect_eos and eos >= cfg.expect_eos:
+                            break
+                        continue
+                    self._take(got.records, log, push)
+                self._flush(log, push)
+                if cfg.expect_eos:
+                    self._emit(self.engine.finish(), log, push)
+        finally:
+            self.engine.snapshot(self.snapshot_path)
+            if push is not None:
+                push.close(linger=1000)
+            rx.poller.unregister(ctl.sock)
+            ctl.close()
+            rx.close()
+            if self.dispatcher is not None:
+                if cfg.expect_eos and not self.stop.is_set():
+                    self.dispatcher.drain(30.0)         # a replay's end: what is due goes out first
+                self.dispatcher.stop()
+        self._status(final=True)
+        return 1 if self.lost or self.errors else 0
+
+    def _take(self, records, log, push) -> None:
+        """Batches are gathered up to COALESCE records before the engine runs: matching costs
+        per batch as well as per record, and the probes' batches are small when traffic is."""
+        self.pending.append(records)
+        self.pending_n += len(records)
+        if self.pending_n >= COALESCE:
+            self._flush(log, push)
+
+    def _flush(self, log, push) -> None:
+        if not self.pending:
+            return
+        records = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
+        self.pending, self.pending_n = [], 0
+        self._emit(self.engine.process(records), log, push)
+        if self.dispatcher is not None:
+            self.dispatcher.clock.see(self.engine.state.clock_ns)     # the records clock moves with records
+
+    def _emit(self, triggers, log, push) -> None:
+        if not triggers:
+            return
+        triggers = list(triggers)
+        self.fired.update(t.campaign for t in triggers)
+        lines = [json.dumps(t.to_json(), ensure_ascii=False) for t in triggers]
+        log.write("\n".join(lines) + "\n")
+        log.flush()
+        if self.dispatcher is not None:
+            self.dispatcher.offer_logged(triggers, self.log_path, log.tell())
+        if push is not None:
+            for line in lines:
+                try:
+                    push.send_string(line, zmq.NOBLOCK)
+                except zmq.Again:
+                    pass                    # the log has it; the dispatcher catches up from there
+
+    def _reload(self) -> None:
+        self.reload_rules()
+
+    def reload_rules(self) -> tuple:
+        """SIGHUP and `ctl reload`: re-read the lists and the rules. Returns (errors, summary); with
+        errors the rules in force stay."""
+        changed = []
+        if self.engine.lists is not None:
+            changed = self.engine.lists.reload()
+            if changed:
+                self.say(f"lists reloaded: {', '.join(changed)}")
+            self.engine.missing_lists.clear()
+        ruleset, errors = self.load_rules(self.cfg.rules_dir)
+        if errors:
+            self.say(f"rules not reloaded: {len(errors)} errors, the first: {errors[0]}")
+            return [str(e) for e in errors], None
+        self.ruleset = ruleset
+        self.engine.load(ruleset)
+        if self.dispatcher is not None:
+            self.dispatcher.reload(ruleset)
+        active = sum(c.status == 'active' for c in ruleset.campaigns)
+        self.say(f"rules reloaded: {active} active campaigns")
+        return [], {"campaigns": len(ruleset.campaigns), "active": active, "lists_changed": changed}
+
+    def _status(self, final: bool = False) -> None:
+        e = self.engine
+        m = e.memory()
+        self.say(("done: " if final else "") + f"{e.records:,} records, {m['subscribers']:,} subscribers "
+                 f"({m['allocated_bytes'] / 2**20:.1f} MB of state), {e.triggers:,} triggers, "
+                 f"{self.lost:,} batches lost")
+
+    def _signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        old = {s: signal.signal(s, lambda *_: self.stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+        return lambda: [signal.signal(s, h) for s, h in old.items()]

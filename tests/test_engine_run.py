@@ -1,0 +1,188 @@
+"""`touchpoint engine` behind `touchpoint probe`, as processes over real ZeroMQ sockets: the same
+triggers as the dry run (`control.dryrun`, what `rules test` prints), with one shard or two, and
+across an engine restart; a stream of the wrong schema is refused with a clear message."""
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import zmq
+
+from control import dryrun, rules
+from probe.decode import Options
+from probe.transport import Header
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from control.cli import run; run()",
+       str(ROOT)]
+TIMEOUT = 60
+PCAP_A = ROOT / "pcaps" / "map_mixed_small.pcap"
+PCAP_B = ROOT / "pcaps" / "mixed_small.pcap"
+
+CAMPAIGNS = {
+    "sms": "event: sms_mo",
+    "mt": "event: sms_mt",
+    "on": "event: power_on",
+    "data": "event: data_session_start",
+    "swap": "event: imei_change",
+    "calls": "event: hotline_call\n  numbers: ['1*', '8*']",
+    "everything-ussd": "event: ussd",
+}
+
+
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rules")
+    for cid, trigger in CAMPAIGNS.items():
+        (d / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger:\n  {trigger}\nmessage: {{text: hi}}\n")
+    assert not rules.load(str(d)).errors
+    return d
+
+
+def expected(rules_dir, *pcaps) -> list:
+    """The dry run's triggers, as comparable tuples."""
+    import io
+    out = io.StringIO()
+    dryrun.run(rules.load(str(rules_dir)), [str(p) for p in pcaps], Options(), fmt="jsonl", out=out)
+    return sorted(key(json.loads(line)) for line in out.getvalue().splitlines())
+
+
+def key(t: dict) -> tuple:
+    return t["campaign"], t["ts_ns"], t["imsi"], t["msisdn"], json.dumps(t["fields"], sort_keys=True)
+
+
+def start_engine(rules_dir, data, *args) -> tuple:
+    proc = subprocess.Popen(CLI + ["engine", "--rules", str(rules_dir), "--data", str(data), "--status-interval", "0",
+                                   "--listen", "tcp://127.0.0.1:*", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    while "listening on" not in line:
+        assert line, proc.stderr.read()
+        line = proc.stderr.readline()
+    return proc, line.split("listening on ", 1)[1].split(";")[0].strip()
+
+
+def probe(pcap, *endpoints, probe_id=0) -> None:
+    push = [a for ep in endpoints for a in ("--push", ep)]
+    res = subprocess.run(CLI + ["probe", "--status-interval", "0", "--lossless", "--probe-id", str(probe_id),
+                                "--pcap", str(pcap), *push],
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert res.returncode == 0, res.stderr
+
+
+def finish(proc) -> str:
+    err = proc.communicate(timeout=TIMEOUT)[1]
+    assert proc.returncode == 0, err
+    return err
+
+
+def logged(data, shard=0) -> list:
+    path = Path(data) / f"triggers-shard-{shard}.jsonl"
+    return [key(json.loads(line)) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_engine_behind_probe_gives_the_dry_run(rules_dir, tmp_path):
+    want = expected(rules_dir, PCAP_B)
+    assert len(want) > 10
+    proc, ep = start_engine(rules_dir, tmp_path, "--expect-eos", "1")
+    probe(PCAP_B, ep)
+    finish(proc)
+    assert sorted(logged(tmp_path)) == want
+
+
+def test_two_shards_give_the_same_triggers(rules_dir, tmp_path):
+    want = expected(rules_dir, PCAP_B)
+    a, ep_a = start_engine(rules_dir, tmp_path, "--shard", "0", "--expect-eos", "1")
+    b, ep_b = start_engine(rules_dir, tmp_path, "--shard", "1", "--expect-eos", "1")
+    probe(PCAP_B, ep_a, ep_b)
+    finish(a), finish(b)
+    one, two = logged(tmp_path, 0), logged(tmp_path, 1)
+    assert one and two                                   # both shards had subscribers
+    who = lambda ts: {t[2] or t[3] for t in ts}               # IMSI, else MSISDN
+    assert not who(one) & who(two)                           # each subscriber on one shard
+    assert sorted(one + two) == want
+
+
+def test_restart_mid_stream_loses_nothing(rules_dir, tmp_path):
+    want = expected(rules_dir, PCAP_A, PCAP_B)
+    proc, ep = start_engine(rules_dir, tmp_path, "--expect-eos", "1")
+    probe(PCAP_A, ep)
+    finish(proc)
+    assert (tmp_path / "state" / "shard-0.npz").exists()
+    proc, ep = start_engine(rules_dir, tmp_path, "--expect-eos", "1")
+    probe(PCAP_B, ep)
+    finish(proc)
+    assert sorted(logged(tmp_path)) == want
+
+
+def test_sigterm_snapshots_and_sighup_reloads(rules_dir, tmp_path):
+    proc, ep = start_engine(rules_dir, tmp_path)
+    probe(PCAP_B, ep)
+    proc.send_signal(signal.SIGHUP)
+    assert "rules reloaded: 7 active campaigns" in proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    finish(proc)
+    assert (tmp_path / "state" / "shard-0.npz").exists()
+    proc, ep = start_engine(rules_dir, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    err = finish(proc)
+    assert "done: 0 records, 44 subscribers" in err          # the state came back
+
+
+def test_wrong_schema_is_refused_with_a_clear_message(rules_dir, tmp_path):
+    proc, ep = start_engine(rules_dir, tmp_path)
+    ctx = zmq.Context()
+    d = ctx.socket(zmq.DEALER)
+    d.connect(ep)
+    hdr = Header(probe_id=7, shard=0, seq=0, count=0)
+    hdr.schema += 1
+    d.send_multipart([hdr.pack(), b""])
+    assert d.poll(10_000), "no answer"
+    d.recv_multipart()
+    d.close(linger=0)
+    ctx.term()
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=TIMEOUT)[1]
+    assert f"probe 7" in err and "record schema version" in err
+    assert proc.returncode == 1
+
+
+def test_triggers_also_go_to_the_dispatcher_endpoint(rules_dir, tmp_path):
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    endpoint = f"ipc://{tmp_path}/triggers"
+    proc, ep = start_engine(rules_dir, tmp_path, "--expect-eos", "1", "--triggers", endpoint)
+    pull.connect(endpoint)
+    probe(PCAP_B, ep)
+    finish(proc)
+    got = []
+    while pull.poll(1000):
+        got.append(key(json.loads(pull.recv_string())))
+    pull.close(linger=0)
+    ctx.term()
+    assert got == logged(tmp_path) and got
+
+
+def test_curve_engine_takes_authorised_probes_only(rules_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from control.cli import main
+    for where, name in [(tmp_path, "engine"), (tmp_path / "clients", "probe"), (tmp_path, "rogue")]:
+        assert CliRunner().invoke(main, ["keys", "generate", str(where), "--name", name]).exit_code == 0
+    proc, ep = start_engine(rules_dir, tmp_path / "data", "--expect-eos", "1",
+                            "--curve-key", str(tmp_path / "engine.key_secret"), "--curve-clients", str(tmp_path / "clients"))
+    curve = ["--curve-server-key", str(tmp_path / "engine.key")]
+    rogue = subprocess.run(CLI + ["probe", "--status-interval", "0", "--lossless", "--pcap", str(PCAP_B), "--push", ep,
+                                  *curve, "--curve-key", str(tmp_path / "rogue.key_secret")],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    assert rogue.returncode == 3, rogue.stderr                       # refused, not hung
+    good = subprocess.run(CLI + ["probe", "--status-interval", "0", "--lossless", "--pcap", str(PCAP_B), "--push", ep,
+                                 *curve, "--curve-key", str(tmp_path / "clients" / "probe.key_secret")],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert good.returncode == 0, good.stderr
+    err = proc.communicate(timeout=TIMEOUT)[1]
+    assert "refused" in err.lower() or "handshake" in err.lower(), err
+    assert sorted(logged(tmp_path / "data")) == expected(rules_dir, PCAP_B)

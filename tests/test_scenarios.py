@@ -1,0 +1,252 @@
+"""Every scenario event on the example stories (rules/stories/), end to end: the story rendered
+into a capture with background traffic (`touchpoint synth --scenario`), decoded and run through
+the engine with one campaign per event; the triggers of the story's subscribers are exactly the
+expected ones (who, which campaign, when), edge cases included. Then the same story through
+`rules test`, through `engine` behind `probe`, and through two engine shards behind two probes
+gives the same triggers."""
+import io
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from control import dryrun, rules
+from control.cli import main
+from probe.decode import Options
+
+from .test_engine_run import finish, logged, probe, start_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+STORIES = ROOT / "rules" / "stories"
+
+EVENTS = ["imei_change", "roaming_in", "roaming_out", "inbound_roamer", "area_enter", "power_off", "power_on",
+          "sms_mo", "sms_mt", "mms_mt", "ussd", "data_session_start", "rat_change"]
+SPECIAL = {
+    "area_dwell": "event: area_dwell\n  minutes: 30",
+    "cf": "event: cf_then_power_on\n  within: 72h",
+    "hotline": "event: hotline_call\n  hotlines: [service, directory]",
+}
+
+# "who campaign minute": minutes since the story's start, floored.
+EXPECTED = {
+    "imei-change": [
+        "li-wei power_on 0",                # first sighting: power_on, never an imei_change
+        "zhang-min power_on 5",
+        "zhang-min data_session_start 5",
+        "li-wei imei_change 120",           # a new TAC
+        "zhang-min power_off 180",          # on 4G the new handset re-attaches
+        "zhang-min imei_change 180",
+        "zhang-min power_on 180",
+        "zhang-min data_session_start 180",
+        "li-wei imei_change 1440",          # same TAC, another unit
+    ],
+    "roaming": [
+        "wang-fang power_on 0",
+        "chen-jie power_on 10",             # chen-jie moves inside Shanghai: nothing more
+        "wang-fang roaming_out 180",
+        "wang-fang roaming_in 180",
+        "wang-fang roaming_out 1440",       # abroad: a UK VLR, then a cell in 234-15
+        "wang-fang roaming_in 1440",
+        "wang-fang roaming_out 4320",
+        "wang-fang roaming_in 4320",
+    ],
+    "inbound-roamer": [
+        "visitor inbound_roamer 0",         # once, at the first sighting; never for `local`
+        "visitor power_on 0",
+        "local power_on 5",
+        "visitor sms_mo 60",
+        "visitor roaming_out 360",
+        "visitor roaming_in 360",
+    ],
+    "area-dwell": [
+        "passer-by power_on 0",
+        "passer-by data_session_start 0",
+        "shopper power_on 0",
+        "shopper area_enter 5",
+        "passer-by area_enter 5",
+        "shopper area_dwell 35",            # once per visit, 30 minutes after entering
+        "passer-by area_enter 40",          # left at 15 (dwell interrupted), back at 40
+        "passer-by area_dwell 70",
+    ],
+    "cf-then-power-on": [
+        "churner power_on 0",
+        "changed-mind power_on 0",
+        "late power_on 0",
+        "churner power_off 120",
+        "changed-mind power_off 120",
+        "late power_off 120",
+        "changed-mind power_on 360",        # forwarding erased before the power-on: no cf
+        "churner power_on 1440",
+        "churner cf 1440",
+        "late power_on 5760",               # 4 days after the forwarding: past `within`
+    ],
+    "hotline": [
+        "caller power_on 0",
+        "caller hotline 31",                # CAP InitialDP to 10086
+        "msisdn-only hotline 61",           # known only by its MSISDN (ISUP)
+        "msisdn-only sms_mo 70",
+        "caller hotline 120",               # ISUP to 114; the call to a mobile number is no hotline
+    ],
+    "power": [
+        "sleeper power_on 0",
+        "lte-user power_on 1",
+        "lte-user data_session_start 1",
+        "lte-user power_off 120",           # the last GTPv2 session deleted, no CS attach
+        "lte-user power_on 180",
+        "sleeper power_off 480",
+        "sleeper power_on 960",
+    ],
+    "messaging": [
+        "texter power_on 0",
+        "texter sms_mo 10",
+        "texter sms_mt 20",
+        "texter sms_mt 30",
+        "texter mms_mt 40",
+        "texter ussd 50",
+    ],
+    "data": [
+        "surfer power_on 0",
+        "surfer data_session_start 10",
+        "surfer rat_change 60",             # first time on 5G
+        "surfer data_session_start 60",
+        "surfer rat_change 120",
+        "surfer data_session_start 120",
+    ],
+    "demo": [
+        "zhao-lei power_on 0",
+        "zhao-lei data_session_start 0",
+        "li-na power_on 0",
+        "li-na imei_change 30",
+        "li-na data_session_start 60",
+        "zhao-lei power_off 120",
+        "li-na hotline 121",                # one call seen twice, as CAP InitialDP and ISUP IAM: two
+        "li-na hotline 121",                # call attempts (the dispatcher's frequency cap keeps one)
+        "visitor inbound_roamer 180",
+        "visitor power_on 180",
+        "visitor sms_mo 185",
+        "li-na roaming_out 300",
+        "li-na roaming_in 300",
+        "li-na area_enter 330",
+        "li-na area_dwell 360",
+        "li-na sms_mt 420",
+        "li-na sms_mo 425",
+        "zhao-lei power_on 540",
+        "zhao-lei cf 540",
+        "zhao-lei data_session_start 540",
+        "zhao-lei mms_mt 545",
+        "zhao-lei ussd 550",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rules")
+    shutil.copy(ROOT / "rules" / "places.yaml", d)
+    for cid, trigger in [(e, f"event: {e}") for e in EVENTS] + list(SPECIAL.items()):
+        (d / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger:\n  {trigger}\nmessage: {{text: hi}}\n")
+    assert not rules.load(str(d)).errors
+    return d
+
+
+def render(tmp_path, story: str) -> tuple:
+    """The story's capture, and its steps (who, time, the identities its records carry)."""
+    pcap, steps = tmp_path / f"{story}.pcap", tmp_path / f"{story}.steps.jsonl"
+    res = CliRunner().invoke(main, ["synth", str(pcap), "--scenario", str(STORIES / f"{story}.yaml"),
+                                    "--expect", str(steps)])
+    assert res.exit_code == 0, res.output
+    return pcap, [json.loads(line) for line in steps.read_text().splitlines()]
+
+
+def story_view(steps, triggers) -> list:
+    """The triggers of the story's own subscribers as 'who campaign minute'."""
+    who = {}
+    for s in steps:
+        for r in s["records"]:
+            for k in ("imsi", "msisdn"):
+                if r.get(k):
+                    who[r[k]] = s["subscriber"]
+    start = min(s["ts_ns"] - _offset(s) for s in steps)
+    out = []
+    for t in triggers:
+        name = who.get(t["imsi"]) or who.get(t["msisdn"])
+        if name:
+            out.append(f"{name} {t['campaign']} {(t['ts_ns'] - start) // 60_000_000_000}")
+    return out
+
+
+def _offset(step) -> int:
+    """ns from the story's start to the step ("+1d2h30m")."""
+    at, total, num = step["at"].lstrip("+"), 0, ""
+    for ch in at:
+        if ch.isdigit():
+            num += ch
+        else:
+            total += int(num) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[ch]
+            num = ""
+    return total * 1_000_000_000
+
+
+def dry(rules_dir, *pcaps) -> list:
+    out = io.StringIO()
+    dryrun.run(rules.load(str(rules_dir)), [str(p) for p in pcaps], Options(), fmt="jsonl", out=out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("story", sorted(EXPECTED))
+def test_story_fires_exactly_the_expected_triggers(rules_dir, tmp_path, story):
+    pcap, steps = render(tmp_path, story)
+    assert story_view(steps, dry(rules_dir, pcap)) == EXPECTED[story]
+
+
+def key(t: dict) -> tuple:
+    return t["campaign"], t["ts_ns"], t["imsi"], t["msisdn"], json.dumps(t["fields"], sort_keys=True)
+
+
+def test_same_triggers_from_rules_test_engine_and_two_shards(rules_dir, tmp_path):
+    pcap, _ = render(tmp_path, "demo")
+    want = sorted(key(t) for t in dry(rules_dir, pcap))
+    assert len(want) > 50
+    # rules test, as the operator runs it
+    res = CliRunner().invoke(main, ["rules", "test", "--rules", str(rules_dir), "--pcap", str(pcap),
+                                    "--format", "jsonl"])
+    assert res.exit_code == 0, res.output
+    assert sorted(key(json.loads(line)) for line in res.stdout.splitlines()) == want
+    # one engine behind one probe
+    one = tmp_path / "one"
+    proc, ep = start_engine(rules_dir, one, "--expect-eos", "1")
+    probe(pcap, ep)
+    finish(proc)
+    assert sorted(logged(one)) == want
+    # two shards fed by two probes: the capture cut in two at its longest quiet gap (no dialogue
+    # open), the first half replayed by one probe, then the second by another, both to both shards
+    first, second = split_at_longest_gap(pcap, tmp_path)
+    two = tmp_path / "two"
+    a, ep_a = start_engine(rules_dir, two, "--shard", "0", "--expect-eos", "2")
+    b, ep_b = start_engine(rules_dir, two, "--shard", "1", "--expect-eos", "2")
+    probe(first, ep_a, ep_b)
+    probe(second, ep_a, ep_b, probe_id=2)
+    finish(a), finish(b)
+    assert logged(two, 0) and logged(two, 1)
+    assert sorted(logged(two, 0) + logged(two, 1)) == want
+
+
+def split_at_longest_gap(pcap: Path, tmp_path: Path) -> tuple:
+    """Two pcap files: the packets before and after the longest pause between two packets."""
+    raw = pcap.read_bytes()
+    head, pos, packets = raw[:24], 24, []
+    while pos < len(raw):
+        sec, frac, incl = struct.unpack_from("<IIi", raw, pos)
+        packets.append((sec * 10**9 + frac * (1000 if raw[:4] == b"\xd4\xc3\xb2\xa1" else 1), raw[pos:pos + 16 + incl]))
+        pos += 16 + incl
+    gaps = [packets[i + 1][0] - packets[i][0] for i in range(len(packets) - 1)]
+    cut = gaps.index(max(gaps)) + 1
+    out = []
+    for name, part in (("first", packets[:cut]), ("second", packets[cut:])):
+        path = tmp_path / f"{name}.pcap"
+        path.write_bytes(head + b"".join(p for _, p in part))
+        out.append(path)
+    return tuple(out)
