@@ -9,10 +9,12 @@ Every file of ../shared/pcaps-public is compared the way the tests compare it, w
 their tables of known differences (nothing here decides what agrees):
   tests/test_tshark.py            MAP: components per frame, IMSIs, subscriber MSISDNs;
   tests/test_tshark_cap_isup.py   CAP components, ISUP messages (other types and BICC in number),
-                                  IMSI, calling number (the MSISDN column), called number, service
-                                  key, cell global id;
-  tests/test_gtp.py               the GTP message types the decoder records, G-PDUs, IMSI, MSISDN,
-                                  IMEI, ECI and TAC (the cells column);
+                                  IMSI, calling number and MSC address (the MSISDN column), called
+                                  number (BICC's too), service key, cell global id;
+  tests/test_gtp.py               the GTP message types the decoder records, G-PDUs, the types it
+                                  counts without a record (in number), IMSI, MSISDN,
+                                  IMEI, ECI and TAC, GTPv1 LAC, RAC, CI and SAC (the cells column),
+                                  called numbers;
 each with the tshark prefs and our options it gives the file. A column reads "n/a" only when no
 comparison sees a value on either side and the MANIFEST lists no such identifier for the file;
 values that no test compares are footnoted as such. Frames without a record are explained as
@@ -41,11 +43,13 @@ PUBLIC = ROOT.parent / "shared" / "pcaps-public"
 
 COLUMNS = {"ops": "operations / message types", "imsi": "IMSI", "msisdn": "MSISDN", "imei": "IMEI",
            "cells": "cell / ECGI / TAI", "called": "called number", "key": "service key"}
-# What each test compares -> its column (GTP: the message type keys v1:, v2:, v0: and tpdu are "ops").
+# What each test compares -> its column (GTP: the message type keys v1:, v2:, v0:, tpdu and the counters
+# of the types not recorded, GTP_ECHO, GTP_OTHER_MESSAGE, GTPU_SIGNALLING, are "ops").
 MAP_COLUMN = {"ops": "ops", "imsi": "imsi", "msisdn": "msisdn"}
 CAP_COLUMN = {"comps": "ops", "isup": "ops", "isup other": "ops", "bicc": "ops", "imsi": "imsi",
-              "calling": "msisdn", "called": "called", "key": "key", "cgi": "cells"}
-GTP_COLUMN = {"imsi": "imsi", "msisdn": "msisdn", "imei": "imei", "eci": "cells", "tac": "cells"}
+              "calling": "msisdn", "called": "called", "key": "key", "cgi": "cells", "node": "msisdn"}
+GTP_COLUMN = {"imsi": "imsi", "msisdn": "msisdn", "imei": "imei", "eci": "cells", "tac": "cells", "lac": "cells",
+              "rac": "cells", "ci": "cells", "sac": "cells", "called": "called"}
 GTP_FAMILY = {"v2": "GTPv2-C", "v1": "GTPv1-C", "v0": "GTPv0", "tpdu": "GTP-U"}
 # The MANIFEST's "Subscriber identifiers" labels: what tshark shows in each file.
 MANIFEST_COLUMN = {"IMSI": "imsi", "MSISDN": "msisdn", "IMEI/IMEISV/MEI": "imei", "cell/location": "cells",
@@ -53,7 +57,6 @@ MANIFEST_COLUMN = {"IMSI": "imsi", "MSISDN": "msisdn", "IMEI/IMEISV/MEI": "imei"
 CLASS_ORDER = ("malformed", "truncated", "unsupported", "other")     # a frame goes under the first it has
 NOT_EXPLAINED = "NOT EXPLAINED by the tests' KNOWN tables"
 NOT_COMPARED = "values the MANIFEST (tshark) lists or our records hold that no test compares"
-BICC = "BICC is counted (ISUP_BICC), not decoded: the numbers tshark shows in BICC frames are not compared"
 
 
 @dataclass
@@ -155,8 +158,6 @@ def cap_isup_file(row: Row, path: Path) -> None:
     for family, whats in (("CAP", ("comps",)), ("ISUP", ("isup", "isup other")), ("BICC", ("bicc",))):
         if any(+Counter(side) for w in whats for side in sides[w]):
             row.family.append(family)
-    if ts.bicc:
-        row.cells["called"].gaps.append((BICC, f"frames {shorten({f for f, _mt in ts.bicc})}"))
     row.notes += [("test_tshark_cap_isup", t.NOTES[path.name])] if path.name in t.NOTES else []
 
 
@@ -323,8 +324,9 @@ def markdown(rows: list, tshark: str) -> str:
     out = [f"# Fidelity against {tshark}", "",
            f"{len(rows)} file{'s' * (len(rows) != 1)} of `{PUBLIC}`, our decoder in per-message mode. `=` identical, `n/a` absent on "
            "both sides, `N [k]` N values differ for reason k, `N! [k]` a difference the tests do not explain, "
-           "`- [k]` values no test compares. MSISDN: for CAP and ISUP the calling party number; cells: the "
-           "CGI for CAP, the ECI and TAC for GTP.", "",
+           "`- [k]` values no test compares. MSISDN: for CAP and ISUP the calling party number, and CAP's MSC "
+           "address against our node; cells: the CGI for CAP, the ECI and TAC for GTPv2, the LAC, RAC, CI and "
+           "SAC for GTPv1.", "",
            "| file | family | frames | records | " + " | ".join(COLUMNS.values()) + " |",
            "|---|---|---:|---:|" + "---|" * len(COLUMNS)]
     for row in rows:

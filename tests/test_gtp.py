@@ -832,16 +832,27 @@ def test_tcp_random_corruption_does_not_crash():
 #   imsi, msisdn, imei, eci, tac  the sets of values (tshark: e212.imsi, e164.msisdn,
 #              gtpv2.mei + gtp.ext_imeisv, gtpv2.ecgi_eci, gtpv2.tai_tac; ours: the GTP-C
 #              records' fields, eci = cell when loc_type is ecgi, tac = lac_tac of a v2
-#              record whose ULI had a TAI).
-# Message types outside RECORDED_* (echo, version not supported, Bearer Resource Command,
-# error indication, end marker, ...) are counted by the decoder as anomalies and never
-# recorded, by design: they are not compared. Every other difference is in KNOWN with its
-# reason; a difference not there, or a known one that went away, fails.
+#              record whose ULI had a TAI),
+#   lac, rac, ci, sac  GTPv1 locations, RAI IE (TS 29.060 7.7.3) and ULI IE (7.7.51) (tshark:
+#              gtp.lac, gtp.rai_rac, gtp.cgi_ci, gtp.sai_sac; ours: lac_tac of a v1 record whose
+#              loc_type is rai, cgi or sai, cell when it is cgi (ci) or sai (sac); the record
+#              keeps no RAC, so ours has none),
+#   called     called numbers (tshark: gsm_a.dtap.cld_party_bcd_num, which only user-plane
+#              payload carries here; ours: the peer of any record),
+#   GTP_ECHO, GTP_OTHER_MESSAGE, GTPU_SIGNALLING  the GTPv1/v2 messages of the types outside
+#              RECORDED_*, which the decoder counts and never records, by design: in number
+#              against the --stats counters of those names (tshark: echo and version not supported,
+#              types 1-3, and the other types, e.g. SGSN context, Bearer Resource Command, on
+#              GTP-C; any type but the G-PDU on a GTP-U port).
+# Every other difference is in KNOWN with its reason; a difference not there, or a known one
+# that went away, fails.
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps-public"
 TSHARK = shutil.which("tshark")
 RECORDED_V2 = {32, 33, 34, 35, 36, 37, 95, 96, 97, 98, 99, 100, 170, 171, 176, 177}
 RECORDED_V1 = {16, 17, 18, 19, 20, 21, 50, 51}
+COUNTED = ("GTP_ECHO", "GTP_OTHER_MESSAGE", "GTPU_SIGNALLING")
+GTPU_PORT = 2152
 
 KNOWN = {
     "ndpi_gtp_c.pcap": {
@@ -852,6 +863,11 @@ KNOWN = {
     "pcapplusplus_gtpv2.pcap": {
         "v2:34": (3, 2, "frame 6 is a Modify Bearer Request whose header says 42 octets and 8 follow: counted "
                         "GTP_TRUNCATED, no record (tshark dissects it as malformed)"),
+    },
+    "ndpi_gtp_false_positive.pcapng": {
+        "GTP_ECHO": (2, 1, "frame 6 is a GTPv1 Version Not Supported (37 03 00 00) whose flags announce the "
+                           "4 optional octets and an extension header where its length says 0 follow: counted "
+                           "GTP_MALFORMED, not GTP_ECHO (tshark flags it malformed too)"),
     },
     "ndpi_gtp_prime.pcapng": {
         "imsi": (("310012000000000",), (),
@@ -865,10 +881,27 @@ KNOWN = {
         "v0:17": (1, 0, "GTPv0 Create PDP Context Response, see v0:1"),
         "v0:255": (2, 0, "GTPv0 T-PDUs, see v0:1"),
     },
+    "zeek_gtp_create_pdp_ctx.pcap": {
+        "rac": ((255,), (),
+                "frame 2's RAI IE (TS 29.060 7.7.3) is 03 64 f0 60 ff fe ff: MCC 460, MNC 06, LAC 0xfffe = 65534 "
+                "(equal on both sides), RAC 0xff = 255 (tshark is right). The record keeps the area code in "
+                "lac_tac and a cell identity (CI, SAC, ECI) in cell; an RAI has no cell, so cell is 0 and the "
+                "RAC is not recorded, by design (README record fields, test_v1_rai_and_uli)"),
+    },
+    "arkime_gtp-iphone.pcap": {
+        "called": (("7",), (),
+                   "frame 90 is a SIP MESSAGE (SMS over IP, TS 24.341) inside a GTP-U tunnel (TEID 0x7e10b56d): "
+                   "tshark's gsm_a.dtap.cld_party_bcd_num 7 is its RP-DATA's RP-Destination Address. User-plane "
+                   "payload is not decoded, by design: GTP-U gives per-tunnel usage counters only"),
+    },
 }
 
 TSHARK_FIELDS = ("gtp.flags.version", "gtp.message", "gtpv2.message_type", "e212.imsi", "e164.msisdn",
-                 "gtpv2.mei", "gtp.ext_imeisv", "gtpv2.ecgi_eci", "gtpv2.tai_tac")
+                 "gtpv2.mei", "gtp.ext_imeisv", "gtpv2.ecgi_eci", "gtpv2.tai_tac", "gtp.lac", "gtp.rai_rac",
+                 "gtp.cgi_ci", "gtp.sai_sac", "gsm_a.dtap.cld_party_bcd_num", "udp.srcport", "udp.dstport")
+VALUE_KEYS = ("imsi", "msisdn", "imei", "eci", "tac", "lac", "rac", "ci", "sac", "called")
+NUMERIC = {"eci": "gtpv2.ecgi_eci", "tac": "gtpv2.tai_tac", "lac": "gtp.lac", "rac": "gtp.rai_rac",
+           "ci": "gtp.cgi_ci", "sac": "gtp.sai_sac"}
 
 
 def gtp_captures() -> list:
@@ -892,7 +925,7 @@ def tshark_view(path: Path) -> dict:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
     view = collections.Counter()
-    ids = {k: set() for k in ("imsi", "msisdn", "imei", "eci", "tac")}
+    ids = {k: set() for k in VALUE_KEYS}
     for line in out.splitlines():
         row = dict(zip(TSHARK_FIELDS, (c.split(";") if c else [] for c in line.split("\t"))))
         for layer, (ver, msg) in enumerate(zip(row["gtp.flags.version"], row["gtp.message"])):
@@ -904,30 +937,51 @@ def tshark_view(path: Path) -> dict:
                 view[f"v1:{msg}"] += 1
             elif ver == 0:
                 view[f"v0:{msg}"] += 1
+            elif ver == 1:
+                view[counter(msg, row)] += 1
         for t in row["gtpv2.message_type"]:
             if int(t) in RECORDED_V2:
                 view[f"v2:{int(t)}"] += 1
+            else:
+                view[counter(int(t), row)] += 1
         ids["imsi"] |= set(row["e212.imsi"])
         ids["msisdn"] |= set(row["e164.msisdn"])
         ids["imei"] |= set(row["gtpv2.mei"]) | set(row["gtp.ext_imeisv"])
-        ids["eci"] |= {int(x, 0) for x in row["gtpv2.ecgi_eci"]}
-        ids["tac"] |= {int(x, 0) for x in row["gtpv2.tai_tac"]}
+        ids["called"] |= set(row["gsm_a.dtap.cld_party_bcd_num"])
+        for key, f in NUMERIC.items():
+            ids[key] |= {int(x, 0) for x in row[f]}
     return dict(view, **{k: tuple(sorted(v)) for k, v in ids.items()})
 
 
+def counter(msg: int, row: dict) -> str:
+    """The --stats counter of a message of a type the decoder does not record."""
+    if GTPU_PORT in {int(p) for p in row["udp.srcport"][:1] + row["udp.dstport"][:1]}:
+        return "GTPU_SIGNALLING"
+    return "GTP_ECHO" if msg <= 3 else "GTP_OTHER_MESSAGE"
+
+
 def our_view(path: Path) -> dict:
-    recs = [r for batch in decode_file(path, Options(messages=True)) for r in to_dicts(batch)]
+    st = Stats()
+    recs = [r for batch in decode_file(path, Options(messages=True), stats=st) for r in to_dicts(batch)]
     ctrl = [r for r in recs if r["proto"] in ("gtpv1c", "gtpv2c")]
     view = collections.Counter(f"v{r['proto'][4]}:{r['op']}" for r in ctrl)
     view["tpdu"] = sum(r.get("packets", 0) for r in usage(recs))
+    for name in COUNTED:
+        view[name] = st.anomalies[Anomaly[name]]
     ids = {k: {r[k] for r in ctrl if k in r} for k in ("imsi", "msisdn", "imei")}
     ids["eci"] = {r["cell"] for r in ctrl if r.get("loc_type") == "ecgi"}
     ids["tac"] = {r["lac_tac"] for r in ctrl if r["proto"] == "gtpv2c" and r.get("loc_type") in ("ecgi", "tai")}
+    v1 = [r for r in ctrl if r["proto"] == "gtpv1c"]
+    ids["lac"] = {r["lac_tac"] for r in v1 if r.get("loc_type") in ("rai", "cgi", "sai")}
+    ids["rac"] = set()                                  # the record keeps no RAC (README: lac_tac, cell)
+    ids["ci"] = {r["cell"] for r in v1 if r.get("loc_type") == "cgi"}
+    ids["sac"] = {r["cell"] for r in v1 if r.get("loc_type") == "sai"}
+    ids["called"] = {r["peer"] for r in recs if "peer" in r}
     return dict(view, **{k: tuple(sorted(v)) for k, v in ids.items()})
 
 
 def differences(theirs: dict, ours: dict) -> dict:
-    empty = lambda k: () if k in ("imsi", "msisdn", "imei", "eci", "tac") else 0  # noqa: E731
+    empty = lambda k: () if k in VALUE_KEYS else 0  # noqa: E731
     return {k: (theirs.get(k, empty(k)), ours.get(k, empty(k))) for k in sorted(set(theirs) | set(ours))
             if theirs.get(k, empty(k)) != ours.get(k, empty(k))}
 
