@@ -10,7 +10,7 @@ from .engine import Engine
 
 
 def when(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def why(campaign, trigger) -> str:
