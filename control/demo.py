@@ -1,0 +1,512 @@
+"""`touchpoint demo`: the whole product on one sample day, with nothing to configure.
+
+    run(out="touchpoint-demo", subscribers=3000, seed=1)
+
+1. A story is written for the day (OUT/story.yaml, probe.story): a share of the subscribers
+   lives each scenario of the example campaigns in rules/ (a new 5G handset, the first time on
+   5G, the first data session after a silent month, a hotline call, arriving in Shanghai,
+   shopping at Wangfujing in the evening, forwarding calls then a power cycle), some of them
+   then reach the campaign's goal (more often when contacted than when held out), and the
+   rest are background subscribers doing ordinary things. A second story (OUT/history.yaml)
+   gives the new-handset subscribers the data days of the previous weeks that make them
+   `active`. Both are rendered to captures; the postpaid and staff lists of the day's
+   subscribers are written (with the rows of rules/lists/) and imported with the TAC table.
+2. `touchpoint engine` (with its in-process dispatcher, `--clock records`) and `touchpoint
+   probe` run as processes over ZeroMQ on loopback with a copy of rules/; the day is replayed
+   at SPEED times its pace, so the records clock moves as the dispatcher's sending loop can
+   follow. The campaigns with `send: approve` are approved as the operator would, with `ctl`.
+   The `sms` channel's SMSC is a small one on loopback (LocalSmsc) that answers each submit_sm
+   with a delivery receipt; the others go to the file channel.
+3. The report: `touchpoint report` with its plots when control.report exists, else the
+   per-campaign counts of `ctl campaigns` (OUT/summary.json) and a bar chart.
+
+Failures (a port in use, a process that dies) stop the demo with the process's own last
+lines; the child processes are always ended.
+"""
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import click
+import yaml
+
+from . import smpp
+from .ctl import Unreachable, request
+from .policy import holdout_share
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RULES = os.path.join(HERE, "rules")
+DAY = datetime(2026, 11, 7, 8, 0, tzinfo=timezone(timedelta(hours=8)))    # 08:00 in Beijing
+SPEED = 3000                # the day's replay: 12 hours in about 15 s
+APPROVE = ("cf-churn-retention", "dwell-wangfujing")   # `send: approve`: the demo approves them
+# Scenario -> share of the story's subscribers (the rest of --subscribers is background).
+COHORTS = (("handset", 0.11), ("5g", 0.11), ("silent", 0.12), ("hotline", 0.12), ("roam", 0.12),
+           ("dwell", 0.10), ("churn", 0.07))
+BACKGROUND = 0.25
+CONVERT = (0.45, 0.15)      # goal reached: contacted, held out
+
+
+class DemoError(Exception):
+    """The demo cannot go on: the message says what and where."""
+
+
+# ---------------------------------------------------------------------------
+# The sample day
+# ---------------------------------------------------------------------------
+
+def _at(minutes: float) -> str:
+    return f"+{int(minutes)}m"
+
+
+def _campaign_of(cohort: str) -> str:
+    return {"handset": "new-handset-5g", "5g": "first-5g", "silent": "first-data-use", "hotline": "hotline-caller",
+            "roam": "roaming-in-shanghai", "dwell": "dwell-wangfujing", "churn": "cf-churn-retention"}[cohort]
+
+
+def _holdouts() -> dict:
+    """Each example campaign's hold-out share, from its rule file."""
+    out = {}
+    for name in os.listdir(RULES):
+        if name.endswith(".yaml") and name not in ("places.yaml", "policy.yaml"):
+            with open(os.path.join(RULES, name), encoding="utf-8") as f:
+                doc = yaml.safe_load(f)
+            h = str(doc.get("holdout", "0%")).rstrip("%")
+            out[doc["id"]] = float(h) / 100
+    return out
+
+
+def make_day(subscribers: int, seed: int) -> tuple:
+    """(day story, history story, postpaid rows, staff rows) as plain data."""
+    rng = random.Random(seed)
+    holdout = _holdouts()
+    n_story = max(len(COHORTS), int(subscribers * (1 - BACKGROUND)))
+    people, history, postpaid, staff = {}, {}, [], []
+    k = 0
+    for cohort, share in COHORTS:
+        for _ in range(max(1, round(n_story * share))):
+            k += 1
+            name = f"{cohort}-{k}"
+            imsi, msisdn = f"4600077{k:08d}", f"86137{k:08d}"
+            tac = {"handset": "86837504", "5g": rng.choice(("35391110", "35332509", "35290611"))}.get(
+                cohort, rng.choice(("86837504", "35332509", "01326300", "35875505")))
+            campaign = _campaign_of(cohort)
+            contacted = holdout_share(campaign, msisdn) >= holdout.get(campaign, 0)
+            converts = rng.random() < CONVERT[0 if contacted else 1]
+            steps = _steps(cohort, rng, converts)
+            people[name] = {"imsi": imsi, "msisdn": msisdn, "imei": tac + f"{k % 1000000:06d}", "steps": steps}
+            if cohort == "handset":       # data on days of the past weeks: an `active` subscriber
+                history[name] = {"imsi": imsi, "msisdn": msisdn, "imei": people[name]["imei"],
+                                 "steps": [{"at": f"+{d}d{rng.randrange(60, 600)}m", "do": "data", "apn": "ims",
+                                            "duration": "5m", "packets": 4} for d in (0, 8, 14, 17)]}
+            if cohort == "5g" or rng.random() < 0.88:        # most are postpaid; first-5g needs no list
+                postpaid.append((msisdn, imsi, rng.choice(("华为", "苹果", "小米", "OPPO", "vivo")),
+                                 rng.choice((16, 17)) if rng.random() < 0.03 else rng.randrange(18, 70),
+                                 rng.choice(("男", "女")), rng.choice((59.0, 129.5, 198.0, 398.0)),
+                                 rng.choice(("动感地带", "畅享129", "全球通398")),
+                                 rng.choice(("北京", "上海", "广州"))))
+            if rng.random() < 0.01:
+                staff.append((msisdn, "市场部"))
+    start = DAY.isoformat()
+    day = {"start": start, "places": "rules/places.yaml",
+           "background": {"subscribers": max(0, subscribers - len(people)), "activity": 1},
+           "subscribers": people}
+    hist = {"start": (DAY - timedelta(days=20)).isoformat(), "places": "rules/places.yaml", "subscribers": history}
+    return day, hist, postpaid, staff
+
+
+def _steps(cohort: str, rng: random.Random, converts: bool) -> list:
+    """One subscriber's day in its scenario (times from 08:00; all done by about 20:00, before
+    the policy's quiet hours), and the goal when it converts."""
+    t0 = rng.uniform(0, 50)
+    via = "lte" if cohort == "5g" else "cs"
+    s = [{"at": _at(t0), "do": "attach", "via": via, "region": "beijing"}]
+    t = rng.uniform(70, 560)                                  # the moment, 09:10 to 17:20
+    goal = None
+    if cohort == "handset":
+        s.append({"at": _at(t), "do": "change_handset", "tac": rng.choice(("35391110", "35332509"))})
+        goal = {"do": "data", "apn": "cmnet", "rat": "nr", "duration": "10m", "packets": 6}
+    elif cohort == "5g":
+        s.append({"at": _at(t), "do": "data", "apn": "cmnet", "rat": "nr", "duration": "10m", "packets": 6})
+        goal = {"do": "data", "apn": "cmnet", "rat": "nr", "duration": "10m", "packets": 6}
+    elif cohort == "silent":
+        # a session that carries nothing yet: the engine sees the segment as of its batch's end
+        s.append({"at": _at(t), "do": "data", "apn": "cmnet", "duration": "5m", "packets": 0})
+        goal = {"do": "data", "apn": "cmnet", "duration": "20s", "packets": 1600}    # a megabyte and more
+    elif cohort == "hotline":
+        s.append({"at": _at(t), "do": "call", "to": rng.choice(("service", "directory")), "via": "cap"})
+        goal = {"do": "data", "apn": "cmnet", "duration": "5m", "packets": 4}
+    elif cohort == "roam":
+        s.append({"at": _at(t), "do": "roam_to", "region": "shanghai"})
+        goal = {"do": "data", "apn": "cmnet", "duration": "5m", "packets": 4}
+    elif cohort == "dwell":                                   # evening shopping: 18:20 to 19:00
+        t = rng.uniform(620, 660)
+        s.append({"at": _at(t), "do": "move", "area": "wangfujing"})
+        t += rng.uniform(25, 35)
+        s.append({"at": _at(t), "do": "move", "area": "wangfujing"})
+    elif cohort == "churn":
+        t = rng.uniform(60, 300)
+        s.append({"at": _at(t), "do": "register_cf", "ss": "cfu", "to": f"86133{rng.randrange(10**8):08d}"})
+        t += rng.uniform(30, 120)
+        s.append({"at": _at(t), "do": "power_off"})
+        t += rng.uniform(60, 240)
+        s.append({"at": _at(t), "do": "power_on"})
+        goal = {"do": "move", "vlr": "861390020009"}         # still with us: a location update
+    if goal and converts:
+        s.append(dict(goal, at=_at(t + rng.uniform(20, 120))))
+    return s
+
+
+def write_lists(out: str, postpaid: list, staff: list) -> tuple:
+    """The demo's postpaid and staff lists: the rows of rules/lists/ and the day's subscribers."""
+    os.makedirs(os.path.join(out, "lists"), exist_ok=True)
+    paths = []
+    for name, rows in (("postpaid", postpaid), ("staff", staff)):
+        path = os.path.join(out, "lists", f"{name}.csv")
+        with open(os.path.join(RULES, "lists", f"{name}.csv"), encoding="utf-8") as f:
+            sample = f.read().rstrip("\n") + "\n"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(sample)
+            f.writelines(",".join(str(x) for x in r) + "\n" for r in rows)
+        paths.append(path)
+    return tuple(paths)
+
+
+# ---------------------------------------------------------------------------
+# A small SMSC on loopback for the campaigns whose channel is sms
+# ---------------------------------------------------------------------------
+
+class LocalSmsc:
+    """Binds any ESME, answers submit_sm with a message id and sends a DELIVRD receipt for
+    it: what an operator's SMSC does for a message that reaches the handset."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.submitted = 0
+        self.stopping = False
+        threading.Thread(target=self._accept, name="demo-smsc", daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket):
+        seq = 0x10000
+        with conn:
+            f = conn.makefile("rb")
+            while True:
+                head = f.read(16)
+                if len(head) < 16:
+                    return
+                length, cid, _, n = smpp.HEADER.unpack(head)
+                body = f.read(length - 16)
+                if cid in (smpp.BIND_TRANSCEIVER, smpp.BIND_TRANSMITTER):
+                    conn.sendall(smpp.pack(cid | smpp.RESP, n, smpp.c_octets("demo", 16, "system_id")))
+                elif cid == smpp.SUBMIT_SM:
+                    self.submitted += 1
+                    sm = smpp.ShortMessage.decode(body)
+                    mid = f"{self.submitted:x}"
+                    out = smpp.pack(cid | smpp.RESP, n, smpp.c_octets(mid, 65, "message_id"))
+                    seq += 1
+                    receipt = smpp.ShortMessage(source_addr=sm.destination_addr, destination_addr=sm.source_addr,
+                                                esm_class=smpp.ESM_RECEIPT,
+                                                short_message=f"id:{mid} stat:DELIVRD err:000".encode(),
+                                                tlvs={smpp.TLV_RECEIPTED_MESSAGE_ID: mid.encode() + b"\0",
+                                                      smpp.TLV_MESSAGE_STATE: bytes((2,))})
+                    conn.sendall(out + smpp.pack(smpp.DELIVER_SM, seq, receipt.encode()))
+                elif cid == smpp.UNBIND:
+                    conn.sendall(smpp.pack(cid | smpp.RESP, n))
+                    return
+                elif not cid & smpp.RESP:                     # enquire_link and the rest: OK
+                    conn.sendall(smpp.pack(cid | smpp.RESP, n))
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# Running it
+# ---------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _touchpoint(*args) -> list:
+    return [sys.executable, "-c", "from control.cli import run; run()", *args]
+
+
+class Children:
+    """The demo's processes: each one's stderr in OUT/NAME.log; all ended on the way out."""
+
+    def __init__(self, out: str):
+        self.out = out
+        self.procs = {}
+
+    def start(self, name: str, args: list) -> subprocess.Popen:
+        log = open(os.path.join(self.out, f"{name}.log"), "w")
+        self.procs[name] = p = subprocess.Popen(_touchpoint(*args), stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, cwd=self.out, start_new_session=True)
+        log.close()
+        return p
+
+    def tail(self, name: str, n: int = 5) -> str:
+        try:
+            with open(os.path.join(self.out, f"{name}.log"), errors="replace") as f:
+                return "".join(f.readlines()[-n:]).rstrip()
+        except OSError:
+            return ""
+
+    def died(self, name: str) -> DemoError:
+        p = self.procs[name]
+        return DemoError(f"touchpoint {name} stopped with exit code {p.returncode}; the last lines of "
+                         f"{os.path.join(self.out, name + '.log')}:\n{self.tail(name)}")
+
+    def check(self, *names) -> None:
+        for name in names:
+            if self.procs[name].poll() is not None:
+                raise self.died(name)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        end = time.monotonic() + timeout
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, port: int = 0,
+        speed: float = SPEED, echo=click.echo) -> dict:
+    """The demo from start to report; returns the per-campaign summary. Raises DemoError."""
+    from probe import story
+
+    t_start = time.monotonic()
+    out = os.path.abspath(out)
+    if os.path.exists(out):
+        if not os.path.isdir(out) or (os.listdir(out) and not os.path.exists(os.path.join(out, "story.yaml"))):
+            raise DemoError(f"{out} exists and is not a demo directory: give another --out")
+        shutil.rmtree(out)
+    os.makedirs(out)
+    data = os.path.join(out, "data")
+    rules = os.path.join(out, "rules")
+    port = port or _free_port()
+    with socket.socket() as s:                  # a port in use: say so before anything starts
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise DemoError(f"port {port} on 127.0.0.1: {e.strerror}; give another with --port") from None
+    smsc = LocalSmsc()
+    shutil.copytree(RULES, rules, ignore=shutil.ignore_patterns("lists", "stories"))
+    with open(os.path.join(rules, "policy.yaml"), encoding="utf-8") as f:
+        policy = f.read()
+    with open(os.path.join(rules, "policy.yaml"), "w", encoding="utf-8") as f:
+        f.write(re.sub(r"(?m)^(\s+port:\s*)\d+", rf"\g<1>{smsc.port}", policy))   # the demo's SMSC
+
+    status = _Status(echo)
+    status.say(f"generating a day of {subscribers:,} subscribers (seed {seed})")
+    day, hist, postpaid, staff = make_day(subscribers, seed)
+    for name, doc in (("story", day), ("history", hist)):
+        with open(os.path.join(out, f"{name}.yaml"), "w", encoding="utf-8") as f:
+            f.write(f"# touchpoint demo: {'the sample day' if name == 'story' else 'the weeks before it'}\n")
+            yaml.safe_dump(doc, f, allow_unicode=True, sort_keys=False, default_flow_style=None, width=200)
+    try:
+        h = story.render(os.path.join(out, "history.yaml"), os.path.join(out, "history.pcap"), seed=seed)
+        d = story.render(os.path.join(out, "story.yaml"), os.path.join(out, "day.pcap"), seed=seed)
+    except story.StoryError as e:
+        raise DemoError(str(e)) from None
+    status.say(f"day.pcap: {d['packets']:,} packets, {d['records']:,} records; history.pcap: {h['packets']:,} packets")
+
+    from .lists import import_list, import_tac
+    pp, st = write_lists(out, postpaid, staff)
+    rows = import_list(data, "postpaid", pp)["rows"]
+    import_list(data, "staff", st)
+    import_tac(data, os.path.join(RULES, "lists", "tac.csv"))
+    status.say(f"imported the lists postpaid ({rows:,} rows) and staff, and the TAC table")
+
+    kids = Children(out)
+    ctl = f"ipc://{data}/ctl.sock"
+    push = f"tcp://127.0.0.1:{port}"
+    try:
+        kids.start("engine", ["engine", "--rules", rules, "--data", data, "--listen", push, "--clock", "records",
+                              "--status-interval", "0"])
+        _wait_ctl(ctl, kids)
+        kids.start("probe-history", ["probe", "--pcap", "history.pcap", "--push", push, "--lossless",
+                                     "--status-interval", "0"])
+        _wait(kids, "probe-history", ctl, None, status)
+        kids.start("probe", ["probe", "--pcap", "day.pcap", "--push", push, "--lossless", "--speed", f"{speed:g}x",
+                             "--flush-ms", "250", "--status-interval", "0"])
+        total = h["records"] + d["records"]
+        _wait(kids, "probe", ctl, total, status)
+        summary = _finish(ctl, kids, status)
+        campaigns = _call(ctl, "campaigns", kids)
+        kids.stop()
+        if kids.procs["engine"].returncode not in (0, -signal.SIGTERM):
+            raise kids.died("engine")
+    finally:
+        kids.stop()
+        smsc.close()
+    summary = {"seconds": round(time.monotonic() - t_start, 1), "subscribers": subscribers, "seed": seed,
+               "records": d["records"] + h["records"], "smsc_submitted": smsc.submitted, **summary,
+               "campaigns": campaigns}
+    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, ensure_ascii=False, indent=1)
+    status.done()
+    return summary
+
+
+class _Status:
+    """One status line on stderr, rewritten in place on a terminal."""
+
+    def __init__(self, echo):
+        self.echo = echo
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.monotonic()
+        self.last = ""
+
+    def say(self, text: str) -> None:
+        line = f"[{time.monotonic() - self.t0:5.1f} s] {text}"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.flush()
+        elif text.split(":")[0] != self.last.split(":")[0] or "%" not in text:
+            sys.stderr.write(line + "\n")
+        self.last = text
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def _call(ctl: str, cmd: str, kids: Children, **args):
+    try:
+        r = request(ctl, cmd, args)
+    except Unreachable as e:
+        kids.check("engine")
+        raise DemoError(f"touchpoint ctl {cmd}: {e}") from None
+    if not r.get("ok"):
+        if cmd == "approve" and str(r.get("error", "")).startswith("nothing pending"):
+            return 0
+        raise DemoError(f"touchpoint ctl {cmd}: {r.get('error')}")
+    return r["result"]
+
+
+def _wait_ctl(ctl: str, kids: Children, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        kids.check("engine")
+        try:
+            if request(ctl, "status", timeout=1.0).get("ok"):
+                return
+        except Unreachable:
+            time.sleep(0.1)
+    raise DemoError(f"touchpoint engine did not answer on {ctl} within {timeout:g} s:\n{kids.tail('engine')}")
+
+
+def _wait(kids: Children, name: str, ctl: str, total, status: _Status) -> None:
+    """Until the probe is done; meanwhile the progress and the operator's approvals."""
+    p = kids.procs[name]
+    while p.poll() is None:
+        kids.check("engine")
+        if total:
+            s = _call(ctl, "status", kids)
+            done = s["engine"]["records"]
+            bar = int(30 * min(done, total) / total)
+            status.say(f"replaying the day at {SPEED}x: [{'#' * bar}{'.' * (30 - bar)}] "
+                       f"{100 * min(done, total) // total}%  {done:,} records, {s['engine']['triggers']:,} triggers")
+            for c in APPROVE:
+                _call(ctl, "approve", kids, campaign=c)
+        time.sleep(0.3)
+    if p.returncode != 0:
+        raise kids.died(name)
+
+
+def _finish(ctl: str, kids: Children, status: _Status, timeout: float = 30.0) -> dict:
+    """The last approvals, then until the dispatcher has sent what is due."""
+    status.say("end of the day: approving, sending what is due")
+    for c in APPROVE:
+        _call(ctl, "approve", kids, campaign=c)
+    end, last, still = time.monotonic() + timeout, None, 0
+    while time.monotonic() < end:
+        d = _call(ctl, "status", kids)["dispatcher"]
+        now = (d["states"].get("queued", 0), d["states"].get("sending", 0), d["states"].get("sent", 0))
+        still = still + 1 if now == last and now[1] == 0 else 0
+        if still >= 4:
+            break
+        last = now
+        time.sleep(0.25)
+    return {"states": d["states"], "reasons": d["reasons"]}
+
+
+# ---------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------
+
+def report(out: str, summary: dict, echo=click.echo) -> list:
+    """`touchpoint report` (funnel, uplift, plots) when control.report is there; else the
+    per-campaign summary and OUT/campaigns.png. Returns the plot files."""
+    import importlib.util
+    if importlib.util.find_spec("control.report") is not None:
+        plots = []
+        for args, png in (([], "report.png"), (["--health"], "health.png")):
+            r = subprocess.run(_touchpoint("report", "--data", "data", "--rules", "rules", *args, "--plot", png),
+                               cwd=out, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise DemoError(f"touchpoint report {' '.join(args)}: exit code {r.returncode}\n{r.stderr.strip()}")
+            echo("\n".join(x for x in r.stdout.rstrip().splitlines() if not x.startswith("plot: ")))
+            plots.append(os.path.join(out, png))
+        return plots
+    rows = [c for c in summary["campaigns"] if c["rule_status"] == "active"]
+    cols = ("triggers", "suppressed", "pending", "expired", "sent")
+    w = max(len(c["id"]) for c in rows)
+    echo(f"touchpoint demo: {summary['subscribers']:,} subscribers, {summary['records']:,} records, "
+         f"{summary['seconds']:.0f} s; messages in {os.path.join(out, 'data', 'outbox.jsonl')} and, for sms "
+         f"campaigns, the demo's SMSC ({summary['smsc_submitted']:,} submitted)")
+    echo(f"{'campaign':<{w}}  " + "  ".join(f"{c:>10}" for c in cols))
+    for c in rows:
+        echo(f"{c['id']:<{w}}  " + "  ".join(f"{c[k]:>10,}" for k in cols))
+    reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(summary["reasons"].items()))
+    echo(f"reasons: {reasons}")
+    return [_plot(out, rows, cols)]
+
+
+def _plot(out: str, rows: list, cols: tuple) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    path = os.path.join(out, "campaigns.png")
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    x = np.arange(len(rows))
+    for i, k in enumerate(cols):
+        ax.bar(x + (i - 2) * 0.16, [c[k] for c in rows], 0.16, label=k)
+    ax.set_xticks(x, [c["id"] for c in rows], rotation=20, ha="right")
+    ax.set_ylabel("messages")
+    ax.set_title("touchpoint demo: triggers and messages per campaign")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

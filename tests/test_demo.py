@@ -1,0 +1,110 @@
+"""`touchpoint demo` from end to end, as a newcomer runs it: real processes over ZeroMQ, the
+example campaigns of rules/, and what it leaves in its directory checked against its report."""
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from control import rules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def touchpoint(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-c", "from control.cli import run; run()", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "d"
+    r = touchpoint("demo", "--out", str(out), "--subscribers", "800", "--seed", "3")
+    assert r.returncode == 0, r.stderr + r.stdout
+    return out, r
+
+
+def test_every_active_campaign_triggers_and_sends(demo):
+    out, r = demo
+    active = [c.id for c in rules.load(os.path.join(ROOT, "rules")).campaigns if c.status == "active"]
+    assert len(active) >= 7
+    triggers = {}
+    with open(out / "data" / "triggers-shard-0.jsonl", encoding="utf-8") as f:
+        for line in f:
+            c = json.loads(line)["campaign"]
+            triggers[c] = triggers.get(c, 0) + 1
+    db = sqlite3.connect(out / "data" / "outbox.sqlite")
+    states = {}
+    for campaign, state, n in db.execute("SELECT campaign, state, count(*) FROM messages GROUP BY 1, 2"):
+        states.setdefault(campaign, {})[state] = n
+    sent = {c: s.get("sent", 0) + s.get("delivered", 0) for c, s in states.items()}
+    for c in active:
+        assert triggers.get(c, 0) > 0, f"{c}: no trigger"
+        assert sent.get(c, 0) > 0, f"{c}: nothing sent ({states.get(c)})"
+    # the file channel holds each message the outbox says it sent; the sms campaign went to the SMSC
+    with open(out / "data" / "outbox.jsonl", encoding="utf-8") as f:
+        filed = [json.loads(line) for line in f]
+    assert len(filed) == len({m["id"] for m in filed}) == sum(s.get("sent", 0) for s in states.values())
+    assert states["new-handset-5g"].get("delivered", 0) > 0            # receipts from the demo's SMSC
+    # the printed report names every campaign with the number of its triggers
+    for c in active:
+        at = r.stdout.index(c)
+        assert f"{triggers[c]:,}" in r.stdout[at:at + 2000], c
+
+
+def test_plots_and_story(demo):
+    out, r = demo
+    pngs = [line.split(": ", 1)[1] for line in r.stdout.splitlines() if line.startswith("plot: ")]
+    assert pngs
+    for p in pngs:
+        with open(p, "rb") as f:
+            head = f.read(8)
+        assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(p) > 10_000
+    assert (out / "story.yaml").exists() and (out / "day.pcap").stat().st_size > 0
+
+
+def test_same_seed_same_day(tmp_path):
+    from control.demo import make_day
+    assert make_day(300, 5) == make_day(300, 5)
+    assert make_day(300, 5) != make_day(300, 6)
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = touchpoint("demo", "--out", str(tmp_path / "d"), "--subscribers", "100", "--port", str(port))
+    assert r.returncode == 1
+    assert f"port {port} on 127.0.0.1" in r.stderr and "--port" in r.stderr
+
+
+def test_a_dying_engine_is_reported_and_nothing_is_left(tmp_path):
+    """The engine cannot start (its data directory's state file is not a snapshot): the demo says
+    so with the engine's own words and leaves no process behind."""
+    from control import demo as d
+
+    out = tmp_path / "d"
+
+    class Broken(d.Children):
+        def start(self, name, args):
+            if name == "engine":
+                os.makedirs(out / "data" / "state", exist_ok=True)
+                (out / "data" / "state" / "shard-0.npz").write_bytes(b"not a snapshot")
+            return super().start(name, args)
+
+    real = d.Children
+    d.Children = Broken
+    try:
+        with pytest.raises(d.DemoError, match="touchpoint engine stopped with exit code"):
+            d.run(str(out), 100, 1, echo=lambda *_: None)
+    finally:
+        d.Children = real
+    for name in ("engine",):
+        log = (out / f"{name}.log").read_text()
+        assert log
+    ps = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True)
+    assert ps.stdout.strip() == ""
