@@ -342,6 +342,8 @@ def test_mo_messages_reach_on_mo(smsc_factory):
         s.command({"mo": {"from": "8613900000001", "to": "10658000", "text": "退订"}})
         s.command({"mo": {"from": "8613900000002", "to": "10658000", "text": "TD"}})
         f.run(lambda f: len(f.mo) == 2, timeout=10, what="two MO messages")
+        # the server logs an answer after the client has passed the message on: wait for both
+        s.wait(lambda ev: sum("mo_sent" in e for e in ev) == 2, what="both deliver_sm answered")
     finally:
         c.stop(2)
     assert sorted(f.mo) == [("8613900000001", "退订"), ("8613900000002", "TD")]
