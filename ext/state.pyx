@@ -535,10 +535,10 @@ cdef class State:
         self.nev = 0
         for i in range(n):
             r = <const tp_rec_head *>(base + i * stride)
+            if i + 16 < n:
+                self._prefetch(<const tp_rec_head *>(base + (i + 16) * stride), False)
             if i + 8 < n:
-                self._prefetch(<const tp_rec_head *>(base + (i + 8) * stride), False)
-            if i + 4 < n:
-                self._prefetch(<const tp_rec_head *>(base + (i + 4) * stride), True)
+                self._prefetch(<const tp_rec_head *>(base + (i + 8) * stride), True)
             if r.ts_ns > self.clock_ns:
                 self.clock_ns = r.ts_ns
                 if self.ntimers:
