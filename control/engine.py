@@ -100,8 +100,12 @@ class Triggers:
 
 
 class Engine:
-    def __init__(self, ruleset, lists=None, *, capacity: int = 1 << 16, window_s: int = 7 * DAY_S, warn=None):
+    def __init__(self, ruleset, lists=None, *, capacity: int = 1 << 16, window_s: int = 7 * DAY_S, warn=None,
+                 watch=()):
         self.state = State(capacity, window_s)
+        self.watch = {Event.named(e) for e in watch}       # events written for others (control.health)
+        self.last_events = np.zeros(0, EVENT_DTYPE)       # the last batch's events
+        self.goal_hits = []                 # the last batch's goal events: (campaign, ts_ns, imsi, msisdn)
         self.lists = lists
         self.triggers = 0
         self.events = np.zeros(len(Event) + 1, np.int64)     # counted by code
@@ -119,7 +123,9 @@ class Engine:
         self.campaigns = sorted((c for c in ruleset.campaigns if c.status == "active"),
                                 key=lambda c: (-c.priority, c.id))
         want = {Event.named(c.trigger.event) for c in self.campaigns}
-        want |= {Event.named(c.goal.event) for c in self.campaigns if c.goal is not None}
+        # goals of every campaign, active or not: the messages it sent are still being measured
+        self.goal_campaigns = [c for c in ruleset.campaigns if c.goal is not None and c.goal.event]
+        want |= {Event.named(c.goal.event) for c in self.goal_campaigns} | self.watch
         self.state.emit = sum(1 << e for e in want)
         self.state.dwell = np.array(sorted({c.trigger.minutes for c in self.campaigns
                                             if c.trigger.event == "area_dwell"}), np.uint16)
@@ -129,6 +135,7 @@ class Engine:
 
     def process(self, records: np.ndarray) -> "Triggers":
         if not len(records):
+            self.last_events, self.goal_hits = empty(0), []
             return Triggers([])
         records = np.ascontiguousarray(records)
         self.records += len(records)
@@ -156,11 +163,13 @@ class Engine:
         return region, area
 
     def _match(self, ev: np.ndarray, records: np.ndarray) -> "Triggers":
+        self.last_events, self.goal_hits = ev, []
         if not len(ev):
             return Triggers([])
         np.add.at(self.events, ev["event"], 1)
         self._ev = ev
         self._rows = {}                     # list name -> each event's subscriber's row in it
+        self.goal_hits = self._goal_hits(ev, records)
         out = []
         for c in self.campaigns:
             t = c.trigger
@@ -187,6 +196,20 @@ class Engine:
         self.triggers += len(batch)
         return batch
 
+    def _goal_hits(self, ev: np.ndarray, records: np.ndarray) -> list:
+        """Each goal's events whose `where` holds, for control.goals: (campaign id, ts_ns, packed
+        IMSI, packed MSISDN), the subscriber's identities as the state knows them."""
+        out = []
+        for c in self.goal_campaigns:
+            sel = np.flatnonzero(ev["event"] == Event.named(c.goal.event))
+            if not len(sel):
+                continue
+            col = Columns(self, ev, sel, records)
+            keep = c.goal.where.mask(col, len(sel))
+            if keep.any():
+                out.append((c.id, col._ev("ts_ns")[keep], col("imsi")[keep], col("msisdn")[keep]))
+        return out
+
     def list(self, name: str):
         """An imported list, or None (said once) when it is not there: nobody is in it."""
         if self.lists is None:
@@ -211,8 +234,8 @@ class Engine:
             if lst is None:
                 rows[todo] = -1
             else:
-                subs = self._ev["sub"][todo]
-                rows[todo] = lst.rows(self.state.rows["msisdn"][subs], self.state.rows["imsi"][subs])
+                subs, inverse = np.unique(self._ev["sub"][todo], return_inverse=True)    # once a subscriber
+                rows[todo] = lst.rows(self.state.rows["msisdn"][subs], self.state.rows["imsi"][subs])[inverse]
         return rows[positions]
 
     def tac_table(self):

@@ -3,7 +3,8 @@
 `DATA/outbox.sqlite` (WAL, synchronous=FULL: a committed state survives a crash of the process
 or the machine). Table `messages` is the only store of messages and the contact history;
 `optouts` and `campaign_state` hold what ctl (and MO replies) set; `offsets` how far the
-trigger log has been read, committed with the messages it gave.
+trigger log has been read, committed with the messages it gave; `conversions` the attribution
+windows of campaign goals (control.goals).
 
 A message's life: pending → queued → sending → sent → delivered | failed, or expired, or
 suppressed / rejected, each with its reason. The id is the idempotency key
@@ -60,6 +61,20 @@ CREATE TABLE IF NOT EXISTS campaign_state (
     status TEXT NOT NULL,           -- paused (by ctl; resume removes the row)
     at INTEGER NOT NULL
 );
+-- Attribution windows (control.goals): one per contacted or held-out message of a campaign with
+-- a goal, from its contact (sent_ns) or, held out, its decision (created_ns), for goal.within.
+CREATE TABLE IF NOT EXISTS conversions (
+    message TEXT PRIMARY KEY,       -- messages.id
+    campaign TEXT NOT NULL,
+    imsi TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    holdout INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    converted_ns INTEGER            -- the first goal event in [start_ns, end_ns]; NULL: none (yet)
+);
+CREATE INDEX IF NOT EXISTS conversions_open ON conversions (end_ns) WHERE converted_ns IS NULL;
+CREATE INDEX IF NOT EXISTS conversions_campaign ON conversions (campaign, holdout, start_ns);
 CREATE TABLE IF NOT EXISTS offsets (
     source TEXT PRIMARY KEY,        -- a trigger log's path
     position INTEGER NOT NULL       -- bytes of it offered

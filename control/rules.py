@@ -371,9 +371,11 @@ TEMPLATE = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
 
 @dataclass(frozen=True)
 class Goal:
-    event: str
-    within_s: int                   # seconds after the message
+    event: str                      # a scenario event ("": a conversion of an imported list)
+    within_s: int                   # seconds after the message (held out: after the decision)
     where: Pred
+    list: str = ""                  # an imported list of conversions (msisdn, product, time)
+    product: str = ""               # only its rows of this product ("": any)
 
 
 @dataclass(frozen=True)
@@ -1055,7 +1057,7 @@ def _campaign(doc: _Doc, root, places: Places | None, columns, policy: Policy = 
     message = _message(doc, top["message"], columns, policy) if "message" in top else _BAD
     priority = get("priority", doc.integer, 0)
     holdout = get("holdout", doc.percent, 0.0)
-    goal = _goal(doc, top["goal"], cond) if "goal" in top else None
+    goal = _goal(doc, top["goal"], cond, columns) if "goal" in top else None
     send = get("send", lambda n, p: doc.choice(n, p, SEND_MODES), "auto")
     cooldown = get("cooldown", doc.duration, 0)
     quota = get("quota", lambda n, p: doc.integer(n, p, 1), 0)
@@ -1203,12 +1205,32 @@ def _check_template(doc, node, message, event, audience, columns) -> None:
         doc.err(text_node, "message.text", f"{{{fname}}}: {why}{_suggest(fname, [*built_in, *(columns or ())])}")
 
 
-def _goal(doc, node, cond) -> Goal:
-    top = doc.mapping(node, "goal", ("event", "within", "where"), required=("event", "within"))
-    if top is None or "event" not in top or "within" not in top:
+def _goal(doc, node, cond, columns=None) -> Goal:
+    """`{event, within, where}`, or `{list, product, within}`: a conversion imported from billing."""
+    top = doc.mapping(node, "goal", ("event", "within", "where", "list", "product"), required=("within",))
+    if top is None or "within" not in top:
         return _BAD
-    event = doc.choice(top["event"], "goal.event", F.EVENTS, "a scenario event")
     within = doc.duration(top["within"], "goal.within")
+    if ("event" in top) == ("list" in top):
+        return doc.err(node, "goal", "names an event or a list of conversions (list:), not both" if "event" in top
+                       else "missing: an event, or a list of conversions (list:)")
+    if "list" in top:
+        for key in ("where",):
+            if key in top:
+                doc.err(top[key], f"goal.{key}", "a goal of a list takes product and within, not where")
+        name = doc.name(top["list"], "goal.list", "a list name", LIST_NAME)
+        product = doc.scalar(top["product"], "goal.product") if "product" in top else ""
+        if columns is not None and name is not _BAD:
+            if name not in columns.lists:
+                doc.err(top["list"], "goal.list", f"no list {name!r} is imported{_suggest(name, columns.lists)}")
+            elif "time" not in columns.names or (product and "product" not in columns.names):
+                doc.err(top["list"], "goal.list", "a list of conversions has the columns msisdn, product and time")
+        if _BAD in (name, product, within):
+            return _BAD
+        return Goal("", within, AllOf(()), list=name, product=product)
+    if "product" in top:
+        doc.err(top["product"], "goal.product", "only a goal of a list (list:) has a product")
+    event = doc.choice(top["event"], "goal.event", F.EVENTS, "a scenario event")
     if event is _BAD:
         return _BAD
     where = cond.where(top["where"], "goal.where", F.trigger_fields(event), "trigger") if "where" in top else AllOf(())

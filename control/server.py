@@ -7,7 +7,9 @@ dispatcher. The subscriber state is snapshotted to DATA/state/shard-N.npz every
 `snapshot_interval` seconds and at shutdown, and restored at start: a clean restart loses
 nothing, a crash at most the last interval. SIGHUP reloads the rules (a directory with errors
 is refused, the rules in force stay); SIGINT/SIGTERM stop after the batch at hand. The control
-socket (control.ctl, `touchpoint ctl`) is answered from the same loop, between batches.
+socket (control.ctl, `touchpoint ctl`) is answered from the same loop, between batches. After
+each batch, the goal events are matched against the attribution windows (control.goals), and
+the daily scorecard counters are written at each day's end of record time (control.health).
 """
 import json
 import os
@@ -26,6 +28,8 @@ from probe.transport import Receiver, WireError
 from .ctl import Commands, ControlServer, default_endpoint
 from .dispatcher import Dispatcher
 from .engine import Engine
+from .goals import Goals
+from .health import WATCH, Health
 from .policy import make_clock
 
 NAME = "touchpoint engine"
@@ -63,7 +67,7 @@ class EngineServer:
         if errors:
             raise ValueError("\n".join(str(e) for e in errors))
         self.ruleset = ruleset
-        self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say)
+        self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say, watch=WATCH)
         os.makedirs(os.path.join(cfg.data_dir, "state"), exist_ok=True)
         self.snapshot_path = os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.npz")
         self.log_path = os.path.join(cfg.data_dir, f"triggers-shard-{cfg.shard}.jsonl")
@@ -75,6 +79,8 @@ class EngineServer:
         self.started = time.monotonic()
         self.dispatcher = Dispatcher(cfg.data_dir, ruleset, lists, clock=make_clock(cfg.clock), warn=self.say) \
             if cfg.dispatch else None
+        self.goals = Goals(cfg.data_dir, ruleset, warn=self.say)     # conversions, from the outbox
+        self.health = Health(cfg.data_dir, cfg.shard)                # the daily scorecard counters
 
     def campaigns(self) -> dict:
         """Every campaign of the rules in force, whatever its status, by id."""
@@ -95,6 +101,7 @@ class EngineServer:
         if os.path.exists(self.snapshot_path):
             self.engine.restore(self.snapshot_path)
             self.say(f"restored {self.engine.state.count:,} subscribers from {self.snapshot_path}")
+            self.health.restore()
         rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients)
         ctx = rx.ctx
         push = None
@@ -158,8 +165,11 @@ class EngineServer:
                 self._flush(log, push)
                 if cfg.expect_eos:
                     self._emit(self.engine.finish(), log, push)
+                    self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
         finally:
             self.engine.snapshot(self.snapshot_path)
+            self.health.write(self.engine, complete=False)
+            self.health.save()
             if push is not None:
                 push.close(linger=1000)
             rx.poller.unregister(ctl.sock)
@@ -169,6 +179,8 @@ class EngineServer:
                 if cfg.expect_eos and not self.stop.is_set():
                     self.dispatcher.drain(30.0)         # a replay's end: what is due goes out first
                 self.dispatcher.stop()
+            self.goals.observe([], self.engine.state.clock_ns)      # what was sent last opens its windows
+            self.goals.close()
         self._status(final=True)
         return 1 if self.lost or self.errors else 0
 
@@ -185,7 +197,11 @@ class EngineServer:
             return
         records = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
         self.pending, self.pending_n = [], 0
-        self._emit(self.engine.process(records), log, push)
+        for part in self.health.split(records):         # days end between parts
+            self.health.begin(part, self.engine)
+            self._emit(self.engine.process(part), log, push)
+            self.health.count(part, self.engine.last_events)
+            self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
         if self.dispatcher is not None:
             self.dispatcher.clock.see(self.engine.state.clock_ns)     # the records clock moves with records
 
@@ -224,6 +240,7 @@ class EngineServer:
             return [str(e) for e in errors], None
         self.ruleset = ruleset
         self.engine.load(ruleset)
+        self.goals.reload(ruleset)
         if self.dispatcher is not None:
             self.dispatcher.reload(ruleset)
         active = sum(c.status == 'active' for c in ruleset.campaigns)

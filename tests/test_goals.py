@@ -1,0 +1,157 @@
+"""Goals and conversions (control.goals): the engine's goal events matched against attribution
+windows opened from the outbox, for contacted and held-out subscribers, in-process with the real
+Engine, Dispatcher (file channel, records clock) and SQLite outbox."""
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+from control.dispatcher import Dispatcher
+from control.engine import Engine
+from control.goals import Goals
+from control.policy import RecordClock, holdout_share
+from control.rules import load
+from probe.record import Kind, Loc
+from tests.records import MIN, T0, rec
+
+H = 60 * MIN
+CAMPAIGN = "welcome"
+
+
+def rules(tmp_path: Path, holdout: str = "20%", within: str = "1d") -> Path:
+    d = tmp_path / "rules"
+    d.mkdir(exist_ok=True)
+    (d / f"{CAMPAIGN}.yaml").write_text(
+        f"id: {CAMPAIGN}\nstatus: active\ntrigger: {{event: power_on}}\nmessage: {{text: '欢迎 {{msisdn}}'}}\n"
+        f"holdout: {holdout}\ngoal: {{event: mms_mt, within: {within}}}\n", encoding="utf-8")
+    (d / "policy.yaml").write_text("caps: []\nchannels: {file: {path: sent.jsonl}}\n", encoding="utf-8")
+    return d
+
+
+def subscriber(i: int) -> tuple:
+    return f"4600{i:011d}", f"86139{i:08d}"
+
+
+def story(n: int, p1: float, p0: float, seed: int = 7, holdout: float = 0.2) -> tuple:
+    """n subscribers power on in the first two hours; a contacted one gets an MMS (the goal) 1-20 h
+    later with probability p1, a held-out one (by the policy's own hash) with p0; of the others,
+    half get one 30 h later, after the window. Returns (records in time order, the subscribers
+    who convert within the window by group)."""
+    rnd = random.Random(seed)
+    recs, truth = [], {0: set(), 1: set()}
+    for i in range(n):
+        imsi, msisdn = subscriber(i)
+        t = rnd.uniform(0, 120)
+        recs.append(rec(Kind.LOCATION_UPDATE, t, imsi=imsi, msisdn=msisdn, node="861390001000", lac=4100, cell=7,
+                        loc=Loc.CGI))
+        held = holdout_share(CAMPAIGN, msisdn) < holdout
+        if rnd.random() < (p0 if held else p1):
+            truth[int(held)].add(msisdn)
+            recs.append(rec(Kind.MMS_NOTIFICATION, t + rnd.uniform(60, 1200), imsi=imsi, peer="8613900000000"))
+        elif rnd.random() < 0.5:
+            recs.append(rec(Kind.MMS_NOTIFICATION, t + 30 * 60, imsi=imsi, peer="8613900000000"))
+    recs = np.concatenate(recs)
+    return recs[np.argsort(recs["ts_ns"], kind="stable")], truth
+
+
+def drain(d: Dispatcher) -> None:
+    end = time.monotonic() + 60
+    while not d.idle():
+        assert time.monotonic() < end, d.status()
+        time.sleep(0.01)
+
+
+def replay(rules_dir: Path, data: Path, recs: np.ndarray, step_min: int = 10, goals: Goals | None = None) -> Goals:
+    """The engine process's loop, in-process: a chunk of records (step_min of record time), its
+    triggers offered, what is due sent, then the goal events matched."""
+    rs = load(str(rules_dir))
+    assert rs.ok, rs.errors
+    engine = Engine(rs)
+    d = Dispatcher(str(data), rs, clock=RecordClock())
+    d.start()
+    goals = goals or Goals(str(data), rs)
+    try:
+        edges = np.arange(T0, int(recs["ts_ns"].max()) + step_min * MIN + 1, step_min * MIN)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            part = recs[(recs["ts_ns"] >= lo) & (recs["ts_ns"] < hi)]
+            d.offer(engine.process(part))
+            d.clock.see(engine.state.clock_ns)
+            drain(d)
+            goals.observe(engine.goal_hits, engine.state.clock_ns)
+        goals.observe([], engine.state.clock_ns)
+    finally:
+        d.stop()
+    return goals
+
+
+def conversions(data: Path) -> dict:
+    db = sqlite3.connect(str(data / "outbox.sqlite"))
+    try:
+        rows = db.execute("SELECT msisdn, holdout, start_ns, end_ns, converted_ns FROM conversions").fetchall()
+    finally:
+        db.close()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_conversions_within_the_window_for_both_groups(tmp_path):
+    recs, truth = story(600, 0.5, 0.2)
+    data = tmp_path / "data"
+    goals = replay(rules(tmp_path), data, recs)
+    goals.close()
+    conv = conversions(data)
+    assert len(conv) == 600                         # every subscriber was sent to or held out
+    held = {m for m, (h, *_) in conv.items() if h}
+    assert held == {subscriber(i)[1] for i in range(600) if holdout_share(CAMPAIGN, subscriber(i)[1]) < 0.2}
+    for group in (0, 1):
+        got = {m for m, (h, s, e, c) in conv.items() if h == group and c is not None}
+        assert got == truth[group]                  # the MMS 30 h later, after the window, never counts
+    for m, (h, s, e, c) in conv.items():
+        assert e - s == 24 * H and (c is None or s <= c <= e)
+
+
+def test_a_restart_keeps_the_open_windows(tmp_path):
+    """Windows opened before a restart convert on goal events after it; the goal event buffer of
+    late windows and expiry work across it too."""
+    recs, truth = story(300, 0.6, 0.3, seed=3)
+    data, rdir = tmp_path / "data", rules(tmp_path)
+    cut = T0 + 3 * H                                # every trigger before it, most goals after
+    first = replay(rdir, data, recs[recs["ts_ns"] < cut])
+    assert first.status()["open"] > 200
+    first.close()
+    before = conversions(data)
+    again = Goals(str(data), load(str(rdir)))
+    assert again.status()["open"] == sum(1 for h, s, e, c in before.values() if c is None)
+    replay(rdir, data, recs[recs["ts_ns"] >= cut], goals=again).close()
+    conv = conversions(data)
+    assert set(conv) == set(before)                 # no window twice
+    for group in (0, 1):
+        assert {m for m, (h, s, e, c) in conv.items() if h == group and c is not None} == truth[group]
+
+
+def test_windows_close_at_their_end(tmp_path):
+    recs, _ = story(100, 0.0, 0.0, seed=5)
+    data = tmp_path / "data"
+    goals = replay(rules(tmp_path, within="2h"), data, recs)
+    assert goals.status()["open"] == 0 and goals.status()["windows"] == 100
+    assert all(c is None for *_, c in conversions(data).values())
+
+
+def test_goal_rules(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    bad = {"a": "{list: conversions, where: {apn: cmnet}, within: 7d}", "b": "{event: mms_mt, list: x, within: 1d}",
+           "c": "{event: mms_mt, product: x, within: 1d}", "d": "{list: conversions}", "e": "{within: 1d}",
+           "f": "{list: 'no good', within: 1d}"}
+    for cid, goal in {**bad, "ok": "{list: conversions, product: 5g-plan, within: 7d}"}.items():
+        (d / f"{cid}.yaml").write_text(f"id: {cid}\ntrigger: {{event: power_on}}\nmessage: {{text: hi}}\n"
+                                       f"goal: {goal}\n")
+    rs = load(str(d))
+    where = {Path(e.file).stem: (e.line, e.field, e.why) for e in rs.errors}
+    assert set(where) == set(bad)
+    assert all(line == 4 for line, *_ in where.values())
+    assert where["a"][1] == "goal.where" and where["c"][1] == "goal.product" and where["d"][1] == "goal.within"
+    assert "not both" in where["b"][2] and "missing" in where["e"][2]
+    ok = {c.id: c for c in rs.campaigns}["ok"].goal
+    assert (ok.list, ok.product, ok.within_s, ok.event) == ("conversions", "5g-plan", 7 * 86400, "")
