@@ -34,6 +34,14 @@ from .policy import make_clock
 
 NAME = "touchpoint engine"
 COALESCE = 16384            # records the engine takes at a time, at most (when they are there)
+REPLAY_STEP_NS = 60 * 10**9     # --clock records: the dispatcher's time moves a minute at a time
+
+
+def time_slices(records: np.ndarray, step_ns: int) -> list:
+    """records cut where their time (its running maximum) enters a new step."""
+    t = np.maximum.accumulate(records["ts_ns"]) // step_ns
+    cuts = np.flatnonzero(np.diff(t)) + 1
+    return np.split(records, cuts) if len(cuts) else [records]
 
 
 @dataclass
@@ -197,13 +205,20 @@ class EngineServer:
             return
         records = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
         self.pending, self.pending_n = [], 0
-        for part in self.health.split(records):         # days end between parts
-            self.health.begin(part, self.engine)
-            self._emit(self.engine.process(part), log, push)
-            self.health.count(part, self.engine.last_events)
-            self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
-        if self.dispatcher is not None:
-            self.dispatcher.clock.see(self.engine.state.clock_ns)     # the records clock moves with records
+        # Replaying on the records' clock, the dispatcher lives through the records' time a minute
+        # at a time, deciding and sending as it would have live (one batch of a fast replay may span
+        # hours, more than a campaign's window).
+        replay = self.dispatcher is not None and self.dispatcher.clock.name == "records"
+        for day in self.health.split(records):          # days end between parts
+            for part in time_slices(day, REPLAY_STEP_NS) if replay else (day,):
+                self.health.begin(part, self.engine)
+                self._emit(self.engine.process(part), log, push)
+                self.health.count(part, self.engine.last_events)
+                self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
+                if self.dispatcher is not None:
+                    self.dispatcher.clock.see(self.engine.state.clock_ns)   # the records clock moves with records
+                    if replay:
+                        self.dispatcher.step()
 
     def _emit(self, triggers, log, push) -> None:
         if not triggers:

@@ -270,17 +270,8 @@ def test_sigkill_at_random_points_every_trigger_ends_exactly_once(tmp_path):
         assert got[("suppressed", "frequency_cap")] and got[("suppressed", "quota")]
 
 
-def test_engine_dispatches_in_process(tmp_path):
-    """`touchpoint engine` behind `touchpoint probe`: every trigger of its log is one message in the
-    outbox, and what was sent is in the file channel's output, once."""
-    pcap = ROOT / "pcaps" / "map_mixed_small.pcap"
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    for cid, event in (("sms", "sms_mo"), ("mt", "sms_mt"), ("on", "power_on")):
-        (rules / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger: {{event: {event}}}\n"
-                                           f"message: {{text: 'hi {{msisdn}}'}}\nholdout: 10%\n")
-    (rules / "policy.yaml").write_text("caps: [{per: 1h, max: 1}]\nchannels: {file: {path: sent.jsonl}}\n")
-    data = tmp_path / "data"
+def engine_behind_probe(rules: Path, data: Path, pcap: Path) -> None:
+    """`touchpoint engine --clock records` fed one capture by `touchpoint probe`, to its end."""
     proc = subprocess.Popen(CLI + ["engine", "--rules", str(rules), "--data", str(data), "--status-interval", "0",
                                    "--listen", "tcp://127.0.0.1:*", "--expect-eos", "1", "--clock", "records"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -294,6 +285,20 @@ def test_engine_dispatches_in_process(tmp_path):
     assert res.returncode == 0, res.stderr
     err = proc.communicate(timeout=TIMEOUT)[1]
     assert proc.returncode == 0, err
+
+
+def test_engine_dispatches_in_process(tmp_path):
+    """`touchpoint engine` behind `touchpoint probe`: every trigger of its log is one message in the
+    outbox, and what was sent is in the file channel's output, once."""
+    pcap = ROOT / "pcaps" / "map_mixed_small.pcap"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for cid, event in (("sms", "sms_mo"), ("mt", "sms_mt"), ("on", "power_on")):
+        (rules / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger: {{event: {event}}}\n"
+                                           f"message: {{text: 'hi {{msisdn}}'}}\nholdout: 10%\n")
+    (rules / "policy.yaml").write_text("caps: [{per: 1h, max: 1}]\nchannels: {file: {path: sent.jsonl}}\n")
+    data = tmp_path / "data"
+    engine_behind_probe(rules, data, pcap)
     logged = [json.loads(x) for x in (data / "triggers-shard-0.jsonl").read_text().splitlines()]
     assert len(logged) > 20
     st = states(data)
@@ -303,3 +308,24 @@ def test_engine_dispatches_in_process(tmp_path):
     out = [m["id"] for m in sent_lines(data)]
     assert len(out) == len(set(out)) and set(out) == {i for i, (s, _) in st.items() if s == "sent"}
     assert not {s for s, _ in st.values()} - {"sent", "suppressed", "expired"}
+
+
+def test_a_replay_on_the_records_clock_sends_as_live_would(tmp_path):
+    """A fast replay of hours of traffic reaches the engine in one batch; with `--clock records`
+    the dispatcher lives through it a minute at a time, so a trigger early in the batch is sent
+    inside its short window instead of expiring against the batch's last record time."""
+    pcap = tmp_path / "story.pcap"
+    res = subprocess.run(CLI + ["synth", str(pcap), "--scenario", str(ROOT / "rules" / "stories" / "hotline.yaml")],
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert res.returncode == 0, res.stderr
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "places.yaml").write_text((ROOT / "rules" / "places.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (rules / "hot.yaml").write_text("id: hot\nstatus: active\ntrigger: {event: hotline_call, hotlines: [service]}\n"
+                                    "message: {text: 'hi'}\nwindow: 5m\n")
+    (rules / "policy.yaml").write_text("caps: []\nchannels: {file: {path: sent.jsonl}}\n")
+    data = tmp_path / "data"
+    engine_behind_probe(rules, data, pcap)
+    got = Counter(states(data).values())
+    assert got == {("sent", ""): 2}             # caller at +30m, msisdn-only at +1h: hours before the last record
+    assert len(sent_lines(data)) == 2
