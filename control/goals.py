@@ -77,7 +77,9 @@ class _Open:
             for w in self.at[lo[i]:hi[i]]:
                 if only is not None and not only[w]:
                     continue
-                if self.start[w] <= t <= self.end[w] and (not self.done[w] or t < self.done[w]):
+                # strictly after the window opens: the record that triggered the campaign (a
+                # held-out window opens at the decision, at that record's time) is not its own goal
+                if self.start[w] < t <= self.end[w] and (not self.done[w] or t < self.done[w]):
                     self.done[w] = t
                     changed[int(w)] = t
         return list(changed.items())

@@ -155,3 +155,28 @@ def test_goal_rules(tmp_path):
     assert "not both" in where["b"][2] and "missing" in where["e"][2]
     ok = {c.id: c for c in rs.campaigns}["ok"].goal
     assert (ok.list, ok.product, ok.within_s, ok.event) == ("conversions", "5g-plan", 7 * 86400, "")
+
+
+def test_the_triggering_record_is_not_its_own_goal(tmp_path):
+    """A goal that the triggering record itself satisfies (power_on by a location update, goal: a
+    location update): a held-out window opens at the decision, at that record's time, and must
+    not count the record; a later location update does."""
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / f"{CAMPAIGN}.yaml").write_text(
+        f"id: {CAMPAIGN}\nstatus: active\ntrigger: {{event: power_on}}\nmessage: {{text: hi}}\nholdout: 99%\n"
+        "goal: {event: record, within: 1d, where: {kind: location_update}}\n", encoding="utf-8")
+    (d / "policy.yaml").write_text("caps: []\nchannels: {file: {path: sent.jsonl}}\n", encoding="utf-8")
+    held = [i for i in range(200) if holdout_share(CAMPAIGN, subscriber(i)[1]) < 0.99][:20]
+    recs = []
+    for n, i in enumerate(held):
+        imsi, msisdn = subscriber(i)
+        recs.append(rec(Kind.LOCATION_UPDATE, n, imsi=imsi, msisdn=msisdn, node="861390001000"))
+        if n % 2:                                   # half come back an hour later: they convert
+            recs.append(rec(Kind.LOCATION_UPDATE, n + 60, imsi=imsi, msisdn=msisdn, node="861390001000"))
+    recs = np.concatenate(recs)
+    data = tmp_path / "data"
+    replay(d, data, recs[np.argsort(recs["ts_ns"], kind="stable")]).close()
+    conv = conversions(data)
+    assert len(conv) == 20 and all(h == 1 for h, *_ in conv.values())
+    assert {m for m, (h, s, e, c) in conv.items() if c is not None} == {subscriber(i)[1] for i in held[1::2]}
