@@ -172,11 +172,11 @@ def test_the_triggering_record_is_not_its_own_goal(tmp_path):
     for n, i in enumerate(held):
         imsi, msisdn = subscriber(i)
         recs.append(rec(Kind.LOCATION_UPDATE, n, imsi=imsi, msisdn=msisdn, node="861390001000"))
-        if n % 2:                                   # half come back an hour later: they convert
+        if n % 2 == 0:                              # half come back an hour later: they convert
             recs.append(rec(Kind.LOCATION_UPDATE, n + 60, imsi=imsi, msisdn=msisdn, node="861390001000"))
     recs = np.concatenate(recs)
     data = tmp_path / "data"
     replay(d, data, recs[np.argsort(recs["ts_ns"], kind="stable")]).close()
     conv = conversions(data)
     assert len(conv) == 20 and all(h == 1 for h, *_ in conv.values())
-    assert {m for m, (h, s, e, c) in conv.items() if c is not None} == {subscriber(i)[1] for i in held[1::2]}
+    assert {m for m, (h, s, e, c) in conv.items() if c is not None} == {subscriber(i)[1] for i in held[::2]}
