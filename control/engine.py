@@ -37,6 +37,7 @@ LOCATING[[Kind.LOCATION_UPDATE, Kind.GPRS_LOCATION_UPDATE, Kind.MO_SMS, Kind.MT_
 CELL = np.zeros(256, bool)
 CELL[[Loc.CGI, Loc.SAI, Loc.ECGI]] = True      # a cell, not only an area code
 SNAPSHOT_VERSION = 1
+REGION_FIELDS = ("node", "mcc", "mnc", "lac_tac", "loc_type")      # what places.region_of reads
 ABSENT = empty(1)[0]                    # a record field's value when the record does not have it
 
 
@@ -155,7 +156,7 @@ class Engine:
                           | (records["loc_type"] != 0))
         region = np.where(has, 0, -1).astype(np.int16)
         if has.any():
-            region[has] = self.places.region_of(records[has])
+            region[has] = self.places.region_of({f: records[f][has] for f in REGION_FIELDS})
         cell = locating & CELL[records["loc_type"]]
         area = np.where(cell, 0, -1).astype(np.int32)
         if cell.any():

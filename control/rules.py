@@ -299,7 +299,7 @@ class Places:
 
     def region_of(self, records: np.ndarray) -> np.ndarray:
         """Region index (0: none) of each record's serving location (node, mcc, mnc, lac_tac,
-        loc_type: a RECORD_DTYPE array or any structured array with these fields)."""
+        loc_type: a RECORD_DTYPE array, or a mapping of these names to columns)."""
         node, mcc, mnc = records["node"].astype(np.uint64), records["mcc"], records["mnc"]
         lac_tac, loc_type = records["lac_tac"], records["loc_type"]
         known = mcc != NO_PLMN
