@@ -38,6 +38,7 @@ CELL = np.zeros(256, bool)
 CELL[[Loc.CGI, Loc.SAI, Loc.ECGI]] = True      # a cell, not only an area code
 SNAPSHOT_VERSION = 1
 REGION_FIELDS = ("node", "mcc", "mnc", "lac_tac", "loc_type")      # what places.region_of reads
+MEMBER_CACHE = 1 << 20                  # subscribers whose list rows are remembered, a list
 ABSENT = empty(1)[0]                    # a record field's value when the record does not have it
 
 
@@ -112,6 +113,7 @@ class Engine:
         self.events = np.zeros(len(Event) + 1, np.int64)     # counted by code
         self.records = 0
         self.missing_lists = set()
+        self._members = {}                  # list name -> (list, subscriber, row): _member_rows' cache
         self.warn = warn or (lambda line: None)
         self.load(ruleset)
 
@@ -236,8 +238,26 @@ class Engine:
                 rows[todo] = -1
             else:
                 subs, inverse = np.unique(self._ev["sub"][todo], return_inverse=True)    # once a subscriber
-                rows[todo] = lst.rows(self.state.rows["msisdn"][subs], self.state.rows["imsi"][subs])[inverse]
+                rows[todo] = self._member_rows(name, lst, subs)[inverse]
         return rows[positions]
+
+    def _member_rows(self, name: str, lst, subs: np.ndarray) -> np.ndarray:
+        """Rows in the list of these subscribers (state rows): through a direct-mapped cache of
+        MEMBER_CACHE entries a list (12 MB, not state: dropped when the list is re-imported), so a
+        subscriber seen again soon needs no binary search of a list of millions."""
+        cached = self._members.get(name)
+        if cached is None or cached[0] is not lst:
+            cached = self._members[name] = (lst, np.full(MEMBER_CACHE, -1, np.int64), np.empty(MEMBER_CACHE, np.int32))
+        _, who, row = cached
+        slot = subs & (MEMBER_CACHE - 1)
+        hit = who[slot] == subs
+        out = np.where(hit, row[slot], -1).astype(np.int64)
+        miss = np.flatnonzero(~hit)
+        if len(miss):
+            m = subs[miss]
+            out[miss] = lst.rows(self.state.rows["msisdn"][m], self.state.rows["imsi"][m])
+            who[slot[miss]], row[slot[miss]] = m, out[miss]
+        return out
 
     def tac_table(self):
         return self.lists.tac() if self.lists is not None else None

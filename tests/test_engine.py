@@ -206,3 +206,21 @@ def test_audience_lists_attributes_exclusions_and_handsets(tmp_path):
         rec(Kind.CHECK_IMEI, 10, imei=IMEI_B + "0"), rec(Kind.CHECK_IMEI, 11, imei=IMEI_A + "0")]))]
     assert got == [("5g", {"new_handset": True, "old_tac": IMEI_B[:8], "tac": IMEI_A[:8],
                            "handset": 0b1100, "handset_brand": "华为"})]      # 4g, 5g
+
+
+def test_a_reimported_list_is_used_at_once(tmp_path):
+    """List rows are cached per subscriber; a re-import (seen by ListStore.reload) drops the cache."""
+    from control.lists import ListStore, import_list
+    data = tmp_path / "data"
+    (tmp_path / "a.csv").write_text("imsi\n460001000000001\n")
+    (tmp_path / "b.csv").write_text("imsi\n460001000000002\n")
+    import_list(data, "vip", tmp_path / "a.csv")
+    (tmp_path / "r").mkdir()
+    store = ListStore(data)
+    e = Engine(ruleset(tmp_path / "r", campaign("vip", "event: sms_mo", "audience: {lists: [vip]}")), store)
+    sms = lambda t: np.concatenate([rec(Kind.MO_SMS, t, imsi=f"46000100000000{i}") for i in (1, 2)])
+    assert [t.imsi[-1] for t in e.process(sms(0))] == ["1"]
+    import_list(data, "vip", tmp_path / "b.csv")
+    assert [t.imsi[-1] for t in e.process(sms(1))] == ["1"]          # until the engine reloads
+    store.reload()
+    assert [t.imsi[-1] for t in e.process(sms(2))] == ["2"]
