@@ -1183,9 +1183,10 @@ def demo(out_dir, subscribers, seed, port):
 
     try:
         summary = run_demo(out_dir, subscribers, seed, port)
+        plots = report(out_dir, summary)
     except DemoError as e:
         raise click.ClickException(str(e))
-    for path in report(out_dir, summary):
+    for path in plots:
         click.echo(f"plot: {path}")
 
 

@@ -45,7 +45,9 @@ from .ctl import Unreachable, request
 from .policy import holdout_share
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RULES = os.path.join(HERE, "rules")
+# the example campaigns: beside the package in a checkout (editable install), else in the
+# directory the demo is run from (`pip install . && touchpoint demo` in a clone)
+RULES = os.path.join(HERE, "rules") if os.path.isdir(os.path.join(HERE, "rules")) else os.path.abspath("rules")
 DAY = datetime(2026, 11, 7, 8, 0, tzinfo=timezone(timedelta(hours=8)))    # 08:00 in Beijing
 SPEED = 3000                # the day's replay: 12 hours in about 15 s
 APPROVE = ("cf-churn-retention", "dwell-wangfujing")   # `send: approve`: the demo approves them
@@ -303,6 +305,8 @@ def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, po
     from probe import story
 
     t_start = time.monotonic()
+    if not os.path.isfile(os.path.join(RULES, "policy.yaml")):
+        raise DemoError(f"no example campaigns in {RULES}: run touchpoint demo in the touchpoint checkout")
     out = os.path.abspath(out)
     if os.path.exists(out):
         if not os.path.isdir(out) or (os.listdir(out) and not os.path.exists(os.path.join(out, "story.yaml"))):
@@ -385,18 +389,22 @@ class _Status:
         self.t0 = time.monotonic()
         self.last = ""
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, final: bool = False) -> None:
+        """A new step, or progress within one (on a terminal: the line is rewritten; else only
+        its first and `final` lines are written)."""
         line = f"[{time.monotonic() - self.t0:5.1f} s] {text}"
+        step = text.split(":")[0]
         if self.tty:
-            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.write(("\r\033[K" if step == self.last else "\n" if self.last else "") + line)
             sys.stderr.flush()
-        elif text.split(":")[0] != self.last.split(":")[0] or "%" not in text:
+        elif final or step != self.last:
             sys.stderr.write(line + "\n")
-        self.last = text
+        self.last = step
 
     def done(self) -> None:
-        if self.tty:
+        if self.tty and self.last:
             sys.stderr.write("\n")
+        self.last = ""
 
 
 def _call(ctl: str, cmd: str, kids: Children, **args):
@@ -427,16 +435,19 @@ def _wait_ctl(ctl: str, kids: Children, timeout: float = 30.0) -> None:
 def _wait(kids: Children, name: str, ctl: str, total, status: _Status) -> None:
     """Until the probe is done; meanwhile the progress and the operator's approvals."""
     p = kids.procs[name]
-    while p.poll() is None:
+    while True:
+        running = p.poll() is None
         kids.check("engine")
         if total:
             s = _call(ctl, "status", kids)
-            done = s["engine"]["records"]
-            bar = int(30 * min(done, total) / total)
-            status.say(f"replaying the day at {SPEED}x: [{'#' * bar}{'.' * (30 - bar)}] "
-                       f"{100 * min(done, total) // total}%  {done:,} records, {s['engine']['triggers']:,} triggers")
+            done = min(s["engine"]["records"], total)
+            bar = 30 * done // total
+            status.say(f"replaying the day at {SPEED}x: [{'#' * bar}{'.' * (30 - bar)}] {100 * done // total}%  "
+                       f"{s['engine']['records']:,} records, {s['engine']['triggers']:,} triggers", final=not running)
             for c in APPROVE:
                 _call(ctl, "approve", kids, campaign=c)
+        if not running:
+            break
         time.sleep(0.3)
     if p.returncode != 0:
         raise kids.died(name)
@@ -466,8 +477,11 @@ def _finish(ctl: str, kids: Children, status: _Status, timeout: float = 30.0) ->
 def report(out: str, summary: dict, echo=click.echo) -> list:
     """`touchpoint report` (funnel, uplift, plots) when control.report is there; else the
     per-campaign summary and OUT/campaigns.png. Returns the plot files."""
-    import importlib.util
-    if importlib.util.find_spec("control.report") is not None:
+    echo(f"touchpoint demo: {summary['subscribers']:,} subscribers, {summary['records']:,} records, "
+         f"{summary['seconds']:.0f} s; messages in {os.path.join(out, 'data', 'outbox.jsonl')} and, for sms "
+         f"campaigns, the demo's SMSC ({summary['smsc_submitted']:,} submitted)")
+    from .cli import main
+    if "report" in main.commands:
         plots = []
         for args, png in (([], "report.png"), (["--health"], "health.png")):
             r = subprocess.run(_touchpoint("report", "--data", "data", "--rules", "rules", *args, "--plot", png),
@@ -480,9 +494,6 @@ def report(out: str, summary: dict, echo=click.echo) -> list:
     rows = [c for c in summary["campaigns"] if c["rule_status"] == "active"]
     cols = ("triggers", "suppressed", "pending", "expired", "sent")
     w = max(len(c["id"]) for c in rows)
-    echo(f"touchpoint demo: {summary['subscribers']:,} subscribers, {summary['records']:,} records, "
-         f"{summary['seconds']:.0f} s; messages in {os.path.join(out, 'data', 'outbox.jsonl')} and, for sms "
-         f"campaigns, the demo's SMSC ({summary['smsc_submitted']:,} submitted)")
     echo(f"{'campaign':<{w}}  " + "  ".join(f"{c:>10}" for c in cols))
     for c in rows:
         echo(f"{c['id']:<{w}}  " + "  ".join(f"{c[k]:>10,}" for k in cols))

@@ -1,0 +1,143 @@
+"""Doc tests: every ```sh block of README.md and rules/README.md is run, so the documentation
+cannot drift from the program.
+
+The blocks of one file run in order, each with `bash -e`, in one temporary directory holding
+copies of the repository's samples (pcaps/, rules/): a block may use what an earlier one made
+(imported lists, a generated capture), as a reader following the README would. A block must
+exit 0; where a plain ``` block follows it directly, that is its output and every line of it
+must appear in what the block printed (stdout and stderr), in order, except `...` lines (any
+lines) and times (`0.2 s`, `up 0m 04s`), which vary. Processes a block leaves running are
+ended with its process group.
+
+A block preceded by `<!-- doctest: skip (why) -->` is not run: only blocks that need what a test
+cannot provide (a real interface, an SMSC, a remote host, installing the package) carry it.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BLOCK = re.compile(r"(?P<skip><!-- doctest: skip \((?P<why>[^)]*)\) -->[ \t]*\n)?^```sh\n(?P<code>.*?)^```\n"
+                   r"(?:[ \t]*\n```\n(?P<out>.*?)^```\n)?", re.S | re.M)
+TIME = re.compile(r"\b\d+(\.\d+)? s\b|\bup \d+m \d+s\b")
+TIMEOUT = 60
+
+
+def blocks(path: str) -> list:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    out = []
+    for m in BLOCK.finditer(text):
+        line = text.count("\n", 0, m.start("code"))
+        out.append((line, m.group("code"), m.group("out"), m.group("why")))
+    return out
+
+
+def pattern(line: str, transcript: bool) -> re.Pattern:
+    """A shown line as a pattern: times vary; in a transcript (a run shown with its `$ command`
+    lines) so do counts, and `...` inside a line stands for what was left out."""
+    parts = []
+    for i, piece in enumerate(re.split(r"(\.\.\.|…)", line.rstrip()) if transcript else [line.rstrip()]):
+        if piece in ("...", "…"):
+            parts.append(".*")
+            continue
+        esc = re.escape(TIME.sub("T", piece))
+        parts.append(re.sub(r"\d[\d,.]*", r"[\\d,.]+", esc) if transcript else esc)
+    return re.compile("".join(parts) + r"\s*$")
+
+
+def shown_lines_appear(shown: str, got: str) -> str | None:
+    """None when every shown line is in `got` in order; else the first line that is not."""
+    lines = [TIME.sub("T", x).rstrip() for x in got.splitlines()]
+    want_lines = shown.rstrip("\n").splitlines()
+    transcript = any(x.startswith("$ ") for x in want_lines)
+    at = 0
+    for want in want_lines:
+        if want.strip() in ("...", "") or want.startswith("$ "):
+            continue
+        pat = pattern(want, transcript)
+        while at < len(lines) and not pat.match(lines[at]):
+            at += 1
+        if at == len(lines):
+            return want
+        at += 1
+    return None
+
+
+def end_group(pgid: int, grace: float = 5.0) -> None:
+    """SIGTERM (an engine snapshots and stops), SIGKILL what is still there after `grace`."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        end = time.monotonic() + grace
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            os.killpg(pgid, 0)
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_block(code: str, cwd: str) -> subprocess.CompletedProcess:
+    """bash -e on the block; then its process group (what it left in the background) is ended."""
+    with tempfile.TemporaryFile("w+") as out:
+        p = subprocess.Popen(["bash", "-e", "-c", code], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            p.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        end_group(p.pid)
+        out.seek(0)
+        return subprocess.CompletedProcess(p.args, p.returncode, out.read())
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    d = tmp_path_factory.mktemp("readme")
+    for sub in ("pcaps", "rules"):
+        shutil.copytree(os.path.join(ROOT, sub), d / sub)
+    return d
+
+
+@pytest.mark.parametrize("doc", ["README.md", "rules/README.md"])
+def test_every_command_block(doc, sandbox):
+    found = blocks(os.path.join(ROOT, doc))
+    assert found or doc != "README.md"
+    failures = []
+    for line, code, shown, why in found:
+        if why is not None:
+            assert why.strip(), f"{doc}:{line}: a skip needs its reason"
+            continue
+        r = run_block(code, str(sandbox))
+        if r.returncode != 0:
+            failures.append(f"{doc}:{line}: exit code {r.returncode}\n{code}{r.stdout[-2000:]}")
+        elif shown is not None and (missing := shown_lines_appear(shown, r.stdout)) is not None:
+            failures.append(f"{doc}:{line}: the README shows\n  {missing}\nnot printed:\n{r.stdout[-2000:]}")
+    assert not failures, "\n\n".join(failures)
+
+
+def test_skips_have_reasons_and_nothing_else_is_skipped():
+    """The marker is the only way out, and it always says why."""
+    for doc in ("README.md", "rules/README.md"):
+        with open(os.path.join(ROOT, doc), encoding="utf-8") as f:
+            text = f.read()
+        markers = re.findall(r"<!-- doctest:[^>]*-->", text)
+        skips = [b for b in blocks(os.path.join(ROOT, doc)) if b[3] is not None]
+        assert len(markers) == len(skips), f"{doc}: a doctest marker not right before a ```sh block"
+        assert all(b[3].strip() for b in skips)
+
+
+def test_output_comparison():
+    assert shown_lines_appear("a 0.2 s\n...\nc", "a 1.7 s\nb\nc\n") is None
+    assert shown_lines_appear("a\nc", "c\na\n") == "c"
+    assert shown_lines_appear("x", "y") == "x"
+    assert shown_lines_appear("16 rows", "17 rows") == "16 rows"                  # counts are exact
+    assert shown_lines_appear("$ cmd\n16 rows, x ...", "17 rows, x y z") is None  # ... except in a transcript
+    assert shown_lines_appear("$ cmd\n16 rows, x", "17 rows, y") == "16 rows, x"
