@@ -12,13 +12,16 @@
    `active`. Both are rendered to captures; the postpaid and staff lists of the day's
    subscribers are written (with the rows of rules/lists/) and imported with the TAC table.
 2. `touchpoint engine` (with its in-process dispatcher, `--clock records`) and `touchpoint
-   probe` run as processes over ZeroMQ on loopback with a copy of rules/; the day is replayed
-   at SPEED times its pace, so the records clock moves as the dispatcher's sending loop can
-   follow. The campaigns with `send: approve` are approved as the operator would, with `ctl`.
+   probe` run as processes over ZeroMQ on loopback with a copy of rules/; the weeks before go as
+   fast as they can, the day at SPEED times its pace: the channels send at their `rate` a
+   second of wall time, and a day replayed at full speed would leave the sms campaign's
+   messages hours of record time behind their triggers. The campaigns with `send: approve` are approved as the
+   operator would, with `ctl`: during the replay and at its end (the Wangfujing evening is
+   late in the day, so its two-hour window is still open then).
    The `sms` channel's SMSC is a small one on loopback (LocalSmsc) that answers each submit_sm
    with a delivery receipt; the others go to the file channel.
-3. The report: `touchpoint report` with its plots when control.report exists, else the
-   per-campaign counts of `ctl campaigns` (OUT/summary.json) and a bar chart.
+3. The report: `touchpoint report` of the campaigns and `--health`, with their plots
+   (OUT/report.png, OUT/health.png); `ctl campaigns` at the end in OUT/summary.json.
 
 Failures (a port in use, a process that dies) stop the demo with the process's own last
 lines; the child processes are always ended.
@@ -30,7 +33,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -300,7 +302,7 @@ class Children:
 
 
 def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, port: int = 0,
-        speed: float = SPEED, echo=click.echo) -> dict:
+        echo=click.echo) -> dict:
     """The demo from start to report; returns the per-campaign summary. Raises DemoError."""
     from probe import story
 
@@ -359,8 +361,8 @@ def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, po
         kids.start("probe-history", ["probe", "--pcap", "history.pcap", "--push", push, "--lossless",
                                      "--status-interval", "0"])
         _wait(kids, "probe-history", ctl, None, status)
-        kids.start("probe", ["probe", "--pcap", "day.pcap", "--push", push, "--lossless", "--speed", f"{speed:g}x",
-                             "--flush-ms", "250", "--status-interval", "0"])
+        kids.start("probe", ["probe", "--pcap", "day.pcap", "--push", push, "--lossless", "--speed", f"{SPEED}x",
+                             "--status-interval", "0"])
         total = h["records"] + d["records"]
         _wait(kids, "probe", ctl, total, status)
         summary = _finish(ctl, kids, status)
@@ -475,49 +477,17 @@ def _finish(ctl: str, kids: Children, status: _Status, timeout: float = 30.0) ->
 # ---------------------------------------------------------------------------
 
 def report(out: str, summary: dict, echo=click.echo) -> list:
-    """`touchpoint report` (funnel, uplift, plots) when control.report is there; else the
-    per-campaign summary and OUT/campaigns.png. Returns the plot files."""
+    """A headline, then `touchpoint report` of the campaigns and of the service health, each
+    with its plot. Returns the plot files."""
     echo(f"touchpoint demo: {summary['subscribers']:,} subscribers, {summary['records']:,} records, "
          f"{summary['seconds']:.0f} s; messages in {os.path.join(out, 'data', 'outbox.jsonl')} and, for sms "
          f"campaigns, the demo's SMSC ({summary['smsc_submitted']:,} submitted)")
-    from .cli import main
-    if "report" in main.commands:
-        plots = []
-        for args, png in (([], "report.png"), (["--health"], "health.png")):
-            r = subprocess.run(_touchpoint("report", "--data", "data", "--rules", "rules", *args, "--plot", png),
-                               cwd=out, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise DemoError(f"touchpoint report {' '.join(args)}: exit code {r.returncode}\n{r.stderr.strip()}")
-            echo("\n".join(x for x in r.stdout.rstrip().splitlines() if not x.startswith("plot: ")))
-            plots.append(os.path.join(out, png))
-        return plots
-    rows = [c for c in summary["campaigns"] if c["rule_status"] == "active"]
-    cols = ("triggers", "suppressed", "pending", "expired", "sent")
-    w = max(len(c["id"]) for c in rows)
-    echo(f"{'campaign':<{w}}  " + "  ".join(f"{c:>10}" for c in cols))
-    for c in rows:
-        echo(f"{c['id']:<{w}}  " + "  ".join(f"{c[k]:>10,}" for k in cols))
-    reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(summary["reasons"].items()))
-    echo(f"reasons: {reasons}")
-    return [_plot(out, rows, cols)]
-
-
-def _plot(out: str, rows: list, cols: tuple) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    path = os.path.join(out, "campaigns.png")
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
-    x = np.arange(len(rows))
-    for i, k in enumerate(cols):
-        ax.bar(x + (i - 2) * 0.16, [c[k] for c in rows], 0.16, label=k)
-    ax.set_xticks(x, [c["id"] for c in rows], rotation=20, ha="right")
-    ax.set_ylabel("messages")
-    ax.set_title("touchpoint demo: triggers and messages per campaign")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    plots = []
+    for args, png in (([], "report.png"), (["--health"], "health.png")):
+        r = subprocess.run(_touchpoint("report", "--data", "data", "--rules", "rules", *args, "--plot", png),
+                           cwd=out, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise DemoError(f"touchpoint report {' '.join(args)}: exit code {r.returncode}\n{r.stderr.strip()}")
+        echo("\n".join(x for x in r.stdout.rstrip().splitlines() if not x.startswith("plot: ")))
+        plots.append(os.path.join(out, png))
+    return plots
