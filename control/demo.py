@@ -304,8 +304,6 @@ class Children:
 def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, port: int = 0,
         echo=click.echo) -> dict:
     """The demo from start to report; returns the per-campaign summary. Raises DemoError."""
-    from probe import story
-
     t_start = time.monotonic()
     if not os.path.isfile(os.path.join(RULES, "policy.yaml")):
         raise DemoError(f"no example campaigns in {RULES}: run touchpoint demo in the touchpoint checkout")
@@ -315,8 +313,6 @@ def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, po
             raise DemoError(f"{out} exists and is not a demo directory: give another --out")
         shutil.rmtree(out)
     os.makedirs(out)
-    data = os.path.join(out, "data")
-    rules = os.path.join(out, "rules")
     port = port or _free_port()
     with socket.socket() as s:                  # a port in use: say so before anything starts
         try:
@@ -324,13 +320,43 @@ def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, po
         except OSError as e:
             raise DemoError(f"port {port} on 127.0.0.1: {e.strerror}; give another with --port") from None
     smsc = LocalSmsc()
+    kids = Children(out)
+    status = _Status(echo)
+    main = threading.current_thread() is threading.main_thread()
+    stopped = signal.signal(signal.SIGTERM, _terminated) if main else None     # children are ended then too
+    try:
+        h, d, summary, campaigns = _run(out, subscribers, seed, port, smsc, kids, status)
+    finally:
+        kids.stop()
+        smsc.close()
+        if stopped is not None:
+            signal.signal(signal.SIGTERM, stopped)
+    summary = {"seconds": round(time.monotonic() - t_start, 1), "subscribers": subscribers, "seed": seed,
+               "records": d["records"] + h["records"], "smsc_submitted": smsc.submitted, **summary,
+               "campaigns": campaigns}
+    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, ensure_ascii=False, indent=1)
+    status.done()
+    return summary
+
+
+def _terminated(signum, frame):
+    raise SystemExit(f"touchpoint demo: stopped by signal {signum}")
+
+
+def _run(out, subscribers, seed, port, smsc, kids, status) -> tuple:
+    """run() between the SMSC and the end of the child processes: (history stats, day stats,
+    the dispatcher's last states, ctl campaigns)."""
+    from probe import story
+
+    data = os.path.join(out, "data")
+    rules = os.path.join(out, "rules")
     shutil.copytree(RULES, rules, ignore=shutil.ignore_patterns("lists", "stories"))
     with open(os.path.join(rules, "policy.yaml"), encoding="utf-8") as f:
         policy = f.read()
     with open(os.path.join(rules, "policy.yaml"), "w", encoding="utf-8") as f:
         f.write(re.sub(r"(?m)^(\s+port:\s*)\d+", rf"\g<1>{smsc.port}", policy))   # the demo's SMSC
 
-    status = _Status(echo)
     status.say(f"generating a day of {subscribers:,} subscribers (seed {seed})")
     day, hist, postpaid, staff = make_day(subscribers, seed)
     for name, doc in (("story", day), ("history", hist)):
@@ -351,35 +377,24 @@ def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, po
     import_tac(data, os.path.join(RULES, "lists", "tac.csv"))
     status.say(f"imported the lists postpaid ({rows:,} rows) and staff, and the TAC table")
 
-    kids = Children(out)
     ctl = f"ipc://{data}/ctl.sock"
     push = f"tcp://127.0.0.1:{port}"
-    try:
-        kids.start("engine", ["engine", "--rules", rules, "--data", data, "--listen", push, "--clock", "records",
-                              "--status-interval", "0"])
-        _wait_ctl(ctl, kids)
-        kids.start("probe-history", ["probe", "--pcap", "history.pcap", "--push", push, "--lossless",
-                                     "--status-interval", "0"])
-        _wait(kids, "probe-history", ctl, None, status)
-        kids.start("probe", ["probe", "--pcap", "day.pcap", "--push", push, "--lossless", "--speed", f"{SPEED}x",
-                             "--status-interval", "0"])
-        total = h["records"] + d["records"]
-        _wait(kids, "probe", ctl, total, status)
-        summary = _finish(ctl, kids, status)
-        campaigns = _call(ctl, "campaigns", kids)
-        kids.stop()
-        if kids.procs["engine"].returncode not in (0, -signal.SIGTERM):
-            raise kids.died("engine")
-    finally:
-        kids.stop()
-        smsc.close()
-    summary = {"seconds": round(time.monotonic() - t_start, 1), "subscribers": subscribers, "seed": seed,
-               "records": d["records"] + h["records"], "smsc_submitted": smsc.submitted, **summary,
-               "campaigns": campaigns}
-    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, ensure_ascii=False, indent=1)
-    status.done()
-    return summary
+    kids.start("engine", ["engine", "--rules", rules, "--data", data, "--listen", push, "--clock", "records",
+                          "--status-interval", "0"])
+    _wait_ctl(ctl, kids)
+    kids.start("probe-history", ["probe", "--pcap", "history.pcap", "--push", push, "--lossless",
+                                 "--status-interval", "0"])
+    _wait(kids, "probe-history", ctl, None, status)
+    kids.start("probe", ["probe", "--pcap", "day.pcap", "--push", push, "--lossless", "--speed", f"{SPEED}x",
+                         "--status-interval", "0"])
+    total = h["records"] + d["records"]
+    _wait(kids, "probe", ctl, total, status)
+    summary = _finish(ctl, kids, status)
+    campaigns = _call(ctl, "campaigns", kids)
+    kids.stop()
+    if kids.procs["engine"].returncode not in (0, -signal.SIGTERM):
+        raise kids.died("engine")
+    return h, d, summary, campaigns
 
 
 class _Status:

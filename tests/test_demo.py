@@ -6,6 +6,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -110,12 +111,40 @@ def test_a_dying_engine_is_reported_and_nothing_is_left(tmp_path):
     real = d.Children
     d.Children = Broken
     try:
-        with pytest.raises(d.DemoError, match="touchpoint engine stopped with exit code"):
+        with pytest.raises(d.DemoError, match="touchpoint engine stopped with exit code") as e:
             d.run(str(out), 100, 1, echo=lambda *_: None)
     finally:
         d.Children = real
-    for name in ("engine",):
-        log = (out / f"{name}.log").read_text()
-        assert log
-    ps = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True)
-    assert ps.stdout.strip() == ""
+    last = (out / "engine.log").read_text().strip().splitlines()[-1]
+    assert last in str(e.value)                     # the engine's own words
+    assert running_in(out) == []
+
+
+def running_in(directory) -> list:
+    """Processes whose working directory is `directory` (the demo starts its children there)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") == str(directory):
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_sigterm_ends_the_children(tmp_path):
+    out = tmp_path / "d"
+    p = subprocess.Popen([sys.executable, "-c", "from control.cli import run; run()", "demo", "--out", str(out),
+                          "--subscribers", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):                        # until the day's replay runs
+            if (out / "probe.log").exists() or p.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert p.poll() is None and running_in(out)
+        p.terminate()
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode != 0 and "stopped by signal 15" in err
+    assert running_in(out) == []
