@@ -295,11 +295,6 @@ class Engine:
         return {e.label: int(self.events[e]) for e in Event}
 
 
-def popcount(v: np.ndarray) -> np.ndarray:
-    """Set bits of each uint32."""
-    return np.unpackbits(v.astype("<u4").view(np.uint8).reshape(-1, 4), axis=1).sum(axis=1)
-
-
 class Columns:
     """The columns conditions read, for the events a campaign is looking at: gathered lazily,
     one field at a time, from the events, their records and the subscribers' rows."""
@@ -361,8 +356,8 @@ class Columns:
             return self._rec(name)
         if name == "roaming":
             return self._roaming()
-        if name == "segment":
-            return self._segment()
+        if name == "segment":           # at the event, not at the end of the batch
+            return self._ev("segment").astype(np.int64)
         if name.startswith("handset"):
             return self._handset(name)
         return self._list_column(name)
@@ -375,18 +370,6 @@ class Columns:
         for h in self.engine.places.home_table:
             at_home |= (mcc == h["mcc"]) & (mnc == h["mnc"])
         return (mcc != NO_PLMN) & ~at_home
-
-    def _segment(self) -> np.ndarray:
-        """silent 1, trial 2, active 3, loyal 4 (rules/README.md), from the data-day bitmap
-        (bit 0: the day of the last data, data_day), seen from the engine's clock."""
-        today = self.engine.state.clock_ns // 1_000_000_000 // DAY_S
-        age = today - self._row("data_day").astype(np.int64)
-        days = self._row("data_days").astype(np.uint64) << np.clip(age, 0, 32).astype(np.uint64)
-        days = np.where(age < 32, days, 0).astype(np.uint64)
-        last30 = popcount((days & np.uint64((1 << 30) - 1)).astype(np.uint32))
-        recent = (days & np.uint64(0x7F)) != 0
-        before = (days & np.uint64(((1 << 30) - 1) ^ 0x7F)) != 0
-        return np.select([last30 == 0, recent & ~before, last30 >= 20], [1, 2, 4], 3).astype(np.int64)
 
     def _handset(self, name: str) -> np.ndarray:
         """From the TAC table: brand, model, or the capabilities as control.fields.HANDSET_CAPS

@@ -18,13 +18,18 @@ import os
 
 import numpy as np
 
-from .engine import DAY_S, popcount
+from .engine import DAY_S
 from .events import Event
 
 SEGMENTS = ("potential", "silent", "trial", "active", "loyal")   # codes 1..5; 0: not known yet
 WATCH = ("mms_mt", "data_session_start")
 NS = 10**9
 MMS, DATA = 1, 2                    # today's bits
+
+
+def popcount(v: np.ndarray) -> np.ndarray:
+    """Set bits of each uint32."""
+    return np.unpackbits(v.astype("<u4").view(np.uint8).reshape(-1, 4), axis=1).sum(axis=1)
 
 
 def segments_at(rows: np.ndarray, day: int) -> np.ndarray:

@@ -86,7 +86,7 @@ cdef extern from *:
         uint8_t  event, flag, region, other_region;
         uint16_t area, minutes;
         uint32_t tac, old_tac, seconds;
-        uint8_t  rat, from_rat, ss_code, pad;
+        uint8_t  rat, from_rat, ss_code, segment;
         uint64_t number;
     } tp_event;
     typedef struct {
@@ -114,7 +114,7 @@ cdef extern from *:
         uint8_t event, flag, region, other_region
         uint16_t area, minutes
         uint32_t tac, old_tac, seconds
-        uint8_t rat, from_rat, ss_code, pad
+        uint8_t rat, from_rat, ss_code, segment
         uint64_t number
     ctypedef struct tp_timer:
         int64_t ts_ns
@@ -144,7 +144,7 @@ EVENT_DTYPE = np.dtype([
     ("event", "u1"), ("flag", "u1"), ("region", "u1"), ("other_region", "u1"),
     ("area", "<u2"), ("minutes", "<u2"),
     ("tac", "<u4"), ("old_tac", "<u4"), ("seconds", "<u4"),
-    ("rat", "u1"), ("from_rat", "u1"), ("ss_code", "u1"), ("pad", "u1"),
+    ("rat", "u1"), ("from_rat", "u1"), ("ss_code", "u1"), ("segment", "u1"),
     ("number", "<u8"),
 ])
 TIMER_DTYPE = np.dtype([("ts_ns", "<i8"), ("sub", "<u4"), ("since", "<u4"), ("area", "<u2"), ("minutes", "<u2")])
@@ -162,6 +162,7 @@ assert TIMER_DTYPE.itemsize == sizeof(tp_timer)
 
 cdef extern from *:
     void __builtin_prefetch(const void *p) noexcept nogil
+    int __builtin_popcount(unsigned int x) noexcept nogil
 
 cdef extern from *:
     """
@@ -179,6 +180,25 @@ cdef inline int lowest_bit(uint8_t v) noexcept nogil:
     while b < 7 and not (v >> b) & 1:
         b += 1
     return b
+
+
+cdef inline uint8_t segment_of(const tp_sub *s, int64_t ts_ns) noexcept nogil:
+    """The subscriber's data segment at this moment (rules/README.md): silent 1 (no data in the
+    last 30 days), trial 2 (data in the last 7 days, none in the 23 before), active 3, loyal 4
+    (data on at least 20 of the last 30 days). Bit 0 of data_days is the day data_day."""
+    cdef int64_t age = ts_ns // 1000000000 // DAY - <int64_t>s.data_day
+    cdef uint32_t days = 0
+    cdef int n
+    if 0 <= age < 32:
+        days = s.data_days << age
+    elif age < 0:                   # a record older than the last data day: as of that day
+        days = s.data_days
+    n = __builtin_popcount(days & 0x3FFFFFFF)
+    if n == 0:
+        return 1
+    if days & 0x7F and not days & (0x3FFFFFFF ^ 0x7F):
+        return 2
+    return 4 if n >= 20 else 3
 
 
 cdef inline uint64_t mix(uint64_t x) noexcept nogil:
@@ -503,6 +523,7 @@ cdef class State:
         memset(e, 0, sizeof(tp_event))
         e.ts_ns, e.rec, e.sub, e.event = ts_ns, rec, sub, code
         e.number = ALL_F
+        e.segment = segment_of(&self.subs[sub], ts_ns)
         return e
 
     cdef bint _home(self, uint64_t imsi) noexcept nogil:

@@ -224,3 +224,13 @@ def test_a_reimported_list_is_used_at_once(tmp_path):
     assert [t.imsi[-1] for t in e.process(sms(1))] == ["1"]          # until the engine reloads
     store.reload()
     assert [t.imsi[-1] for t in e.process(sms(2))] == ["2"]
+
+
+def test_segment_is_judged_at_the_event(tmp_path):
+    """A silent subscriber's first data session: its usage arriving later in the same batch does
+    not make it `trial` at the moment of the event."""
+    rs = ruleset(tmp_path, campaign("first-data", "event: data_session_start", "audience: {where: {segment: silent}}"))
+    e = Engine(rs)
+    assert fired(e, rec(Kind.LOCATION_UPDATE, 0), rec(Kind.SESSION_CREATE, 5),
+                 rec(Kind.DATA_USAGE, 6, octets=10**6)) == [("first-data", "data_session_start", 5)]
+    assert fired(e, rec(Kind.SESSION_CREATE, 60)) == []          # now a trial user
