@@ -18,7 +18,24 @@ from .record import RECORD_DTYPE
 EMPTY = np.empty(0, RECORD_DTYPE)
 
 
-class PcapReplay:
+class FileSource:
+    """What the file sources tell of the decoders they ran: those done (_stats) and the one at
+    work (_dec)."""
+    _stats: Stats
+    _dec: Decoder | None
+
+    def packets(self) -> int:
+        return self._stats.frames + (self._dec.frames if self._dec else 0)
+
+    def stats(self) -> Stats:
+        s = Stats()
+        s.merge(self._stats)
+        if self._dec:
+            s.merge(self._dec.stats())
+        return s
+
+
+class PcapReplay(FileSource):
     """Capture files decoded in order, `loop` rounds (0: until stopped), each file with a decoder
     of its own (as `touchpoint decode` does), at `speed` times the original pace (0: as fast as it
     goes). Pacing follows the records' timestamps: each record leaves when the capture's clock,
@@ -40,16 +57,6 @@ class PcapReplay:
         self._stats = Stats()               # of the decoders that are done
         self._dec: Decoder | None = None
         self._origin: tuple | None = None   # (monotonic, ts_ns) the pacing counts from
-
-    def packets(self) -> int:
-        return self._stats.frames + (self._dec.frames if self._dec else 0)
-
-    def stats(self) -> Stats:
-        s = Stats()
-        s.merge(self._stats)
-        if self._dec:
-            s.merge(self._dec.stats())
-        return s
 
     def __iter__(self) -> Iterator[np.ndarray]:
         while not self.stop.is_set() and (self.loop == 0 or self.rounds < self.loop):

@@ -55,6 +55,7 @@ import numpy as np
 
 from .decode import CaptureError, Decoder, Options, Stats
 from .record import RECORD_DTYPE
+from .source import FileSource
 
 EMPTY = np.empty(0, RECORD_DTYPE)
 MAGICS = {bytes.fromhex(m) for m in ("d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d", "0a0d0d0a")}  # pcap, pcapng
@@ -91,7 +92,7 @@ def state_path(directory: str, probe_id: int) -> str:
     return os.path.join(directory, f".touchpoint-probe-{probe_id}.json")
 
 
-class WatchDir:
+class WatchDir(FileSource):
     """A capture source (see probe.source) over a directory of rotating capture files."""
 
     CHUNK = 1 << 20
@@ -126,16 +127,6 @@ class WatchDir:
             raise ValueError(f"state file {self.state_file}: cannot write it ({self._state_error})")
 
     # what it tells
-
-    def packets(self) -> int:
-        return self._stats.frames + (self._dec.frames if self._dec else 0)
-
-    def stats(self) -> Stats:
-        s = Stats()
-        s.merge(self._stats)
-        if self._dec:
-            s.merge(self._dec.stats())
-        return s
 
     def counters(self) -> dict:
         cur = self.current or {}
