@@ -102,9 +102,9 @@ class Triggers:
 
 
 class Engine:
-    def __init__(self, ruleset, lists=None, *, capacity: int = 1 << 16, window_s: int = 7 * DAY_S, warn=None,
-                 watch=()):
-        self.state = State(capacity, window_s)
+    def __init__(self, ruleset, lists=None, *, capacity: int = 1 << 16, counter_window_s: int = 7 * DAY_S,
+                 warn=None, watch=()):
+        self.state = State(capacity, counter_window_s)      # the SMS/MMS/call/session counters' window
         self.watch = {Event.named(e) for e in watch}       # events written for others (control.health)
         self.last_events = np.zeros(0, EVENT_DTYPE)       # the last batch's events
         self.goal_hits = []                 # the last batch's goal events: (campaign, ts_ns, imsi, msisdn)
