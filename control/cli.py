@@ -578,6 +578,18 @@ def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain):
     sys.exit(code)
 
 
+def _seconds(value, param) -> int:
+    """A duration option (48h, 1d) in seconds; 0 when not given."""
+    from control.rules import DURATION, UNITS
+    if value is None:
+        return 0
+    m = DURATION.match(value.strip())
+    if not m or not int(m.group(1)):
+        raise click.BadParameter(f"{value!r} is not a duration: a number above 0 followed by s, m, h or d (1d)",
+                                 param=param)
+    return int(m.group(1)) * UNITS[m.group(2)]
+
+
 def data_dir_option(f):
     return click.option("--data", "data_dir", type=click.Path(file_okay=False), default="touchpoint-data",
                         show_default=True, envvar="TOUCHPOINT_DATA",
@@ -618,9 +630,12 @@ def data_dir_option(f):
 @click.option("--clock", type=click.Choice(["wall", "records"]), default="wall", show_default=True,
               help="The dispatcher's now (quiet hours, windows, caps): the wall clock, or the records' time "
                    "(replays, tests).")
+@click.option("--report-every", metavar="DURATION", callback=lambda ctx, param, v: _seconds(v, param),
+              help="Write `touchpoint report --json` to DATA/reports/report-PERIOD.json as each period (1d, 6h; "
+                   "of --clock time, UTC) ends, and at shutdown.  [default: off]")
 def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_interval, status_interval, expect_eos,
            capacity, curve_key, curve_clients, plain, ctl_endpoint, ctl_curve_key, ctl_curve_clients, no_dispatch,
-           clock):
+           clock, report_every):
     """Run one engine shard: records from the probes in, campaign triggers out.
 
     \b
@@ -659,7 +674,8 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
                          shard=shard, triggers_endpoint=triggers_endpoint, snapshot_interval=snapshot_interval,
                          status_interval=status_interval, expect_eos=expect_eos, capacity=capacity,
                          ctl=ctl_endpoint, ctl_curve=ctl_curve, ctl_clients=ctl_curve_clients, curve=curve,
-                         curve_clients=curve_clients, dispatch=not no_dispatch, clock=clock)
+                         curve_clients=curve_clients, dispatch=not no_dispatch, clock=clock,
+                         report_every=report_every)
     load = lambda path: (lambda rs: (rs, rs.errors))(rules.load(path))
     try:
         server = EngineServer(cfg, load, ListStore(data_dir))

@@ -157,6 +157,10 @@ def _steps(cohort: str, rng: random.Random, converts: bool) -> list:
         s.append({"at": _at(t), "do": "move", "area": "wangfujing"})
         t += rng.uniform(25, 35)
         s.append({"at": _at(t), "do": "move", "area": "wangfujing"})
+        if converts:                        # out for dinner (a cell outside), then back: the goal, area_enter
+            t += rng.uniform(5, 15)
+            s.append({"at": _at(t), "do": "move", "region": "beijing", "cell": rng.randrange(20000, 60000)})
+            goal = {"do": "move", "area": "wangfujing"}
     elif cohort == "churn":
         t = rng.uniform(60, 300)
         s.append({"at": _at(t), "do": "register_cf", "ss": "cfu", "to": f"86133{rng.randrange(10**8):08d}"})

@@ -10,15 +10,20 @@ is refused, the rules in force stay); SIGINT/SIGTERM stop after the batch at han
 socket (control.ctl, `touchpoint ctl`) is answered from the same loop, between batches. After
 each batch, the goal events are matched against the attribution windows (control.goals), and
 the daily scorecard counters are written at each day's end of record time (control.health).
+With `report_every`, `touchpoint report --json` of every campaign is written to
+DATA/reports/report-PERIOD.json as each period ends (record time with `--clock records`, else
+wall time; periods are whole multiples of it since the epoch, UTC) and, incomplete, at shutdown.
 """
 import json
 import os
+import sqlite3
 import signal
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 import zmq
@@ -31,6 +36,7 @@ from .engine import Engine
 from .goals import Goals
 from .health import WATCH, Health
 from .policy import make_clock
+from .report import ReportError, build as build_report
 
 NAME = "touchpoint engine"
 COALESCE = 16384            # records the engine takes at a time, at most (when they are there)
@@ -62,6 +68,7 @@ class EngineSettings:
     curve_clients: str | None = None        # directory of the probes' public keys allowed in
     dispatch: bool = True                   # run the dispatcher in this process (control.dispatcher)
     clock: str = "wall"                     # the dispatcher's now: wall | records
+    report_every: int = 0                   # seconds: a report in DATA/reports/ each period (0: none)
 
 
 class EngineServer:
@@ -89,6 +96,7 @@ class EngineServer:
             if cfg.dispatch else None
         self.goals = Goals(cfg.data_dir, ruleset, warn=self.say)     # conversions, from the outbox
         self.health = Health(cfg.data_dir, cfg.shard)                # the daily scorecard counters
+        self.report_period = None           # --report-every: the period the clock is in
 
     def campaigns(self) -> dict:
         """Every campaign of the rules in force, whatever its status, by id."""
@@ -156,6 +164,8 @@ class EngineServer:
                     if now >= next_status:
                         self._status()
                         next_status = now + cfg.status_interval
+                    if cfg.clock != "records":
+                        self._report_due(time.time_ns())
                     if got is None:
                         self._flush(log, push)          # idle: what has come is processed
                         continue
@@ -189,6 +199,8 @@ class EngineServer:
                 self.dispatcher.stop()
             self.goals.observe([], self.engine.state.clock_ns)      # what was sent last opens its windows
             self.goals.close()
+            if self.report_period is not None:
+                self._write_report(self.report_period)              # the period at hand, incomplete
         self._status(final=True)
         return 1 if self.lost or self.errors else 0
 
@@ -211,6 +223,8 @@ class EngineServer:
         replay = self.dispatcher is not None and self.dispatcher.clock.name == "records"
         for day in self.health.split(records):          # days end between parts
             for part in time_slices(day, REPLAY_STEP_NS) if replay else (day,):
+                if self.cfg.clock == "records":         # the report of a period is of what came before its end
+                    self._report_due(int(part["ts_ns"].max()))
                 self.health.begin(part, self.engine)
                 self._emit(self.engine.process(part), log, push)
                 self.health.count(part, self.engine.last_events)
@@ -219,6 +233,34 @@ class EngineServer:
                     self.dispatcher.clock.see(self.engine.state.clock_ns)   # the records clock moves with records
                     if replay:
                         self.dispatcher.step()
+
+    def _report_due(self, now_ns: int) -> None:
+        """--report-every: when `now_ns` is in a later period, the report of the one before."""
+        if not self.cfg.report_every:
+            return
+        period = now_ns // (self.cfg.report_every * 10**9)
+        if self.report_period is not None and period > self.report_period:
+            self._write_report(self.report_period)
+        if self.report_period is None or period > self.report_period:
+            self.report_period = period
+
+    def _write_report(self, period: int) -> None:
+        """DATA/reports/report-<the period's start, UTC>.json, replaced whole (written beside, then
+        renamed): a reader never sees half of one. Nothing to report yet is no file."""
+        every = self.cfg.report_every
+        start = datetime.fromtimestamp(period * every, timezone.utc)
+        name = start.strftime("%Y-%m-%d" if every % 86400 == 0 else "%Y-%m-%dT%H%M%S")
+        path = os.path.join(self.cfg.data_dir, "reports", f"report-{name}.json")
+        try:
+            rep = build_report(self.cfg.data_dir, self.cfg.rules_dir)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(rep, f, ensure_ascii=False, indent=1)
+            os.replace(path + ".tmp", path)
+        except ReportError:
+            return
+        except (OSError, sqlite3.Error) as e:      # the engine goes on; the next period tries again
+            self.say(f"report not written to {path}: {e}")
 
     def _emit(self, triggers, log, push) -> None:
         if not triggers:
