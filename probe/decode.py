@@ -100,17 +100,20 @@ class Decoder:
                                   max_dialogues=o.max_dialogues, map_ssns=o.map_ssns, cap_ssns=o.cap_ssns,
                                   gtpc_ports=o.gtpc_ports, gtpu_ports=o.gtpu_ports, usage_interval=o.usage_interval,
                                   max_tunnels=o.max_tunnels)
+        self.consumed = 0                   # bytes the last feed() took
 
     def feed(self, buf, length: int = -1) -> Iterator[np.ndarray]:
         """Decode buf[:length] in full except an incomplete last record; yields record batches.
 
-        Returns (via StopIteration.value) the number of bytes consumed.
+        The bytes consumed are its return value (for `yield from`) and, once it is done, in
+        `consumed` (for a plain loop over the batches).
         """
         view = memoryview(buf)
         n = len(view) if length < 0 else length
-        pos = 0
+        pos = self.consumed = 0
         while True:
             pos += self._d.feed(view[pos:n]) if pos < n else 0
+            self.consumed = pos
             err = self._d.error
             if err is not None:
                 if self._d.pending:
@@ -175,14 +178,8 @@ def decode_bytes(data: bytes, messages: bool = False, stats: Stats | None = None
     dec = Decoder(Options(messages=messages, **kw))
     batches = []
     try:
-        gen = dec.feed(data)
-        while True:
-            try:
-                batches.append(next(gen))
-            except StopIteration as stop:
-                used = stop.value
-                break
-        batches.extend(dec.finish(leftover=len(data) - used))
+        batches.extend(dec.feed(data))
+        batches.extend(dec.finish(leftover=len(data) - dec.consumed))
     finally:
         if stats is not None:
             stats.merge(dec.stats())

@@ -199,12 +199,8 @@ class LiveCapture:
             self._handoff.put(DONE)
 
     def _feed(self, dec: Decoder, buf, n: int = -1) -> None:
-        gen = dec.feed(buf, n)
-        while True:
-            try:
-                self._put(next(gen))
-            except StopIteration:
-                return
+        for records in dec.feed(buf, n):
+            self._put(records)
 
     def _put(self, records: np.ndarray) -> None:
         if not len(records):

@@ -81,13 +81,9 @@ class PcapReplay(FileSource):
                     if not got:
                         break
                     have += got
-                    gen = dec.feed(buf, have)
-                    while True:
-                        try:
-                            yield from self._paced(next(gen))
-                        except StopIteration as done:
-                            used = done.value
-                            break
+                    for records in dec.feed(buf, have):
+                        yield from self._paced(records)
+                    used = dec.consumed
                     # Paced, records leave as soon as decoded; as fast as it goes, in the decoder's
                     # full outputs (fewer, bigger arrays: sliced into batches without a copy).
                     yield from self._paced(dec.take()) if self.speed else iter((EMPTY,))

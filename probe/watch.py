@@ -323,13 +323,9 @@ class WatchDir(FileSource):
                 if self._pos == 0 and self._have >= 4 and bytes(self._buf[:4]) not in MAGICS:
                     raise CaptureError(f"{self._path()}: not a pcap or pcapng file (it starts with "
                                        f"{bytes(self._buf[:4]).hex()})")
-                gen = dec.feed(self._buf, self._have)
-                while True:
-                    try:
-                        yield from self._out(next(gen))
-                    except StopIteration as end:
-                        used = end.value
-                        break
+                for records in dec.feed(self._buf, self._have):
+                    yield from self._out(records)
+                used = dec.consumed
                 yield from self._out(dec.take())     # a growing file: nothing waits for a full output
                 if used:
                     self._buf[:self._have - used] = self._buf[used:self._have]

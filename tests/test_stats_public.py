@@ -267,13 +267,8 @@ def per_frame(path: Path, options: Options) -> PerFrame:
     for end in record_ends(data):
         if end <= pos:
             continue
-        gen = dec.feed(view[pos:end])
-        while True:
-            try:
-                batches.append(next(gen))
-            except StopIteration as stop:
-                pos += stop.value
-                break
+        batches.extend(dec.feed(view[pos:end]))
+        pos += dec.consumed
         now = dec.stats()
         if now.frames != prev.frames:
             assert now.frames == prev.frames + 1, f"{path.name}: several frames in one record at byte {pos}"
