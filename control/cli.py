@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import click
 import numpy as np
 
-from probe.record import DIGIT_FIELDS, Kind, pack
+from probe.record import Kind, pack
 
 KIND_NAMES = [k.name.lower() for k in Kind]
 

@@ -7,9 +7,9 @@ import pytest
 
 from control import rules
 from control.engine import Engine
-from probe.record import Kind, Loc, pack
+from probe.record import Kind, Loc
 
-from .records import IMEI_A, IMEI_B, IMSI, MIN, MSISDN, T0, rec
+from .records import IMEI_A, IMEI_B, IMSI, MIN, T0, rec
 
 PLACES = """
 home: ["46000"]
