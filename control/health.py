@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from ._state import segments
 from .engine import DAY_S
 from .events import Event
 
@@ -27,22 +28,11 @@ NS = 10**9
 MMS, DATA = 1, 2                    # today's bits
 
 
-def popcount(v: np.ndarray) -> np.ndarray:
-    """Set bits of each uint32."""
-    return np.unpackbits(v.astype("<u4").view(np.uint8).reshape(-1, 4), axis=1).sum(axis=1)
-
-
 def segments_at(rows: np.ndarray, day: int) -> np.ndarray:
-    """Each subscriber's lifecycle segment (1..5, SEGMENTS) at the end of `day`, from the data-day
-    bitmap (as the engine's `segment`, which calls potential and silent both silent)."""
-    age = day - rows["data_day"].astype(np.int64)
-    days = rows["data_days"].astype(np.uint64) << np.clip(age, 0, 32).astype(np.uint64)
-    days = np.where((age >= 0) & (age < 32), days, 0).astype(np.uint64)
-    last30 = popcount((days & np.uint64((1 << 30) - 1)).astype(np.uint32))
-    recent = (days & np.uint64(0x7F)) != 0
-    before = (days & np.uint64(((1 << 30) - 1) ^ 0x7F)) != 0
-    never = rows["data_days"] == 0
-    return np.select([never, last30 == 0, recent & ~before, last30 >= 20], [1, 2, 3, 5], 4).astype(np.uint8)
+    """Each subscriber's lifecycle segment (1..5, SEGMENTS) at the end of `day`: the engine's
+    `segment` (control._state), with potential (never any data) told apart from silent."""
+    seg = segments(np.ascontiguousarray(rows), ((day + 1) * DAY_S) * NS - 1)
+    return np.where(rows["data_days"] == 0, 1, seg + 1).astype(np.uint8)
 
 
 class Health:

@@ -249,6 +249,18 @@ cdef inline uint8_t cf_bits(uint8_t ss) noexcept nogil:
     return 0
 
 
+def segments(rows, int64_t ts_ns):
+    """segment_of for each row of a STATE_DTYPE array, at ts_ns (1 silent .. 4 loyal)."""
+    assert rows.dtype == STATE_DTYPE and rows.flags.c_contiguous
+    cdef Py_ssize_t i, n = len(rows)
+    out = np.empty(n, np.uint8)
+    cdef uint8_t[:] o = out
+    cdef const tp_sub *r = <const tp_sub *>cnp.PyArray_DATA(rows) if n else NULL
+    for i in range(n):
+        o[i] = segment_of(&r[i], ts_ns)
+    return out
+
+
 cdef class State:
     """Every subscriber of one engine shard.
 
