@@ -29,6 +29,8 @@ import threading
 import time
 from collections import Counter
 
+from probe.signals import on_signals
+
 from .channels import Outgoing
 from .engine import Trigger
 from .outbox import Outbox
@@ -539,10 +541,7 @@ def serve(rules_dir: str, data_dir: str, log: str | None = None, endpoint: str |
         raise ValueError("\n".join(map(str, rs.errors)))
     stop = stop or threading.Event()
     reload = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, lambda *_: stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    restore = on_signals({signal.SIGINT: stop.set, signal.SIGTERM: stop.set, signal.SIGHUP: reload.set})
     d = Dispatcher(data_dir, rs, ListStore(data_dir), clock=clock, warn=say)
     d.start()
     ctx = pull = None
@@ -590,4 +589,5 @@ def serve(rules_dir: str, data_dir: str, log: str | None = None, endpoint: str |
             pull.close(linger=0)
             ctx.term()
         d.stop()
+        restore()
     return 0

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 import numpy as np
 import zmq
 
+from probe.signals import on_signals
 from probe.transport import Receiver, WireError
 
 from .ctl import Commands, ControlServer, default_endpoint
@@ -312,8 +313,5 @@ class EngineServer:
                  f"{self.lost:,} batches lost")
 
     def _signals(self):
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        old = {s: signal.signal(s, lambda *_: self.stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
-        return lambda: [signal.signal(s, h) for s, h in old.items()]
+        return on_signals({signal.SIGINT: self.stop.set, signal.SIGTERM: self.stop.set,
+                           signal.SIGHUP: self.reload.set})

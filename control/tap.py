@@ -14,6 +14,7 @@ import sys
 import threading
 
 
+from probe.signals import on_signals
 from probe.transport import Curve, Receiver, WireError
 
 NAME = "touchpoint tap"
@@ -86,7 +87,4 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
 
 
 def _signals(stop: threading.Event):
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    return lambda: [signal.signal(s, h) for s, h in old.items()]
+    return on_signals({signal.SIGINT: stop.set, signal.SIGTERM: stop.set})

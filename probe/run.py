@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from .shard import KeyMap, Sharder
+from .signals import on_signals
 from .transport import DROP_CAUSES, Publisher
 
 EXIT_OK = 0
@@ -118,18 +119,14 @@ class ProbeRun:
                 break
 
     def _signals(self):
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
-        def handler(signum, frame):
+        def interrupt():
             if self.stop.is_set():                  # the second time: do not wait for the engines
                 if self.publisher:
                     self.publisher.abort()
             self.interrupted = True
             self.stop.set()
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        return lambda: [signal.signal(s, h) for s, h in old.items()]
+        return on_signals({signal.SIGINT: interrupt, signal.SIGTERM: interrupt})
 
     def _exit_code(self) -> int:
         pub = self.publisher
