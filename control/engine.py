@@ -113,7 +113,7 @@ class Engine:
         self.events = np.zeros(len(Event) + 1, np.int64)     # counted by code
         self.records = 0
         self.missing_lists = set()
-        self._members = {}                  # list name -> (list, subscriber, row): _member_rows' cache
+        self._members = {}                  # list name -> (list, imsi, msisdn, row): _member_rows' cache
         self.warn = warn or (lambda line: None)
         self.load(ruleset)
 
@@ -243,20 +243,24 @@ class Engine:
 
     def _member_rows(self, name: str, lst, subs: np.ndarray) -> np.ndarray:
         """Rows in the list of these subscribers (state rows): through a direct-mapped cache of
-        MEMBER_CACHE entries a list (12 MB, not state: dropped when the list is re-imported), so a
-        subscriber seen again soon needs no binary search of a list of millions."""
+        MEMBER_CACHE entries a list (20 MB, not state: dropped when the list is re-imported), so a
+        subscriber seen again soon needs no binary search of a list of millions. An entry holds the
+        IMSI and MSISDN it was looked up by: a subscriber whose identity the state learns since (an
+        IMSI-only GTP session, then a MAP dialogue with the MSISDN) is looked up again."""
         cached = self._members.get(name)
         if cached is None or cached[0] is not lst:
-            cached = self._members[name] = (lst, np.full(MEMBER_CACHE, -1, np.int64), np.empty(MEMBER_CACHE, np.int32))
-        _, who, row = cached
+            cached = self._members[name] = (lst, np.full(MEMBER_CACHE, NO_DIGITS, np.uint64),
+                                            np.full(MEMBER_CACHE, NO_DIGITS, np.uint64),
+                                            np.full(MEMBER_CACHE, -1, np.int32))
+        _, imsi_c, msisdn_c, row = cached
+        imsi, msisdn = self.state.rows["imsi"][subs], self.state.rows["msisdn"][subs]
         slot = subs & (MEMBER_CACHE - 1)
-        hit = who[slot] == subs
-        out = np.where(hit, row[slot], -1).astype(np.int64)
-        miss = np.flatnonzero(~hit)
+        out = row[slot].astype(np.int64)
+        miss = np.flatnonzero((imsi_c[slot] != imsi) | (msisdn_c[slot] != msisdn))
         if len(miss):
-            m = subs[miss]
-            out[miss] = lst.rows(self.state.rows["msisdn"][m], self.state.rows["imsi"][m])
-            who[slot[miss]], row[slot[miss]] = m, out[miss]
+            out[miss] = lst.rows(msisdn[miss], imsi[miss])
+            at = slot[miss]
+            imsi_c[at], msisdn_c[at], row[at] = imsi[miss], msisdn[miss], out[miss]
         return out
 
     def tac_table(self):

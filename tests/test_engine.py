@@ -9,7 +9,7 @@ from control import rules
 from control.engine import Engine
 from probe.record import Kind, Loc
 
-from .records import IMEI_A, IMEI_B, IMSI, MIN, T0, rec
+from .records import IMEI_A, IMEI_B, IMSI, MIN, MSISDN, T0, rec
 
 PLACES = """
 home: ["46000"]
@@ -224,6 +224,20 @@ def test_a_reimported_list_is_used_at_once(tmp_path):
     assert [t.imsi[-1] for t in e.process(sms(1))] == ["1"]          # until the engine reloads
     store.reload()
     assert [t.imsi[-1] for t in e.process(sms(2))] == ["2"]
+
+
+def test_a_subscriber_whose_msisdn_is_learned_later_joins_a_list_keyed_by_msisdn(tmp_path):
+    """The list-row cache remembers the identities it looked up by: an IMSI-only subscriber (a GTP
+    session) is not in an MSISDN list until a dialogue tells its MSISDN, and then it is."""
+    from control.lists import ListStore, import_list
+    data = tmp_path / "data"
+    (tmp_path / "vip.csv").write_text(f"msisdn\n{MSISDN}\n")
+    import_list(data, "vip", tmp_path / "vip.csv")
+    (tmp_path / "r").mkdir()
+    e = Engine(ruleset(tmp_path / "r", campaign("vip", "event: sms_mo", "audience: {lists: [vip]}")), ListStore(data))
+    assert fired(e, rec(Kind.MO_SMS, 0)) == []                              # IMSI only: not known to be in it
+    assert fired(e, rec(Kind.INSERT_SUB_DATA, 1, msisdn=MSISDN)) == []     # the HLR tells the MSISDN
+    assert fired(e, rec(Kind.MO_SMS, 2)) == [("vip", "sms_mo", 2)]
 
 
 def test_segment_is_judged_at_the_event(tmp_path):
