@@ -1,8 +1,8 @@
 """Goals: did the subscriber do what the campaign wanted, within its window after the message?
 
 Every campaign with a goal (rules/README.md, `goal:`) gets an *attribution window* for each
-message the dispatcher sent (from its sent time) and for each subscriber it held out (from its
-decision time, when it would have been sent): `goal.within` long, kept in the outbox's SQLite
+message the dispatcher sent (from its sent time) and for each held-out trigger that would have
+been sent (control.policy: from the time it would have gone out): `goal.within` long, kept in the outbox's SQLite
 (table `conversions`) so a restart keeps it. The engine finds the goal events of each batch
 (`Engine.goal_hits`: the goal's event whose `where` holds); they are matched here against the
 open windows of the same campaign and subscriber (by IMSI or MSISDN), and the first one inside a
@@ -158,8 +158,8 @@ class Goals:
         top = self.db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
         if top > self.rowid:
             for mid, cid, imsi, msisdn, at in self.db.execute(
-                    "SELECT id, campaign, imsi, msisdn, created_ns FROM messages WHERE rowid > ? AND rowid <= ? "
-                    "AND holdout = 1", (self.rowid, top)):
+                    "SELECT id, campaign, imsi, msisdn, due_ns FROM messages WHERE rowid > ? AND rowid <= ? "
+                    "AND holdout = 1 AND reason = 'holdout' AND due_ns IS NOT NULL", (self.rowid, top)):
                 g = self.goals.get(cid)
                 if g is not None:
                     out.append((mid, cid, imsi, msisdn, 1, at, at + g.within_s * 10**9))

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS messages (
     created_ns INTEGER NOT NULL,
     trigger_ns INTEGER NOT NULL,
     deadline_ns INTEGER NOT NULL,
-    due_ns INTEGER,                 -- queued: when it may go out (quiet hours defer it)
+    due_ns INTEGER,                 -- queued: when it may go out (quiet hours defer it); held out: would have
     state TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
     channel TEXT NOT NULL DEFAULT '',
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS campaign_state (
     at INTEGER NOT NULL
 );
 -- Attribution windows (control.goals): one per contacted or held-out message of a campaign with
--- a goal, from its contact (sent_ns) or, held out, its decision (created_ns), for goal.within.
+-- a goal, from its contact (sent_ns) or, held out, when it would have gone out (due_ns), for goal.within.
 CREATE TABLE IF NOT EXISTS conversions (
     message TEXT PRIMARY KEY,       -- messages.id
     campaign TEXT NOT NULL,
@@ -185,20 +185,25 @@ class Outbox:
     # ---- what the policy rebuilds from -----------------------------------------------------------------
 
     def contacts(self, since_ns: int):
-        """The contact history since since_ns: (campaign ids, packed MSISDNs, due times, campaign codes)."""
-        names, keys, due, camp = {}, [], [], []
-        cur = self.db.execute(f"SELECT msisdn, due_ns, campaign FROM messages WHERE state IN {_in(CONTACT_STATES)} "
-                              "AND due_ns >= ?", (*CONTACT_STATES, since_ns))
+        """The contact history since since_ns: (campaign ids, packed MSISDNs, due times, campaign
+        codes, held out): the messages queued and not taken back, and the held-out triggers that
+        would have been sent (control.policy)."""
+        names, keys, due, camp, held = {}, [], [], [], []
+        cur = self.db.execute(f"SELECT msisdn, due_ns, campaign, 0 FROM messages WHERE state IN {_in(CONTACT_STATES)} "
+                              "AND due_ns >= ? UNION ALL SELECT msisdn, due_ns, campaign, 1 FROM messages "
+                              "WHERE state = 'suppressed' AND due_ns >= ? AND reason = 'holdout' AND holdout = 1",
+                              (*CONTACT_STATES, since_ns, since_ns))
         while True:
             rows = cur.fetchmany(1 << 18)
             if not rows:
                 break
-            m, d, c = zip(*rows)
+            m, d, c, h = zip(*rows)
             keys.append(pack(list(m)))
             due.append(np.array(d, np.int64))
             camp.append(np.array([names.setdefault(x, len(names)) for x in c], np.int32))
+            held.append(np.array(h, bool))
         cat = lambda parts, dt: np.concatenate(parts) if parts else np.empty(0, dt)
-        return list(names), cat(keys, np.uint64), cat(due, np.int64), cat(camp, np.int32)
+        return list(names), cat(keys, np.uint64), cat(due, np.int64), cat(camp, np.int32), cat(held, bool)
 
     def queued_since(self, since_ns: int) -> list:
         """(campaign, due_ns) of the contacts due since since_ns: what daily quotas count."""
@@ -206,10 +211,11 @@ class Outbox:
                                "AND due_ns >= ?", (*CONTACT_STATES, since_ns)).fetchall()
 
     def winners_since(self, since_ns: int) -> list:
-        """Recent messages that won arbitration, per subscriber the latest:
-        (msisdn, trigger_ns, priority, id, campaign, due_ns)."""
-        return self.db.execute(f"SELECT msisdn, trigger_ns, priority, id, campaign, due_ns FROM messages "
-                               f"WHERE state IN ('pending', {','.join('?' * len(CONTACT_STATES))}) "
+        """Recent messages that won arbitration, and held-out triggers that would have, in trigger
+        order: (msisdn, trigger_ns, priority, id, campaign, due_ns, holdout)."""
+        return self.db.execute(f"SELECT msisdn, trigger_ns, priority, id, campaign, due_ns, holdout FROM messages "
+                               f"WHERE (state IN ('pending', {','.join('?' * len(CONTACT_STATES))}) "
+                               "OR (state = 'suppressed' AND reason = 'holdout' AND due_ns IS NOT NULL)) "
                                "AND trigger_ns >= ? AND msisdn != '' ORDER BY trigger_ns",
                                (*CONTACT_STATES, since_ns)).fetchall()
 

@@ -10,6 +10,13 @@ MSISDN, a template field without a value), 4 opt-out, 5 window, 6 cooldown, 7 ar
 8 frequency caps, 9 daily quota, 10 quiet hours (defer or expire), 11 approve mode (pending),
 12 queued. The first step that stops a trigger gives its reason.
 
+A held-out trigger (step 2 draws the group) goes on through steps 3 to 10 as if it were to be
+sent, taking nothing from anybody: if one of them stops it, that is its reason; if it would have
+been sent, it is `suppressed: holdout`, with the time it would have gone out. So the hold-out
+group is what the contacted group would have been: the same opt-outs, windows, cooldowns,
+arbitration, caps, quotas and quiet hours. Its would-be contacts count for its own campaign only
+(history code -1 - campaign: its cooldown, caps and arbitration), never for other campaigns.
+
 The contact history (what caps, cooldowns and quotas count) is every message queued and not
 taken back (queued, sending, sent, delivered, failed), at its due time, per subscriber by packed
 MSISDN: sorted numpy arrays rebuilt from the outbox at start, plus a dict of what came since,
@@ -173,6 +180,7 @@ class ContactPolicy:
         self.camp_index = {}                # campaign id -> index in the history (stable for the process)
         self.quota_used = {}                # (campaign id, local day ordinal) -> messages
         self.recent = {}                    # key -> [trigger_ns, priority, id, campaign, due_ns]: arbitration
+        self.held = {}                      # (key, campaign) -> [trigger_ns, id]: held-out would-be winners
         self.optouts = set()                # (msisdn, campaign or ANY)
         self.paused = set()                 # campaigns paused by ctl
         self.missing_lists = set()
@@ -201,19 +209,25 @@ class ContactPolicy:
     # ---- state from the outbox ----------------------------------------------------------------------
 
     def restore(self, outbox, now_ns: int) -> None:
-        names, keys, due, camp = outbox.contacts(now_ns - self.horizon_ns())
+        names, keys, due, camp, held = outbox.contacts(now_ns - self.horizon_ns())
         for cid in names:
             self.camp_index.setdefault(cid, len(self.camp_index))
         remap = np.array([self.camp_index[n] for n in names] or [0], np.int32)
-        self.history.load(keys, due, remap[camp])
+        codes = remap[camp]
+        self.history.load(keys, due, np.where(held, -1 - codes, codes))
         self.quota_used = {}
         recent_since = now_ns - 2 * DAY_NS
         for cid, due in outbox.queued_since(recent_since):
             k = (cid, self.day(due))
             self.quota_used[k] = self.quota_used.get(k, 0) + 1
         self.recent = {}
-        for msisdn, trigger_ns, priority, mid, cid, due in outbox.winners_since(now_ns - 2 * self.arbitration_ns):
-            self.recent[int(pack([msisdn])[0])] = [trigger_ns, priority, mid, cid, due]
+        self.held = {}
+        for msisdn, trigger_ns, priority, mid, cid, due, holdout in outbox.winners_since(now_ns - 2 * self.arbitration_ns):
+            key = int(pack([msisdn])[0])
+            if holdout:
+                self.held[(key, cid)] = [trigger_ns, mid]
+            else:
+                self.recent[key] = [trigger_ns, priority, mid, cid, due]
         self.optouts = set(outbox.optouts())
         self.paused = set(outbox.paused())
 
@@ -221,9 +235,11 @@ class ContactPolicy:
         """Between batches: merge the history's delta when it has grown, forget old arbitration."""
         if self.history.pending > max(1 << 16, len(self.history.keys) // 4):
             self.history.merge(now_ns - self.horizon_ns())
+        old = now_ns - 2 * self.arbitration_ns
         if len(self.recent) > 1 << 16:
-            old = now_ns - 2 * self.arbitration_ns
             self.recent = {k: v for k, v in self.recent.items() if v[0] >= old}
+        if len(self.held) > 1 << 16:
+            self.held = {k: v for k, v in self.held.items() if v[0] >= old}
 
     # ---- opt-outs --------------------------------------------------------------------------------------
 
@@ -340,8 +356,7 @@ class ContactPolicy:
         if c is None or c.status != "active" or c.id in self.paused or not c.valid_at(now_ns):
             return "campaign_inactive"
         if c.holdout and holdout_share(c.id, t.msisdn or t.imsi) < c.holdout:
-            d.holdout = 1
-            return "holdout"
+            d.holdout = 1                   # and on, as if to be sent: _last_steps says holdout
         if not t.msisdn:
             return "no_msisdn"
         try:
@@ -364,11 +379,23 @@ class ContactPolicy:
         return v
 
     def _last_steps(self, d: Decision, c, contacts: list, now_ns: int, approved: bool = False) -> None:
-        """Cooldown, arbitration, caps, quota, quiet hours, approve mode; a winner is recorded."""
+        """Cooldown, arbitration, caps, quota, quiet hours, approve mode; a winner is recorded.
+        A held-out trigger that gets through is `suppressed: holdout`, due when it would have gone
+        out, and recorded for its own campaign only (module doc)."""
         t, due = d.trigger, d.due_ns
-        if c.cooldown_s and self._within(contacts, due, c.cooldown_s * NS, self.camp_index[c.id]):
+        own = self.camp_index[c.id]
+        if d.holdout:
+            own = -1 - own                  # its would-be contacts, seen by its campaign alone
+        if any(camp < 0 for _, camp in contacts):
+            contacts = [x for x in contacts if x[1] >= 0 or x[1] == own]
+        if c.cooldown_s and self._within(contacts, due, c.cooldown_s * NS, own):
             d.state, d.reason, d.due_ns = SUPPRESSED, "cooldown", None
             return
+        if d.holdout:
+            mine = self.held.get((d.key, c.id))
+            if mine is not None and abs(t.ts_ns - mine[0]) <= self.arbitration_ns and mine[1] != d.id:
+                d.state, d.reason, d.due_ns = SUPPRESSED, "arbitration", None
+                return
         w = self.recent.get(d.key)
         taken = None                        # an earlier winner this one takes over from
         if w is not None and abs(t.ts_ns - w[0]) <= self.arbitration_ns and w[2] != d.id:
@@ -390,6 +417,11 @@ class ContactPolicy:
         if due > t.deadline_ns:
             d.state, d.reason, d.due_ns = EXPIRED, "quiet_hours", None
             return
+        if d.holdout:                       # it would have been sent (or put to an operator) at due
+            d.state, d.reason = SUPPRESSED, "holdout"
+            self.history.add(d.key, due, own)
+            self.held[(d.key, c.id)] = [t.ts_ns, d.id]
+            return
         if taken is not None:
             self.superseded.append((taken[2], d.key, taken[4], taken[3]))
             if taken[4] is not None:
@@ -399,7 +431,7 @@ class ContactPolicy:
             self.recent[d.key] = [t.ts_ns, t.priority, d.id, c.id, None]
             return
         d.state = QUEUED
-        self.history.add(d.key, due, self.camp_index[c.id])
+        self.history.add(d.key, due, own)
         q = (c.id, self.day(due))
         self.quota_used[q] = self.quota_used.get(q, 0) + 1
         self.recent[d.key] = [t.ts_ns, t.priority, d.id, c.id, due]

@@ -139,7 +139,7 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
                "WHERE campaign = ? AND {w} GROUP BY 1, 2, 3, 4")
     f = dict.fromkeys(("triggered", "inactive", "eligible", "held_out", "not_sent", "waiting", "sent", "delivered",
                        "converted"), 0)
-    reasons = {}
+    reasons, held_not = {}, {}
     for state, reason, holdout, sent, n in states:
         f["triggered"] += n
         if reason == "campaign_inactive":
@@ -148,6 +148,9 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
         f["eligible"] += n
         if holdout:
             f["held_out"] += n
+            if reason != "holdout":         # held out, and the policy would not have sent it anyway
+                key = f"{state}:{reason}" if state != "suppressed" else reason
+                held_not[key] = held_not.get(key, 0) + n
         elif sent:
             f["sent"] += n
             f["delivered"] += n if state == "delivered" else 0
@@ -157,7 +160,9 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
             f["not_sent"] += n
             key = f"{state}:{reason}" if state != "suppressed" else reason
             reasons[key] = reasons.get(key, 0) + n
-    out = {"id": cid, "goal": _goal_text(goal), "funnel": f, "not_sent": dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}
+    by_count = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))
+    out = {"id": cid, "goal": _goal_text(goal), "funnel": f, "not_sent": by_count(reasons),
+           "held_out_not_sendable": by_count(held_not)}
 
     # conversions: the attribution windows of the messages reported on
     groups = {0: [0, 0, 0, []], 1: [0, 0, 0, []]}      # windows, converted, still open, hours to convert
@@ -278,6 +283,7 @@ def render(rep: dict) -> str:
             continue
         rows = [("triggered", f["triggered"]), ("  campaign inactive", f["inactive"]), ("eligible", f["eligible"]),
                 ("  held out", f["held_out"])]
+        rows += [(f"    would not have been sent: {r}", n) for r, n in c.get("held_out_not_sendable", {}).items()]
         rows += [(f"  not sent: {r}", n) for r, n in c["not_sent"].items()]
         rows += [("  waiting (pending, queued)", f["waiting"]), ("sent", f["sent"]), ("  delivered", f["delivered"]),
                  ("  converted", f["converted"])]
@@ -350,7 +356,7 @@ def plot(rep: dict, path: str) -> str:
                 y = np.arange(len(x)) / g["subscribers"]
                 ax[1].step(x, 100 * y, where="post", color=color,
                            label=f"{name.replace('_', ' ')} ({g['converted']:,}/{g['subscribers']:,})")
-        ax[1].set_xlabel("hours after contact (held out: after the decision)")
+        ax[1].set_xlabel("hours after contact (held out: after it would have been)")
         ax[1].set_ylabel("converted, %")
         ax[1].set_title(f"{c['id']}: conversion" + (f" — {c['goal']}" if c.get("goal") else ""), fontsize=9)
         if ax[1].lines:

@@ -20,13 +20,13 @@ H = 60 * MIN
 CAMPAIGN = "welcome"
 
 
-def rules(tmp_path: Path, holdout: str = "20%", within: str = "1d") -> Path:
+def rules(tmp_path: Path, holdout: str = "20%", within: str = "1d", policy: str = "caps: []\n") -> Path:
     d = tmp_path / "rules"
     d.mkdir(exist_ok=True)
     (d / f"{CAMPAIGN}.yaml").write_text(
         f"id: {CAMPAIGN}\nstatus: active\ntrigger: {{event: power_on}}\nmessage: {{text: '欢迎 {{msisdn}}'}}\n"
         f"holdout: {holdout}\ngoal: {{event: mms_mt, within: {within}}}\n", encoding="utf-8")
-    (d / "policy.yaml").write_text("caps: []\nchannels: {file: {path: sent.jsonl}}\n", encoding="utf-8")
+    (d / "policy.yaml").write_text(policy + "channels: {file: {path: sent.jsonl}}\n", encoding="utf-8")
     return d
 
 
@@ -111,6 +111,30 @@ def test_conversions_within_the_window_for_both_groups(tmp_path):
         assert e - s == 24 * H and (c is None or s <= c <= e)
 
 
+def test_held_out_windows_open_when_the_message_would_have_gone_out(tmp_path):
+    """The held-out group is what the contacted one would have been: an opted-out subscriber gets
+    no window in either group, and a held-out one's window opens at the end of the quiet hours,
+    as a contacted one's does (everyone powers on between 00:00 and 02:00, quiet until 03:00)."""
+    from control.outbox import Outbox
+    recs, _ = story(400, 0.5, 0.2, seed=11)
+    data = tmp_path / "data"
+    ob = Outbox(str(data))
+    opted = {subscriber(i)[1] for i in range(0, 400, 4)}
+    for m in opted:
+        ob.add_optout(m, "*", "ctl", T0)
+    ob.close()
+    rdir = rules(tmp_path, policy='caps: []\ntimezone: UTC\nquiet: {from: "00:00", to: "03:00"}\n')
+    replay(rdir, data, recs).close()
+    conv = conversions(data)
+    everyone = {subscriber(i)[1] for i in range(400)}
+    assert set(conv) == everyone - opted
+    held = {m for m in everyone - opted if holdout_share(CAMPAIGN, m) < 0.2}
+    assert {m for m, (h, *_) in conv.items() if h} == held and len(held) > 40
+    assert {s for m, (h, s, e, c) in conv.items() if h} == {T0 + 3 * H}
+    assert min(s for m, (h, s, e, c) in conv.items() if not h) >= T0 + 3 * H
+    assert all(c is None or s <= c <= e for h, s, e, c in conv.values())
+
+
 def test_a_restart_keeps_the_open_windows(tmp_path):
     """Windows opened before a restart convert on goal events after it; the goal event buffer of
     late windows and expiry work across it too."""
@@ -159,7 +183,7 @@ def test_goal_rules(tmp_path):
 
 def test_the_triggering_record_is_not_its_own_goal(tmp_path):
     """A goal that the triggering record itself satisfies (power_on by a location update, goal: a
-    location update): a held-out window opens at the decision, at that record's time, and must
+    location update): a held-out window opens when it would have gone out (at once: that record's time), and must
     not count the record; a later location update does."""
     d = tmp_path / "rules"
     d.mkdir()

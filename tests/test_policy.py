@@ -75,6 +75,60 @@ def test_holdout_is_the_documented_hash_and_stays_put(tmp_path):
     assert {d.trigger.msisdn for d in later if d.reason == "holdout"} == held
 
 
+def test_the_held_out_meet_the_policy_the_contacted_meet(tmp_path):
+    """A held-out trigger goes through every later step as if it were to be sent: opted out, it is
+    suppressed for that; again within the cooldown or the arbitration time, likewise; else it is
+    `suppressed: holdout`, due when it would have gone out. Its would-be contacts count for its own
+    campaign only (another campaign's message still reaches it under a cap of 1 a day), and they
+    survive a restore from the outbox."""
+    rs = ruleset(tmp_path, {"welcome": "holdout: 50%\ncooldown: 1d\n", "other": "", "flash": "holdout: 50%\n"},
+                 'caps: [{per: 1d, max: 1}]\narbitration: 60s\ntimezone: Asia/Shanghai\nquiet: {from: "21:00", to: "08:00"}\n')
+    n = 400
+    held = {i for i in range(n) if int.from_bytes(hashlib.sha256(f"welcome:{msisdn(i)}".encode()).digest()[:8],
+                                                  "big") / 2**64 < 0.5}
+    optout = set(range(100))
+    live = ContactPolicy(rs)
+    for i in optout:
+        live.optouts.add((msisdn(i), "*"))
+    clock = RecordClock()
+    first = decide(live, [trig("welcome", i, T0) for i in range(n)] +
+                   [trig("welcome", i, T0 + 30 * NS) for i in range(n)], clock)     # again at once
+    ob = Outbox(str(tmp_path / "d"))
+    with ob.tx():
+        ob.insert(first, clock.now_ns())
+    p = ContactPolicy(rs)
+    p.restore(ob, clock.now_ns())
+    p.optouts |= live.optouts
+    later = decide(p, [trig("welcome", i, T0 + H) for i in range(n)], clock)            # within the cooldown
+    other = decide(p, [trig("other", i, T0 + 2 * H) for i in range(n)], clock)          # the cap: 1 a day
+
+    def expect(i, contacted, held_out):
+        return "suppressed:optout" if i in optout else held_out if i in held else contacted
+    assert [(d.state + ":" + d.reason).rstrip(":") for d in first[:n]] == \
+        [expect(i, "queued", "suppressed:holdout") for i in range(n)]
+    assert [(d.state + ":" + d.reason) for d in first[n:]] == \
+        [expect(i, "suppressed:cooldown", "suppressed:cooldown") for i in range(n)]
+    assert [d.state + ":" + d.reason for d in later] == [expect(i, "suppressed:cooldown", "suppressed:cooldown")
+                                                          for i in range(n)]
+    assert [(d.state + ":" + d.reason).rstrip(":") for d in other] == \
+        [expect(i, "suppressed:frequency_cap", "queued") for i in range(n)]
+    assert [d.holdout for d in first[:n] + later] == [int(i in held) for i in range(n)] * 2
+    assert {d.due_ns for d in first[:n] if d.reason == "holdout"} == {T0 + 30 * NS}     # the batch's now
+    # quiet hours: due when it would have gone out
+    evening = int(datetime(2026, 11, 5, 22, 30, tzinfo=SH).timestamp()) * NS
+    next_8 = int(datetime(2026, 11, 6, 8, 0, tzinfo=SH).timestamp()) * NS
+    got = decide(p, [trig("welcome", i, evening) for i in sorted(held - optout)[:5]], clock)
+    assert outcomes(got) == {"suppressed:holdout": 5} and {d.due_ns for d in got} == {next_8}
+    # without a cooldown, again within the arbitration time: arbitration, in both groups
+    fresh = range(1000, 1400)
+    got = decide(p, [trig("flash", i, T0 + 3 * DAY) for i in fresh] + [trig("flash", i, T0 + 3 * DAY + 30 * NS)
+                                                                       for i in fresh], clock)
+    flash_held = sum(int.from_bytes(hashlib.sha256(f"flash:{msisdn(i)}".encode()).digest()[:8], "big") / 2**64 < 0.5
+                     for i in fresh)
+    assert outcomes(got) == {"queued": len(fresh) - flash_held, "suppressed:holdout": flash_held,
+                             "suppressed:arbitration": len(fresh)}
+
+
 def test_optouts_global_per_campaign_keywords_and_lists(tmp_path):
     data = tmp_path / "data"
     listed = range(300, 320)

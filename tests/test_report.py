@@ -14,9 +14,10 @@ from control.cli import main
 from control.engine import Engine
 from control.health import Health, read
 from control.lists import import_list
+from control.outbox import Outbox
 from control.policy import holdout_share
 from control.rules import load
-from probe.record import Kind
+from probe.record import Kind, unpack
 from tests.records import MIN, T0, rec
 from tests.test_goals import CAMPAIGN, replay, rules, story, subscriber
 
@@ -62,6 +63,36 @@ def test_the_funnel_adds_up(known):
     assert f["eligible"] == f["held_out"] + f["not_sent"] + f["waiting"] + f["sent"]
     assert f["not_sent"] == sum(c["not_sent"].values())
     assert f["converted"] <= f["sent"] and f["delivered"] <= f["sent"]
+
+
+def test_opted_out_subscribers_weigh_on_neither_group(tmp_path):
+    """A third of the subscribers opted out and never convert. They are not sent to, and the
+    held-out ones among them would not have been: they leave both groups, so the held-out rate is
+    still the rate of those who would have been sent to, and the funnel says why."""
+    recs, truth = story(3000, P1, P0, seed=5)
+    opted = {subscriber(i)[1] for i in range(0, 3000, 3)}
+    imsi_of = {subscriber(i)[0]: subscriber(i)[1] for i in range(3000)}
+    goal = (recs["kind"] == Kind.MMS_NOTIFICATION) & np.isin(unpack(recs["imsi"]), [i for i, m in imsi_of.items()
+                                                                                     if m in opted])
+    recs = recs[~goal]
+    data = tmp_path / "data"
+    ob = Outbox(str(data))
+    for m in opted:
+        ob.add_optout(m, "*", "ctl", T0)
+    ob.close()
+    replay(rules(tmp_path), data, recs).close()
+    (c,) = R.build(str(data), str(tmp_path / "rules"))["campaigns"]
+    held = {subscriber(i)[1] for i in range(3000) if holdout_share(CAMPAIGN, subscriber(i)[1]) < 0.2}
+    f, cv = c["funnel"], c["conversion"]
+    assert f["held_out"] == len(held) and c["held_out_not_sendable"] == {"optout": len(held & opted)}
+    assert c["not_sent"] == {"optout": len(opted - held)} and f["sent"] == 3000 - len(held | opted)
+    assert (cv["contacted"]["subscribers"], cv["held_out"]["subscribers"]) == (f["sent"], len(held - opted))
+    assert (cv["contacted"]["converted"], cv["held_out"]["converted"]) == (len(truth[0] - opted), len(truth[1] - opted))
+    for name, p in (("contacted", P1), ("held_out", P0)):
+        lo, hi = cv[name]["ci95"]
+        assert lo <= p <= hi
+    assert "would not have been sent: optout" in R.render({"since": None, "until": None, "uplift_interval": "",
+                                                         "campaigns": [c]})
 
 
 def test_since_until_and_unknown_campaigns(known):
