@@ -26,6 +26,8 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 
+from probe.logline import write_line
+
 from .smpp import SmppClient, count_parts
 
 
@@ -82,7 +84,7 @@ class Bucket:
 
 
 def _say(name: str):
-    return lambda line: print(f"touchpoint {name} channel: {line}", file=sys.stderr, flush=True)
+    return lambda line: write_line(sys.stderr, f"touchpoint {name} channel: {line}")
 
 
 class FileChannel(Channel):

@@ -29,6 +29,7 @@ import threading
 import time
 from collections import Counter
 
+from probe.logline import write_line
 from probe.signals import on_signals
 
 from .channels import Outgoing
@@ -535,7 +536,7 @@ def serve(rules_dir: str, data_dir: str, log: str | None = None, endpoint: str |
     from .rules import load
 
     err = err or sys.stderr
-    say = lambda line: print(f"touchpoint dispatcher: {line}", file=err, flush=True)
+    say = lambda line: write_line(err, f"touchpoint dispatcher: {line}")
     rs = load(rules_dir)
     if rs.errors:
         raise ValueError("\n".join(map(str, rs.errors)))

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 import numpy as np
 import zmq
 
+from probe.logline import write_line
 from probe.signals import on_signals
 from probe.transport import Receiver, WireError
 
@@ -104,7 +105,7 @@ class EngineServer:
         return {c.id: c for c in self.ruleset.campaigns}
 
     def say(self, line: str) -> None:
-        print(f"{NAME} {self.cfg.shard}: {line}", file=self.err, flush=True)
+        write_line(self.err, f"{NAME} {self.cfg.shard}: {line}")
 
     def run(self, on_ready=None) -> int:
         restore = self._signals()

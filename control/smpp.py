@@ -33,6 +33,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from probe.logline import write_line
+
 # --- PDU codec (SMPP 3.4 section 4) -------------------------------------------------------
 
 GENERIC_NACK = 0x80000000
@@ -480,7 +482,7 @@ class SmppClient:
         self.service_type = service_type
         self.on_result = on_result or (lambda *a, **k: None)
         self.on_mo = on_mo or (lambda msisdn, text: None)
-        self.say = say or (lambda line: print(f"touchpoint smpp {host}:{port}: {line}", file=sys.stderr, flush=True))
+        self.say = say or (lambda line: write_line(sys.stderr, f"touchpoint smpp {host}:{port}: {line}"))
         self.enquire_link, self.response_timeout = enquire_link, response_timeout
         self.connect_timeout, self.reconnect = connect_timeout, reconnect
         self.capacity = 2 * window          # messages held: the window and as many waiting for it

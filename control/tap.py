@@ -14,6 +14,7 @@ import sys
 import threading
 
 
+from probe.logline import write_line
 from probe.signals import on_signals
 from probe.transport import Curve, Receiver, WireError
 
@@ -34,7 +35,7 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
     out = out or sys.stdout
     err = err or sys.stderr
     stop = stop or threading.Event()
-    say = lambda line: print(f"{NAME}: {line}", file=err, flush=True)
+    say = lambda line: write_line(err, f"{NAME}: {line}")
     rx = Receiver(listen, curve=curve, clients=clients)
     restore = _signals(stop)                # before telling anyone where to find us
     say("listening on " + ", ".join(rx.endpoints))
@@ -80,7 +81,7 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
             say(f"probe {s.probe_id} shard {s.shard}: {s.batches:,} batches, {s.records:,} records, "
                 f"{s.lost_batches:,} batches lost, no end of stream")
     if writer is None:
-        print(count, file=out, flush=True)
+        write_line(out, str(count))
     say(f"{count:,} records from {len({(s.probe_id, s.epoch) for s in rx.streams.values()})} probe runs, "
         f"{lost:,} batches lost, {rx.rejected_messages:,} messages rejected")
     return 1 if lost or errors else 0

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .logline import write_line
 from .shard import KeyMap, Sharder
 from .signals import on_signals
 from .transport import DROP_CAUSES, Publisher
@@ -182,7 +183,7 @@ class ProbeRun:
                 f"{self.records:,} records ({(self.records - r0) / dt:,.0f}/s)  "
                 f"anomalies {sum(stats.anomalies.values()):,}  {_kernel(self.source)}"
                 f"queued {queued} (lag {lag} s)  engines up {up}/{len(pub.links)}  drops: {_drops(pub.drops())}")
-        print(line, file=self.err, flush=True)
+        write_line(self.err, line)
         self._last = (now, packets, self.records)
 
     def _summary(self) -> None:
@@ -208,8 +209,8 @@ class ProbeRun:
             line += (f"; --lossless: no acknowledgement within --ack-timeout {self.cfg.ack_timeout:g} s "
                      f"from shard {', '.join(late)}")
         for e in self.source.errors:
-            print(f"{self.name}: {e}", file=self.err)
-        print(line, file=self.err, flush=True)
+            write_line(self.err, f"{self.name}: {e}")
+        write_line(self.err, line)
 
     def _write_stats(self) -> None:
         path = self.cfg.stats_json
@@ -222,7 +223,7 @@ class ProbeRun:
                 f.write("\n")
             os.replace(tmp, path)
         except OSError as e:
-            print(f"{self.name}: --stats-json {path}: {e.strerror or e}", file=self.err)
+            write_line(self.err, f"{self.name}: --stats-json {path}: {e.strerror or e}")
 
 
 def _capture(source) -> dict | None:

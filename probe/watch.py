@@ -54,6 +54,7 @@ from typing import Iterator
 import numpy as np
 
 from .decode import CaptureError, Decoder, Options, Stats
+from .logline import write_line
 from .record import RECORD_DTYPE
 from .source import FileSource
 
@@ -109,7 +110,7 @@ class WatchDir(FileSource):
         self.stop = stop or threading.Event()
         self.poll = poll
         self.state_interval = state_interval
-        self.report = report or (lambda line: print(f"touchpoint probe: {line}", file=sys.stderr, flush=True))
+        self.report = report or (lambda line: write_line(sys.stderr, f"touchpoint probe: {line}"))
         self.errors: deque = deque(maxlen=100)  # one line per file that could not be read to its end
         self.files_done = self.files_bad = self.files_truncated = self.files_missed = 0
         self.replayed_frames = 0            # frames decoded again after a restart (their records withheld)
