@@ -87,37 +87,55 @@ def run():
         sys.exit(0)
 
 
+def decoder_options(f):
+    """The decoder's options, as `decode` has them."""
+    for opt in reversed([
+        click.option("--messages", is_flag=True, help="One record per TCAP component (like a dissector), not per dialogue."),
+        click.option("--mtp3", type=click.Choice(["itu", "ansi", "japan"]), default="itu", show_default=True,
+                     help="MTP3 routing label and SCCP address variant."),
+        click.option("--map-ssn", "map_ssns", default="6-9,145,148-150", show_default=True,
+                     help="SSNs decoded as MAP when no application context says (like tshark's gsm_map.tcap.ssn)."),
+        click.option("--cap-ssn", "cap_ssns", default="146", show_default=True,
+                     help="SSNs decoded as CAP when no application context says (like tshark's camel.tcap.ssn)."),
+        click.option("--gtpu-port", "gtpu_ports", multiple=True, type=click.IntRange(1, 65535),
+                     help="Extra UDP port carrying GTP-U besides 2152 (repeatable)."),
+        click.option("--usage-interval", type=click.FloatRange(min=0), default=60.0, show_default=True,
+                     help="Seconds of capture time between data-usage records of one GTP-U tunnel."),
+        click.option("--dialogue-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+                     help="Seconds of capture time before an unanswered dialogue is reported as timed out."),
+        click.option("--country-code", default="", metavar="CC",
+                     help="Country code put in front of subscriber numbers signalled in national format "
+                          "(ISUP NAI 3, type of number national), so MSISDNs are international as lists have them."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_interval, dialogue_timeout,
+                     country_code="", probe_id=0):
+    from probe.decode import Options
+    if country_code and not (country_code.isascii() and country_code.isdigit() and len(country_code) <= 3):
+        raise click.BadParameter(f"{country_code!r} is not a country code (1 to 3 digits)", param_hint="--country-code")
+    return Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout, probe_id=probe_id,
+                   map_ssns=parse_ranges(map_ssns, "--map-ssn"), cap_ssns=parse_ranges(cap_ssns, "--cap-ssn"),
+                   gtpu_ports=(2152, *gtpu_ports), usage_interval=usage_interval, country_code=country_code)
+
+
 @main.command()
 @click.argument("pcaps", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
-@click.option("--messages", is_flag=True, help="One record per TCAP component (like a dissector), not per dialogue.")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_NAMES), help="Only these event kinds (repeatable).")
 @click.option("--imsi", type=DigitsPrefix(), help="Only this IMSI (a trailing * matches a prefix).")
 @click.option("--msisdn", type=DigitsPrefix(), help="Only this MSISDN (a trailing * matches a prefix).")
 @click.option("--limit", type=click.IntRange(min=0), help="Stop after this many records.")
 @click.option("--count", is_flag=True, help="Decode everything, print only the number of records.")
 @click.option("--stats", is_flag=True, help="Per-layer counts and the top anomalies, on stderr.")
-@click.option("--mtp3", type=click.Choice(["itu", "ansi", "japan"]), default="itu", show_default=True,
-              help="MTP3 routing label and SCCP address variant.")
-@click.option("--map-ssn", "map_ssns", default="6-9,145,148-150", show_default=True,
-              help="SSNs decoded as MAP when no application context says (like tshark's gsm_map.tcap.ssn).")
-@click.option("--cap-ssn", "cap_ssns", default="146", show_default=True,
-              help="SSNs decoded as CAP when no application context says (like tshark's camel.tcap.ssn).")
-@click.option("--gtpu-port", "gtpu_ports", multiple=True, type=click.IntRange(1, 65535),
-              help="Extra UDP port carrying GTP-U besides 2152 (repeatable).")
-@click.option("--usage-interval", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Seconds of capture time between data-usage records of one GTP-U tunnel.")
-@click.option("--dialogue-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
-              help="Seconds of capture time before an unanswered dialogue is reported as timed out.")
-def decode(pcaps, fmt, messages, kinds, imsi, msisdn, limit, count, stats, mtp3, map_ssns, cap_ssns, gtpu_ports,
-           usage_interval, dialogue_timeout):
+@decoder_options
+def decode(pcaps, fmt, kinds, imsi, msisdn, limit, count, stats, **decoder):
     """Decode capture files (pcap or pcapng) into signaling records: MAP, GTP-C, GTP-U usage."""
-    from probe.decode import CaptureError, Options, Stats, decode_file
+    from probe.decode import CaptureError, Stats, decode_file
 
-    opts = Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout,
-                   map_ssns=parse_ranges(map_ssns, "--map-ssn"), cap_ssns=parse_ranges(cap_ssns, "--cap-ssn"),
-                   gtpu_ports=(2152, *gtpu_ports),
-                   usage_interval=usage_interval)
+    opts = decoder_settings(**decoder)
     out = Writer(fmt, sys.stdout) if not count else None
     total = Stats()
     shown = 0
@@ -321,35 +339,6 @@ class Speed(click.ParamType):
         if not factor > 0:
             self.fail(f"{value!r}: the factor must be above 0", param, ctx)
         return factor
-
-
-def decoder_options(f):
-    """The decoder's options, as `decode` has them."""
-    for opt in reversed([
-        click.option("--messages", is_flag=True, help="One record per TCAP component, not per dialogue."),
-        click.option("--mtp3", type=click.Choice(["itu", "ansi", "japan"]), default="itu", show_default=True,
-                     help="MTP3 routing label and SCCP address variant."),
-        click.option("--map-ssn", "map_ssns", default="6-9,145,148-150", show_default=True,
-                     help="SSNs decoded as MAP when no application context says."),
-        click.option("--cap-ssn", "cap_ssns", default="146", show_default=True,
-                     help="SSNs decoded as CAP when no application context says."),
-        click.option("--gtpu-port", "gtpu_ports", multiple=True, type=click.IntRange(1, 65535),
-                     help="Extra UDP port carrying GTP-U besides 2152 (repeatable)."),
-        click.option("--usage-interval", type=click.FloatRange(min=0), default=60.0, show_default=True,
-                     help="Seconds of capture time between data-usage records of one GTP-U tunnel."),
-        click.option("--dialogue-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
-                     help="Seconds of capture time before an unanswered dialogue is reported as timed out."),
-    ]):
-        f = opt(f)
-    return f
-
-
-def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_interval, dialogue_timeout,
-                     probe_id=0):
-    from probe.decode import Options
-    return Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout, probe_id=probe_id,
-                   map_ssns=parse_ranges(map_ssns, "--map-ssn"), cap_ssns=parse_ranges(cap_ssns, "--cap-ssn"),
-                   gtpu_ports=(2152, *gtpu_ports), usage_interval=usage_interval)
 
 
 @main.command()

@@ -205,6 +205,8 @@ cdef struct Dec:
     uint8_t gtp_port[65536]  # PORT_GTPC / PORT_GTPU / PORT_GTP0 by UDP port; over TCP only GTP-C
     int64_t usage_interval_ns
     uint16_t probe_id
+    uint64_t cc              # --country-code: its digits in the top nibbles, zeros below
+    int cc_len               # its digit count; 0: numbers kept as signalled
     # capture file state
     int fmt                  # 0 unknown, 1 pcap, 2 pcapng
     int swap

@@ -6,6 +6,9 @@ cdef inline uint32_t tag_hi(uint8_t cls_cons, uint32_t num) noexcept nogil:
     return (<uint32_t>cls_cons << 24) | num
 
 
+DEF ISUP_NATIONAL = 3           # nature of address indicator: national (significant) number
+
+
 cdef uint64_t isup_number(const Tlv *t, uint8_t *nai) noexcept nogil:
     """ISUP-format number (Q.763 3.9/3.10): odd/even + NAI, NPI octet, BCD digits."""
     cdef int odd
@@ -25,12 +28,12 @@ cdef inline uint32_t ber_uint(const Tlv *t) noexcept nogil:
     return v
 
 
-cdef int cap_arg(int op, const Tlv *prm, tp_record *r) noexcept nogil:
+cdef int cap_arg(const Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
     cdef Cur c = inner(prm)
     cdef Tlv t
     cdef int rc
     cdef uint64_t called = ALL_F, called_bcd = ALL_F, calling = ALL_F
-    cdef uint8_t nai = 0
+    cdef uint8_t nai = 0, calling_nai = 0
     if op != 0 and op != 60 and op != 78:
         return 0
     if prm.tag != 0x30:
@@ -46,7 +49,7 @@ cdef int cap_arg(int op, const Tlv *prm, tp_record *r) noexcept nogil:
                 called = isup_number(&t, &nai)
                 r.nai = nai
             elif t.tag == 0x83:
-                calling = isup_number(&t, NULL)
+                calling = isup_number(&t, &calling_nai)
             elif t.tag == 0x9C:
                 r.event = <uint8_t>ber_uint(&t)
             elif t.tag == tag_hi(0x80, 50):
@@ -63,7 +66,7 @@ cdef int cap_arg(int op, const Tlv *prm, tp_record *r) noexcept nogil:
             if t.tag == 0x81:
                 r.peer = address_digits(&t)            # destinationSubscriberNumber
             elif t.tag == 0x82:
-                r.msisdn = address_digits(&t)          # callingPartyNumber
+                r.msisdn = msisdn_digits(d, &t)        # callingPartyNumber
             elif t.tag == 0x83:
                 r.event = <uint8_t>ber_uint(&t)
             elif t.tag == 0x84:
@@ -78,7 +81,7 @@ cdef int cap_arg(int op, const Tlv *prm, tp_record *r) noexcept nogil:
             if t.tag == 0x81:
                 r.event = <uint8_t>ber_uint(&t)
             elif t.tag == 0x82:
-                r.msisdn = address_digits(&t)
+                r.msisdn = msisdn_digits(d, &t)
             elif t.tag == 0x83:
                 r.imsi = tbcd(t.v, t.len, -1)
             elif t.tag == 0x88:
@@ -90,10 +93,10 @@ cdef int cap_arg(int op, const Tlv *prm, tp_record *r) noexcept nogil:
     if op == 0:
         r.kind = TP_K_CALL_ATTEMPT
         if r.event >= 12:                              # terminating: the served subscriber is called
-            r.msisdn = called
+            r.msisdn = with_country_code(d, called) if nai == ISUP_NATIONAL else called
             r.peer = calling
         else:
-            r.msisdn = calling
+            r.msisdn = with_country_code(d, calling) if calling_nai == ISUP_NATIONAL else calling
             r.peer = called_bcd if called_bcd != ALL_F else called
     elif op == 60:
         r.kind = TP_K_MT_SMS if r.event >= 11 else TP_K_MO_SMS

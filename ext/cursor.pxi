@@ -138,5 +138,28 @@ cdef inline uint64_t address_digits(const Tlv *t) noexcept nogil:
     return tbcd(t.v + 1, t.len - 1, -1)
 
 
+cdef inline uint64_t with_country_code(const Dec *d, uint64_t v) noexcept nogil:
+    """A national significant number as an international one: the --country-code in front, when
+    one is set and the number still fits in 16 digits (else as signalled)."""
+    cdef uint64_t low
+    if d.cc_len == 0 or v == ALL_F:
+        return v
+    low = (<uint64_t>1 << (4 * d.cc_len)) - 1
+    if (v & low) != low:
+        return v
+    return d.cc | (v >> (4 * d.cc_len))
+
+
+cdef inline bint ton_national(const Tlv *t) noexcept nogil:
+    """An AddressString whose nature of address (type of number) is national: 010."""
+    return t.len >= 2 and ((t.v[0] >> 4) & 7) == 2
+
+
+cdef inline uint64_t msisdn_digits(const Dec *d, const Tlv *t) noexcept nogil:
+    """An AddressString MSISDN, international (TS 29.002 ISDN-AddressString)."""
+    cdef uint64_t v = address_digits(t)
+    return with_country_code(d, v) if ton_national(t) else v
+
+
 cdef inline uint64_t imsi_digits(const Tlv *t) noexcept nogil:
     return tbcd(t.v, t.len, -1)

@@ -81,6 +81,9 @@ cdef class Decoder:
 
     messages: one record per TCAP component instead of one per dialogue.
     mtp3: "itu", "ansi" or "japan" routing labels and SCCP addresses.
+    country_code: 1 to 3 digits put in front of a subscriber's number (MSISDN) signalled as a
+    national (significant) number (ISUP NAI 3, AddressString type of number 010), so the records
+    carry it in international format whatever the interface; "" keeps numbers as signalled.
     """
     cdef Dec *d
     cdef object out_array
@@ -89,7 +92,7 @@ cdef class Decoder:
     def __cinit__(self, dtype, *, bint messages=False, str mtp3="itu", int probe_id=0,
                   Py_ssize_t capacity=65536, double dialogue_timeout=600.0, int max_dialogues=131072,
                   map_ssns=(6, 7, 8, 9, 145, 148, 149, 150), cap_ssns=(146,), gtpc_ports=(2123,), gtpu_ports=(2152,),
-                  double usage_interval=60.0, int max_tunnels=131072):
+                  double usage_interval=60.0, int max_tunnels=131072, str country_code=""):
         cdef int32_t i
         if mtp3 not in MTP3_VARIANTS:
             raise ValueError(f"mtp3 variant must be one of {', '.join(MTP3_VARIANTS)}, not {mtp3!r}")
@@ -121,6 +124,12 @@ cdef class Decoder:
                 raise ValueError(f"UDP port {i} is not between 1 and 65535")
             self.d.gtp_port[i] = kind
         self.d.usage_interval_ns = <int64_t>(usage_interval * 1e9)
+        if country_code and not (country_code.isascii() and country_code.isdigit() and len(country_code) <= 3):
+            raise ValueError(f"country code {country_code!r} is not 1 to 3 digits")
+        self.d.cc_len = len(country_code)
+        self.d.cc = 0
+        for i in range(self.d.cc_len):
+            self.d.cc |= <uint64_t>(ord(country_code[i]) - 48) << (4 * (15 - i))
         if max_tunnels < 16 or max_tunnels > (1 << 29):
             raise ValueError("max_tunnels must be between 16 and 2**29")
         self.d.tun.e = <Tunnel *>calloc(max_tunnels, sizeof(Tunnel))

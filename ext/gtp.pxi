@@ -214,7 +214,7 @@ cdef Py_ssize_t tv_len(uint8_t t) noexcept nogil:
     return -1
 
 
-cdef int gtp1_ies(const uint8_t *p, Py_ssize_t n, tp_record *r, GtpMsg *g) noexcept nogil:
+cdef int gtp1_ies(const Dec *d, const uint8_t *p, Py_ssize_t n, tp_record *r, GtpMsg *g) noexcept nogil:
     cdef Py_ssize_t pos = 0, ln
     cdef const uint8_t *v
     cdef uint8_t t
@@ -260,6 +260,8 @@ cdef int gtp1_ies(const uint8_t *p, Py_ssize_t n, tp_record *r, GtpMsg *g) noexc
             g.ngsn += 1
         elif t == 134 and ln >= 2 and r.msisdn == ALL_F:   # MSISDN: nature-of-address octet first
             r.msisdn = tbcd(v + 1, ln - 1, -1)
+            if ((v[0] >> 4) & 7) == 2:                 # national
+                r.msisdn = with_country_code(d, r.msisdn)
         elif t == 151 and ln >= 1:
             r.rat = v[0]
         elif t == 152 and ln >= 8:                     # ULI: CGI, SAI or RAI
@@ -639,7 +641,7 @@ cdef int gtpv1(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         return anomaly(d, AN_GTP_OTHER_MESSAGE, p)
     gtp_template(d, &r, TP_PROTO_GTPV1C, g.type, g.seq, 1)
     r.flags = TP_F_REQUEST if role == 1 else TP_F_RESPONSE
-    rc = gtp1_ies(p + hdr, total - hdr, &r, &g)
+    rc = gtp1_ies(d, p + hdr, total - hdr, &r, &g)
     if rc:
         anomaly(d, rc, p)
         r.flags |= TP_F_PARTIAL

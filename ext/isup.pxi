@@ -36,6 +36,7 @@ cdef int isup(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     cdef Dlg *e
     cdef uint64_t key, pcs
     cdef uint32_t lo = d.pkt.opc, hi = d.pkt.dpc
+    cdef uint8_t calling_nai = 0
     d.layer_in[L_ISUP] += 1
     if n < 3:
         return anomaly(d, AN_ISUP_TRUNCATED, p)
@@ -80,7 +81,9 @@ cdef int isup(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                 if b[o] == 0x0A:                       # calling party number
                     num.v = b + o + 2
                     num.len = b[o + 1]
-                    r.msisdn = isup_number(&num, NULL)
+                    r.msisdn = isup_number(&num, &calling_nai)
+                    if calling_nai == ISUP_NATIONAL:
+                        r.msisdn = with_country_code(d, r.msisdn)
                 o += 2 + b[o + 1]
     elif mt == ISUP_REL:
         if isup_var(b, bn, 0, &v, &vlen) or vlen < 2 or (not (v[0] & 0x80) and vlen < 3):

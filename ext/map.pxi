@@ -380,7 +380,7 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
             if t.tag == 0x80:
                 r.imsi = imsi_digits(&t)
             elif t.tag == 0x81:
-                r.msisdn = address_digits(&t)
+                r.msisdn = msisdn_digits(d, &t)
         elif op >= 10 and op <= 13:                    # registerSS / eraseSS / activateSS / deactivateSS
             if t.tag == 0x04 and t.len >= 1 and r.ss_code == 0:
                 r.ss_code = t.v[0]
@@ -388,7 +388,7 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
                 r.peer = address_digits(&t)            # forwardedToNumber
         elif op == 22 or op == 45:                     # sendRoutingInfo / ...ForSM
             if t.tag == 0x80:
-                r.msisdn = address_digits(&t)
+                r.msisdn = msisdn_digits(d, &t)
             elif op == 45 and t.tag == 0x82:
                 r.peer = address_digits(&t)            # serviceCentreAddress
         elif op == 43:                                 # checkIMEI v3
@@ -405,7 +405,7 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
                     r.kind = TP_K_MO_SMS
             elif i == 1:
                 if t.tag == 0x82:
-                    r.msisdn = address_digits(&t)
+                    r.msisdn = msisdn_digits(d, &t)
             elif i == 2 and t.tag == 0x04:
                 rc = sms_tpdu(&t, r)
                 if rc:
@@ -421,7 +421,7 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
                     r.peer = ussd_digits(&t, dcs)
                 n04 += 1
             elif t.tag == 0x80:
-                r.msisdn = address_digits(&t)
+                r.msisdn = msisdn_digits(d, &t)
         elif op == 70:                                 # provideSubscriberInfo
             if t.tag == 0x80:
                 r.imsi = imsi_digits(&t)
@@ -432,7 +432,7 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
                     if u.tag == 0x80:
                         r.imsi = imsi_digits(&u)
                     elif u.tag == 0x81:
-                        r.msisdn = address_digits(&u)
+                        r.msisdn = msisdn_digits(d, &u)
         i += 1
     return 0
 

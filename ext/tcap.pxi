@@ -20,6 +20,7 @@ cdef struct Msg:
     uint8_t ac_x             # MAP application context family (networkLocUp 1, ...)
     uint64_t dest_ref
     uint64_t orig_ref
+    bint orig_national       # orig_ref's type of number is national
     Tlv comps
     int has_comps
 
@@ -99,6 +100,7 @@ cdef int map_open(const Tlv *ui, Msg *m) noexcept nogil:
             m.dest_ref = address_digits(&t)
         elif t.tag == 0x81:
             m.orig_ref = address_digits(&t)
+            m.orig_national = ton_national(&t)
     return 0
 
 
@@ -431,6 +433,7 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     m.type = top.tag
     m.dest_ref = ALL_F
     m.orig_ref = ALL_F
+    m.orig_national = 0
     c = inner(&top)
     while c.p < c.end:
         rc = ber_read(&c, &t, 0)
@@ -567,7 +570,7 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                 r.flags = TP_F_RESPONSE
             if k.has_prm and k.op >= 0 and k.type != 0xA3:
                 if proto == TP_PROTO_CAP:
-                    rc = cap_arg(k.op, &k.prm, &r) if is_invoke else 0
+                    rc = cap_arg(d, k.op, &k.prm, &r) if is_invoke else 0
                 else:
                     rc = map_arg(d, k.op, &k.prm, &r) if is_invoke else map_res(d, k.op, &k.prm, &r)
                 if rc:
@@ -582,7 +585,7 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             if r.imsi == ALL_F:
                 r.imsi = m.dest_ref
             if r.msisdn == ALL_F and (m.ac_x == 18 or m.ac_x == 19):
-                r.msisdn = m.orig_ref
+                r.msisdn = with_country_code(d, m.orig_ref) if m.orig_national else m.orig_ref
             sender = d.pkt.calling.gt if is_invoke else d.pkt.called.gt
             receiver = d.pkt.called.gt if is_invoke else d.pkt.calling.gt
             if d.messages:

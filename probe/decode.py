@@ -42,6 +42,7 @@ class Options:
     gtpu_ports: tuple = (2152,)
     usage_interval: float = 60.0    # seconds of capture time between data-usage records of a tunnel
     max_tunnels: int = 131072
+    country_code: str = ""         # national subscriber numbers get it in front: international
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Decoder:
                                   capacity=o.capacity, dialogue_timeout=o.dialogue_timeout,
                                   max_dialogues=o.max_dialogues, map_ssns=o.map_ssns, cap_ssns=o.cap_ssns,
                                   gtpc_ports=o.gtpc_ports, gtpu_ports=o.gtpu_ports, usage_interval=o.usage_interval,
-                                  max_tunnels=o.max_tunnels)
+                                  max_tunnels=o.max_tunnels, country_code=o.country_code)
         self.consumed = 0                   # bytes the last feed() took
 
     def feed(self, buf, length: int = -1) -> Iterator[np.ndarray]:

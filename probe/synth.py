@@ -549,7 +549,7 @@ def map_arg(op: int, v: int = 3, **f):
         if f.get("imsi"):
             val["imsi"] = tbcd(f["imsi"])
         if f.get("msisdn"):
-            val["msisdn"] = addr(f["msisdn"])
+            val["msisdn"] = addr(f["msisdn"], f.get("msisdn_toa", 0x91))
         val.update({"category": b"\x0a", "subscriberStatus": "serviceGranted",
                     "teleserviceList": [b"\x11", b"\x21", b"\x22"]})
         if v >= 3:

@@ -35,6 +35,8 @@ def digits(lo, hi):
 
 imsis = digits(14, 15)
 msisdns = digits(8, 15)
+TYPES_OF_NUMBER = st.sampled_from([0x91, 0xA1, 0x81])   # international, national, unknown (ISDN plan)
+COUNTRY_CODES = st.sampled_from(["", "86", "41", "1"])
 numbers = digits(5, 15)
 imeis = digits(15, 16)
 tids = st.binary(min_size=4, max_size=4).filter(lambda b: b != b"\0\0\0\0")
@@ -73,10 +75,16 @@ def _frame(tcap, src, dst, sccp="udt"):
                         sccp=sccp)
 
 
-def decode(msgs, messages=True, sccp="udt"):
+def decode(msgs, messages=True, sccp="udt", **options):
     """msgs: [(tcap, sender, receiver)] -> to_dicts of the decoded capture."""
     data = S.pcap_bytes([_frame(t, a, b, sccp) for t, a, b in msgs])
-    return to_dicts(decode_bytes(data, messages=messages))
+    return to_dicts(decode_bytes(data, messages=messages, **options))
+
+
+def international(number, toa: int, cc: str):
+    """What --country-code makes of an MSISDN: cc in front of a national one (type of number
+    010), when it still fits in 16 digits."""
+    return cc + number if number and (toa >> 4) & 7 == 2 and cc and len(cc) + len(number) <= 16 else number
 
 
 def check(got: dict, want: dict, loose=(), tcap: bytes = b""):
@@ -123,8 +131,8 @@ def resp(op, v, **f):
     return d
 
 
-def run_pair(msgs, want_inv, want_res, sccp="udt", loose_res=()):
-    got = decode(msgs, sccp=sccp)
+def run_pair(msgs, want_inv, want_res, sccp="udt", loose_res=(), **options):
+    got = decode(msgs, sccp=sccp, **options)
     assert len(got) == 2, (got, [t.hex() for t, _, _ in msgs])
     check(got[0], want_inv, tcap=msgs[0][0])
     check(got[1], want_res, loose=loose_res, tcap=msgs[1][0])
@@ -168,11 +176,12 @@ def test_cancel_location(imsi, v, pad, otid, style):
 
 @SETTINGS
 @given(imsi=st.one_of(st.none(), imsis), msisdn=st.one_of(st.none(), msisdns), v=st.sampled_from([2, 3]),
-       pad=pads, otid=tids, style=styles)
-def test_insert_subscriber_data(imsi, msisdn, v, pad, otid, style):
-    arg = S.map_arg(7, v, imsi=imsi, msisdn=msisdn, pad=pad if v >= 3 else None)
+       pad=pads, otid=tids, style=styles, toa=TYPES_OF_NUMBER, cc=COUNTRY_CODES)
+def test_insert_subscriber_data(imsi, msisdn, v, pad, otid, style, toa, cc):
+    arg = S.map_arg(7, v, imsi=imsi, msisdn=msisdn, msisdn_toa=toa, pad=pad if v >= 3 else None)
     msgs = begin_end(7, v, arg, S.map_res(7, v, sslist=True), otid=otid, style=style)
-    run_pair(msgs, req(7, v, "insert_sub_data", imsi=imsi, msisdn=msisdn), resp(7, v, kind="insert_sub_data"))
+    run_pair(msgs, req(7, v, "insert_sub_data", imsi=imsi, msisdn=international(msisdn, toa, cc)),
+             resp(7, v, kind="insert_sub_data"), country_code=cc)
 
 
 @SETTINGS
@@ -318,15 +327,16 @@ ussd_text = st.text("0123456789*#ABCxyz ", min_size=1, max_size=40)
 
 
 @SETTINGS
-@given(imsi=imsis, msisdn=msisdns, s=st.one_of(ussd_digits, ussd_text), otid=tids, style=styles)
-def test_ussd(imsi, msisdn, s, otid, style):
+@given(imsi=imsis, msisdn=msisdns, s=st.one_of(ussd_digits, ussd_text), otid=tids, style=styles,
+       toa=TYPES_OF_NUMBER, cc=COUNTRY_CODES)
+def test_ussd(imsi, msisdn, s, otid, style, toa, cc):
     v = 2
     arg = S.map_arg(59, v, ussd=s)
     msgs = begin_end(59, v, arg, S.map_res(59, v, text="Balance 12.34"), otid=otid, style=style,
-                     dest=S.addr(imsi, 0x96), orig=S.addr(msisdn))
+                     dest=S.addr(imsi, 0x96), orig=S.addr(msisdn, toa))
     numeric = len(s) <= 16 and set(s) <= set("0123456789*#")
-    run_pair(msgs, req(59, v, "ussd", imsi=imsi, msisdn=msisdn, peer=s if numeric else None),
-             resp(59, v, kind="ussd"))
+    run_pair(msgs, req(59, v, "ussd", imsi=imsi, msisdn=international(msisdn, toa, cc), peer=s if numeric else None),
+             resp(59, v, kind="ussd"), country_code=cc)
 
 
 

@@ -78,6 +78,15 @@ def decode(frames, linktype=1, messages=True, **kw):
     return recs, st_
 
 
+COUNTRY_CODES = st.sampled_from(["", "86", "41", "1"])
+
+
+def international(number, national: bool, cc: str):
+    """What --country-code makes of a subscriber number: cc in front of a national one, when it
+    still fits in 16 digits."""
+    return cc + number if number and national and cc and len(cc) + len(number) <= 16 else number
+
+
 def tbcd(d: str) -> bytes:
     return P.tbcd(d)
 
@@ -265,11 +274,11 @@ def idp_arg(f):
     return ((SSF_OPS, "InitialDPArg"), v)
 
 
-def idp_want(f, otid):
+def idp_want(f, otid, cc=""):
     if f["event"] >= 12:                                   # terminating: the served subscriber is called
-        msisdn, peer = f["called"], f["calling"]
+        msisdn, peer = international(f["called"], f["called_nai"] == 3, cc), f["calling"]
     else:
-        msisdn, peer = f["calling"], f["bcd"] or f["called"]
+        msisdn, peer = international(f["calling"], f["calling_nai"] == 3, cc), f["bcd"] or f["called"]
     node = f["msc"] or (f["loc"] or {}).get("vlr")
     return dict(want_of(proto="cap", kind="call_attempt", op=0, service_key=f["sk"], event=f["event"],
                         imsi=f["imsi"], msisdn=msisdn, peer=peer, node=node,
@@ -305,13 +314,14 @@ def cap_idp_dialogue(f, otid, dtid, ops1, ops2, style="definite"):
 
 @SETTINGS
 @given(f=idps, otid=otids, dtid=otids, ops1=other_ops, ops2=st.lists(st.sampled_from(sorted(OTHER_OPS)), max_size=2),
-       style=styles)
-def test_cap_initial_dp_per_message(f, otid, dtid, ops1, ops2, style):
+       style=styles, cc=COUNTRY_CODES)
+def test_cap_initial_dp_per_message(f, otid, dtid, ops1, ops2, style, cc):
     b, c, e = cap_idp_dialogue(f, otid, dtid, ops1, ops2, style)
-    recs, stats = decode([frame(b, SSF, SCF, 1, 2), frame(c, SCF, SSF, 2, 1), frame(e, SCF, SSF, 2, 1)])
+    recs, stats = decode([frame(b, SSF, SCF, 1, 2), frame(c, SCF, SSF, 2, 1), frame(e, SCF, SSF, 2, 1)],
+                         country_code=cc)
     where = f"begin {b.hex()}"
     assert len(recs) == 1 + len(ops1) + len(ops2), (recs, stats.anomalies, where)
-    check(recs[0], dict(idp_want(f, otid), flags=["request"], frame=1), where=where)
+    check(recs[0], dict(idp_want(f, otid, cc), flags=["request"], frame=1), where=where)
     for r, op in zip(recs[1:], ops1 + ops2):
         check(r, want_of(proto="cap", kind="other", op=op, flags=["request"]), loose=("version",),
               where=f"continue {c.hex()}\nend {e.hex()}")
@@ -347,13 +357,13 @@ idp_sms = st.fixed_dictionaries({
 
 
 @SETTINGS
-@given(f=idp_sms, otid=otids)
-def test_cap_initial_dp_sms(f, otid):
+@given(f=idp_sms, otid=otids, cc=COUNTRY_CODES, calling_toa=st.sampled_from([0x91, 0xA1, 0x81]))
+def test_cap_initial_dp_sms(f, otid, cc, calling_toa):
     v = {"serviceKey": f["sk"]}
     if f["dest"]:
         v["destinationSubscriberNumber"] = addr(f["dest"], f["dest_toa"])
     if f["calling"]:
-        v["callingPartyNumber"] = addr(f["calling"])
+        v["callingPartyNumber"] = addr(f["calling"], calling_toa)        # international, national, unknown
     v["eventTypeSMS"] = EVENT_SMS[f["event"]]
     if f["imsi"]:
         v["iMSI"] = tbcd(f["imsi"])
@@ -367,12 +377,13 @@ def test_cap_initial_dp_sms(f, otid):
         v["sgsn-Number"] = addr(f["sgsn"])
     b = cap_tcap("begin", otid=otid, dialogue=aarq(SMS_AC[f["ac"]]),
                  comps=[invoke(1, 60, (("CAP-SMS-ops-args", "InitialDPSMSArg"), v))])
-    recs, stats = decode([frame(b, SSF, SCF)])
+    recs, stats = decode([frame(b, SSF, SCF)], country_code=cc)
     assert len(recs) == 1, (recs, stats.anomalies)
     node = f["msc"] or (f["loc"] or {}).get("vlr") or f["sgsn"]
     check(recs[0], dict(want_of(proto="cap", kind="mt_sms" if f["event"] >= 11 else "mo_sms", op=60,
                                 flags=["request"], service_key=f["sk"], event=f["event"], peer=f["dest"],
-                                msisdn=f["calling"], imsi=f["imsi"], node=node, version=f["ac"], tid=otid),
+                                msisdn=international(f["calling"], calling_toa == 0xA1, cc), imsi=f["imsi"],
+                                node=node, version=f["ac"], tid=otid),
                         **loc_want(f["loc"])), where=f"begin {b.hex()}")
 
 
@@ -539,11 +550,11 @@ carriers = st.sampled_from(["mtp3", "m3ua"])
 
 
 @SETTINGS
-@given(cc=isup_calls, opc=pcs, dpc=pcs, carrier=carriers)
-def test_isup_calls_dialogue(cc, opc, dpc, carrier):
+@given(cc=isup_calls, opc=pcs, dpc=pcs, carrier=carriers, country=COUNTRY_CODES)
+def test_isup_calls_dialogue(cc, opc, dpc, carrier, country):
     cics, cs = cc
     frames, order = isup_capture(cics, cs, opc, dpc, carrier)
-    recs, stats = decode(frames, 141 if carrier == "mtp3" else 1, messages=False)
+    recs, stats = decode(frames, 141 if carrier == "mtp3" else 1, messages=False, country_code=country)
     where = "\n".join(f"{n} {name} {msg.hex()}" for n, _c, name, msg, _f in order)
     assert sorted(r["tid"] for r in recs) == sorted(cics), (recs, stats.anomalies, where)
     by_cic = {r["tid"]: r for r in recs}
@@ -560,8 +571,9 @@ def test_isup_calls_dialogue(cc, opc, dpc, carrier):
         if not released:
             flags.add("timeout")
         last = [o[0] for o in mine if o[2] != "RLC"][-1]
-        check(r, want_of(proto="isup", kind="call_attempt", op=1, tid=cic, msisdn=c["calling"], peer=c["called"],
-                         nai=c["called_nai"], cause=c["release"], src=opc, dst=dpc, frame=last), where=where)
+        check(r, want_of(proto="isup", kind="call_attempt", op=1, tid=cic, peer=c["called"], nai=c["called_nai"],
+                         msisdn=international(c["calling"], c["calling_nai"] == 3, country),
+                         cause=c["release"], src=opc, dst=dpc, frame=last), where=where)
         assert set(r["flags"]) == flags, (r, where)
 
 

@@ -544,3 +544,22 @@ def test_tshark_extraction_agrees_with_manifest(views):
                 assert want == Counter({k[0]: n for k, n in got.items()}), f"{c.name}: MANIFEST {dict(want)}"
                 checked += 1
     assert checked >= 7
+
+
+def test_country_code_makes_national_calling_numbers_international():
+    """--country-code on a real ISUP capture whose calling party numbers are national (NAI 3):
+    each IAM's MSISDN is the country code and tshark's isup.calling; any other NAI is kept."""
+    path = PUBLIC / "velyfw_isup_load_generator.pcap"
+    if not path.is_file():
+        pytest.skip(f"{path} is not there")
+    out = subprocess.run([TSHARK, "-r", str(path), "-Y", "isup.message_type == 1 and isup.calling", "-T", "fields",
+                          "-e", "frame.number", "-e", "isup.calling_party_nature_of_address_indicator",
+                          "-e", "isup.calling"], capture_output=True, text=True, timeout=300, check=True).stdout
+    want = {}
+    for line in out.splitlines():
+        frame, nai, calling = line.split("\t")
+        want[int(frame)] = ("41" if nai == "3" else "") + calling
+    assert len(want) > 100 and any(v.startswith("41") for v in want.values())
+    recs = [r for recs in decode_file(str(path), Options(messages=True, country_code="41")) for r in to_dicts(recs)]
+    got = {r["frame"]: r.get("msisdn") for r in recs if r["proto"] == "isup" and r["op"] == 1}
+    assert got == want
