@@ -1,5 +1,5 @@
 """Builds the Cython decoder from ext/ into probe._decode, the live-capture ring into probe._ring,
-and the engine's subscriber state into control._state.
+the sharding loop into probe._shard, and the engine's subscriber state into control._state.
 
 TOUCHPOINT_DEBUG=1 builds with annotation, bounds checks and -O0 -g.
 """
@@ -31,6 +31,8 @@ extensions = [
         extra_compile_args=cflags,
     ),
     Extension("probe._ring", ["ext/ring.pyx"], extra_compile_args=cflags),     # live capture (Linux)
+    Extension("probe._shard", ["ext/shard.pyx"], include_dirs=[numpy.get_include()],      # sharding by subscriber
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")], extra_compile_args=cflags),
     Extension("control._state", ["ext/state.pyx"], include_dirs=[numpy.get_include()],     # engine state
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")], extra_compile_args=cflags),
 ]

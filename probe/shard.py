@@ -28,6 +28,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from ._shard import Bindings, assign as _assign
 from .record import NO_DIGITS, pack
 
 
@@ -57,81 +58,6 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 def shard_of(keys: np.ndarray, shards: int) -> np.ndarray:
     """The shard of each packed subscriber key (uint64)."""
     return (splitmix64(keys) % np.uint64(shards)).astype(np.uint16)
-
-
-class Bindings:
-    """A bounded MSISDN -> IMSI table: `ways`-way set-associative, least recently used out.
-
-    Slots are grouped in sets of `ways`; a key lives in the set its hash names, and a new key
-    takes the least recently used slot of that set. Memory is fixed: 24 bytes a slot, taken from
-    the system as the slots fill (zeroed arrays: `used` 0 is an empty slot, and no MSISDN packs
-    to 0, which would take 16 zeros).
-    """
-
-    def __init__(self, capacity: int = 1 << 20, ways: int = 4):
-        sets = 1
-        while sets * ways < capacity:
-            sets <<= 1
-        self.ways = ways
-        self.mask = np.uint64(sets - 1)
-        self.keys = np.zeros((sets, ways), np.uint64)
-        self.vals = np.zeros((sets, ways), np.uint64)
-        self.used = np.zeros((sets, ways), np.uint64)     # clock of the last use, 0 = empty
-        self.clock = np.uint64(0)
-        self.evicted = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.keys.size
-
-    def __len__(self) -> int:
-        return int(np.count_nonzero(self.used))
-
-    def _sets(self, keys: np.ndarray) -> np.ndarray:
-        return (splitmix64(keys) & self.mask).astype(np.intp)
-
-    def learn(self, msisdn: np.ndarray, imsi: np.ndarray) -> None:
-        """Bind each msisdn to its imsi (the last pair wins for an msisdn given twice)."""
-        if not len(msisdn):
-            return
-        self.clock += np.uint64(1)
-        # Already known as given: refresh only. Otherwise the last pair of each msisdn is stored.
-        have, found = self.lookup(msisdn, refresh=True)
-        new = ~found | (have != imsi)
-        if not new.any():
-            return
-        msisdn, imsi = msisdn[new][::-1], imsi[new][::-1]
-        _, last = np.unique(msisdn, return_index=True)   # of an msisdn given twice, the later pair
-        msisdn, imsi = msisdn[last], imsi[last]
-        sets = self._sets(msisdn)
-        # Round r stores the r-th new key of each set: one key per set per round.
-        order = np.argsort(sets, kind="stable")
-        ordered = sets[order]
-        first = np.ones(len(order), bool)
-        first[1:] = ordered[1:] != ordered[:-1]
-        pos = np.arange(len(order))
-        rank = pos - np.maximum.accumulate(np.where(first, pos, 0))
-        for r in range(int(rank.max()) + 1):
-            now = order[rank == r]
-            s, k = sets[now], msisdn[now]
-            row = self.keys[s]
-            hit = row == k[:, None]
-            way = np.where(hit.any(1), hit.argmax(1), self.used[s].argmin(1))
-            self.evicted += int(np.count_nonzero(~hit.any(1) & (self.used[s, way] > 0)))
-            self.keys[s, way] = k
-            self.vals[s, way] = imsi[now]
-            self.used[s, way] = self.clock
-
-    def lookup(self, msisdn: np.ndarray, refresh: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(imsi, found) for each msisdn; a hit counts as a use."""
-        s = self._sets(msisdn)
-        hit = self.keys[s] == msisdn[:, None]
-        found = hit.any(1)
-        way = hit.argmax(1)
-        out = np.where(found, self.vals[s, way], NO_DIGITS)
-        if refresh and found.any():
-            self.used[s[found], way[found]] = self.clock
-        return out, found
 
 
 class KeyMap:
@@ -187,6 +113,9 @@ class KeyMap:
         return np.where(found, self.imsi[i], NO_DIGITS), found
 
 
+_NO_KEYS = np.empty(0, np.uint64)
+
+
 def _is_digits(s: str, most: int) -> bool:
     return 0 < len(s) <= most and s.isascii() and s.isdigit()
 
@@ -205,39 +134,21 @@ class Sharder:
 
     def keys(self, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(key, KeySource) of each record; learns the bindings the records carry first."""
-        imsi, msisdn = records["imsi"], records["msisdn"]
-        has_imsi = imsi != NO_DIGITS
-        has_msisdn = msisdn != NO_DIGITS
-        key = np.where(has_imsi, imsi, msisdn)
-        source = np.where(has_imsi, np.uint8(KeySource.IMSI),
-                          np.where(has_msisdn, np.uint8(KeySource.MSISDN), np.uint8(KeySource.NONE)))
-        if self.bindings is None:
-            self.bindings = Bindings(self.capacity)
-        both = has_imsi & has_msisdn
-        if both.any():
-            self.bindings.learn(msisdn[both], imsi[both])
-        only = np.flatnonzero(has_msisdn & ~has_imsi)
-        if len(only):
-            m = msisdn[only]
-            learned, found = self.bindings.lookup(m)
-            key[only[found]] = learned[found]
-            source[only[found]] = KeySource.LEARNED
-            if self.key_map is not None and not found.all():
-                rest = only[~found]
-                mapped, hit = self.key_map.lookup(m[~found])
-                key[rest[hit]] = mapped[hit]
-                source[rest[hit]] = KeySource.KEY_MAP
+        key, source, _ = self._assign(records, 1, np.zeros(len(KeySource), np.int64))
         return key, source
 
     def assign(self, records: np.ndarray) -> np.ndarray | None:
         """The shard (uint16) of each record; None when there is one shard (all to shard 0)."""
         if self.shards == 1:
             return None
-        key, source = self.keys(records)
-        self.by_source += np.bincount(source, minlength=len(KeySource))
-        shard = shard_of(key, self.shards)
-        shard[source == KeySource.NONE] = 0
-        return shard
+        return self._assign(records, self.shards, self.by_source)[2]
+
+    def _assign(self, records: np.ndarray, shards: int, counts: np.ndarray):
+        if self.bindings is None:
+            self.bindings = Bindings(self.capacity)
+        km = self.key_map
+        return _assign(records["imsi"], records["msisdn"], self.bindings, km.msisdn if km else _NO_KEYS,
+                       km.imsi if km else _NO_KEYS, shards, counts)
 
     def counts(self) -> dict:
         out = {s.name.lower(): int(self.by_source[s]) for s in KeySource}

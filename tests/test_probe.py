@@ -466,6 +466,49 @@ def test_a_capture_over_three_shards_keeps_each_imsi_on_one_shard(tmp_path):
     assert counts["imsi"] > 0 and counts["msisdn"] + counts["learned"] > 0 and counts["none"] > 0
 
 
+def test_the_sharding_loop_agrees_with_a_plain_model(tmp_path):
+    """probe._shard against the rules written out in Python: per record IMSI, else the IMSI a
+    record with both bound to its MSISDN (earlier, or anywhere in the same batch), else the key
+    map's, else the MSISDN, else none (shard 0); shard = splitmix64(key) % shards."""
+    rng = np.random.default_rng(5)
+    imsi, msisdn = subscribers(400, 0)
+    kmap = tmp_path / "keys.csv"
+    mapped = range(300, 350)
+    kmap.write_text("msisdn,imsi\n" + "".join(f"4477{i:08d},00101{9000 + i:010d}\n" for i in mapped))
+    sharder = Sharder(3, KeyMap.load(kmap))
+    bound = {}
+    for batch in range(6):
+        n = 500
+        who = rng.integers(0, 400, n)
+        has = rng.integers(0, 4, n)                 # 0 none, 1 IMSI, 2 MSISDN, 3 both
+        recs = records(n, imsi=np.where(has & 1, imsi[who], np.uint64(NONE)),
+                       msisdn=np.where(has & 2, msisdn[who], np.uint64(NONE)))
+        for w, h in zip(who.tolist(), has.tolist()):
+            if h == 3:
+                bound[int(msisdn[w])] = int(imsi[w])
+        want_key, want_src = [], []
+        for w, h in zip(who.tolist(), has.tolist()):
+            m = int(msisdn[w])
+            if h & 1:
+                want_key.append(int(imsi[w])), want_src.append(KeySource.IMSI)
+            elif not h:
+                want_key.append(NONE), want_src.append(KeySource.NONE)
+            elif m in bound:
+                want_key.append(bound[m]), want_src.append(KeySource.LEARNED)
+            elif w in mapped:
+                want_key.append(int(pack(f"00101{9000 + w:010d}"))), want_src.append(KeySource.KEY_MAP)
+            else:
+                want_key.append(m), want_src.append(KeySource.MSISDN)
+        before = sharder.by_source.copy()
+        got = sharder.assign(recs)
+        want_key = np.array(want_key, np.uint64)
+        want_shard = np.where(np.array(want_src) == KeySource.NONE, 0, shard_of(want_key, 3))
+        assert got.tolist() == want_shard.tolist()
+        assert (sharder.by_source - before).tolist() == np.bincount(want_src, minlength=len(KeySource)).tolist()
+        key, src = Sharder(3, KeyMap.load(kmap)).keys(recs)     # a fresh one: same-batch bindings only
+        assert ((src == KeySource.IMSI) == (has & 1).astype(bool)).all()
+
+
 def test_bindings_are_bounded_and_keep_the_recent_ones():
     b = Bindings(capacity=64, ways=4)
     imsi, msisdn = subscribers(1000, 0)
