@@ -355,12 +355,16 @@ class Dispatcher:
             return
         self.counts["results_" + state] += 1
 
-    def mo(self, msisdn: str, text: str) -> None:
-        """An MO message (not a receipt): an opt-out keyword opts the sender out of every campaign."""
+    def mo(self, msisdn: str, text: str, national: bool = False) -> None:
+        """An MO message (not a receipt): an opt-out keyword opts the sender out of every campaign.
+        A sender in national format (the SMSC's TON) gets policy.yaml's country_code in front:
+        the outbox's numbers are international."""
         self.counts["mo"] += 1
         msisdn = msisdn.strip().lstrip("+")
         if msisdn.startswith("00"):
             msisdn = msisdn[2:]
+        elif national and self.policy.settings.country_code:
+            msisdn = self.policy.settings.country_code + msisdn
         if self.policy.keyword(text) and msisdn.isdigit():
             self.counts["mo_optouts"] += 1
             self.optout_add(msisdn, "*", source="mo")

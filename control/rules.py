@@ -445,6 +445,7 @@ class Policy:
     channels: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # name -> {setting: value}
     optout_lists: tuple = ()
     optout_keywords: tuple = DEFAULT_OPTOUT_KEYWORDS
+    country_code: str = ""          # put in front of MO senders in national format
     file: str = ""
 
     @property
@@ -1239,7 +1240,8 @@ def _goal(doc, node, cond, columns=None) -> Goal:
 
 # --- policy.yaml -------------------------------------------------------------------------------------
 
-POLICY_KEYS = ("timezone", "caps", "quiet", "arbitration", "channel", "channels", "optout_lists", "optout_keywords")
+POLICY_KEYS = ("timezone", "caps", "quiet", "arbitration", "channel", "channels", "optout_lists", "optout_keywords",
+               "country_code")
 CLOCK_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
 
 
@@ -1289,6 +1291,11 @@ def _policy(doc: _Doc, root) -> Policy:
                                       for n in doc.items(top["optout_keywords"], "optout_keywords"))
         if any(k is not _BAD and not k.strip() for k in kw["optout_keywords"]):
             doc.err(top["optout_keywords"], "optout_keywords", "an empty keyword")
+    if "country_code" in top:
+        cc = doc.scalar(top["country_code"], "country_code")
+        if cc is not _BAD and not (cc.isascii() and cc.isdigit() and len(cc) <= 3):
+            cc = doc.err(top["country_code"], "country_code", f"{cc!r} is not a country code: 1 to 3 digits, like 86")
+        kw["country_code"] = cc
     if any(v is _BAD or (isinstance(v, tuple) and _BAD in v) for v in kw.values()):
         return Policy(file=doc.file)
     return Policy(**kw, file=doc.file)

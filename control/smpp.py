@@ -254,6 +254,7 @@ DC_DEFAULT, DC_IA5, DC_LATIN1, DC_BINARY, DC_UCS2 = 0, 1, 3, 4, 8
 ESM_UDHI = 0x40
 ESM_RECEIPT = 0x04                  # esm_class message type: SMSC delivery receipt (bits 5-2 = 0001)
 ESM_TYPE = 0x3C
+TON_NATIONAL = 2                    # source_addr_ton of a number in national format (5.2.5)
 SINGLE = {DC_DEFAULT: 160, DC_UCS2: 140}        # septets / octets in one message
 PART = {DC_DEFAULT: 153, DC_UCS2: 134}          # ... in one part after the 6-octet UDH
 MAX_PARTS = 255
@@ -456,7 +457,7 @@ class SmppClient:
     connection dropped or the client stopped before any part was taken: offer it again), and
     later `delivered` / `failed` from delivery receipts; message_id is None for a receipt of a
     message this client does not know (sent before a restart): match it by smsc_id.
-    on_mo(msisdn, text) gets the MO messages.
+    on_mo(msisdn, text, national) gets the MO messages (national: the sender's TON says so).
     """
 
     def __init__(self, host: str, port: int, system_id: str, password: str = "", *,
@@ -481,7 +482,7 @@ class SmppClient:
         self.bind, self.window, self.rate = bind, window, rate
         self.service_type = service_type
         self.on_result = on_result or (lambda *a, **k: None)
-        self.on_mo = on_mo or (lambda msisdn, text: None)
+        self.on_mo = on_mo or (lambda msisdn, text, national: None)
         self.say = say or (lambda line: write_line(sys.stderr, f"touchpoint smpp {host}:{port}: {line}"))
         self.enquire_link, self.response_timeout = enquire_link, response_timeout
         self.connect_timeout, self.reconnect = connect_timeout, reconnect
@@ -871,7 +872,7 @@ class SmppClient:
             return ESME_RX_P_APPN       # permanent: the SMSC should not offer it again
         self.counts["mo"] += 1
         try:
-            self.on_mo(address_type(sm.source_addr)[2], text)
+            self.on_mo(address_type(sm.source_addr)[2], text, sm.source_addr_ton == TON_NATIONAL)
         except Exception as e:
             self.say(f"on_mo failed: {type(e).__name__}: {e}")
         return ESME_ROK

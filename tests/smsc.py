@@ -64,7 +64,7 @@ async def serve(args) -> None:
             sm, dc = text.encode("utf-16-be"), 8
         for esme in list(sessions.values()):
             if esme.can_receive:
-                r = await esme.deliver_sm(cmd["to"], sm, source_addr=cmd["from"], source_addr_ton=1,
+                r = await esme.deliver_sm(cmd["to"], sm, source_addr=cmd["from"], source_addr_ton=cmd.get("ton", 1),
                                           source_addr_npi=1, data_coding=dc)
                 emit({"mo_sent": r.command_status})
 
@@ -229,9 +229,9 @@ class Feeder:
                     self.todo.append(self.byid[mid])
             self.cond.notify_all()
 
-    def on_mo(self, msisdn, text) -> None:
+    def on_mo(self, msisdn, text, national=False) -> None:
         with self.cond:
-            self.mo.append((msisdn, text))
+            self.mo.append((msisdn, text) + (("national",) if national else ()))
             self.cond.notify_all()
 
     def final(self, mid):

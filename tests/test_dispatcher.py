@@ -99,19 +99,21 @@ def test_triggers_become_messages_once(make, tmp_path):
 
 
 def test_optout_stops_what_is_queued_and_what_comes(make, tmp_path):
-    d = make({"a": "", "b": ""}, 'caps: []\ntimezone: UTC\nquiet: {from: "00:00", to: "23:59"}\n')
+    d = make({"a": "", "b": ""}, 'caps: []\ntimezone: UTC\nquiet: {from: "00:00", to: "23:59"}\ncountry_code: "86"\n')
     # quiet all day but a minute: everything waits until 23:59, so the opt-out finds it queued
     d.offer([trig(c, i, T0 + k * 120 * NS) for i in range(10) for k, c in enumerate("ab")])
     assert d.optout_add("8613900000001") == 2                      # both campaigns
     assert d.optout_add("8613900000002", "a") == 1                 # campaign a only
     d.mo("+8613900000003", " 退订 ")                                 # an MO keyword: everything
     d.mo("8613900000004", "Y")                                     # not a keyword
-    assert d.counts["mo"] == 2 and d.counts["mo_optouts"] == 1
+    d.mo("13900000005", "TD", national=True)                       # the SMSC gave the sender in national format
+    assert d.counts["mo"] == 3 and d.counts["mo_optouts"] == 2
     assert [r["source"] for r in d.optout_check("8613900000003")] == ["mo"]
-    later = d.offer([trig(c, i, T0 + H + k * 120 * NS) for i in range(1, 4) for k, c in enumerate("ab")])
-    assert later == {"suppressed:optout": 5, "queued": 1}            # 2 of number 1, a of 2, 2 of 3
+    assert [r["source"] for r in d.optout_check("8613900000005")] == ["mo"]
+    later = d.offer([trig(c, i, T0 + H + k * 120 * NS) for i in range(1, 6) for k, c in enumerate("ab")])
+    assert later == {"suppressed:optout": 7, "queued": 3}            # 2 of number 1, a of 2, 2 of 3, 2 of 5
     st = Counter(states(tmp_path / "data").values())
-    assert st[("suppressed", "optout")] == 2 + 1 + 2 + 5
+    assert st[("suppressed", "optout")] == 2 + 1 + 2 + 2 + 7
     assert d.optout_remove("8613900000001") == 1 and d.optout_check("8613900000001") == []
 
 

@@ -336,3 +336,17 @@ def test_allowed_at_spans_midnight(tmp_path, tz, text):
             wake = datetime.combine(t.date() + timedelta(days=expect_next_day), datetime.min.time().replace(hour=8),
                                     zone)
             assert got == int(wake.timestamp()) * NS
+
+
+def test_policy_yaml_errors_name_file_line_and_setting(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "policy.yaml").write_text('timezone: Mars/Olympus\ncaps: []\ncountry_code: "8x6"\nquiet: {from: "25:00"}\n',
+                                   encoding="utf-8")
+    rs = load(str(d))
+    got = sorted((e.line, e.field) for e in rs.errors)
+    assert (1, "timezone") in got and (3, "country_code") in got and any(p.startswith("quiet") for _, p in got)
+    assert any("'8x6' is not a country code" in str(e) and str(e).startswith(str(d / "policy.yaml"))
+               for e in rs.errors)
+    (d / "policy.yaml").write_text("country_code: 86\n", encoding="utf-8")
+    assert load(str(d)).policy.country_code == "86"

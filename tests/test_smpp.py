@@ -341,13 +341,14 @@ def test_mo_messages_reach_on_mo(smsc_factory):
         s.wait(lambda ev: any("bind" in e for e in ev), what="the bind")
         s.command({"mo": {"from": "8613900000001", "to": "10658000", "text": "退订"}})
         s.command({"mo": {"from": "8613900000002", "to": "10658000", "text": "TD"}})
-        f.run(lambda f: len(f.mo) == 2, timeout=10, what="two MO messages")
-        # the server logs an answer after the client has passed the message on: wait for both
-        s.wait(lambda ev: sum("mo_sent" in e for e in ev) == 2, what="both deliver_sm answered")
+        s.command({"mo": {"from": "13900000003", "to": "10658000", "text": "T", "ton": 2}})     # national
+        f.run(lambda f: len(f.mo) == 3, timeout=10, what="three MO messages")
+        # the server logs an answer after the client has passed the message on: wait for all
+        s.wait(lambda ev: sum("mo_sent" in e for e in ev) == 3, what="every deliver_sm answered")
     finally:
         c.stop(2)
-    assert sorted(f.mo) == [("8613900000001", "退订"), ("8613900000002", "TD")]
-    assert [e["mo_sent"] for e in s.events if "mo_sent" in e] == [0, 0]    # both answered ESME_ROK
+    assert sorted(f.mo) == [("13900000003", "T", "national"), ("8613900000001", "退订"), ("8613900000002", "TD")]
+    assert [e["mo_sent"] for e in s.events if "mo_sent" in e] == [0, 0, 0]    # all answered ESME_ROK
 
 
 def test_error_status_fails_the_message_with_its_name(smsc_factory):
