@@ -90,7 +90,8 @@ def run():
 def decoder_options(f):
     """The decoder's options, as `decode` has them."""
     for opt in reversed([
-        click.option("--messages", is_flag=True, help="One record per TCAP component (like a dissector), not per dialogue."),
+        click.option("--messages", is_flag=True,
+                     help="One record per TCAP component (like a dissector), not per dialogue."),
         click.option("--mtp3", type=click.Choice(["itu", "ansi", "japan"]), default="itu", show_default=True,
                      help="MTP3 routing label and SCCP address variant."),
         click.option("--map-ssn", "map_ssns", default="6-9,145,148-150", show_default=True,

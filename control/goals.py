@@ -2,8 +2,8 @@
 
 Every campaign with a goal (rules/README.md, `goal:`) gets an *attribution window* for each
 message the dispatcher sent (from its sent time) and for each held-out trigger that would have
-been sent (control.policy: from the time it would have gone out): `goal.within` long, kept in the outbox's SQLite
-(table `conversions`) so a restart keeps it. The engine finds the goal events of each batch
+been sent (control.policy: from the time it would have gone out): `goal.within` long, kept in
+the outbox's SQLite (table `conversions`) so a restart keeps it. The engine finds the goal events of each batch
 (`Engine.goal_hits`: the goal's event whose `where` holds); they are matched here against the
 open windows of the same campaign and subscriber (by IMSI or MSISDN), and the first one inside a
 window is its conversion. Windows close at their end; a goal of an imported list

@@ -222,7 +222,8 @@ class ContactPolicy:
             self.quota_used[k] = self.quota_used.get(k, 0) + 1
         self.recent = {}
         self.held = {}
-        for msisdn, trigger_ns, priority, mid, cid, due, holdout in outbox.winners_since(now_ns - 2 * self.arbitration_ns):
+        winners = outbox.winners_since(now_ns - 2 * self.arbitration_ns)
+        for msisdn, trigger_ns, priority, mid, cid, due, holdout in winners:
             key = int(pack([msisdn])[0])
             if holdout:
                 self.held[(key, cid)] = [trigger_ns, mid]

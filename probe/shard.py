@@ -13,7 +13,8 @@ The key of a record, first that applies:
    GTP-C was not seen): shard 0.
 
 shard = splitmix64(key) % shards, where key is the packed 64-bit digit value of `probe.record`
-(so an IMSI and its learned binding give the same key). Everything is vectorised over a batch.
+(so an IMSI and its learned binding give the same key). A batch is keyed in one C pass
+(probe._shard).
 
 What this means for the engine: a subscriber always seen with an IMSI, or whose MSISDN the
 key map names, always reaches the same shard. A subscriber first seen by MSISDN only (an MO SMS,
