@@ -1016,7 +1016,8 @@ def _ranges_pairs(doc, node, path) -> list:
 
 def _check_overlaps(doc, areas):
     """Two areas sharing a cell make the area of a location ambiguous."""
-    spans = sorted((lac << 32 | a, lac << 32 | b, area) for area in areas for lac, a, b in area.cells)
+    spans = sorted(((lac << 32 | a, lac << 32 | b, area) for area in areas for lac, a, b in area.cells),
+                   key=lambda span: span[:2])
     for (a0, b0, x), (a1, b1, y) in zip(spans, spans[1:]):
         if a1 <= b0 and x is not y:
             later = max(x, y, key=lambda ar: ar.index)
@@ -1402,12 +1403,8 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
             policy = _guard(doc, lambda: _policy(doc, root))
         errors += sorted(doc.errors, key=lambda e: e.line)
     for pname in [n for n in names if n in PLACES_FILES][:1]:
-        doc = _Doc(os.path.join(path, pname))
-        text = _read(doc, doc.file)
-        root = doc.compose(text) if text is not _BAD else None
-        if root is not None and root is not _BAD:
-            places = _guard(doc, lambda: _places(doc, root))
-        errors += sorted(doc.errors, key=lambda e: e.line)
+        places, errs = read_places(os.path.join(path, pname))
+        errors += errs
     campaigns, ids = [], {}
     for name in names:
         if name in PLACES_FILES:
@@ -1434,6 +1431,20 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
         if c is not None:
             campaigns.append(c)
     return RuleSet(path, tuple(campaigns), places or Places(), tuple(errors), policy or Policy())
+
+
+def read_places(path: str, key: str | None = None) -> tuple:
+    """(Places or None, errors) of a places.yaml, or of the mapping under `key` in another YAML
+    file (a story's own places), checked as `load` checks a rules directory's."""
+    doc = _Doc(path)
+    text = _read(doc, path)
+    root = doc.compose(text) if text is not _BAD else None
+    places = None
+    if key is not None and isinstance(root, MappingNode):
+        root = next((v for k, v in root.value if getattr(k, "value", None) == key), None)
+    if root is not None and root is not _BAD:
+        places = _guard(doc, lambda: _places(doc, root))
+    return places, tuple(sorted(doc.errors, key=lambda e: e.line))
 
 
 def _id_of(root):

@@ -180,57 +180,24 @@ class Places:
         return None
 
 
-def _prefixes(v, where, line, what) -> list:
-    """Digit strings, a trailing * (a prefix) kept."""
-    vals = v if isinstance(v, list) else [v]
-    out = []
-    for x in vals:
-        s = str(x)
-        out.append(_digits(s.rstrip("*"), where, line, what) + ("*" if s.endswith("*") else ""))
-    return out
+def _places(path: str, key: str | None = None) -> Places:
+    """The story's view of places.yaml (or of the story's own `places:` mapping), read and checked
+    by control.rules as the engine reads it: one reading of the file format, the same errors."""
+    from control.rules import read_places
 
-
-def _places(m: _Map, where: _Where) -> Places:
-    where.keys(m, {"home", "regions", "areas", "hotlines"}, "places")
+    rp, errors = read_places(path, key)
+    if errors:
+        more = f" (and {len(errors) - 1} more: touchpoint rules check)" if len(errors) > 1 else ""
+        raise StoryError(f"{errors[0]}{more}")
     p = Places()
-    p.home = [x.rstrip("*") for x in _prefixes(m.get("home", []), where, m.lines.get("home", m.line), "home network")]
-    for name, r in where.mapping(m.get("regions", _Map()), m.line, "regions").items():
-        line = m["regions"].lines[name]
-        r = where.mapping(r, line, f"region {name}")
-        where.keys(r, {"node", "mccmnc", "lac", "tac"}, f"region {name}")
-        mm = r.get("mccmnc", [])
-        neg = isinstance(mm, dict)
-        if neg:
-            where.keys(mm, {"not"}, f"region {name}: mccmnc")
-            mm = mm.get("not", [])
-        mm = [x.rstrip("*") for x in _prefixes(mm, where, line, "MCC+MNC")]   # prefixes of MCC+MNC
-        spans = {}
-        for key in ("lac", "tac"):
-            spans[key] = []
-            for span in r.get(key, []):
-                if not (isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span)):
-                    where.fail(r.lines[key], f"region {name}: {key} ranges are [first, last] pairs of numbers")
-                spans[key].append((span[0], span[1]))
-        p.regions[name] = Region(name, _prefixes(r.get("node", []), where, line, "GT prefix"),
-                                 [] if neg else mm, mm if neg else [], spans["lac"], spans["tac"])
-    for name, a in where.mapping(m.get("areas", _Map()), m.line, "areas").items():
-        line = m["areas"].lines[name]
-        a = where.mapping(a, line, f"area {name}")
-        where.keys(a, {"cells", "ranges"}, f"area {name}")
-        spans = []
-        for c in a.get("cells", []):
-            if not (isinstance(c, list) and len(c) == 2 and all(isinstance(x, int) for x in c)):
-                where.fail(a.lines["cells"], f"area {name}: cells are [lac, cell] pairs")
-            spans.append((c[0], c[1], c[1]))
-        for c in a.get("ranges", []):
-            if not (isinstance(c, list) and len(c) == 3 and all(isinstance(x, int) for x in c)):
-                where.fail(a.lines["ranges"], f"area {name}: ranges are [lac, first_cell, last_cell]")
-            spans.append(tuple(c))
-        if not spans:
-            where.fail(line, f"area {name} has no cells")
-        p.areas[name] = spans
-    for name, nums in where.mapping(m.get("hotlines", _Map()), m.line, "hotlines").items():
-        p.hotlines[name] = [n.rstrip("*") for n in _prefixes(nums, where, m["hotlines"].lines[name], "hotline number")]
+    if rp is None:
+        return p
+    p.home = list(rp.home)
+    for r in rp.regions:
+        p.regions[r.name] = Region(r.name, list(r.node), [] if r.negate else list(r.mccmnc),
+                                   list(r.mccmnc) if r.negate else [], list(r.lac), list(r.tac))
+    p.areas = {a.name: list(a.cells) for a in rp.areas}
+    p.hotlines = {name: [n.rstrip("*") for n in nums] for name, nums in rp.hotlines.items()}
     return p
 
 
@@ -389,12 +356,9 @@ def load(path: str) -> Story:
     if pl is None:
         places = Places()
     elif isinstance(pl, str):
-        ppath = os.path.join(os.path.dirname(os.path.abspath(path)), pl)
-        pw = _Where(ppath)
-        pdoc = _read_yaml(ppath)
-        places = _places(pw.mapping(pdoc if pdoc is not None else _Map(), 1, "places"), pw)
+        places = _places(os.path.join(os.path.dirname(os.path.abspath(path)), pl))
     else:
-        places = _places(where.mapping(pl, ln("places"), "places"), where)
+        places = _places(path, "places")
     bg = doc.get("background", _Map())
     bg = where.mapping(bg, ln("background"), "background")
     where.keys(bg, {"subscribers", "activity"}, "background")

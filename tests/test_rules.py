@@ -296,11 +296,17 @@ def test_bad_places(tmp_path):
         (9, "areas.wangfujing.cells[0]", "must be [lac, cell]"),
         (9, "areas.wangfujing.ranges[0]", "must be [lac, first cell, last cell]"),
         (10, "areas.mall", "shares cells with area 'wangfujing' (line 9): LAC/TAC 4100, cell 10001"),
-        (11, "areas.park[0]" if False else "areas.park.cells[0]", "70000 is out of range (0 to 65535)"),
+        (11, "areas.park.cells[0]", "70000 is out of range (0 to 65535)"),
         (13, "hotlines.service[1]", "'10o86' is not a string of digits (a trailing * makes a prefix)"),
         (14, "zones", "unknown key (known: home, regions, areas, hotlines)"),
     ]
     assert got == sorted(expect)
+
+
+def test_two_areas_with_the_same_cell_are_an_error_not_a_crash(tmp_path):
+    twice = "areas:\n  mall: {cells: [[4100, 501]]}\n  shop: {cells: [[4100, 501]]}\n"
+    assert [e[1:] for e in errors(tmp_path, {}, places=twice)] == [
+        (3, "areas.shop", "shares cells with area 'mall' (line 2): LAC/TAC 4100, cell 501")]
 
 
 # --- places: regions and areas as lookups ---------------------------------------------------------

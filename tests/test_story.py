@@ -184,6 +184,9 @@ BAD = [
     ("start: 2026-13-45\n", 1, "month must be in 1..12"),
     ("subscribers:\n  a: [1, 2\n", 3, ""),
     ("subscribers:\n  a:\n    steps:\n      - {at: +0s, do: data, rat: 7g}\n", 4, "unknown RAT '7g'"),
+    # the story's own places, checked by control.rules as the engine checks places.yaml
+    ("places:\n  areas:\n    mall: {cells: [[4100, 501, 502]]}\n", 3, "areas.mall.cells[0]: must be [lac, cell]"),
+    ("places:\n  regoins: {}\n", 2, "regoins"),
 ]
 
 
@@ -203,3 +206,13 @@ def test_scenario_refuses_random_traffic_options(tmp_path):
     r = CliRunner().invoke(main, ["synth", str(tmp_path / "o.pcap"), "--scenario", str(STORIES[0]),
                                   "--packets", "10"])
     assert r.exit_code == 2 and "--packets" in r.output
+
+
+def test_a_places_file_with_a_mistake_is_named_with_its_line(tmp_path):
+    (tmp_path / "places.yaml").write_text("home: [\"46000\"]\nareas:\n  mall: {cells: [[4100, 501]]}\n"
+                                          "  mall2: {cells: [[4100, 501]]}\n")
+    p = tmp_path / "s.yaml"
+    p.write_text("places: places.yaml\nsubscribers:\n  a:\n    steps:\n      - {at: +0s, do: attach, area: mall}\n")
+    with pytest.raises(story.StoryError) as e:
+        story.load(str(p))
+    assert str(e.value).startswith(f"{tmp_path / 'places.yaml'}:4: areas.mall2: shares cells with area 'mall'")
