@@ -39,7 +39,7 @@ def digits_mask(values: np.ndarray, digits: str, prefix: bool) -> np.ndarray:
 @click.group(context_settings={"auto_envvar_prefix": "TOUCHPOINT", "help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="touchpoint")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), envvar="TOUCHPOINT_CONFIG",
-              help="TOML file with a [decode] (and later [probe], [engine]) table of option defaults.")
+              help="TOML file of option defaults, a table a command: [decode], [probe], [engine], ...")
 @click.pass_context
 def main(ctx, config):
     """touchpoint: signaling probe and real-time marketing engine for mobile operators.
