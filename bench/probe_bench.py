@@ -32,8 +32,9 @@ tcpreplay achieved. Also the time the workers spent copying ring blocks out as p
 against the decoder's own rate, to show that the copy is not the bottleneck.
 
 The capture is generated with probe.synth.generate(path, subscribers=100000, packets=N, seed=1)
-(the default mix: MAP, CAP, ISUP, SMS/MMS, GTP-C and GTP-U) and cached under bench/out/; without
-probe.synth, the packets of pcaps/mixed_small.pcap are repeated up to N packets.
+(the default mix: MAP, CAP, ISUP, SMS/MMS, GTP-C and GTP-U) and cached under bench/out/, the one
+bench/decode_bench.py uses; without probe.synth, the packets of pcaps/mixed_small.pcap are
+repeated up to N packets.
 """
 import argparse
 import json
@@ -42,7 +43,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -52,54 +52,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT / "bench"))
+from decode_bench import repeated_capture, synth_capture     # noqa: E402  the same cached capture
+
 TARGET = 800_000
 CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from control.cli import run; run()",
        str(ROOT)]
-
-
-def synth_capture(packets: int, subscribers: int, seed: int) -> Path:
-    path = OUT / f"probe_mixed_{packets}p_{subscribers}s_seed{seed}.pcap"
-    if path.is_file() and path.stat().st_size > 24:
-        return path
-    from probe.synth import generate                      # ImportError: the caller falls back
-    OUT.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    t0 = time.perf_counter()
-    print(f"generating {path.relative_to(ROOT)} (probe.synth.generate, packets={packets:,}, "
-          f"subscribers={subscribers:,}, seed={seed}) ...", file=sys.stderr, flush=True)
-    generate(tmp, subscribers=subscribers, packets=packets, seed=seed)
-    os.replace(tmp, path)
-    print(f"  done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return path
-
-
-def repeated_capture(src: Path, packets: int) -> Path:
-    """src's packets over and over (timestamps moved on each round) up to `packets` packets."""
-    path = OUT / f"{src.stem}_x{packets}p.pcap"
-    if path.is_file():
-        return path
-    data = src.read_bytes()
-    if struct.unpack("<I", data[:4])[0] != 0xA1B2C3D4:
-        raise SystemExit(f"{src}: only classic little-endian microsecond pcap is repeated here")
-    recs, pos = [], 24
-    while pos + 16 <= len(data):
-        ts, us, caplen, origlen = struct.unpack_from("<IIII", data, pos)
-        recs.append((ts, us, caplen, origlen, data[pos + 16:pos + 16 + caplen]))
-        pos += 16 + caplen
-    span = recs[-1][0] - recs[0][0] + 1
-    OUT.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data[:24])
-        n = rnd = 0
-        while n < packets:
-            for ts, us, caplen, origlen, body in recs:
-                if n == packets:
-                    break
-                f.write(struct.pack("<IIII", ts + rnd * span, us, caplen, origlen) + body)
-                n += 1
-            rnd += 1
-    return path
 
 
 def free_ports(n: int) -> list:
