@@ -17,12 +17,24 @@ cdef enum:
     SRC_MSISDN = 4
 
 
-cdef inline uint64_t splitmix64(uint64_t x) noexcept nogil:
-    """The splitmix64 finaliser (Steele, Lea, Flood 2014), as probe.shard.splitmix64."""
+cdef inline uint64_t _splitmix64(uint64_t x) noexcept nogil:
+    """The splitmix64 finaliser (Steele, Lea, Flood 2014)."""
     cdef uint64_t z = x + 0x9E3779B97F4A7C15ULL
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
     return z ^ (z >> 31)
+
+
+def splitmix64(keys):
+    """splitmix64 of each uint64 (what `assign` shards by), as an array."""
+    cdef const uint64_t[:] k = np.ascontiguousarray(keys, np.uint64).reshape(-1)
+    out = np.empty(k.shape[0], np.uint64)
+    cdef uint64_t[::1] o = out
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(k.shape[0]):
+            o[i] = _splitmix64(k[i])
+    return out
 
 
 cdef class Bindings:
@@ -62,7 +74,7 @@ cdef class Bindings:
         return int(np.count_nonzero(self.slots[:, :, 2]))
 
     cdef inline void put(self, uint64_t msisdn, uint64_t imsi) noexcept nogil:
-        cdef Py_ssize_t s = <Py_ssize_t>(splitmix64(msisdn) & self.mask), w, at = 0
+        cdef Py_ssize_t s = <Py_ssize_t>(_splitmix64(msisdn) & self.mask), w, at = 0
         for w in range(self.ways):
             if self.t[s, w, 0] == msisdn:
                 at = w
@@ -78,7 +90,7 @@ cdef class Bindings:
 
     cdef inline uint64_t get(self, uint64_t msisdn, bint refresh) noexcept nogil:
         """The IMSI bound to msisdn, or NONE."""
-        cdef Py_ssize_t s = <Py_ssize_t>(splitmix64(msisdn) & self.mask), w
+        cdef Py_ssize_t s = <Py_ssize_t>(_splitmix64(msisdn) & self.mask), w
         for w in range(self.ways):
             if self.t[s, w, 0] == msisdn and self.t[s, w, 2]:
                 if refresh:
@@ -147,5 +159,5 @@ def assign(const uint64_t[:] imsi, const uint64_t[:] msisdn, Bindings bindings, 
                         k[i], src[i] = map_imsi[lo], SRC_KEY_MAP
             by_source[src[i]] += 1
             if src[i] != SRC_NONE and shards > 1:
-                sh[i] = <uint16_t>(splitmix64(k[i]) % <uint64_t>shards)
+                sh[i] = <uint16_t>(_splitmix64(k[i]) % <uint64_t>shards)
     return key, source, shard

@@ -29,7 +29,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ._shard import Bindings, assign as _assign
+from ._shard import Bindings, assign as _assign, splitmix64
 from .record import NO_DIGITS, pack
 
 
@@ -39,21 +39,6 @@ class KeySource(IntEnum):
     LEARNED = 2     # MSISDN -> IMSI learned from earlier records
     KEY_MAP = 3     # MSISDN -> IMSI from the operator's key-map file
     MSISDN = 4
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser of each uint64 (Steele, Lea, Flood 2014), wrapping arithmetic."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(x, np.uint64) + _GOLDEN
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        return z ^ (z >> _S31)
 
 
 def shard_of(keys: np.ndarray, shards: int) -> np.ndarray:
