@@ -24,16 +24,16 @@ cflags += ["-Wall", "-Wno-unused-function", "-Wno-unreachable-code", "-Wno-unuse
 
 extensions = [
     Extension(
-        "probe._decode",
+        "touchpoint.probe._decode",
         ["ext/_decode.pyx"],
         include_dirs=["ext", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=cflags,
     ),
-    Extension("probe._ring", ["ext/ring.pyx"], extra_compile_args=cflags),     # live capture (Linux)
-    Extension("probe._shard", ["ext/shard.pyx"], include_dirs=[numpy.get_include()],      # sharding by subscriber
+    Extension("touchpoint.probe._ring", ["ext/ring.pyx"], extra_compile_args=cflags),     # live capture (Linux)
+    Extension("touchpoint.probe._shard", ["ext/shard.pyx"], include_dirs=[numpy.get_include()],      # sharding by subscriber
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")], extra_compile_args=cflags),
-    Extension("control._state", ["ext/state.pyx"], include_dirs=[numpy.get_include()],     # engine state
+    Extension("touchpoint.control._state", ["ext/state.pyx"], include_dirs=[numpy.get_include()],     # engine state
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")], extra_compile_args=cflags),
 ]
 

@@ -49,7 +49,7 @@ def synth_capture(packets: int, subscribers: int, seed: int, mix: str = "default
     path = OUT / f"{mix}_{packets}p_{subscribers}s_seed{seed}.pcap"
     if path.is_file() and path.stat().st_size > 24:
         return path
-    from probe.synth import MIXES, generate               # ImportError: caller falls back
+    from touchpoint.probe.synth import MIXES, generate               # ImportError: caller falls back
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     t0 = time.perf_counter()
@@ -115,7 +115,7 @@ def capture(args) -> tuple:
 # --- ours ----------------------------------------------------------------------------------------
 
 def time_ours(path: Path, messages: bool, repeat: int) -> dict:
-    from probe.decode import Options, Stats, decode_file
+    from touchpoint.probe.decode import Options, Stats, decode_file
     best = None
     for _ in range(repeat):
         st = Stats()
@@ -144,7 +144,7 @@ def peak_kb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-from probe.decode import Options, decode_file
+from touchpoint.probe.decode import Options, decode_file
 base = peak_kb()
 n = 0
 for b in decode_file(sys.argv[1], Options(messages=sys.argv[2] == "1")):
@@ -161,20 +161,20 @@ def rss_ours(path: Path, messages: bool) -> dict:
     return {"peak_mb": r["peak_kb"] / 1024, "baseline_mb": r["base_kb"] / 1024, "ru_maxrss_mb": r["ru_maxrss_kb"] / 1024}
 
 
-CLI = "import sys; sys.argv[0] = 'touchpoint'; from control.cli import run; run()"
+CLI = "import sys; sys.argv[0] = 'touchpoint'; from touchpoint.control.cli import run; run()"
 
 
 def time_jsonl(path: Path, packets: int) -> dict:
     try:
-        import control.cli  # noqa: F401
+        import touchpoint.control.cli  # noqa: F401
         args = [sys.executable, "-c", CLI, "decode", "--format", "jsonl", str(path)]
         how = "touchpoint decode --format jsonl FILE > /dev/null"
         t0 = time.perf_counter()
         subprocess.run(args, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         dt = time.perf_counter() - t0
     except ImportError:
-        from probe.decode import decode_file
-        from probe.format import to_dicts
+        from touchpoint.probe.decode import decode_file
+        from touchpoint.probe.format import to_dicts
         how = "probe.format.to_dicts + json.dumps > /dev/null (no CLI)"
         t0 = time.perf_counter()
         with open(os.devnull, "w") as sink:

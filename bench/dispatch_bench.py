@@ -32,11 +32,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from control.engine import Trigger                 # noqa: E402
-from control.outbox import Outbox                  # noqa: E402
-from control.policy import ContactPolicy           # noqa: E402
-from control.rules import load                     # noqa: E402
-from probe.record import pack                      # noqa: E402
+from touchpoint.control.engine import Trigger                 # noqa: E402
+from touchpoint.control.outbox import Outbox                  # noqa: E402
+from touchpoint.control.policy import ContactPolicy           # noqa: E402
+from touchpoint.control.rules import load                     # noqa: E402
+from touchpoint.probe.record import pack                      # noqa: E402
 
 OUT = HERE / "out"
 NS = 10**9

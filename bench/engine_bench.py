@@ -28,10 +28,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from control import rules                                    # noqa: E402
-from control.engine import Engine                             # noqa: E402
-from control.lists import ListStore, import_list              # noqa: E402
-from probe.record import Kind, Loc, empty, pack               # noqa: E402
+from touchpoint.control import rules                                    # noqa: E402
+from touchpoint.control.engine import Engine                             # noqa: E402
+from touchpoint.control.lists import ListStore, import_list              # noqa: E402
+from touchpoint.probe.record import Kind, Loc, empty, pack               # noqa: E402
 
 OUT = HERE / "out"
 T0 = 1_767_225_600 * 10**9

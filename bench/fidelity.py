@@ -227,8 +227,8 @@ def add_gaps(row: Row, listed: dict, ours: dict) -> None:
 def frames_explained(path: Path) -> tuple:
     """(frames, records as dicts, summary) of the per-message run test_stats_public makes with our
     options for the MANIFEST's tshark prefs, its frames without a record explained as it does."""
-    from probe.decode import Options
-    from probe.format import to_dicts
+    from touchpoint.probe.decode import Options
+    from touchpoint.probe.format import to_dicts
     from tests import test_stats_public as st
     prof = st.profiles(path.name)[-1]
     run = st.per_frame(path, Options(messages=True, **dict(prof.options)))

@@ -40,7 +40,7 @@ PLANS = ["畅享199", "畅享129", "神州行", "动感地带", "全球通398", 
 IMPORT = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from control.lists import import_list
+from touchpoint.control.lists import import_list
 def rss(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
@@ -99,8 +99,8 @@ def bench_import(path: Path, data: Path, repeat: int) -> dict:
 
 
 def bench_lookup(data: Path, keys: int, seed: int) -> dict:
-    from control.lists import ListStore
-    from probe.record import NO_DIGITS
+    from touchpoint.control.lists import ListStore
+    from touchpoint.probe.record import NO_DIGITS
 
     lst = ListStore(data).get("bench")
     rng = np.random.default_rng(seed)

@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from decode_bench import repeated_capture, synth_capture     # noqa: E402  the same cached capture
 
 TARGET = 800_000
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from control.cli import run; run()",
+CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
        str(ROOT)]
 
 
@@ -71,7 +71,7 @@ def free_ports(n: int) -> list:
 
 
 def decode_only(path: Path, messages: bool, repeat: int) -> tuple:
-    from probe.decode import Options, Stats, decode_file
+    from touchpoint.probe.decode import Options, Stats, decode_file
     best, records, packets = float("inf"), 0, 0
     for _ in range(repeat):
         stats = Stats()

@@ -23,8 +23,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from control.channels import Outgoing  # noqa: E402
-from control.smpp import SmppClient  # noqa: E402
+from touchpoint.control.channels import Outgoing  # noqa: E402
+from touchpoint.control.smpp import SmppClient  # noqa: E402
 from tests.smsc import Smsc  # noqa: E402
 
 TEXTS = {"gsm": "Welcome to Shanghai! 1GB of local data for 10 CNY today, reply TD to stop. #{n}",

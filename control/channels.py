@@ -26,7 +26,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 
-from probe.logline import write_line
+from touchpoint.probe.logline import write_line
 
 from .smpp import SmppClient, count_parts
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import click
 import numpy as np
 
-from probe.record import Kind, pack
+from touchpoint.probe.record import Kind, pack
 
 KIND_NAMES = [k.name.lower() for k in Kind]
 
@@ -114,7 +114,7 @@ def decoder_options(f):
 
 def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_interval, dialogue_timeout,
                      country_code="", probe_id=0):
-    from probe.decode import Options
+    from touchpoint.probe.decode import Options
     if country_code and not (country_code.isascii() and country_code.isdigit() and len(country_code) <= 3):
         raise click.BadParameter(f"{country_code!r} is not a country code (1 to 3 digits)", param_hint="--country-code")
     return Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout, probe_id=probe_id,
@@ -134,7 +134,7 @@ def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_inter
 @decoder_options
 def decode(pcaps, fmt, kinds, imsi, msisdn, limit, count, stats, **decoder):
     """Decode capture files (pcap or pcapng) into signaling records: MAP, GTP-C, GTP-U usage."""
-    from probe.decode import CaptureError, Stats, decode_file
+    from touchpoint.probe.decode import CaptureError, Stats, decode_file
 
     opts = decoder_settings(**decoder)
     out = Writer(fmt, sys.stdout) if not count else None
@@ -198,7 +198,7 @@ class Writer:
         self.started = False
 
     def write(self, batch: np.ndarray) -> None:
-        from probe.format import COLUMNS, to_dicts
+        from touchpoint.probe.format import COLUMNS, to_dicts
         if not len(batch):
             return
         dicts = to_dicts(batch)
@@ -244,7 +244,7 @@ def table_row(d: dict) -> str:
 
 
 def print_stats(s) -> None:
-    from probe.decode import ANOMALY_INFO
+    from touchpoint.probe.decode import ANOMALY_INFO
     echo = lambda line="": click.echo(line, err=True)
     echo(f"frames {s.frames}  bytes {s.bytes}  records {s.records}")
     cols = ("packets", "decoded", "truncated", "malformed", "unsupported", "other", "evicted")
@@ -285,7 +285,7 @@ def print_stats(s) -> None:
 def synth(ctx, out, subscribers, packets, seed, rate_pps, mix, expected, scenario, expect):
     """Write a realistic test capture for N subscribers, with the records it must decode to."""
     try:
-        from probe.synth import MIXES, generate
+        from touchpoint.probe.synth import MIXES, generate
     except ImportError as e:
         raise click.ClickException(f"synth needs the test extras (pip install '.[synth]'): {e}")
     if scenario is None:
@@ -300,7 +300,7 @@ def synth(ctx, out, subscribers, packets, seed, rate_pps, mix, expected, scenari
              if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
     if given:
         raise click.UsageError(f"{', '.join(given)} do not apply to --scenario (the story says who does what)")
-    from probe.story import StoryError, render
+    from touchpoint.probe.story import StoryError, render
     try:
         st = render(scenario, out, seed=seed, expect_path=expect, expected_path=expected)
     except StoryError as e:
@@ -417,9 +417,9 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     `touchpoint keys generate`). Exit codes: 0 done, 1 a capture could not be read, 2 usage,
     3 an engine rejected the stream or this probe's key or, with --lossless, did not acknowledge its end.
     """
-    from probe.run import ProbeRun, ProbeSettings
-    from probe.shard import KeyMap
-    from probe.source import PcapReplay
+    from touchpoint.probe.run import ProbeRun, ProbeSettings
+    from touchpoint.probe.shard import KeyMap
+    from touchpoint.probe.source import PcapReplay
 
     files = list(pcap) + list(more_pcaps)
     if more_pcaps and not pcap:
@@ -450,7 +450,7 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
                              status_interval=status_interval, stats_json=stats_json, key_map=kmap,
                              bindings=bindings, curve=curve)
     if iface:
-        from probe.live import LiveCapture, LiveError
+        from touchpoint.probe.live import LiveCapture, LiveError
         try:
             source = LiveCapture(iface, opts, workers=workers, ring_mb=ring_mb, promisc=promisc, bpf_expr=bpf)
         except LiveError as e:
@@ -458,7 +458,7 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
                 raise click.BadParameter(str(e), param_hint=e.option)
             raise click.ClickException(f"{e.option}: {e}")
     elif watch:
-        from probe.watch import PATTERNS, WatchDir
+        from touchpoint.probe.watch import PATTERNS, WatchDir
         try:
             source = WatchDir(watch, opts, patterns=globs or PATTERNS, state=state)
         except ValueError as e:
@@ -467,7 +467,7 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
         source = PcapReplay(files, opts, speed=speed, loop=loop)
     metrics = None
     if metrics_port:
-        from probe.metrics import MetricsServer
+        from touchpoint.probe.metrics import MetricsServer
         try:
             metrics = MetricsServer(metrics_port)
         except ValueError as e:
@@ -484,7 +484,7 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
 def curve_settings(endpoints, option: str, plain: bool, server_key: str | None, key: str | None, server=False):
     """The Curve keys of a probe (client) or tap (server), after the plain-text rule: unencrypted tcp
     only to or on loopback, unless --plain."""
-    from probe.transport import Curve, plain_allowed
+    from touchpoint.probe.transport import Curve, plain_allowed
     if server_key and not key or (key and not server_key and not server):
         raise click.UsageError("--curve-server-key and --curve-key go together")
     if not key:
@@ -553,7 +553,7 @@ def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain):
     Reports lost batches (sequence gaps) and unreadable streams on stderr. Exit codes: 0, 1 when
     batches were lost or a probe's stream could not be read, 2 usage.
     """
-    from control.tap import run as tap_run
+    from touchpoint.control.tap import run as tap_run
 
     if not listen:
         raise click.UsageError("--listen ENDPOINT is needed")
@@ -570,7 +570,7 @@ def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain):
 
 def _seconds(value, param) -> int:
     """A duration option (48h, 1d) in seconds; 0 when not given."""
-    from control.rules import DURATION, UNITS
+    from touchpoint.control.rules import DURATION, UNITS
     if value is None:
         return 0
     m = DURATION.match(value.strip())
@@ -640,11 +640,11 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
     loopback). Exit codes: 0, 1 when batches were lost or a probe's stream could not be read,
     2 usage (rules with errors included).
     """
-    from control import rules
-    from control.ctl import CtlError, check_security, default_endpoint
-    from control.lists import ListStore
-    from control.server import EngineServer, EngineSettings
-    from probe.transport import Curve
+    from touchpoint.control import rules
+    from touchpoint.control.ctl import CtlError, check_security, default_endpoint
+    from touchpoint.control.lists import ListStore
+    from touchpoint.control.server import EngineServer, EngineSettings
+    from touchpoint.probe.transport import Curve
 
     ctl_curve = None
     if ctl_curve_key:
@@ -705,8 +705,8 @@ def dispatcher(log, endpoint, rules_dir, data_dir, clock, status_interval):
     The engine runs the same dispatcher in its own process by default. Exit codes: 0, 2 usage
     (rules with errors included).
     """
-    from control.dispatcher import serve
-    from control.policy import make_clock
+    from touchpoint.control.dispatcher import serve
+    from touchpoint.control.policy import make_clock
 
     if not log and not endpoint:
         raise click.UsageError("give --log FILE, --triggers ENDPOINT or both")
@@ -738,7 +738,7 @@ def rules_check(directory):
     """
     from collections import Counter
 
-    from control.rules import load
+    from touchpoint.control.rules import load
 
     rs = load(directory)
     for e in rs.errors:
@@ -775,9 +775,9 @@ def rules_test(rules_dir, pcaps, data_dir, fmt, **decoder):
     Nothing is sent and nothing is stored: the captures are decoded here and run through the
     engine from empty state. Exit codes: 0, 1 the rules have errors, 2 usage.
     """
-    from control import dryrun
-    from control.lists import ListStore
-    from control.rules import load
+    from touchpoint.control import dryrun
+    from touchpoint.control.lists import ListStore
+    from touchpoint.control.rules import load
 
     rs = load(rules_dir)
     if rs.errors:
@@ -801,7 +801,7 @@ class ColumnType(click.ParamType):
     name = "column=type"
 
     def convert(self, value, param, ctx):
-        from control.lists import TYPES
+        from touchpoint.control.lists import TYPES
         col, sep, typ = value.partition("=")
         if not sep or not col.strip() or typ.strip() not in TYPES:
             self.fail(f"{value!r} is not COLUMN=TYPE with a type of {', '.join(TYPES)}", param, ctx)
@@ -815,7 +815,7 @@ def lists():
 
 def run_import(do, errors: str | None) -> None:
     """Runs an import (`do(errors_stream)`), then reports: bad rows on stderr, a summary on stdout."""
-    from control.lists import ListError
+    from touchpoint.control.lists import ListError
 
     try:
         out = open(errors, "w", encoding="utf-8") if errors else None
@@ -877,7 +877,7 @@ def lists_import(name, file, types, errors, data_dir):
     reported as FILE:LINE: why and skipped; the rest is imported. Exit codes: 0 imported
     (with or without bad rows), 1 nothing imported (the list stays as it was), 2 usage.
     """
-    from control.lists import ListError, check_name, import_list
+    from touchpoint.control.lists import ListError, check_name, import_list
 
     try:
         check_name(name)
@@ -900,7 +900,7 @@ def lists_import_tac(file, errors, data_dir):
     capabilities ("5g;volte;esim") and flag columns (a column named after a capability holding
     yes/no, true/false or 1/0). Exit codes as for `lists import`.
     """
-    from control.lists import import_tac
+    from touchpoint.control.lists import import_tac
 
     run_import(lambda out: import_tac(data_dir, file, errors=out), errors)
 
@@ -909,7 +909,7 @@ def lists_import_tac(file, errors, data_dir):
 @data_dir_option
 def lists_ls(data_dir):
     """The imported lists and the TAC table: rows, columns, when and from where."""
-    from control.lists import TAC, ListError, ListStore
+    from touchpoint.control.lists import TAC, ListError, ListStore
 
     store = ListStore(data_dir)
     names = store.names() + ([TAC] if store.tac() is not None else [])
@@ -935,7 +935,7 @@ def lists_ls(data_dir):
 @data_dir_option
 def lists_show(name, sample, reveal, data_dir):
     """A list (or `_tac`, the TAC table): its source, keys, columns and a few rows."""
-    from control.lists import ListError, ListStore
+    from touchpoint.control.lists import ListError, ListStore
 
     try:
         lst = ListStore(data_dir).get(name)
@@ -953,7 +953,7 @@ def lists_show(name, sample, reveal, data_dir):
     rows = np.arange(min(sample, len(lst)))
     if not len(rows):
         return
-    from probe.record import unpack
+    from touchpoint.probe.record import unpack
     table = {k: [f"{v:08d}" for v in lst.key_of(k, rows)] if k == "tac" else
              [v if reveal and v else mask_digits(v) for v in unpack(lst.key_of(k, rows))] for k in lst.keys}
     for c in lst.columns.values():
@@ -975,7 +975,7 @@ def mask_digits(digits: str) -> str:
 @data_dir_option
 def lists_rm(name, data_dir):
     """Remove a list (or `_tac`, the TAC table). A running engine keeps it until it reloads."""
-    from control.lists import ListError, remove_list
+    from touchpoint.control.lists import ListError, remove_list
 
     try:
         remove_list(data_dir, name)
@@ -994,7 +994,7 @@ class CtlValue(click.ParamType):
         self.name, self.pattern, self.what = name, pattern, what
 
     def convert(self, value, param, ctx):
-        from control import ctl
+        from touchpoint.control import ctl
         m = getattr(ctl, self.pattern).fullmatch(value)
         if m is None:
             self.fail(f"{value!r} is not {self.what}", param, ctx)
@@ -1031,8 +1031,8 @@ def ctl(ctx, endpoint, data_dir, shard, as_json, curve_server_key, curve_key):
     Exit codes: 0, 1 the engine refused or could not carry out the command, 2 usage, 3 no answer
     from the control socket within 5 s (or a refused Curve key).
     """
-    from control.ctl import default_endpoint
-    from probe.transport import plain_allowed
+    from touchpoint.control.ctl import default_endpoint
+    from touchpoint.probe.transport import plain_allowed
     ep = endpoint or default_endpoint(data_dir, shard)
     curve = None
     if curve_server_key or curve_key:
@@ -1048,7 +1048,7 @@ def ctl(ctx, endpoint, data_dir, shard, as_json, curve_server_key, curve_key):
 
 def ctl_call(cmd: str, **args) -> None:
     """Send one command, print its result; exit 1 when refused, 3 when nobody answers."""
-    from control.ctl import Unreachable, render, request
+    from touchpoint.control.ctl import Unreachable, render, request
     ctx = click.get_current_context()
     obj = ctx.obj
     name = f"touchpoint ctl {ctx.command_path.split(' ctl ', 1)[-1]}"
@@ -1185,7 +1185,7 @@ def demo(out_dir, subscribers, seed, port):
     waits for approval, then prints the report and writes the plots. Exit code 1 when a step
     fails (a port in use, a process that died), with its reason.
     """
-    from control.demo import DemoError, report, run as run_demo
+    from touchpoint.control.demo import DemoError, report, run as run_demo
 
     try:
         summary = run_demo(out_dir, subscribers, seed, port)
@@ -1220,8 +1220,8 @@ def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, heal
     """
     from datetime import timezone
 
-    from control import health as health_mod
-    from control import report as rep_mod
+    from touchpoint.control import health as health_mod
+    from touchpoint.control import report as rep_mod
 
     ns = lambda t: int(t.replace(tzinfo=timezone.utc).timestamp()) * 10**9 if t else None
     try:

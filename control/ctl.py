@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from probe.transport import HANDSHAKE_FAILED, Curve, authenticator, handshake_failure, plain_allowed
+from touchpoint.probe.transport import HANDSHAKE_FAILED, Curve, authenticator, handshake_failure, plain_allowed
 
 MAX_REQUEST = 64 << 10              # bytes: a larger request drops the connection (libzmq MAXMSGSIZE)
 TIMEOUT = 5.0                       # seconds the client waits for a reply

@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 
 import click
 import yaml
@@ -46,10 +47,7 @@ from . import smpp
 from .ctl import Unreachable, request
 from .policy import holdout_share
 
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the example campaigns: beside the package in a checkout (editable install), else in the
-# directory the demo is run from (`pip install . && touchpoint demo` in a clone)
-RULES = os.path.join(HERE, "rules") if os.path.isdir(os.path.join(HERE, "rules")) else os.path.abspath("rules")
+RULES = str(resources.files("touchpoint.rules"))        # the example campaigns, shipped with the package
 DAY = datetime(2026, 11, 7, 8, 0, tzinfo=timezone(timedelta(hours=8)))    # 08:00 in Beijing
 SPEED = 3000                # the day's replay: 12 hours in about 15 s
 APPROVE = ("cf-churn-retention", "dwell-wangfujing")   # `send: approve`: the demo approves them
@@ -258,7 +256,7 @@ def _free_port() -> int:
 
 
 def _touchpoint(*args) -> list:
-    return [sys.executable, "-c", "from control.cli import run; run()", *args]
+    return [sys.executable, "-c", "from touchpoint.control.cli import run; run()", *args]
 
 
 class Children:
@@ -310,7 +308,7 @@ def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, po
     """The demo from start to report; returns the per-campaign summary. Raises DemoError."""
     t_start = time.monotonic()
     if not os.path.isfile(os.path.join(RULES, "policy.yaml")):
-        raise DemoError(f"no example campaigns in {RULES}: run touchpoint demo in the touchpoint checkout")
+        raise DemoError(f"no example campaigns in {RULES}: the touchpoint installation is incomplete")
     out = os.path.abspath(out)
     if os.path.exists(out):
         if not os.path.isdir(out) or (os.listdir(out) and not os.path.exists(os.path.join(out, "story.yaml"))):
@@ -351,7 +349,7 @@ def _terminated(signum, frame):
 def _run(out, subscribers, seed, port, smsc, kids, status) -> tuple:
     """run() between the SMSC and the end of the child processes: (history stats, day stats,
     the dispatcher's last states, ctl campaigns)."""
-    from probe import story
+    from touchpoint.probe import story
 
     data = os.path.join(out, "data")
     rules = os.path.join(out, "rules")

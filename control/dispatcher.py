@@ -29,8 +29,8 @@ import threading
 import time
 from collections import Counter
 
-from probe.logline import write_line
-from probe.signals import on_signals
+from touchpoint.probe.logline import write_line
+from touchpoint.probe.signals import on_signals
 
 from .channels import Outgoing
 from .engine import Trigger

@@ -4,7 +4,7 @@ the `engine` command runs, from empty state: what an operator checks before a ru
 import json
 from datetime import datetime, timezone
 
-from probe.decode import decode_file
+from touchpoint.probe.decode import decode_file
 
 from .engine import Engine
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, pack, unpack
+from touchpoint.probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, pack, unpack
 
 from ._state import EVENT_DTYPE, STATE_DTYPE, TIMER_DTYPE, State
 from .events import EVENT_FIELDS, Event

@@ -12,7 +12,7 @@ engine finds it:
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from probe.record import DIGIT_FIELDS, PLMN_FIELDS, RECORD_DTYPE, Flag, Kind, Loc, Proto
+from touchpoint.probe.record import DIGIT_FIELDS, PLMN_FIELDS, RECORD_DTYPE, Flag, Kind, Loc, Proto
 
 DIGITS, INT, BOOL, ENUM, TEXT, CAPS = "digits", "int", "bool", "enum", "text", "caps"
 EVENT, RECORD, STATE, AUDIENCE = "event", "record", "state", "audience"

@@ -19,7 +19,7 @@ them too: the result does not depend on how records were batched.
 """
 import numpy as np
 
-from probe.record import NO_DIGITS, pack
+from touchpoint.probe.record import NO_DIGITS, pack
 
 from .outbox import Outbox
 

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 
-from probe.record import NO_DIGITS
+from touchpoint.probe.record import NO_DIGITS
 
 TYPES = ("int", "float", "bool", "text")
 KEYS = ("msisdn", "imsi")

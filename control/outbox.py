@@ -17,7 +17,7 @@ import sqlite3
 
 import numpy as np
 
-from probe.record import pack
+from touchpoint.probe.record import pack
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from probe.record import pack
+from touchpoint.probe.record import pack
 
 from .lists import ListError
 

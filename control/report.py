@@ -226,7 +226,7 @@ def _goal_text(goal) -> str | None:
 def _from_list(rows: list, goal, data_dir: str) -> list:
     """Windows resolved against an imported list of conversions (msisdn, product, time): the
     subscriber's row (the last of its MSISDN in the file) converts a window its time falls in."""
-    from probe.record import pack
+    from touchpoint.probe.record import pack
 
     from .lists import ListError, ListStore
     try:

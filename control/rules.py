@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from probe.record import Loc, pack
+from touchpoint.probe.record import Loc, pack
 
 from . import fields as F
 

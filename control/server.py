@@ -28,9 +28,9 @@ from datetime import datetime, timezone
 import numpy as np
 import zmq
 
-from probe.logline import write_line
-from probe.signals import on_signals
-from probe.transport import Receiver, WireError
+from touchpoint.probe.logline import write_line
+from touchpoint.probe.signals import on_signals
+from touchpoint.probe.transport import Receiver, WireError
 
 from .ctl import Commands, ControlServer, default_endpoint
 from .dispatcher import Dispatcher

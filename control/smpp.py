@@ -33,7 +33,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from probe.logline import write_line
+from touchpoint.probe.logline import write_line
 
 # --- PDU codec (SMPP 3.4 section 4) -------------------------------------------------------
 

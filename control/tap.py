@@ -14,9 +14,9 @@ import sys
 import threading
 
 
-from probe.logline import write_line
-from probe.signals import on_signals
-from probe.transport import Curve, Receiver, WireError
+from touchpoint.probe.logline import write_line
+from touchpoint.probe.signals import on_signals
+from touchpoint.probe.transport import Curve, Receiver, WireError
 
 NAME = "touchpoint tap"
 

@@ -149,7 +149,7 @@ EVENT_DTYPE = np.dtype([
 ])
 TIMER_DTYPE = np.dtype([("ts_ns", "<i8"), ("sub", "<u4"), ("since", "<u4"), ("area", "<u2"), ("minutes", "<u2")])
 # tp_rec_head is the start of the probe's record (ext/record.h): check it, and find octets
-from probe.record import RECORD_DTYPE
+from touchpoint.probe.record import RECORD_DTYPE
 _HEAD = [("ts_ns", 0), ("kind", 8), ("flags", 11), ("imsi", 16), ("msisdn", 24), ("imei", 32), ("peer", 40),
          ("node", 48), ("mcc", 56), ("mnc", 58), ("lac_tac", 60), ("cell", 64), ("rat", 68), ("ss_code", 69)]
 assert all(RECORD_DTYPE.fields[f][1] == off for f, off in _HEAD), "record layout changed: update tp_rec_head"

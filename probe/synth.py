@@ -56,7 +56,7 @@ Helpers for tests: `frame_tcap`, `pcap_bytes`, `encode_tcap`, `encode_begin`,
 `lai`, `crc32c`, `encode_gtpv2`, `encode_gtpv1`, `encode_cap`,
 `sms_deliver_udh`, `mms_notification_pdu`.
 
-Command line: `python -m probe.synth OUT.pcap [--packets N --seed S
+Command line: `python -m touchpoint.probe.synth OUT.pcap [--packets N --seed S
 --subscribers N --mix default|map|ss --expected OUT.jsonl]` and `python -m
 probe.synth --regen-goldens` (rewrites pcaps/*.pcap and pcaps/*.expected.jsonl).
 """
@@ -2895,7 +2895,7 @@ def regen_goldens(directory: str | None = None) -> list:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m probe.synth", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m touchpoint.probe.synth", description=__doc__.split("\n")[0])
     ap.add_argument("out", nargs="?", help="pcap file to write")
     ap.add_argument("--packets", type=int, default=10000)
     ap.add_argument("--subscribers", type=int, default=1000)

@@ -29,7 +29,7 @@ import atheris  # noqa: E402
 import numpy  # noqa: E402,F401  (imported first so that only probe's own Python code is instrumented)
 
 with atheris.instrument_imports(include=["probe"]):
-    from probe.decode import CaptureError, decode_bytes  # noqa: E402
+    from touchpoint.probe.decode import CaptureError, decode_bytes  # noqa: E402
 
 LINKTYPES = (1, 101, 113, 276, 140, 139, 141, 142, 248, 0)
 MTP3 = ("itu", "ansi", "japan")

@@ -1,5 +1,5 @@
 """Hand-made signaling records for the engine's tests."""
-from probe.record import Flag, Loc, empty, to_digits
+from touchpoint.probe.record import Flag, Loc, empty, to_digits
 
 T0 = 1_767_225_600 * 10**9          # 2026-01-01 00:00 UTC
 MIN = 60 * 10**9

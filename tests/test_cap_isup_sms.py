@@ -1,5 +1,5 @@
 """CAP InitialDP, ISUP calls, SMS TPDUs and MMS notifications, built from the specs."""
-from probe.decode import Anomaly
+from touchpoint.probe.decode import Anomaly
 from tests import packets as P
 from tests.test_layers import decode, eth_m3ua
 

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from control.channels import FileChannel, HttpChannel, Outgoing, SmppChannel, make_channel
+from touchpoint.control.channels import FileChannel, HttpChannel, Outgoing, SmppChannel, make_channel
 
 from .smsc import Feeder, Smsc
 

@@ -3,7 +3,7 @@ import json
 
 from click.testing import CliRunner
 
-from control.cli import main
+from touchpoint.control.cli import main
 from tests import packets as P
 from tests.test_layers import UL_BEGIN, UL_END, IMSI, eth_m3ua
 

@@ -13,10 +13,10 @@ import pytest
 import zmq
 from click.testing import CliRunner
 
-from control.cli import main
+from touchpoint.control.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from control.cli import run; run()",
+CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
        str(ROOT)]
 PCAP_A = ROOT / "pcaps" / "map_mixed_small.pcap"       # 135 records
 TIMEOUT = 60

@@ -11,8 +11,8 @@ import pytest
 import zmq.auth
 from click.testing import CliRunner
 
-from control.cli import main
-from probe.transport import plain_allowed
+from touchpoint.control.cli import main
+from touchpoint.probe.transport import plain_allowed
 from tests.test_probe import CLI, PCAPS, ROOT, TIMEOUT, decode_lines, finish, run_probe, start_tap
 
 MIXED = ROOT / "pcaps" / "mixed_small.pcap"

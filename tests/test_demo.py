@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from control import rules
+from touchpoint.control import rules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def touchpoint(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-c", "from control.cli import run; run()", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-c", "from touchpoint.control.cli import run; run()", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -78,7 +78,7 @@ def test_plots_and_story(demo):
 
 
 def test_same_seed_same_day(tmp_path):
-    from control.demo import make_day
+    from touchpoint.control.demo import make_day
     assert make_day(300, 5) == make_day(300, 5)
     assert make_day(300, 5) != make_day(300, 6)
 
@@ -96,7 +96,7 @@ def test_port_in_use_is_a_clear_error(tmp_path):
 def test_a_dying_engine_is_reported_and_nothing_is_left(tmp_path):
     """The engine cannot start (its data directory's state file is not a snapshot): the demo says
     so with the engine's own words and leaves no process behind."""
-    from control import demo as d
+    from touchpoint.control import demo as d
 
     out = tmp_path / "d"
 
@@ -133,7 +133,7 @@ def running_in(directory) -> list:
 
 def test_sigterm_ends_the_children(tmp_path):
     out = tmp_path / "d"
-    p = subprocess.Popen([sys.executable, "-c", "from control.cli import run; run()", "demo", "--out", str(out),
+    p = subprocess.Popen([sys.executable, "-c", "from touchpoint.control.cli import run; run()", "demo", "--out", str(out),
                           "--subscribers", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(600):                        # until the day's replay runs

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from control.dispatcher import Dispatcher
-from control.engine import Trigger
-from control.policy import RecordClock, message_id
-from control.rules import load
+from touchpoint.control.dispatcher import Dispatcher
+from touchpoint.control.engine import Trigger
+from touchpoint.control.policy import RecordClock, message_id
+from touchpoint.control.rules import load
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from control.cli import run; run()",
+CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
        str(ROOT)]
 NS = 10**9
 H = 3600 * NS

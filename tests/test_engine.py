@@ -5,9 +5,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from control import rules
-from control.engine import Engine
-from probe.record import Kind, Loc
+from touchpoint.control import rules
+from touchpoint.control.engine import Engine
+from touchpoint.probe.record import Kind, Loc
 
 from .records import IMEI_A, IMEI_B, IMSI, MIN, MSISDN, T0, rec
 
@@ -177,7 +177,7 @@ def test_segment_from_data_days(tmp_path, days, segment):
 
 
 def test_audience_lists_attributes_exclusions_and_handsets(tmp_path):
-    from control.lists import ListStore, import_list, import_tac
+    from touchpoint.control.lists import ListStore, import_list, import_tac
     data = tmp_path / "data"
     (tmp_path / "members.csv").write_text(
         "msisdn,imsi,age,plan\n"
@@ -210,7 +210,7 @@ def test_audience_lists_attributes_exclusions_and_handsets(tmp_path):
 
 def test_a_reimported_list_is_used_at_once(tmp_path):
     """List rows are cached per subscriber; a re-import (seen by ListStore.reload) drops the cache."""
-    from control.lists import ListStore, import_list
+    from touchpoint.control.lists import ListStore, import_list
     data = tmp_path / "data"
     (tmp_path / "a.csv").write_text("imsi\n460001000000001\n")
     (tmp_path / "b.csv").write_text("imsi\n460001000000002\n")
@@ -229,7 +229,7 @@ def test_a_reimported_list_is_used_at_once(tmp_path):
 def test_a_subscriber_whose_msisdn_is_learned_later_joins_a_list_keyed_by_msisdn(tmp_path):
     """The list-row cache remembers the identities it looked up by: an IMSI-only subscriber (a GTP
     session) is not in an MSISDN list until a dialogue tells its MSISDN, and then it is."""
-    from control.lists import ListStore, import_list
+    from touchpoint.control.lists import ListStore, import_list
     data = tmp_path / "data"
     (tmp_path / "vip.csv").write_text(f"msisdn\n{MSISDN}\n")
     import_list(data, "vip", tmp_path / "vip.csv")

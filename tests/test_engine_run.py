@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import zmq
 
-from control import dryrun, rules
-from probe.decode import Options
-from probe.transport import Header
+from touchpoint.control import dryrun, rules
+from touchpoint.probe.decode import Options
+from touchpoint.probe.transport import Header
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from control.cli import run; run()",
+CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
        str(ROOT)]
 TIMEOUT = 60
 PCAP_A = ROOT / "pcaps" / "map_mixed_small.pcap"
@@ -168,7 +168,7 @@ def test_triggers_also_go_to_the_dispatcher_endpoint(rules_dir, tmp_path):
 def test_curve_engine_takes_authorised_probes_only(rules_dir, tmp_path):
     from click.testing import CliRunner
 
-    from control.cli import main
+    from touchpoint.control.cli import main
     for where, name in [(tmp_path, "engine"), (tmp_path / "clients", "probe"), (tmp_path, "rogue")]:
         assert CliRunner().invoke(main, ["keys", "generate", str(where), "--name", name]).exit_code == 0
     proc, ep = start_engine(rules_dir, tmp_path / "data", "--expect-eos", "1",

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from probe.decode import ANOMALY_INFO, CaptureError, Stats, decode_bytes
-from probe.format import to_dicts
+from touchpoint.probe.decode import ANOMALY_INFO, CaptureError, Stats, decode_bytes
+from touchpoint.probe.format import to_dicts
 from tests import packets as P
 from tests import test_gtp as gtp_builders
 

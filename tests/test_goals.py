@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from control.dispatcher import Dispatcher
-from control.engine import Engine
-from control.goals import Goals
-from control.policy import RecordClock, holdout_share
-from control.rules import load
-from probe.record import Kind, Loc
+from touchpoint.control.dispatcher import Dispatcher
+from touchpoint.control.engine import Engine
+from touchpoint.control.goals import Goals
+from touchpoint.control.policy import RecordClock, holdout_share
+from touchpoint.control.rules import load
+from touchpoint.probe.record import Kind, Loc
 from tests.records import MIN, T0, rec
 
 H = 60 * MIN
@@ -115,7 +115,7 @@ def test_held_out_windows_open_when_the_message_would_have_gone_out(tmp_path):
     """The held-out group is what the contacted one would have been: an opted-out subscriber gets
     no window in either group, and a held-out one's window opens at the end of the quiet hours,
     as a contacted one's does (everyone powers on between 00:00 and 02:00, quiet until 03:00)."""
-    from control.outbox import Outbox
+    from touchpoint.control.outbox import Outbox
     recs, _ = story(400, 0.5, 0.2, seed=11)
     data = tmp_path / "data"
     ob = Outbox(str(data))

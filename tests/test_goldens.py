@@ -2,7 +2,7 @@
 
 TOUCHPOINT_REGEN=1 rewrites pcaps/*.pcap and *.expected.jsonl from the generator
 (probe.synth, never the decoder) before comparing; the same as
-`python -m probe.synth --regen-goldens`.
+`python -m touchpoint.probe.synth --regen-goldens`.
 """
 import json
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from probe import synth
+from touchpoint.probe import synth
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 NAMES = sorted(synth.GOLDENS)
@@ -34,9 +34,9 @@ def _key(r):
 
 
 def _decoded(name):
-    pytest.importorskip("probe._decode")
-    from probe.decode import decode_bytes
-    from probe.format import to_dicts
+    pytest.importorskip("touchpoint.probe._decode")
+    from touchpoint.probe.decode import decode_bytes
+    from touchpoint.probe.format import to_dicts
 
     got = sorted(to_dicts(decode_bytes((PCAPS / f"{name}.pcap").read_bytes())), key=_key)
     want = sorted(_expected(name), key=_key)
@@ -48,7 +48,7 @@ def _decoded(name):
 def test_golden_files_are_small(name):
     for suffix in (".pcap", ".expected.jsonl"):
         p = PCAPS / (name + suffix)
-        assert p.exists(), f"{p} missing: run python -m probe.synth --regen-goldens"
+        assert p.exists(), f"{p} missing: run python -m touchpoint.probe.synth --regen-goldens"
         assert p.stat().st_size < 100_000
 
 

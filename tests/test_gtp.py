@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("probe._decode")
+pytest.importorskip("touchpoint.probe._decode")
 
-from probe.decode import ANOMALY_INFO, Anomaly, Options, Stats, decode_bytes, decode_file  # noqa: E402
-from probe.format import to_dicts  # noqa: E402
+from touchpoint.probe.decode import ANOMALY_INFO, Anomaly, Options, Stats, decode_bytes, decode_file  # noqa: E402
+from touchpoint.probe.format import to_dicts  # noqa: E402
 from tests import packets as P  # noqa: E402
 
 # ---- wire builders -----------------------------------------------------------

@@ -12,7 +12,7 @@ import os
 import pytest
 
 pytest.importorskip("pycrate_mobile")
-pytest.importorskip("probe._decode")
+pytest.importorskip("touchpoint.probe._decode")
 
 import pycrate_mobile.TS29060_GTP as G1  # noqa: E402
 import pycrate_mobile.TS29274_GTPC as G2  # noqa: E402

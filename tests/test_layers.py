@@ -1,8 +1,8 @@
 """Each layer of the decoder, varied one at a time around the same MAP dialogue."""
 import pytest
 
-from probe.decode import Anomaly, Stats, decode_bytes
-from probe.format import to_dicts
+from touchpoint.probe.decode import Anomaly, Stats, decode_bytes
+from touchpoint.probe.format import to_dicts
 from tests import packets as P
 
 IMSI, MSISDN, VLR, MSC = "460001234567890", "8613812345678", "8613900001", "8613900002"

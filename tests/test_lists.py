@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from control import lists as L
-from control.cli import main
-from control.lists import ListError, ListStore, import_list, import_tac, imei_tac
-from probe.record import NO_DIGITS, pack, unpack
+from touchpoint.control import lists as L
+from touchpoint.control.cli import main
+from touchpoint.control.lists import ListError, ListStore, import_list, import_tac, imei_tac
+from touchpoint.probe.record import NO_DIGITS, pack, unpack
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

@@ -28,12 +28,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from control.cli import main
-from probe import bpf
+from touchpoint.control.cli import main
+from touchpoint.probe import bpf
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = [ROOT / "pcaps" / n for n in ("mixed_small.pcap", "map_mixed_small.pcap", "map_ss_ussd.pcap")]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from control.cli import run; run()",
+CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
        str(ROOT)]
 DECODER = ["--usage-interval", "3600"]
 TIMEOUT = 30
@@ -293,7 +293,7 @@ def test_garbage_on_the_wire_is_counted_not_fatal_and_the_default_filter_keeps_t
 
 
 def decode_anomalies(path: Path) -> Counter:
-    from probe.decode import Stats, decode_file
+    from touchpoint.probe.decode import Stats, decode_file
     st = Stats()
     for _ in decode_file(path, stats=st):
         pass

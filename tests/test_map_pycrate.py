@@ -8,14 +8,14 @@ is what the test encoded, never what a decoder said.
 import pytest
 
 pytest.importorskip("pycrate_asn1dir")
-pytest.importorskip("probe._decode")
+pytest.importorskip("touchpoint.probe._decode")
 
 from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from probe import synth as S  # noqa: E402
-from probe.decode import decode_bytes  # noqa: E402
-from probe.format import to_dicts  # noqa: E402
+from touchpoint.probe import synth as S  # noqa: E402
+from touchpoint.probe.decode import decode_bytes  # noqa: E402
+from touchpoint.probe.format import to_dicts  # noqa: E402
 
 # No shrinking: a decoder bug then fails in seconds, and the failing example is printed as drawn.
 SETTINGS = settings(max_examples=40, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from control.engine import Trigger
-from control.lists import import_list
-from control.outbox import Outbox
-from control.policy import ContactPolicy, History, RecordClock, message_id
-from control.rules import load
-from probe.record import pack
+from touchpoint.control.engine import Trigger
+from touchpoint.control.lists import import_list
+from touchpoint.control.outbox import Outbox
+from touchpoint.control.policy import ContactPolicy, History, RecordClock, message_id
+from touchpoint.control.rules import load
+from touchpoint.probe.record import pack
 
 SH = ZoneInfo("Asia/Shanghai")
 NS = 10**9
@@ -135,7 +135,7 @@ def test_optouts_global_per_campaign_keywords_and_lists(tmp_path):
     csv = tmp_path / "dnd.csv"
     csv.write_text("msisdn\n" + "".join(f"{msisdn(i)}\n" for i in listed))
     import_list(str(data), "dnd", str(csv))
-    from control.lists import ListStore
+    from touchpoint.control.lists import ListStore
     rs = ruleset(tmp_path, {"a": "", "b": ""}, "caps: []\noptout_lists: [dnd]\n")
     p = ContactPolicy(rs, ListStore(str(data)))
     for i in range(0, 100):

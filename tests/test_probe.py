@@ -18,19 +18,19 @@ import pytest
 import zmq
 from click.testing import CliRunner
 
-from control.cli import main
-from probe.decode import Options
-from probe.record import RECORD_DTYPE, SCHEMA_VERSION, empty, pack
-from probe.run import ProbeRun, ProbeSettings
-from probe.shard import Bindings, KeyMap, KeySource, Sharder, shard_of, splitmix64
-from probe.source import PcapReplay
-from probe.transport import ACK, END_OF_STREAM, REJECT, Header, Publisher, Receiver, WireError
+from touchpoint.control.cli import main
+from touchpoint.probe.decode import Options
+from touchpoint.probe.record import RECORD_DTYPE, SCHEMA_VERSION, empty, pack
+from touchpoint.probe.run import ProbeRun, ProbeSettings
+from touchpoint.probe.shard import Bindings, KeyMap, KeySource, Sharder, shard_of, splitmix64
+from touchpoint.probe.source import PcapReplay
+from touchpoint.probe.transport import ACK, END_OF_STREAM, REJECT, Header, Publisher, Receiver, WireError
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = sorted((ROOT / "pcaps").glob("*.pcap"))
 PUBLIC = ROOT.parent / "shared" / "pcaps-public"
 PUBLIC_PICKS = ["velyfw_isup_load_generator.pcap", "open5gs_volte.pcapng", "arkime_gtp-iphone.pcap"]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from control.cli import run; run()",
+CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
        str(ROOT)]
 TIMEOUT = 30
 

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("pycrate_asn1dir")
 pytest.importorskip("pycrate_mobile")
-pytest.importorskip("probe._decode")
+pytest.importorskip("touchpoint.probe._decode")
 
 from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -29,8 +29,8 @@ from pycrate_mobile import ISUP  # noqa: E402
 from pycrate_mobile import TS23040_SMS as SMS  # noqa: E402
 from pycrate_mobile.TS24008_IE import PLMN  # noqa: E402
 
-from probe.decode import ANOMALY_INFO, Stats, decode_bytes  # noqa: E402
-from probe.format import to_dicts  # noqa: E402
+from touchpoint.probe.decode import ANOMALY_INFO, Stats, decode_bytes  # noqa: E402
+from touchpoint.probe.format import to_dicts  # noqa: E402
 from tests import packets as P  # noqa: E402
 
 # No shrinking: a failing example is printed as drawn, and the file stays well under a minute.

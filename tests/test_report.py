@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from control import report as R
-from control.cli import main
-from control.engine import Engine
-from control.health import Health, read
-from control.lists import import_list
-from control.outbox import Outbox
-from control.policy import holdout_share
-from control.rules import load
-from probe.record import Kind, unpack
+from touchpoint.control import report as R
+from touchpoint.control.cli import main
+from touchpoint.control.engine import Engine
+from touchpoint.control.health import Health, read
+from touchpoint.control.lists import import_list
+from touchpoint.control.outbox import Outbox
+from touchpoint.control.policy import holdout_share
+from touchpoint.control.rules import load
+from touchpoint.probe.record import Kind, unpack
 from tests.records import MIN, T0, rec
 from tests.test_goals import CAMPAIGN, replay, rules, story, subscriber
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from control.ctl import default_endpoint, request
-from probe import story
+from touchpoint.control.ctl import default_endpoint, request
+from touchpoint.probe import story
 from tests.test_engine_run import CLI, ROOT, TIMEOUT, probe, start_engine
 
 DAYS = ("2026-11-07", "2026-11-08", "2026-11-09")

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control import fields as F
-from control.cli import main
-from control.rules import load
-from probe.record import RECORD_DTYPE, empty, pack
+from touchpoint.control import fields as F
+from touchpoint.control.cli import main
+from touchpoint.control.rules import load
+from touchpoint.probe.record import RECORD_DTYPE, empty, pack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RULES = os.path.join(ROOT, "rules")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from control import dryrun, rules
-from control.cli import main
-from probe.decode import Options
+from touchpoint.control import dryrun, rules
+from touchpoint.control.cli import main
+from touchpoint.probe.decode import Options
 
 from .test_engine_run import finish, logged, probe, start_engine
 

@@ -19,7 +19,7 @@ def test_a_signal_that_lands_while_the_main_thread_holds_the_events_lock_still_s
     # a handler calling Event.set() in the main thread would wait for that lock forever.
     done = run_script("""
         import os, signal, threading, time
-        from probe.signals import on_signals
+        from touchpoint.probe.signals import on_signals
         stop = threading.Event()
         restore = on_signals({signal.SIGINT: stop.set})
         with stop._cond:
@@ -36,7 +36,7 @@ def test_a_signal_that_lands_while_the_main_thread_holds_the_events_lock_still_s
 def test_each_signal_runs_its_own_action_outside_the_main_thread_and_restore_puts_the_old_handlers_back():
     done = run_script("""
         import os, signal, threading
-        from probe.signals import on_signals
+        from touchpoint.probe.signals import on_signals
         ran = {}
         events = {s: threading.Event() for s in (signal.SIGTERM, signal.SIGHUP)}
         def action(s):
@@ -58,7 +58,7 @@ def test_each_signal_runs_its_own_action_outside_the_main_thread_and_restore_put
 
 
 def test_outside_the_main_thread_nothing_is_installed():
-    from probe.signals import on_signals
+    from touchpoint.probe.signals import on_signals
     before = signal.getsignal(signal.SIGINT)
     out = []
     t = threading.Thread(target=lambda: out.append(on_signals({signal.SIGINT: lambda: None})))

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control import smpp
-from control.channels import Outgoing
-from control.smpp import (DC_DEFAULT, DC_UCS2, ESM_UDHI, GSM7_BASIC, GSM7_EXT, PduError, ShortMessage, SmppClient,
+from touchpoint.control import smpp
+from touchpoint.control.channels import Outgoing
+from touchpoint.control.smpp import (DC_DEFAULT, DC_UCS2, ESM_UDHI, GSM7_BASIC, GSM7_EXT, PduError, ShortMessage, SmppClient,
                           address_type, encode_text, gsm7_decode, gsm7_encode, parse_receipt)
 
 from .smsc import Feeder, Smsc

@@ -3,9 +3,9 @@ rules/README.md with its edge cases, the index against a dict, and restore."""
 import numpy as np
 import pytest
 
-from control._state import EVENT_DTYPE, STATE_DTYPE, SUB_SIZE, State
-from control.events import Event
-from probe.record import Flag, Kind, empty, to_digits
+from touchpoint.control._state import EVENT_DTYPE, STATE_DTYPE, SUB_SIZE, State
+from touchpoint.control.events import Event
+from touchpoint.probe.record import Flag, Kind, empty, to_digits
 
 from .records import IMEI_A, IMEI_A2, IMEI_B, IMSI, MIN, MSISDN, T0, rec
 

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probe.decode import ANOMALY_INFO, LAYERS, Anomaly, Decoder, Options, Stats, decode_file
-from probe.record import RECORD_DTYPE, Kind
+from touchpoint.probe.decode import ANOMALY_INFO, LAYERS, Anomaly, Decoder, Options, Stats, decode_file
+from touchpoint.probe.record import RECORD_DTYPE, Kind
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = ROOT.parent / "shared" / "pcaps-public"
@@ -333,7 +333,7 @@ def tshark_filter(path: Path, prefs=()) -> set:
 def run_cli(path: Path) -> subprocess.CompletedProcess:
     """`touchpoint decode --stats --count FILE`, through control.cli:run (the console script's
     entry point) of this tree."""
-    code = "import sys; from control.cli import run; sys.argv[0] = 'touchpoint'; run()"
+    code = "import sys; from touchpoint.control.cli import run; sys.argv[0] = 'touchpoint'; run()"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
     return subprocess.run([sys.executable, "-c", code, "decode", "--stats", "--count", str(path)],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("pycrate_asn1dir")
 
-from control.cli import main  # noqa: E402
-from probe import story  # noqa: E402
+from touchpoint.control.cli import main  # noqa: E402
+from touchpoint.probe import story  # noqa: E402
 
 STORIES = sorted((Path(__file__).resolve().parent.parent / "rules" / "stories").glob("*.yaml"))
 FIELDS = ("kind", "proto", "flags", "op", "imsi", "msisdn", "imei", "peer", "peer_alpha", "node", "mcc", "mnc",
@@ -27,7 +27,7 @@ def _render(tmp_path, path, seed=1):
 
 
 def _decode(pcap):
-    pytest.importorskip("probe._decode")
+    pytest.importorskip("touchpoint.probe._decode")
     r = CliRunner().invoke(main, ["decode", "--format", "jsonl", str(pcap)])
     assert r.exit_code == 0, r.output
     return [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("pycrate_asn1dir")
 
-from probe import synth  # noqa: E402
+from touchpoint.probe import synth  # noqa: E402
 
 
 def _sha(path):
@@ -663,9 +663,9 @@ def test_tshark_agrees_on_cap_isup_sms(mixed, mixed_tshark):
 
 
 def _decode_and_sort(p, e):
-    pytest.importorskip("probe._decode")
-    from probe.decode import decode_bytes
-    from probe.format import to_dicts
+    pytest.importorskip("touchpoint.probe._decode")
+    from touchpoint.probe.decode import decode_bytes
+    from touchpoint.probe.format import to_dicts
     from tests.test_goldens import _key
 
     want = sorted(_load(e), key=_key)

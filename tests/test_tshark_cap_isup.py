@@ -50,8 +50,8 @@ from pathlib import Path
 
 import pytest
 
-from probe.decode import Anomaly, Options, Stats, decode_file
-from probe.format import to_dicts
+from touchpoint.probe.decode import Anomaly, Options, Stats, decode_file
+from touchpoint.probe.format import to_dicts
 from tests.fidelity import Known, compare
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps-public"

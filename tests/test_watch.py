@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probe.decode import Options, decode_file
-from probe.record import RECORD_DTYPE
-from probe.watch import WatchDir, dumpcap_seq, natural
+from touchpoint.probe.decode import Options, decode_file
+from touchpoint.probe.record import RECORD_DTYPE
+from touchpoint.probe.watch import WatchDir, dumpcap_seq, natural
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXED = ROOT / "pcaps" / "mixed_small.pcap"
@@ -286,7 +286,7 @@ def test_watch_options_come_from_the_config_file_and_the_environment(tmp_path):
 
 def test_watch_usage_errors_exit_2(tmp_path):
     from click.testing import CliRunner
-    from control.cli import main
+    from touchpoint.control.cli import main
 
     push = ["--push", f"ipc://{tmp_path}/x.sock"]
     for args, text in [(["--watch", str(tmp_path), "--pcap", str(MAP)], "one capture source at a time"),
