@@ -248,6 +248,54 @@ def test_a_full_ring_drops_in_the_kernel_and_the_drops_are_counted(live):
     assert f"kernel drops {cap['kernel_drops']:,} (ring full {cap['ring_full']:,})" in err
 
 
+# --- the fanout group: no packet twice -----------------------------------------------------------
+
+# Run inside the namespace (a ring binds to the namespace's tpb): two rings in one fanout group,
+# as LiveCapture opens them for --workers 2. A packet socket receives from bind() on, and a member
+# receives on its own until it joins the group, so packets sent in that window would reach both
+# members; the rings keep nothing until set_filter(), called once both have joined.
+FANOUT_SCRIPT = r"""
+import json, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from touchpoint.probe import _ring, bpf
+pcap = sys.argv[2]
+
+def send():
+    subprocess.run(["tcpreplay", "-q", "--topspeed", "-i", "tpa", pcap], check=True, capture_output=True)
+
+def collect(rings, buf):
+    for _ in range(10):                     # blocks retire after retire_ms: wait for them
+        for r in rings:
+            _ring.gather([r], buf, 50)
+    return [r.stats() for r in rings]
+
+a = _ring.Ring("tpb", ring_bytes=4 << 20, retire_ms=10, fanout=0)
+send()                                      # a member alone, before the other joins
+b = _ring.Ring("tpb", ring_bytes=4 << 20, retire_ms=10, fanout=a.fanout_id)
+send()                                      # both joined, no filter set yet
+buf = bytearray(8 << 20)
+before = collect([a, b], buf)
+for r in (a, b):
+    r.set_filter(bpf.default_filter())
+send()
+after = collect([a, b], buf)
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+def test_a_packet_reaches_one_member_of_the_fanout_group_once(netns):
+    path = ROOT / "pcaps" / "mixed_small.pcap"
+    res = sh("ip", "netns", "exec", netns, sys.executable, "-c", FANOUT_SCRIPT, str(ROOT), str(path), check=False)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    for st in got["before"]:
+        assert st["kernel_packets"] == st["packets"] == 0, got["before"]
+    sent = pcap_packets(path)
+    assert sum(st["kernel_packets"] for st in got["after"]) == sent, got["after"]
+    assert sum(st["packets"] for st in got["after"]) == sent, got["after"]
+    assert all(st["packets"] > 0 for st in got["after"]), got["after"]
+
+
 # --- the filter and bad packets ------------------------------------------------------------------
 
 def odd_packets(tmp_path) -> tuple:
