@@ -117,6 +117,7 @@ class Campaign:
 
 TRIGGER_KEYS = ("imsi", "msisdn", "campaign")       # a template field every trigger gives
 
+
 # --- reading a campaign file ----------------------------------------------------------------------
 
 CAMPAIGN_KEYS = ("id", "name", "status", "valid", "trigger", "audience", "exclude", "window", "message",
@@ -126,6 +127,9 @@ CAMPAIGN_HINTS = {"when": "the scenario goes under trigger.event", "event": "put
 
 
 def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy = Policy()) -> Campaign | None:
+    """The campaign of a file's root node, or None when anything in it is wrong (see doc.errors).
+    places and columns (control.rules.Lists, None: lists not known) check what conditions name;
+    policy, the channels a message may name."""
     top = doc.mapping(root, "", CAMPAIGN_KEYS, required=("id", "trigger", "message"), hints=CAMPAIGN_HINTS)
     if top is None:
         return None

@@ -14,7 +14,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-
+# Command ids (section 5.1.2).
 GENERIC_NACK = 0x80000000
 BIND_RECEIVER = 0x00000001
 BIND_TRANSMITTER = 0x00000002
@@ -212,6 +212,7 @@ def resp_id(body: bytes, name: str) -> str:
     return Reader(body).c_string(66, name) if body else ""
 
 
+# esm_class (5.2.12) and source_addr_ton (5.2.5).
 ESM_UDHI = 0x40
 ESM_RECEIPT = 0x04                  # esm_class message type: SMSC delivery receipt (bits 5-2 = 0001)
 ESM_TYPE = 0x3C

@@ -10,9 +10,7 @@ with a concatenation UDH (8-bit reference).
 
 Spec: GSM 03.38 / 3GPP TS 23.038 (alphabet), 3GPP TS 23.040 9.2.3.24.1 (concatenation IE).
 """
-from .smpp_pdu import PduError
-
-# --- text: GSM 03.38 default alphabet, UCS-2, concatenation ------------------------------
+from .smpp_pdu import PduError     # a UDH that runs past its message is a bad deliver_sm
 
 # 3GPP TS 23.038 6.2.1, in code order. 0x1B is the escape to the extension table, never a
 # character of its own. 0x09 is shown as capital C-cedilla in the spec; the Unicode mapping

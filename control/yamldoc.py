@@ -105,7 +105,7 @@ class Doc:
         return sorted(self.errors, key=lambda e: e.line)
 
     def compose(self, text: str):
-        """The YAML document's node tree, or None after reporting why not."""
+        """The YAML document's node tree, or BAD after reporting why not."""
         try:
             docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
         except yaml.MarkedYAMLError as e:
