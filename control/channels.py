@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 from touchpoint.probe.logline import write_line
 
-from .smpp import SmppClient, count_parts
+from .channel_settings import SETTINGS, resolve
+from .smpp import SmppClient
+from .sms_text import count_parts
 
 
 @dataclass(frozen=True)
@@ -351,24 +353,13 @@ class SmppChannel(Channel):
 
 
 def make_channel(name: str, settings, data_dir: str = ".", say=None) -> Channel:
-    """The channel `name` (sms, http, file) from its policy.yaml settings (control.rules
-    CHANNEL_SETTINGS). Raises ValueError for settings it cannot use."""
-    s = dict(settings or {})
+    """The channel `name` (sms, http, file) from its policy.yaml settings, declared in
+    control.channel_settings, whose defaults fill in what is not given. Raises ValueError for
+    settings it cannot use."""
+    s = resolve(name, settings)
     if name == "file":
-        path = s.get("path") or "sent.jsonl"
-        return FileChannel(os.path.join(data_dir, path), rate=s.get("rate"), say=say)
+        path = s["path"] or SETTINGS["file"]["path"].default
+        return FileChannel(os.path.join(data_dir, path), rate=s["rate"], say=say)
     if name == "http":
-        if "url" not in s:
-            raise ValueError("channels.http.url is missing")
-        return HttpChannel(s["url"], headers=s.get("headers"), timeout=s.get("timeout", 10),
-                           rate=s.get("rate"), say=say)
-    if name == "sms":
-        for key in ("host", "system_id"):
-            if key not in s:
-                raise ValueError(f"channels.sms.{key} is missing")
-        keys = ("host", "port", "system_id", "password", "system_type", "bind", "window", "rate", "source")
-        unknown = set(s) - set(keys)
-        if unknown:
-            raise ValueError(f"channels.sms: unknown settings {', '.join(sorted(unknown))}")
-        return SmppChannel(say=say, **s)
-    raise ValueError(f"{name!r} is not a channel (sms, http, file)")
+        return HttpChannel(s["url"], headers=s["headers"], timeout=s["timeout"], rate=s["rate"], say=say)
+    return SmppChannel(say=say, **s)

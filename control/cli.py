@@ -570,7 +570,7 @@ def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain):
 
 def _seconds(value, param) -> int:
     """A duration option (48h, 1d) in seconds; 0 when not given."""
-    from touchpoint.control.rules import DURATION, UNITS
+    from touchpoint.control.yamldoc import DURATION, UNITS
     if value is None:
         return 0
     m = DURATION.match(value.strip())

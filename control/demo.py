@@ -43,7 +43,7 @@ from importlib import resources
 import click
 import yaml
 
-from . import smpp
+from . import smpp_pdu
 from .ctl import Unreachable, request
 from .policy import holdout_share
 
@@ -218,27 +218,27 @@ class LocalSmsc:
                 head = f.read(16)
                 if len(head) < 16:
                     return
-                length, cid, _, n = smpp.HEADER.unpack(head)
+                length, cid, _, n = smpp_pdu.HEADER.unpack(head)
                 body = f.read(length - 16)
-                if cid in (smpp.BIND_TRANSCEIVER, smpp.BIND_TRANSMITTER):
-                    conn.sendall(smpp.pack(cid | smpp.RESP, n, smpp.c_octets("demo", 16, "system_id")))
-                elif cid == smpp.SUBMIT_SM:
+                if cid in (smpp_pdu.BIND_TRANSCEIVER, smpp_pdu.BIND_TRANSMITTER):
+                    conn.sendall(smpp_pdu.pack(cid | smpp_pdu.RESP, n, smpp_pdu.c_octets("demo", 16, "system_id")))
+                elif cid == smpp_pdu.SUBMIT_SM:
                     self.submitted += 1
-                    sm = smpp.ShortMessage.decode(body)
+                    sm = smpp_pdu.ShortMessage.decode(body)
                     mid = f"{self.submitted:x}"
-                    out = smpp.pack(cid | smpp.RESP, n, smpp.c_octets(mid, 65, "message_id"))
+                    out = smpp_pdu.pack(cid | smpp_pdu.RESP, n, smpp_pdu.c_octets(mid, 65, "message_id"))
                     seq += 1
-                    receipt = smpp.ShortMessage(source_addr=sm.destination_addr, destination_addr=sm.source_addr,
-                                                esm_class=smpp.ESM_RECEIPT,
-                                                short_message=f"id:{mid} stat:DELIVRD err:000".encode(),
-                                                tlvs={smpp.TLV_RECEIPTED_MESSAGE_ID: mid.encode() + b"\0",
-                                                      smpp.TLV_MESSAGE_STATE: bytes((2,))})
-                    conn.sendall(out + smpp.pack(smpp.DELIVER_SM, seq, receipt.encode()))
-                elif cid == smpp.UNBIND:
-                    conn.sendall(smpp.pack(cid | smpp.RESP, n))
+                    receipt = smpp_pdu.ShortMessage(source_addr=sm.destination_addr, destination_addr=sm.source_addr,
+                                                    esm_class=smpp_pdu.ESM_RECEIPT,
+                                                    short_message=f"id:{mid} stat:DELIVRD err:000".encode(),
+                                                    tlvs={smpp_pdu.TLV_RECEIPTED_MESSAGE_ID: mid.encode() + b"\0",
+                                                          smpp_pdu.TLV_MESSAGE_STATE: bytes((2,))})
+                    conn.sendall(out + smpp_pdu.pack(smpp_pdu.DELIVER_SM, seq, receipt.encode()))
+                elif cid == smpp_pdu.UNBIND:
+                    conn.sendall(smpp_pdu.pack(cid | smpp_pdu.RESP, n))
                     return
-                elif not cid & smpp.RESP:                     # enquire_link and the rest: OK
-                    conn.sendall(smpp.pack(cid | smpp.RESP, n))
+                elif not cid & smpp_pdu.RESP:                     # enquire_link and the rest: OK
+                    conn.sendall(smpp_pdu.pack(cid | smpp_pdu.RESP, n))
 
     def close(self):
         self.stopping = True

@@ -8,7 +8,7 @@
 
 `control._state` walks each batch in Cython, updating the subscribers' rows and writing the
 scenario events; the campaigns are then matched against the events a whole batch at a time:
-each condition is a numpy mask over the event rows (control.rules), the audience a sorted-array
+each condition is a numpy mask over the event rows (control.predicates), the audience a sorted-array
 lookup in the imported lists (control.lists). Time is the records' time throughout.
 """
 import json

@@ -182,8 +182,8 @@ class Places:
 
 def _places(path: str, key: str | None = None) -> Places:
     """The story's view of places.yaml (or of the story's own `places:` mapping), read and checked
-    by control.rules as the engine reads it: one reading of the file format, the same errors."""
-    from touchpoint.control.rules import read_places
+    by control.places as the engine reads it: one reading of the file format, the same errors."""
+    from touchpoint.control.places import read_places
 
     rp, errors = read_places(path, key)
     if errors:

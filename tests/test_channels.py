@@ -1,5 +1,6 @@
 """control.channels: the file channel, the HTTP channel against a real http.server on loopback,
 the SMPP channel through make_channel against smpp34's server, and make_channel's settings."""
+import inspect
 import json
 import socket
 import threading
@@ -8,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from touchpoint.control.channel_settings import SETTINGS, resolve
 from touchpoint.control.channels import FileChannel, HttpChannel, Outgoing, SmppChannel, make_channel
 
 from .smsc import Feeder, Smsc
@@ -229,6 +231,20 @@ def test_make_channel_refuses_what_it_cannot_use(tmp_path):
         make_channel("mms", {})
     ch = make_channel("file", {}, str(tmp_path))
     assert ch.path == str(tmp_path / "sent.jsonl")
+
+
+def test_each_channel_declares_its_settings_once():
+    """make_channel builds every channel from the declarations: a setting the constructor also
+    defaults has the same default there, and a setting not declared is refused."""
+    for name, cls in (("sms", SmppChannel), ("http", HttpChannel), ("file", FileChannel)):
+        params = inspect.signature(cls).parameters
+        for key, setting in SETTINGS[name].items():
+            if not setting.required and key in params and params[key].default is not inspect.Parameter.empty:
+                assert params[key].default == setting.default, (name, key)
+        with pytest.raises(ValueError, match=f"channels.{name}: unknown settings colour"):
+            make_channel(name, {**{k: "x" for k in SETTINGS[name] if SETTINGS[name][k].required}, "colour": 1})
+    assert resolve("file", {}) == {"path": "sent.jsonl", "rate": None}
+    assert resolve("sms", {"host": "h", "system_id": "tp"})["port"] == 2775
 
 
 def test_file_channel_recovers_what_a_crash_left(tmp_path):

@@ -1,6 +1,7 @@
-"""control.smpp: the PDU codec and the texts against independent references (smpp34's codec,
-pycrate's GSM 03.38 tables, Python's UTF-16), and the client against a real SMSC: the server
-side of smpp34 (PyPI), run by tests/smsc.py on loopback."""
+"""The SMS channel: the PDU codec (control.smpp_pdu) and the texts (control.sms_text) against
+independent references (smpp34's codec, pycrate's GSM 03.38 tables, Python's UTF-16), and the
+client (control.smpp) against a real SMSC: the server side of smpp34 (PyPI), run by
+tests/smsc.py on loopback."""
 import socket
 import struct
 import threading
@@ -10,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from touchpoint.control import smpp
+from touchpoint.control import smpp_pdu
 from touchpoint.control.channels import Outgoing
-from touchpoint.control.smpp import (DC_DEFAULT, DC_UCS2, ESM_UDHI, GSM7_BASIC, GSM7_EXT, PduError, ShortMessage, SmppClient,
-                          address_type, encode_text, gsm7_decode, gsm7_encode, parse_receipt)
+from touchpoint.control.smpp import SmppClient
+from touchpoint.control.smpp_pdu import ESM_UDHI, PduError, ShortMessage, address_type, parse_receipt
+from touchpoint.control.sms_text import DC_DEFAULT, DC_UCS2, GSM7_BASIC, GSM7_EXT, encode_text, gsm7_decode, gsm7_encode
 
 from .smsc import Feeder, Smsc
 
@@ -176,7 +178,7 @@ def test_submit_sm_as_smpp34_reads_it(source, dest, sm, esm, dc, ton, npi, rd, s
                         data_coding=dc, source_addr_ton=ton, source_addr_npi=npi, dest_addr_ton=npi % 7,
                         dest_addr_npi=ton, registered_delivery=rd, service_type="CMT",
                         validity_period="000001000000000R", tlvs={0x1403: tlv}).encode()
-    pdu = smpp34.decode(smpp.pack(smpp.SUBMIT_SM, seq, body))
+    pdu = smpp34.decode(smpp_pdu.pack(smpp_pdu.SUBMIT_SM, seq, body))
     assert isinstance(pdu, smpp34.SubmitSm)
     assert (pdu.sequence_number, pdu.source_addr, pdu.destination_addr, pdu.short_message) == (seq, source, dest, sm)
     assert (pdu.esm_class, pdu.data_coding, pdu.registered_delivery) == (esm, dc, rd)
@@ -192,19 +194,19 @@ def test_deliver_sm_from_smpp34(source, dest, sm, esm, dc, seq, mid):
     wire = smpp34.DeliverSm(source, dest, sm, esm_class=esm, data_coding=dc, sequence_number=seq,
                             source_addr_ton=1, source_addr_npi=1,
                             tlvs=[smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, mid.encode() + b"\0")]).encode()
-    length, cid, status, got_seq = smpp.HEADER.unpack(wire[:16])
-    assert (length, cid, status, got_seq) == (len(wire), smpp.DELIVER_SM, 0, seq)
+    length, cid, status, got_seq = smpp_pdu.HEADER.unpack(wire[:16])
+    assert (length, cid, status, got_seq) == (len(wire), smpp_pdu.DELIVER_SM, 0, seq)
     m = ShortMessage.decode(wire[16:])
     assert (m.source_addr, m.destination_addr, m.short_message, m.esm_class, m.data_coding) == (source, dest, sm, esm, dc)
     assert (m.source_addr_ton, m.source_addr_npi) == (1, 1)
-    assert m.tlvs == {smpp.TLV_RECEIPTED_MESSAGE_ID: mid.encode() + b"\0"}
+    assert m.tlvs == {smpp_pdu.TLV_RECEIPTED_MESSAGE_ID: mid.encode() + b"\0"}
     # and back: our encoding of what we read is smpp34's byte for byte
-    assert smpp.pack(smpp.DELIVER_SM, seq, m.encode()) == wire
+    assert smpp_pdu.pack(smpp_pdu.DELIVER_SM, seq, m.encode()) == wire
 
 
 def test_every_truncation_is_a_pdu_error():
     body = ShortMessage(source_addr="10658000", destination_addr="8613800000001", short_message=b"hello",
-                        tlvs={smpp.TLV_MESSAGE_STATE: b"\x02"}).encode()
+                        tlvs={smpp_pdu.TLV_MESSAGE_STATE: b"\x02"}).encode()
     for n in range(len(body)):
         if n == len(body) - 5:              # cut just before the optional parameters: still whole
             assert ShortMessage.decode(body[:n]).tlvs == {}
@@ -235,7 +237,8 @@ def test_receipts_parsed():
     text = ShortMessage(esm_class=4, short_message=b"id:7f0a-3 sub:001 dlvrd:000 submit date:2611291000 "
                                                    b"done date:2611291001 stat:UNDELIV err:021 text:hi")
     assert parse_receipt(text) == ("7f0a-3", "UNDELIV", "021")
-    tlv = ShortMessage(esm_class=4, tlvs={smpp.TLV_RECEIPTED_MESSAGE_ID: b"ab12\0", smpp.TLV_MESSAGE_STATE: b"\x02"})
+    tlv = ShortMessage(esm_class=4, tlvs={smpp_pdu.TLV_RECEIPTED_MESSAGE_ID: b"ab12\0",
+                                          smpp_pdu.TLV_MESSAGE_STATE: b"\x02"})
     assert parse_receipt(tlv) == ("ab12", "DELIVRD", "")
     assert parse_receipt(ShortMessage(esm_class=4, short_message=b"nothing here")) is None
 
@@ -493,9 +496,9 @@ def test_answers_the_smscs_enquire_link_and_unknown_commands():
 
     def handler(srv, conn):
         cid, _, seq, _ = srv.read(conn)
-        conn.sendall(smpp.pack(cid | smpp.RESP, seq, b"RAW\0"))
-        conn.sendall(smpp.pack(smpp.ENQUIRE_LINK, 77))
-        conn.sendall(smpp.pack(0x00000099, 78))                 # a command that does not exist
+        conn.sendall(smpp_pdu.pack(cid | smpp_pdu.RESP, seq, b"RAW\0"))
+        conn.sendall(smpp_pdu.pack(smpp_pdu.ENQUIRE_LINK, 77))
+        conn.sendall(smpp_pdu.pack(0x00000099, 78))                 # a command that does not exist
         for _ in range(2):
             answers.append(srv.read(conn)[:3])
         time.sleep(5)
@@ -511,7 +514,8 @@ def test_answers_the_smscs_enquire_link_and_unknown_commands():
     finally:
         c.stop(1)
         srv.close()
-    assert answers == [(smpp.ENQUIRE_LINK | smpp.RESP, 0, 77), (smpp.GENERIC_NACK, smpp.ESME_RINVCMDID, 78)]
+    assert answers == [(smpp_pdu.ENQUIRE_LINK | smpp_pdu.RESP, 0, 77),
+                       (smpp_pdu.GENERIC_NACK, smpp_pdu.ESME_RINVCMDID, 78)]
 
 
 def test_silent_smsc_and_broken_stream_reconnect():
@@ -525,7 +529,7 @@ def test_silent_smsc_and_broken_stream_reconnect():
     c.start()
     try:
         deadline = time.monotonic() + 10
-        while srv.seen.count(smpp.BIND_TRANSCEIVER) < 2:
+        while srv.seen.count(smpp_pdu.BIND_TRANSCEIVER) < 2:
             assert time.monotonic() < deadline, lines
             time.sleep(0.02)
         assert c.health()["connected"] is False and "no bind response" in c.health()["last_error"]
@@ -535,8 +539,8 @@ def test_silent_smsc_and_broken_stream_reconnect():
 
     def broken(srv, conn):                  # binds, then a command_length of 5
         cid, _, seq, _ = srv.read(conn)
-        conn.sendall(smpp.pack(cid | smpp.RESP, seq, b"RAW\0"))
-        conn.sendall(struct.pack(">IIII", 5, smpp.ENQUIRE_LINK, 0, 1))
+        conn.sendall(smpp_pdu.pack(cid | smpp_pdu.RESP, seq, b"RAW\0"))
+        conn.sendall(struct.pack(">IIII", 5, smpp_pdu.ENQUIRE_LINK, 0, 1))
         time.sleep(3)
 
     srv = RawSmsc(broken)
@@ -545,7 +549,7 @@ def test_silent_smsc_and_broken_stream_reconnect():
     c.start()
     try:
         deadline = time.monotonic() + 10
-        while srv.seen.count(smpp.BIND_TRANSCEIVER) < 2:
+        while srv.seen.count(smpp_pdu.BIND_TRANSCEIVER) < 2:
             assert time.monotonic() < deadline, lines
             time.sleep(0.02)
     finally:

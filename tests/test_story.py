@@ -184,7 +184,7 @@ BAD = [
     ("start: 2026-13-45\n", 1, "month must be in 1..12"),
     ("subscribers:\n  a: [1, 2\n", 3, ""),
     ("subscribers:\n  a:\n    steps:\n      - {at: +0s, do: data, rat: 7g}\n", 4, "unknown RAT '7g'"),
-    # the story's own places, checked by control.rules as the engine checks places.yaml
+    # the story's own places, checked by control.places as the engine checks places.yaml
     ("places:\n  areas:\n    mall: {cells: [[4100, 501, 502]]}\n", 3, "areas.mall.cells[0]: must be [lac, cell]"),
     ("places:\n  regoins: {}\n", 2, "regoins"),
 ]

@@ -1,0 +1,333 @@
+"""The campaign schema: what one campaign file of a rules folder says, and its reader.
+
+    c = read_campaign(doc, root, places, columns, policy)    # a Campaign, or None: see doc.errors
+    c.trigger.mask(col)                                       # which candidate rows trigger it
+    c.message.render({"brand": "Acme"})
+
+The format is rules/README.md; the fields a condition may name are control/fields.py.
+"""
+import re
+import string
+from dataclasses import dataclass
+
+import numpy as np
+from yaml.nodes import MappingNode, SequenceNode
+
+from . import fields as F
+from .channel_settings import CHANNELS, required
+from .conditions import Conditions
+from .places import Places
+from .policyfile import Policy
+from .predicates import AllOf, Digits, Pred
+from .yamldoc import BAD, LIST_NAME, TEMPLATE_FIELD, Doc, line_of, one_of, suggest
+
+STATUSES = ("draft", "active", "paused")
+SEND_MODES = ("auto", "approve")
+DEFAULT_WINDOW_S = 48 * 3600
+DEFAULT_DWELL_MINUTES = 30
+DEFAULT_CF_WITHIN_S = 72 * 3600
+
+SOURCE = re.compile(r"\d{1,20}\Z|[A-Za-z0-9 ]{1,11}\Z")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    event: str
+    where: Pred                     # on the event's, the record's and the state's fields
+    minutes: int = 0                # area_dwell: the dwell time
+    within_s: int = 0               # cf_then_power_on: seconds from setting the forwarding
+    numbers: tuple = ()             # hotline_call: the numbers ('10086', '95*'), also tested by `where`
+
+    def mask(self, col, n=None) -> np.ndarray:
+        return self.where.mask(col, n)
+
+
+@dataclass(frozen=True)
+class Audience:
+    lists: tuple = ()               # in at least one of these lists (none named: anyone)
+    where: Pred | None = None       # None: no condition
+
+
+@dataclass(frozen=True)
+class Message:
+    channel: str                    # sms | http | file; "": the policy's default channel
+    text: str
+    fields: tuple = ()              # the template's {names}, in order of first use
+    source: str = ""                # the SMPP source address / service code ("": the channel's)
+
+    def render(self, values: dict) -> str:
+        """The text with each {name} replaced by str(values[name]); nothing else is looked up,
+        so no attribute or index of a value is ever reached ({x.__class__} cannot be written:
+        `rules check` refuses it). KeyError names a field without a value."""
+        return TEMPLATE.sub(lambda m: m.group(0)[0] if m.group(1) is None else str(values[m.group(1)]), self.text)
+
+
+TEMPLATE = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Goal:
+    event: str                      # a scenario event ("": a conversion of an imported list)
+    within_s: int                   # seconds after the message (held out: after the decision)
+    where: Pred
+    list: str = ""                  # an imported list of conversions (msisdn, product, time)
+    product: str = ""               # only its rows of this product ("": any)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    status: str
+    trigger: Trigger
+    audience: Audience
+    exclude: Audience
+    message: Message
+    valid_from_ns: int | None = None    # since the epoch, inclusive
+    valid_until_ns: int | None = None   # since the epoch, exclusive (a date `until` is its whole day)
+    window_s: int = DEFAULT_WINDOW_S      # the message goes out at most this long after the trigger
+    priority: int = 0
+    holdout: float = 0.0            # a fraction, 0.1 for 10%
+    goal: Goal | None = None
+    send: str = "auto"
+    cooldown_s: int = 0             # no second message of this campaign to a subscriber within it (0: none)
+    quota: int = 0                  # messages a day, in the policy's time zone (0: no quota)
+    file: str = ""
+    line: int = 0
+
+    def valid_at(self, ts_ns) -> np.ndarray:
+        """Mask of event times inside the validity period."""
+        ts = np.asarray(ts_ns, np.int64)
+        m = np.ones(ts.shape, bool)
+        if self.valid_from_ns is not None:
+            m &= ts >= self.valid_from_ns
+        if self.valid_until_ns is not None:
+            m &= ts < self.valid_until_ns
+        return m
+
+    def field_names(self) -> tuple:
+        """What a trigger shows: the event's own fields, then those the conditions test."""
+        names = list(F.EVENTS[self.trigger.event].fields)
+        for pred in (self.trigger.where, self.audience.where):
+            names += sorted(pred.fields - set(names)) if pred is not None else []
+        # and what the message's template needs (the trigger names the subscriber itself)
+        names += [n for n in self.message.fields if n not in names and n not in TRIGGER_KEYS]
+        return tuple(names)
+
+
+TRIGGER_KEYS = ("imsi", "msisdn", "campaign")       # a template field every trigger gives
+
+
+# --- reading a campaign file ----------------------------------------------------------------------
+
+CAMPAIGN_KEYS = ("id", "name", "status", "valid", "trigger", "audience", "exclude", "window", "message",
+                 "priority", "holdout", "goal", "send", "cooldown", "quota")
+CAMPAIGN_HINTS = {"when": "the scenario goes under trigger.event", "event": "put it under trigger: {event: ...}",
+                  "text": "put it under message: {text: ...}", "lists": "put it under audience: {lists: [...]}"}
+
+
+def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy = Policy()) -> Campaign | None:
+    """The campaign of a file's root node, or None when anything in it is wrong (see doc.errors).
+    places and columns (control.rules.Lists, None: lists not known) check what conditions name;
+    policy, the channels a message may name."""
+    top = doc.mapping(root, "", CAMPAIGN_KEYS, required=("id", "trigger", "message"), hints=CAMPAIGN_HINTS)
+    if top is None:
+        return None
+    cond = Conditions(doc, places, columns)
+    get = lambda key, fn, default: fn(top[key], key) if key in top else default
+    cid = get("id", lambda n, p: doc.name(n, p, "an id of lower-case letters, digits, _ and -"), BAD)
+    name = get("name", doc.scalar, cid if isinstance(cid, str) else "")
+    status = get("status", lambda n, p: doc.choice(n, p, STATUSES), "draft")
+    valid_from = valid_until = None
+    if "valid" in top:
+        v = doc.mapping(top["valid"], "valid", ("from", "until"))
+        if v:
+            valid_from = doc.time(v["from"], "valid.from") if "from" in v else None
+            valid_until = doc.time(v["until"], "valid.until", end=True) if "until" in v else None
+            if isinstance(valid_from, int) and isinstance(valid_until, int) and valid_from >= valid_until:
+                doc.err(v["until"], "valid.until", "is not after valid.from")
+    trigger = _trigger(doc, top["trigger"], cond, places) if "trigger" in top else BAD
+    audience = _audience(doc, top["audience"], "audience", cond, columns) if "audience" in top else Audience()
+    exclude = _audience(doc, top["exclude"], "exclude", cond, columns) if "exclude" in top else Audience()
+    window = get("window", doc.duration, DEFAULT_WINDOW_S)
+    message = _message(doc, top["message"], columns, policy) if "message" in top else BAD
+    priority = get("priority", doc.integer, 0)
+    holdout = get("holdout", doc.percent, 0.0)
+    goal = _goal(doc, top["goal"], cond, columns) if "goal" in top else None
+    send = get("send", lambda n, p: doc.choice(n, p, SEND_MODES), "auto")
+    cooldown = get("cooldown", doc.duration, 0)
+    quota = get("quota", lambda n, p: doc.integer(n, p, 1), 0)
+    if trigger is not BAD and message is not BAD:
+        _check_template(doc, top["message"], message, trigger.event, audience, columns)
+    parts = (cid, name, status, trigger, audience, exclude, message, valid_from, valid_until, window, priority,
+             holdout, goal, send, cooldown, quota)
+    if doc.errors or any(p is BAD for p in parts):
+        return None
+    return Campaign(*parts, file=doc.file, line=line_of(root))
+
+
+def _trigger(doc, node, cond, places) -> Trigger:
+    event_node = next((v for k, v in node.value if getattr(k, "value", None) == "event"), None) \
+        if isinstance(node, MappingNode) else None
+    event = doc.choice(event_node, "trigger.event", F.EVENTS, "a scenario event") if event_node is not None else BAD
+    # With the event unknown, every event's settings are let through: one error, not a cascade.
+    params = F.EVENTS[event].params if event is not BAD else tuple(p for e in F.EVENTS.values() for p in e.params)
+    keys = ("event", "where", *params)
+    top = doc.mapping(node, "trigger", keys, required=("event",))
+    if top is None or event is BAD:
+        return BAD
+    fields = F.trigger_fields(event)
+    where = cond.where(top["where"], "trigger.where", fields, "trigger") if "where" in top else AllOf(())
+    minutes = within = 0
+    numbers = ()
+    if event == "area_dwell":
+        minutes = doc.integer(top["minutes"], "trigger.minutes", 1) if "minutes" in top else DEFAULT_DWELL_MINUTES
+    if event == "cf_then_power_on":
+        within = doc.duration(top["within"], "trigger.within") if "within" in top else DEFAULT_CF_WITHIN_S
+    if event == "hotline_call":
+        numbers, number_pred = _numbers(doc, node, top, places, fields["number"])
+        if number_pred is BAD:
+            return BAD
+        where = AllOf((number_pred, *where.parts))
+    if BAD in (minutes, within):
+        return BAD
+    return Trigger(event, where, minutes, within, numbers)
+
+
+def _numbers(doc, node, top, places, number_field):
+    """hotline_call: the numbers of the named hotlines and the trigger's own numbers, compiled
+    into a test on the `number` field."""
+    numbers = []
+    if "hotlines" in top:
+        for i, n in enumerate(doc.items(top["hotlines"], "trigger.hotlines")):
+            path = "trigger.hotlines" if not isinstance(top["hotlines"], SequenceNode) else f"trigger.hotlines[{i}]"
+            name = doc.scalar(n, path)
+            if name is BAD:
+                continue
+            if places is None:
+                doc.err(n, path, "hotlines are named in places.yaml, which is missing")
+            elif name not in places.hotlines:
+                doc.err(n, path, f"{name!r} is not a hotline in places.yaml"
+                                 f"{suggest(name, places.hotlines) or ' (' + one_of(places.hotlines) + ')'}")
+            else:
+                numbers += places.hotlines[name]
+    if "numbers" in top:
+        for i, n in enumerate(doc.items(top["numbers"], "trigger.numbers")):
+            d = doc.digits(n, f"trigger.numbers[{i}]")
+            if d is not BAD:
+                numbers.append(d[0] + ("*" if d[1] else ""))
+    if "hotlines" not in top and "numbers" not in top:
+        return (), doc.err(node, "trigger", "hotline_call needs hotlines (names from places.yaml) or numbers")
+    if not numbers:
+        return (), BAD
+    values = [(n.rstrip("*"), n.endswith("*")) for n in numbers]
+    return tuple(numbers), Digits.of(number_field.name, number_field.width, values, f"number in [{', '.join(numbers)}]")
+
+
+def _audience(doc, node, path, cond, columns) -> Audience:
+    top = doc.mapping(node, path, ("lists", "where"))
+    if top is None:
+        return BAD
+    lists = ()
+    if "lists" in top:
+        lists = tuple(doc.name(n, f"{path}.lists", "a list name", LIST_NAME)
+                      for n in doc.items(top["lists"], f"{path}.lists"))
+        if columns is not None:
+            for n, name in zip(doc.items(top["lists"], f"{path}.lists"), lists):
+                if name is not BAD and name not in columns.lists:
+                    doc.err(n, f"{path}.lists", f"no list {name!r} is imported{suggest(name, columns.lists)}")
+        if BAD in lists:
+            return BAD
+    where = cond.where(top["where"], f"{path}.where", F.audience_fields(), "audience") if "where" in top else None
+    return Audience(lists, where)
+
+
+def _message(doc, node, columns, policy: Policy) -> Message:
+    top = doc.mapping(node, "message", ("channel", "text", "source"), required=("text",))
+    if top is None or "text" not in top:
+        return BAD
+    channel = doc.choice(top["channel"], "message.channel", CHANNELS) if "channel" in top else ""
+    if channel not in (BAD, "") and channel != "file" and channel not in policy.channels:
+        doc.err(top["channel"], "message.channel", f"{channel} has no settings in policy.yaml "
+                                                   f"(channels.{channel}.{required(channel)[0]})")
+    source = doc.scalar(top["source"], "message.source") if "source" in top else ""
+    if source not in (BAD, "") and not SOURCE.match(source):
+        source = doc.err(top["source"], "message.source", f"{source!r} is not a source address: up to 20 digits "
+                                                          "(a service code, 10658000) or up to 11 letters and digits")
+    text = doc.scalar(top["text"], "message.text")
+    if BAD in (text, channel, source):
+        return BAD
+    if not text.strip():
+        return doc.err(top["text"], "message.text", "empty")
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as e:
+        return doc.err(top["text"], "message.text", f"{e}: write {{{{ and }}}} for literal braces")
+    names = []
+    for _, fname, spec, conv in parsed:
+        if fname is None:
+            continue
+        if not TEMPLATE_FIELD.match(fname) or spec or conv:
+            written = f"{{{fname}{'!' + conv if conv else ''}{':' + spec if spec else ''}}}"
+            return doc.err(top["text"], "message.text", f"{written} is not a field name like {{brand}}")
+        if fname not in names:
+            names.append(fname)
+    return Message(channel, text, tuple(names), source)
+
+
+def _check_template(doc, node, message, event, audience, columns) -> None:
+    """Every {field} must have a source: the trigger (imsi, msisdn, campaign), the event's,
+    the record's or the state's fields, the TAC table, or a column of the audience's lists
+    (any name not built in, while the lists are not known; none when the audience names no list)."""
+    text_node = next((v for k, v in node.value if getattr(k, "value", None) == "text"), node)
+    built_in = {**F.trigger_fields(event), **F.AUDIENCE_FIELDS}
+    lists = audience.lists if audience is not BAD else ()
+    for fname in message.fields:
+        if fname in built_in or fname in TRIGGER_KEYS:
+            continue
+        if not lists:
+            why = "no source gives it: not a field of the event, and the audience names no list"
+        elif columns is None:
+            if not suggest(fname, built_in, cutoff=0.75):
+                continue            # a column of the audience's lists, known once they are imported
+            why = "not a field"
+        elif fname in columns:
+            continue
+        else:
+            why = "not a column of the imported lists"
+        events = [e.name for e in F.EVENTS.values() if fname in e.fields]
+        if events:
+            why = f"a field of {one_of(events)}, not of {event}"
+        doc.err(text_node, "message.text", f"{{{fname}}}: {why}{suggest(fname, [*built_in, *(columns or ())])}")
+
+
+def _goal(doc, node, cond, columns=None) -> Goal:
+    """`{event, within, where}`, or `{list, product, within}`: a conversion imported from billing."""
+    top = doc.mapping(node, "goal", ("event", "within", "where", "list", "product"), required=("within",))
+    if top is None or "within" not in top:
+        return BAD
+    within = doc.duration(top["within"], "goal.within")
+    if ("event" in top) == ("list" in top):
+        return doc.err(node, "goal", "names an event or a list of conversions (list:), not both" if "event" in top
+                       else "missing: an event, or a list of conversions (list:)")
+    if "list" in top:
+        for key in ("where",):
+            if key in top:
+                doc.err(top[key], f"goal.{key}", "a goal of a list takes product and within, not where")
+        name = doc.name(top["list"], "goal.list", "a list name", LIST_NAME)
+        product = doc.scalar(top["product"], "goal.product") if "product" in top else ""
+        if columns is not None and name is not BAD:
+            if name not in columns.lists:
+                doc.err(top["list"], "goal.list", f"no list {name!r} is imported{suggest(name, columns.lists)}")
+            elif "time" not in columns.names or (product and "product" not in columns.names):
+                doc.err(top["list"], "goal.list", "a list of conversions has the columns msisdn, product and time")
+        if BAD in (name, product, within):
+            return BAD
+        return Goal("", within, AllOf(()), list=name, product=product)
+    if "product" in top:
+        doc.err(top["product"], "goal.product", "only a goal of a list (list:) has a product")
+    event = doc.choice(top["event"], "goal.event", F.EVENTS, "a scenario event")
+    if event is BAD:
+        return BAD
+    where = cond.where(top["where"], "goal.where", F.trigger_fields(event), "trigger") if "where" in top else AllOf(())
+    return BAD if within is BAD else Goal(event, within, where)

@@ -1,0 +1,163 @@
+"""The policy.yaml schema: a rules folder's contact policy settings, and their reader.
+
+    policy = read_policy(doc, root)   # a Policy; what is wrong is in doc.errors
+
+control.policy applies these settings at run time; the channels' own settings are checked
+against their declarations (control.channel_settings).
+"""
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from yaml.nodes import MappingNode, SequenceNode
+
+from .channel_settings import CHANNELS, SETTINGS, required
+from .yamldoc import BAD, LIST_NAME, NUMBER, Doc, one_of, suggest
+
+POLICY_FILES = ("policy.yaml", "policy.yml")
+
+DEFAULT_CAPS = ((86400, 1), (7 * 86400, 3))         # ((per seconds, at most), ...)
+DEFAULT_OPTOUT_KEYWORDS = ("TD", "退订", "T", "STOP")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """policy.yaml: the contact policy's settings (control.policy applies them); these defaults
+    when the rules directory has none."""
+    timezone: str = "UTC"
+    caps: tuple = DEFAULT_CAPS      # ((per seconds, at most), ...)
+    quiet: tuple | None = None      # (from, to) in minutes after local midnight; from > to spans midnight
+    arbitration_s: int = 60
+    channel: str = "file"           # the channel of a message that names none
+    channels: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # name -> {setting: value}
+    optout_lists: tuple = ()
+    optout_keywords: tuple = DEFAULT_OPTOUT_KEYWORDS
+    country_code: str = ""          # put in front of MO senders in national format
+    file: str = ""
+
+    @property
+    def tz(self):
+        return ZoneInfo(self.timezone)
+
+
+# --- reading policy.yaml -------------------------------------------------------------------------
+
+POLICY_KEYS = ("timezone", "caps", "quiet", "arbitration", "channel", "channels", "optout_lists", "optout_keywords",
+               "country_code")
+CLOCK_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
+
+
+def read_policy(doc: Doc, root) -> Policy:
+    top = doc.mapping(root, "", POLICY_KEYS)
+    if top is None:
+        return Policy(file=doc.file)
+    kw = {}
+    if "timezone" in top:
+        tz = doc.scalar(top["timezone"], "timezone")
+        try:
+            if tz is not BAD:
+                ZoneInfo(tz)
+                kw["timezone"] = tz
+        except (ZoneInfoNotFoundError, ValueError):
+            doc.err(top["timezone"], "timezone", f"{tz!r} is not a time zone name like Asia/Shanghai or UTC")
+    if "caps" in top:
+        kw["caps"] = _caps(doc, top["caps"])
+    if "quiet" in top:
+        q = doc.mapping(top["quiet"], "quiet", ("from", "to"), required=("from", "to")) or {}
+        ends = [_clock_time(doc, q[k], f"quiet.{k}") for k in ("from", "to") if k in q]
+        if len(ends) == 2 and BAD not in ends:
+            if ends[0] == ends[1]:
+                doc.err(q["to"], "quiet.to", "is the same time as quiet.from: leave quiet out for no quiet hours")
+            kw["quiet"] = tuple(ends)
+    if "arbitration" in top:
+        kw["arbitration_s"] = doc.duration(top["arbitration"], "arbitration", zero=True)
+    channels = _channels(doc, top["channels"]) if "channels" in top else {}
+    kw["channels"] = MappingProxyType(channels)
+    if "channel" in top:
+        kw["channel"] = doc.choice(top["channel"], "channel", CHANNELS)
+        if kw["channel"] not in (BAD, "file") and kw["channel"] not in channels:
+            doc.err(top["channel"], "channel", f"{kw['channel']} has no settings under channels")
+    if "optout_lists" in top and not (isinstance(top["optout_lists"], SequenceNode) and not top["optout_lists"].value):
+        kw["optout_lists"] = tuple(doc.name(n, "optout_lists", "a list name", LIST_NAME)
+                                   for n in doc.items(top["optout_lists"], "optout_lists"))
+    if "optout_keywords" in top:
+        kw["optout_keywords"] = tuple(doc.scalar(n, "optout_keywords")
+                                      for n in doc.items(top["optout_keywords"], "optout_keywords"))
+        if any(k is not BAD and not k.strip() for k in kw["optout_keywords"]):
+            doc.err(top["optout_keywords"], "optout_keywords", "an empty keyword")
+    if "country_code" in top:
+        cc = doc.scalar(top["country_code"], "country_code")
+        if cc is not BAD and not (cc.isascii() and cc.isdigit() and len(cc) <= 3):
+            cc = doc.err(top["country_code"], "country_code", f"{cc!r} is not a country code: 1 to 3 digits, like 86")
+        kw["country_code"] = cc
+    if any(v is BAD or (isinstance(v, tuple) and BAD in v) for v in kw.values()):
+        return Policy(file=doc.file)
+    return Policy(**kw, file=doc.file)
+
+
+def _caps(doc, node) -> tuple:
+    if not isinstance(node, SequenceNode):
+        doc.err(node, "caps", "must be a list of {per: 1d, max: 1}")
+        return BAD
+    caps = []
+    for i, item in enumerate(node.value):
+        m = doc.mapping(item, f"caps[{i}]", ("per", "max"), required=("per", "max")) or {}
+        if "per" in m and "max" in m:
+            cap = (doc.duration(m["per"], f"caps[{i}].per"), doc.integer(m["max"], f"caps[{i}].max", 1))
+            if BAD not in cap:
+                caps.append(cap)
+    return tuple(sorted(caps))
+
+
+def _clock_time(doc, node, path):
+    """'21:00' -> minutes after midnight."""
+    v = doc.scalar(node, path)
+    if v is BAD:
+        return v
+    m = CLOCK_TIME.match(v.strip())
+    if not m:
+        return doc.err(node, path, f"{v!r} is not a time of day like \"21:00\" (quote it)")
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def _channels(doc, node) -> dict:
+    """channels: {name: settings}, each channel's checked against its declaration."""
+    channels = {}
+    for knode, vnode in doc.named(node, "channels"):
+        name = knode.value
+        if name not in SETTINGS:
+            doc.err(knode, f"channels.{name}", f"{name!r} is not a channel ({one_of(SETTINGS)})"
+                                               f"{suggest(name, SETTINGS)}")
+            continue
+        channels[name] = MappingProxyType(_channel_settings(doc, name, vnode))
+    return channels
+
+
+def _channel_settings(doc, name, node) -> dict:
+    known = SETTINGS[name]
+    top = doc.mapping(node, f"channels.{name}", tuple(known), required=required(name))
+    out = {}
+    for key, vnode in (top or {}).items():
+        path, kind = f"channels.{name}.{key}", known[key].kind
+        if isinstance(kind, tuple):
+            v = doc.choice(vnode, path, kind)
+        elif kind == "port":
+            v = doc.integer(vnode, path, 1, 65535)
+        elif kind == "count":
+            v = doc.integer(vnode, path, 1)
+        elif kind == "duration":
+            v = doc.duration(vnode, path)
+        elif kind == "headers":
+            v = {k.value: doc.scalar(n, f"{path}.{k.value}") for k, n in vnode.value} \
+                if isinstance(vnode, MappingNode) else doc.err(vnode, path, "must be a mapping of header: value")
+        else:
+            v = doc.scalar(vnode, path)
+            if v is not BAD and kind == "rate":
+                v = float(v) if NUMBER.match(v.strip()) and float(v) > 0 else \
+                    doc.err(vnode, path, f"{v!r} is not a rate in messages a second (a number above 0)")
+            elif v is not BAD and kind == "url" and not re.match(r"https?://[^\s/]+", v):
+                v = doc.err(vnode, path, f"{v!r} is not an http:// or https:// URL")
+        if v is not BAD and v is not None:
+            out[key] = v
+    return out
