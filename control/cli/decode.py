@@ -17,7 +17,8 @@ KIND_NAMES = [k.name.lower() for k in Kind]
 @click.command()
 @click.argument("pcaps", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True)
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_NAMES), help="Only these event kinds (repeatable).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_NAMES),
+              help="Only these event kinds (repeatable).")
 @click.option("--imsi", type=DigitsPrefix(), help="Only this IMSI (a trailing * matches a prefix).")
 @click.option("--msisdn", type=DigitsPrefix(), help="Only this MSISDN (a trailing * matches a prefix).")
 @click.option("--limit", type=click.IntRange(min=0), help="Stop after this many records.")

@@ -50,7 +50,8 @@ from .group import Endpoint, Speed, curve_settings, decoder_options, decoder_set
 @click.option("--promisc/--no-promisc", default=True, show_default=True,
               help="Put the interfaces in promiscuous mode while capturing.")
 @click.option("--watch", type=click.Path(exists=True, file_okay=False), metavar="DIR",
-              help="Follow a directory of rotating capture files (dumpcap -b, tcpdump -C/-G), each file once, in order.")
+              help="Follow a directory of rotating capture files (dumpcap -b, tcpdump -C/-G), each file once, "
+                   "in order.")
 @click.option("--glob", "globs", multiple=True, metavar="PATTERN",
               help="Names --watch follows (repeatable)  [default: *.pcap*, *.cap*]")
 @click.option("--state", type=click.Path(dir_okay=False), metavar="FILE",
@@ -83,10 +84,28 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     3 an engine rejected the stream or this probe's key or, with --lossless, did not acknowledge its end.
     """
     from touchpoint.probe.run import ProbeRun, ProbeSettings
-    from touchpoint.probe.shard import KeyMap
-    from touchpoint.probe.source import PcapReplay
 
     files = list(pcap) + list(more_pcaps)
+    check_sources(files, more_pcaps, pcap, iface, watch, globs, state, bpf, push)
+    curve = curve_settings(push, "--push", plain, curve_server_key, curve_key)
+    opts = decoder_settings(probe_id=probe_id, **decoder)
+    kmap = load_key_map(key_map) if key_map else None
+    settings = ProbeSettings(push=list(push), probe_id=probe_id, batch=batch, flush_ms=flush_ms,
+                             lossless=lossless, queue=queue, ack_timeout=ack_timeout,
+                             status_interval=status_interval, stats_json=stats_json, key_map=kmap,
+                             bindings=bindings, curve=curve)
+    source = open_source(files, opts, speed, loop, iface, workers, ring_mb, promisc, bpf, watch, globs, state)
+    metrics = open_metrics(metrics_port) if metrics_port else None
+    run = ProbeRun(source, settings, stop=source.stop, metrics=metrics)
+    try:
+        code = run.run()
+    except ValueError as e:                 # an endpoint libzmq cannot use
+        raise click.BadParameter(str(e), param_hint="--push")
+    sys.exit(code)
+
+
+def check_sources(files, more_pcaps, pcap, iface, watch, globs, state, bpf, push) -> None:
+    """One capture source, the options that go with it, and somewhere to push."""
     if more_pcaps and not pcap:
         raise click.UsageError("name the capture files with --pcap FILE...")
     if sum(map(bool, (files, iface, watch))) > 1:
@@ -99,25 +118,28 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
         raise click.UsageError("--bpf filters live capture (--iface)")
     if not push:
         raise click.UsageError("at least one --push ENDPOINT (an engine shard, or `touchpoint tap --listen`)")
-    curve = curve_settings(push, "--push", plain, curve_server_key, curve_key)
-    opts = decoder_settings(probe_id=probe_id, **decoder)
-    kmap = None
-    if key_map:
-        try:
-            kmap = KeyMap.load(key_map)
-        except OSError as e:
-            raise click.BadParameter(f"{key_map}: {e.strerror or e}", param_hint="--key-map")
-        if kmap.bad_rows:
-            click.echo(f"touchpoint probe: --key-map: {kmap.bad_rows} malformed rows skipped, the first "
-                       f"{kmap.first_bad}", err=True)
-    settings = ProbeSettings(push=list(push), probe_id=probe_id, batch=batch, flush_ms=flush_ms,
-                             lossless=lossless, queue=queue, ack_timeout=ack_timeout,
-                             status_interval=status_interval, stats_json=stats_json, key_map=kmap,
-                             bindings=bindings, curve=curve)
+
+
+def load_key_map(key_map: str):
+    """--key-map FILE, its malformed rows counted on stderr."""
+    from touchpoint.probe.shard import KeyMap
+    try:
+        kmap = KeyMap.load(key_map)
+    except OSError as e:
+        raise click.BadParameter(f"{key_map}: {e.strerror or e}", param_hint="--key-map")
+    if kmap.bad_rows:
+        click.echo(f"touchpoint probe: --key-map: {kmap.bad_rows} malformed rows skipped, the first "
+                   f"{kmap.first_bad}", err=True)
+    return kmap
+
+
+def open_source(files, opts, speed, loop, iface, workers, ring_mb, promisc, bpf, watch, globs, state):
+    """The capture source the options name: live interfaces, a watched directory or capture files."""
+    from touchpoint.probe.source import PcapReplay
     if iface:
         from touchpoint.probe.live import LiveCapture, LiveError
         try:
-            source = LiveCapture(iface, opts, workers=workers, ring_mb=ring_mb, promisc=promisc, bpf_expr=bpf)
+            return LiveCapture(iface, opts, workers=workers, ring_mb=ring_mb, promisc=promisc, bpf_expr=bpf)
         except LiveError as e:
             if e.usage:                     # no such interface, a bad filter expression
                 raise click.BadParameter(str(e), param_hint=e.option)
@@ -125,22 +147,19 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     elif watch:
         from touchpoint.probe.watch import PATTERNS, WatchDir
         try:
-            source = WatchDir(watch, opts, patterns=globs or PATTERNS, state=state)
+            return WatchDir(watch, opts, patterns=globs or PATTERNS, state=state)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--state")
     else:
-        source = PcapReplay(files, opts, speed=speed, loop=loop)
-    metrics = None
-    if metrics_port:
-        from touchpoint.probe.metrics import MetricsServer
-        try:
-            metrics = MetricsServer(metrics_port)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--metrics-port")
-        click.echo(f"touchpoint probe: metrics on {metrics.url}", err=True)
-    run = ProbeRun(source, settings, stop=source.stop, metrics=metrics)
+        return PcapReplay(files, opts, speed=speed, loop=loop)
+
+
+def open_metrics(metrics_port: str):
+    """The Prometheus endpoint of --metrics-port."""
+    from touchpoint.probe.metrics import MetricsServer
     try:
-        code = run.run()
-    except ValueError as e:                 # an endpoint libzmq cannot use
-        raise click.BadParameter(str(e), param_hint="--push")
-    sys.exit(code)
+        metrics = MetricsServer(metrics_port)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--metrics-port")
+    click.echo(f"touchpoint probe: metrics on {metrics.url}", err=True)
+    return metrics
