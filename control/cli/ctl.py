@@ -1,4 +1,4 @@
-"""`touchpoint ctl`."""
+"""`touchpoint ctl`: steer a running engine over its control socket (client: control.ctlclient)."""
 
 import json
 import sys

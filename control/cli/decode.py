@@ -1,17 +1,25 @@
-"""`touchpoint decode`."""
+"""`touchpoint decode`: capture files to signaling records, filtered, as a table, JSON lines or CSV."""
 
 import sys
 
 import click
 import numpy as np
 
-from touchpoint.probe.record import Kind
+from touchpoint.probe.record import Kind, pack
 
-from .group import DigitsPrefix, decoder_options, decoder_settings, digits_mask
+from .group import DigitsPrefix, decoder_options, decoder_settings
 from .render import Writer, print_stats
 
 
 KIND_NAMES = [k.name.lower() for k in Kind]
+
+
+def digits_mask(values: np.ndarray, digits: str, prefix: bool) -> np.ndarray:
+    want = np.uint64(pack(digits))
+    if not prefix:
+        return values == want
+    shift = np.uint64(4 * (16 - len(digits)))
+    return (values >> shift) == (want >> shift)
 
 
 @click.command()

@@ -1,4 +1,4 @@
-"""`touchpoint demo`."""
+"""`touchpoint demo`: the whole product on a sample day (control.demo)."""
 
 import click
 

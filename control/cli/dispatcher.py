@@ -1,4 +1,4 @@
-"""`touchpoint dispatcher`."""
+"""`touchpoint dispatcher`: the dispatcher as its own process, triggers in, messages out."""
 
 import sys
 

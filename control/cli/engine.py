@@ -1,4 +1,4 @@
-"""`touchpoint engine`."""
+"""`touchpoint engine`: run one engine shard (records in, campaign triggers out, the ctl socket)."""
 
 import sys
 

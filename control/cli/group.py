@@ -1,9 +1,6 @@
 """The click group `touchpoint`, its --config file (a table a command) and the option types commands share."""
 
 import click
-import numpy as np
-
-from touchpoint.probe.record import pack
 
 
 class DigitsPrefix(click.ParamType):
@@ -15,14 +12,6 @@ class DigitsPrefix(click.ParamType):
         if not digits or len(digits) > 16 or not all(c in "0123456789*#abc" for c in digits):
             self.fail(f"{value!r} is not up to 16 digits (a trailing * matches a prefix)", param, ctx)
         return digits, value.endswith("*")
-
-
-def digits_mask(values: np.ndarray, digits: str, prefix: bool) -> np.ndarray:
-    want = np.uint64(pack(digits))
-    if not prefix:
-        return values == want
-    shift = np.uint64(4 * (16 - len(digits)))
-    return (values >> shift) == (want >> shift)
 
 
 @click.group(context_settings={"auto_envvar_prefix": "TOUCHPOINT", "help_option_names": ["-h", "--help"]})

@@ -1,4 +1,4 @@
-"""`touchpoint keys`."""
+"""`touchpoint keys generate`: CurveZMQ key pairs for the probe-to-engine and ctl links."""
 
 import os
 

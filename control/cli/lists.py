@@ -1,4 +1,4 @@
-"""`touchpoint lists`."""
+"""`touchpoint lists`: import, list, show and remove the static lists and the TAC table."""
 
 import click
 import numpy as np

@@ -1,4 +1,4 @@
-"""`touchpoint probe`."""
+"""`touchpoint probe`: decode captures or live interfaces and push the records to the engine shards."""
 
 import sys
 

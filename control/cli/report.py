@@ -1,4 +1,4 @@
-"""`touchpoint report`."""
+"""`touchpoint report`: what each campaign achieved, from the engine's data directory."""
 
 import json
 from datetime import datetime, timezone

@@ -1,4 +1,4 @@
-"""`touchpoint rules`."""
+"""`touchpoint rules check` and `rules test`: validate campaign rules, dry-run them on captures."""
 
 import sys
 

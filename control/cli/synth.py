@@ -1,4 +1,4 @@
-"""`touchpoint synth`."""
+"""`touchpoint synth`: write a test capture (the generator, touchpoint.probe.synth, or a story)."""
 
 import click
 

@@ -1,4 +1,4 @@
-"""`touchpoint tap`."""
+"""`touchpoint tap`: receive the probes' record stream, check it and print it."""
 
 import sys
 
