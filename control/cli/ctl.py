@@ -73,6 +73,7 @@ def ctl_call(cmd: str, **args) -> None:
     from touchpoint.control.ctlclient import Unreachable, request
 
     from .ctlrender import render
+
     ctx = click.get_current_context()
     obj = ctx.obj
     name = f"touchpoint ctl {ctx.command_path.split(' ctl ', 1)[-1]}"
