@@ -44,7 +44,7 @@ import click
 import yaml
 
 from . import smpp_pdu
-from .ctl import Unreachable, request
+from .ctlclient import Unreachable, request
 from .policy import holdout_share
 
 RULES = str(resources.files("touchpoint.rules"))        # the example campaigns, shipped with the package

@@ -29,7 +29,7 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
     With `curve` (this side's key pair) only Curve clients get in; with `clients` (a directory
     of public key files), only those.
 
-    Records go to writer (a control.cli.Writer) or, without one, are counted and the count
+    Records go to writer (a control.cli.render.Writer) or, without one, are counted and the count
     printed at the end. Returns the exit code: 0, or 1 when batches were lost or a probe's
     messages could not be read."""
     out = out or sys.stdout

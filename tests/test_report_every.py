@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from touchpoint.control.ctl import default_endpoint, request
+from touchpoint.control.ctl import default_endpoint
+from touchpoint.control.ctlclient import request
 from touchpoint.probe import story
 from tests.test_engine_run import CLI, ROOT, TIMEOUT, probe, start_engine
 

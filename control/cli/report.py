@@ -1,0 +1,57 @@
+"""`touchpoint report`: what each campaign achieved, from the engine's data directory."""
+
+import json
+from datetime import datetime, timezone
+
+import click
+
+from .group import data_dir_option
+
+
+@click.command()
+@click.argument("campaign", required=False)
+@data_dir_option
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), default="rules", show_default=True,
+              help="The rules directory: the campaigns' goals (a goal of a list is resolved from the list).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only triggers from this UTC day or time on.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only triggers before this UTC day or time.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE.png",
+              help="Draw it: the funnel, both groups' conversion curves, the trigger-to-send times.")
+@click.option("--health", is_flag=True, help="The service health scorecard per day instead of the campaigns.")
+def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, health):
+    """What each campaign achieved: funnel, conversion of contacted vs held out, uplift with its
+    95% interval, time from trigger to send, per day.
+
+    \b
+    touchpoint report --data DIR                    # every campaign
+    touchpoint report first-data --since 2026-11-01 --plot first-data.png
+    touchpoint report --health --plot health.png    # penetration, activity, lifecycle segments
+    """
+    from datetime import timezone
+
+    from touchpoint.control import health as health_mod
+    from touchpoint.control import report as rep_mod
+
+    ns = lambda t: int(t.replace(tzinfo=timezone.utc).timestamp()) * 10**9 if t else None
+    try:
+        if health:
+            days = health_mod.read(data_dir)
+            if since or until:
+                days = [d for d in days if (not since or d["day"] >= since.strftime("%Y-%m-%d"))
+                        and (not until or d["day"] < until.strftime("%Y-%m-%d"))]
+            if not days:
+                raise rep_mod.ReportError(f"{data_dir}: no daily counters (the engine writes them at each day's end "
+                                          "of record time and when it stops)")
+            click.echo(json.dumps(days, ensure_ascii=False, indent=1) if as_json else rep_mod.render_health(days))
+            if plot_path:
+                click.echo(f"plot: {rep_mod.plot_health(days, plot_path)}", err=as_json)
+            return
+        rep = rep_mod.build(data_dir, rules_dir, campaign, ns(since), ns(until))
+        click.echo(json.dumps(rep, ensure_ascii=False, indent=1) if as_json else rep_mod.render(rep))
+        if plot_path:
+            click.echo(f"plot: {rep_mod.plot(rep, plot_path)}", err=as_json)
+    except rep_mod.ReportError as e:
+        raise click.ClickException(str(e))

@@ -1,0 +1,84 @@
+"""`touchpoint rules check` and `rules test`: validate campaign rules, dry-run them on captures."""
+
+import sys
+
+import click
+
+from .group import decoder_options, decoder_settings
+
+
+@click.group()
+def rules():
+    """Campaign rules: write them in YAML (rules/README.md), check them here."""
+
+
+@rules.command("check")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def rules_check(directory):
+    """Check a rules directory: every campaign file (*.yaml) and places.yaml.
+
+    \b
+    touchpoint rules check rules/
+
+    Prints every error as FILE:LINE: FIELD: WHY, then a summary. Exit codes: 0 no errors,
+    1 errors, 2 usage.
+    """
+    from collections import Counter
+
+    from touchpoint.control.rules import load
+
+    rs = load(directory)
+    for e in rs.errors:
+        click.echo(str(e))
+    status = Counter(c.status for c in rs.campaigns)
+    p = rs.places
+    summary = (f"{len(rs.campaigns)} campaigns ({status['active']} active, {status['draft']} draft, "
+               f"{status['paused']} paused); places: {len(p.regions)} regions, {len(p.areas)} areas, "
+               f"{len(p.hotlines)} hotlines, {len(p.home)} home networks")
+    if rs.errors:
+        files = len({e.file for e in rs.errors})
+        click.echo(f"{len(rs.errors)} error{'s' * (len(rs.errors) > 1)} in {files} file{'s' * (files > 1)}; "
+                   f"without errors: {summary}")
+        sys.exit(1)
+    click.echo(f"ok: {summary}")
+
+
+@rules.command("test")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), default="rules",
+              show_default=True, help="The campaign rules directory.")
+@click.option("--pcap", "pcaps", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Capture to run the rules on (repeatable: in order, as one stream).")
+@click.option("--lists", "data_dir", type=click.Path(file_okay=False), envvar="TOUCHPOINT_DATA",
+              help="Data directory whose imported lists and TAC table audiences use (default: none, "
+                   "so audiences that name lists are empty).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@decoder_options
+def rules_test(rules_dir, pcaps, data_dir, fmt, **decoder):
+    """Dry-run the rules on captures: which campaigns would fire for whom, when and why.
+
+    \b
+    touchpoint rules test --rules rules --pcap day.pcap --lists touchpoint-data
+
+    Nothing is sent and nothing is stored: the captures are decoded here and run through the
+    engine from empty state. Exit codes: 0, 1 the rules have errors, 2 usage.
+    """
+    from touchpoint.control import dryrun
+    from touchpoint.control.lists import ListStore
+    from touchpoint.control.rules import load
+
+    rs = load(rules_dir)
+    if rs.errors:
+        for e in rs.errors:
+            click.echo(str(e), err=True)
+        click.echo(f"touchpoint rules test: {len(rs.errors)} errors in {rules_dir} (see `touchpoint rules check`)",
+                   err=True)
+        sys.exit(1)
+    warn = lambda line: click.echo(f"touchpoint rules test: {line}", err=True)
+    counts = dryrun.run(rs, pcaps, decoder_settings(**decoder), ListStore(data_dir) if data_dir else None, fmt=fmt,
+                        out=sys.stdout, warn=warn)
+    fired = ", ".join(f"{cid} {n:,}" for cid, n in counts.items() if n) or "none"
+    click.echo(f"touchpoint rules test: {sum(counts.values()):,} triggers from {len(counts)} active campaigns "
+               f"({fired})", err=True)
+
+
+# --- lists ---------------------------------------------------------------------------------------
