@@ -1,9 +1,12 @@
-"""Doc tests: every ```sh block of README.md and rules/README.md is run, so the documentation
-cannot drift from the program.
+"""Doc tests: every ```sh block of README.md, docs/*.md and the folders' READMEs is run, so the
+documentation cannot drift from the program; every relative link points to a file of the
+repository; docs/layout.md names every module of the tree.
 
 The blocks of one file run in order, each with `bash -e`, in one temporary directory holding
 copies of the repository's samples (pcaps/, rules/): a block may use what an earlier one made
-(imported lists, a generated capture), as a reader following the README would. A block must
+(imported lists, a generated capture), as a reader following the README would. The sandbox is
+shared by the docs too, which run in DOCS order (the README's old order of sections): a doc may
+use what an earlier doc made (docs/engine.md the lists docs/lists.md imported). A block must
 exit 0; where a plain ``` block follows it directly, that is its output and every line of it
 must appear in what the block printed (stdout and stderr), in order, except `...` lines (any
 lines) and times (`0.2 s`, `up 0m 04s`), which vary. Processes a block leaves running are
@@ -27,6 +30,11 @@ BLOCK = re.compile(r"(?P<skip><!-- doctest: skip \((?P<why>[^)]*)\) -->[ \t]*\n)
                    r"(?:[ \t]*\n```\n(?P<out>.*?)^```\n)?", re.S | re.M)
 TIME = re.compile(r"\b\d+(\.\d+)? s\b|\bup \d+m \d+s\b")
 TIMEOUT = 60
+# In reading order: a doc may use what an earlier one left in the sandbox.
+DOCS = ["README.md"] + [f"docs/{n}.md" for n in (
+    "decode", "record", "probe", "synth", "lists", "rules", "engine", "policy", "channels", "ctl", "report",
+    "deployment", "layout")] + ["pcaps/README.md", "bench/README.md", "rules/README.md"]
+LINK = re.compile(r"\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 
 
 def blocks(path: str) -> list:
@@ -106,7 +114,16 @@ def sandbox(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("doc", ["README.md", "rules/README.md"])
+def test_every_doc_is_tested():
+    """A new doc under docs/ (or a README beside the code) is run too: it has to be in DOCS."""
+    found = {os.path.relpath(os.path.join(d, f), ROOT) for d, _, fs in os.walk(ROOT) for f in fs
+             if f.endswith(".md") and not any(p.startswith(".") or p in ("build", "touchpoint-demo")
+                                              for p in os.path.relpath(d, ROOT).split(os.sep) if p != ".")}
+    assert found <= set(DOCS), f"docs not in tests/test_readme.py DOCS: {sorted(found - set(DOCS))}"
+    assert set(DOCS) <= found, f"DOCS names docs that are gone: {sorted(set(DOCS) - found)}"
+
+
+@pytest.mark.parametrize("doc", DOCS)
 def test_every_command_block(doc, sandbox):
     found = blocks(os.path.join(ROOT, doc))
     assert found or doc != "README.md"
@@ -125,7 +142,7 @@ def test_every_command_block(doc, sandbox):
 
 def test_skips_have_reasons_and_nothing_else_is_skipped():
     """The marker is the only way out, and it always says why."""
-    for doc in ("README.md", "rules/README.md"):
+    for doc in DOCS:
         with open(os.path.join(ROOT, doc), encoding="utf-8") as f:
             text = f.read()
         markers = re.findall(r"<!-- doctest:[^>]*-->", text)
@@ -141,3 +158,51 @@ def test_output_comparison():
     assert shown_lines_appear("16 rows", "17 rows") == "16 rows"                  # counts are exact
     assert shown_lines_appear("$ cmd\n16 rows, x ...", "17 rows, x y z") is None  # ... except in a transcript
     assert shown_lines_appear("$ cmd\n16 rows, x", "17 rows, y") == "16 rows, x"
+
+
+def links(doc: str) -> list:
+    """(line, target) of every markdown link of `doc` outside code blocks."""
+    with open(os.path.join(ROOT, doc), encoding="utf-8") as f:
+        text = f.read()
+    text = re.sub(r"^```.*?^```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
+    return [(text.count("\n", 0, m.start()) + 1, m.group("target")) for m in LINK.finditer(text)]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_links_stay_in_the_repository_and_exist(doc):
+    bad = []
+    for line, target in links(doc):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):           # https:, mailto:: not a file of ours
+            continue
+        path = target.split("#", 1)[0]
+        if not path:                                           # an anchor in the same doc
+            continue
+        full = os.path.normpath(os.path.join(ROOT, os.path.dirname(doc), path))
+        if os.path.isabs(path) or os.path.relpath(full, ROOT).startswith(".."):
+            bad.append(f"{doc}:{line}: {target}: leaves the repository")
+        elif not os.path.exists(full):
+            bad.append(f"{doc}:{line}: {target}: no such file")
+    assert not bad, "\n".join(bad)
+
+
+def modules() -> set:
+    """Every Python module under probe/ control/ rules/ tests/ bench/ and every Cython/C source under ext/."""
+    out = set()
+    for top, exts in (("probe", (".py",)), ("control", (".py",)), ("rules", (".py",)), ("tests", (".py",)),
+                      ("bench", (".py",)), ("ext", (".pyx", ".pxi", ".pxd", ".h"))):
+        for d, dirs, files in os.walk(os.path.join(ROOT, top)):
+            dirs[:] = [x for x in dirs if not x.startswith((".", "__pycache__")) and x not in ("build", "out")]
+            out |= {os.path.relpath(os.path.join(d, f), ROOT) for f in files if f.endswith(exts)}
+    return out
+
+
+def test_layout_names_every_module():
+    """docs/layout.md names each module by its path (`control/engine.py`), and names no module that is gone."""
+    with open(os.path.join(ROOT, "docs", "layout.md"), encoding="utf-8") as f:
+        text = f.read()
+    named = set(re.findall(r"`((?:probe|control|rules|tests|bench|ext)/[\w/]+\.(?:py|pyx|pxi|pxd|h))`", text))
+    have = modules()
+    missing, stale = sorted(have - named), sorted(named - have)
+    assert not missing and not stale, (
+        "docs/layout.md is out of date:\n  missing (add a line): " + (", ".join(missing) or "none")
+        + "\n  stale (no such file): " + (", ".join(stale) or "none"))

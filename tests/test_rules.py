@@ -490,13 +490,12 @@ def test_record_fields_follow_the_record():
 
 
 def test_spec_examples_pass(tmp_path):
-    """The campaign and places.yaml shown in rules/README.md are valid as written."""
-    with open(os.path.join(RULES, "README.md"), encoding="utf-8") as f:
-        blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+    """The campaign and places.yaml shown in docs/rules.md are valid as written."""
+    with open(os.path.join(ROOT, "docs", "rules.md"), encoding="utf-8") as f:
+        rules_doc = f.read()
+    blocks = re.findall(r"```yaml\n(.*?)```", rules_doc, re.S)
     rs = load(write(tmp_path, {"example.yaml": blocks[0], "places.yaml": blocks[1]}))
     assert rs.ok, [str(e) for e in rs.errors]
     assert rs.campaigns[0].holdout == 0.1 and rs.places.hotlines["service"] == ("10086", "114")
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
-    block = re.findall(r"```yaml\n(.*?)```", readme[readme.index("campaign rules"):], re.S)[0]
+    block = re.findall(r"```yaml\n(.*?)```", rules_doc[rules_doc.index("## Write a rule"):], re.S)[0]
     assert load(write(tmp_path, {"c.yaml": block})).ok
