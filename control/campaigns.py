@@ -4,7 +4,7 @@
     c.trigger.mask(col)                                       # which candidate rows trigger it
     c.message.render({"brand": "Acme"})
 
-The format is rules/README.md; the fields a condition may name are control/fields.py.
+The format is docs/rules.md; the fields a condition may name are control/fields.py.
 """
 import re
 import string

@@ -1,4 +1,4 @@
-"""Scenario events: the codes control._state writes, by the names rules/README.md defines."""
+"""Scenario events: the codes control._state writes, by the names docs/rules.md defines."""
 from enum import IntEnum
 
 

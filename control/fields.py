@@ -1,7 +1,7 @@
 """The fields a campaign condition can name, in one place.
 
 Each field has a type, which says how a rule writes its values and how the engine hands
-over its column (see rules/README.md, "Columns"), and a source, which says where the
+over its column (see docs/rules.md, "Columns"), and a source, which says where the
 engine finds it:
 
   event     computed by the scenario event (`new_handset`, `region`, ...)

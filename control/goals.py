@@ -1,6 +1,6 @@
 """Goals: did the subscriber do what the campaign wanted, within its window after the message?
 
-Every campaign with a goal (rules/README.md, `goal:`) gets an *attribution window* for each
+Every campaign with a goal (docs/rules.md, `goal:`) gets an *attribution window* for each
 message the dispatcher sent (from its sent time) and for each held-out trigger that would have
 been sent (control.policy: from the time it would have gone out): `goal.within` long, kept in
 the outbox's SQLite (table `conversions`) so a restart keeps it. The engine finds the goal events of each batch

@@ -3,7 +3,7 @@
     mask = pred.mask(col, n)          # col(field name) -> the column of the candidate rows
 
 A where-block (control.conditions compiles them) becomes a small tree of these. col(name)
-returns the field's column (see rules/README.md, "Columns"); n, the number of rows, is needed
+returns the field's column (see docs/rules.md, "Columns"); n, the number of rows, is needed
 only by a predicate that tests nothing, and defaults to len(col("kind")). Nothing here reads YAML.
 """
 from dataclasses import dataclass

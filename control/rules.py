@@ -6,7 +6,7 @@
     pred = rules.campaigns[0].trigger.where
     mask = pred.mask(col)             # col(field name) -> the column of the candidate rows
 
-The format is rules/README.md. A directory holds campaign files (control.campaigns), one
+The format is docs/rules.md. A directory holds campaign files (control.campaigns), one
 places.yaml (control.places) and one policy.yaml (control.policyfile), each read through
 control.yamldoc so that every error names its file and line.
 """

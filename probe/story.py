@@ -1,6 +1,6 @@
 """Stories: subscribers and what they do over time, rendered into a capture.
 
-A story (YAML, see "Stories" in rules/README.md) names its subscribers and a timeline of
+A story (YAML, see "Stories" in docs/rules.md) names its subscribers and a timeline of
 high-level steps for each (attach, move, change handset, forward calls, call, SMS, data,
 ...). `render()` turns every step into the signaling a probe would see for it, with the
 encoders and templates of `probe.synth`, mixes it by time with background subscribers

@@ -393,7 +393,7 @@ def random_columns(seed: int, n: int = 64) -> tuple:
 
 
 def plain_holds(name, test, value) -> bool:
-    """The rule text evaluated on one Python value, straight from rules/README.md."""
+    """The rule text evaluated on one Python value, straight from docs/rules.md."""
     f = {**F.RECORD_FIELDS, **F.STATE_FIELDS, **F.AUDIENCE_FIELDS}.get(name)
 
     def equal(t):

@@ -1,5 +1,5 @@
 """Subscriber state and scenario events (control._state) on hand-made records: each event of
-rules/README.md with its edge cases, the index against a dict, and restore."""
+docs/rules.md with its edge cases, the index against a dict, and restore."""
 import numpy as np
 import pytest
 

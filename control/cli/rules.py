@@ -9,7 +9,7 @@ from .group import decoder_options, decoder_settings
 
 @click.group()
 def rules():
-    """Campaign rules: write them in YAML (rules/README.md), check them here."""
+    """Campaign rules: write them in YAML (docs/rules.md), check them here."""
 
 
 @rules.command("check")

@@ -16,7 +16,7 @@ import click
 @click.option("--expected", type=click.Path(dir_okay=False, writable=True),
               help="Also write the records the capture must decode to (JSONL, dialogue mode).")
 @click.option("--scenario", type=click.Path(exists=True, dir_okay=False),
-              help="Render this story (YAML, see rules/README.md) instead of random traffic; "
+              help="Render this story (YAML, see docs/rules.md) instead of random traffic; "
                    "--subscribers, --packets, --rate and --mix do not apply.")
 @click.option("--expect", type=click.Path(dir_okay=False, writable=True),
               help="With --scenario: write the story's steps (subscriber, step, time, records) as JSONL.")
