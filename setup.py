@@ -3,6 +3,7 @@ the sharding loop into probe._shard, and the engine's subscriber state into cont
 
 TOUCHPOINT_DEBUG=1 builds with annotation, bounds checks and -O0 -g.
 """
+import glob
 import os
 
 import numpy
@@ -22,19 +23,15 @@ directives = {
 cflags = ["-O0", "-g"] if DEBUG else ["-O3"]
 cflags += ["-Wall", "-Wno-unused-function", "-Wno-unreachable-code", "-Wno-unused-variable"]
 
+# Every extension depends on the shared C core (a change to a header or .pxd rebuilds them all).
+depends = sorted(glob.glob("ext/*.h") + glob.glob("ext/*.pxd") + glob.glob("ext/*.pxi"))
+common = dict(include_dirs=["ext", numpy.get_include()], depends=depends, extra_compile_args=cflags,
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
 extensions = [
-    Extension(
-        "touchpoint.probe._decode",
-        ["ext/_decode.pyx"],
-        include_dirs=["ext", numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=cflags,
-    ),
-    Extension("touchpoint.probe._ring", ["ext/ring.pyx"], extra_compile_args=cflags),     # live capture (Linux)
-    Extension("touchpoint.probe._shard", ["ext/shard.pyx"], include_dirs=[numpy.get_include()],      # sharding by subscriber
-              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")], extra_compile_args=cflags),
-    Extension("touchpoint.control._state", ["ext/state.pyx"], include_dirs=[numpy.get_include()],     # engine state
-              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")], extra_compile_args=cflags),
+    Extension("touchpoint.probe._decode", ["ext/_decode.pyx"], **common),   # the decoder
+    Extension("touchpoint.probe._ring", ["ext/ring.pyx"], **common),       # live capture (Linux)
+    Extension("touchpoint.probe._shard", ["ext/shard.pyx"], **common),     # sharding by subscriber
+    Extension("touchpoint.control._state", ["ext/state.pyx"], **common),   # engine state
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=DEBUG,

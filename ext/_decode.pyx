@@ -42,7 +42,7 @@ cdef struct Recent:
 
 
 cdef struct Addr:           # SCCP party address
-    uint64_t gt              # packed digits, ALL_F when absent
+    uint64_t gt              # packed digits, NO_DIGITS when absent
     uint32_t pc
     uint8_t has_pc
     uint8_t ssn

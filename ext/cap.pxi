@@ -13,7 +13,7 @@ cdef uint64_t isup_number(const Tlv *t, uint8_t *nai) noexcept nogil:
     """ISUP-format number (Q.763 3.9/3.10): odd/even + NAI, NPI octet, BCD digits."""
     cdef int odd
     if t.len < 2:
-        return ALL_F
+        return NO_DIGITS
     odd = t.v[0] >> 7
     if nai != NULL:
         nai[0] = t.v[0] & 0x7F
@@ -32,7 +32,7 @@ cdef int cap_arg(const Dec *d, int op, const Tlv *prm, tp_record *r) noexcept no
     cdef Cur c = inner(prm)
     cdef Tlv t
     cdef int rc
-    cdef uint64_t called = ALL_F, called_bcd = ALL_F, calling = ALL_F
+    cdef uint64_t called = NO_DIGITS, called_bcd = NO_DIGITS, calling = NO_DIGITS
     cdef uint8_t nai = 0, calling_nai = 0
     if op != 0 and op != 60 and op != 78:
         return 0
@@ -75,7 +75,7 @@ cdef int cap_arg(const Dec *d, int op, const Tlv *prm, tp_record *r) noexcept no
                 rc = location_info(r, &t, 0)
                 if rc:
                     return rc
-            elif t.tag == 0x8F or (t.tag == 0x90 and r.node == ALL_F):
+            elif t.tag == 0x8F or (t.tag == 0x90 and r.node == NO_DIGITS):
                 r.node = address_digits(&t)            # mscAddress, sgsn-Number
         else:                                          # InitialDPGPRS
             if t.tag == 0x81:
@@ -97,7 +97,7 @@ cdef int cap_arg(const Dec *d, int op, const Tlv *prm, tp_record *r) noexcept no
             r.peer = calling
         else:
             r.msisdn = with_country_code(d, calling) if calling_nai == ISUP_NATIONAL else calling
-            r.peer = called_bcd if called_bcd != ALL_F else called
+            r.peer = called_bcd if called_bcd != NO_DIGITS else called
     elif op == 60:
         r.kind = TP_K_MT_SMS if r.event >= 11 else TP_K_MO_SMS
     elif r.event == 11 or r.event == 12:               # pdp-ContextEstablishment(Acknowledgement)

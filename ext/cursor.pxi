@@ -2,12 +2,6 @@
 # Every length, pointer and tag is checked against the bytes that remain; a
 # sub-cursor is clamped to its element's declared length.
 
-cdef extern from *:
-    """
-    #define ALL_F UINT64_MAX
-    """
-    const uint64_t ALL_F
-
 cdef enum:
     BER_MAX_DEPTH = 16
 
@@ -125,7 +119,7 @@ cdef inline uint64_t tbcd(const uint8_t *p, Py_ssize_t n, int ndigits) noexcept 
         v = (v << 4) | x
         k += 1
     if k == 0:
-        return ALL_F
+        return NO_DIGITS
     if k < 16:
         v = (v << (4 * (16 - k))) | ((<uint64_t>1 << (4 * (16 - k))) - 1)
     return v
@@ -134,7 +128,7 @@ cdef inline uint64_t tbcd(const uint8_t *p, Py_ssize_t n, int ndigits) noexcept 
 cdef inline uint64_t address_digits(const Tlv *t) noexcept nogil:
     """AddressString: nature of address / numbering plan octet, then TBCD."""
     if t.len < 2:
-        return ALL_F
+        return NO_DIGITS
     return tbcd(t.v + 1, t.len - 1, -1)
 
 
@@ -142,7 +136,7 @@ cdef inline uint64_t with_country_code(const Dec *d, uint64_t v) noexcept nogil:
     """A national significant number as an international one: the --country-code in front, when
     one is set and the number still fits in 16 digits (else as signalled)."""
     cdef uint64_t low
-    if d.cc_len == 0 or v == ALL_F:
+    if d.cc_len == 0 or v == NO_DIGITS:
         return v
     low = (<uint64_t>1 << (4 * d.cc_len)) - 1
     if (v & low) != low:

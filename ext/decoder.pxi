@@ -145,11 +145,11 @@ cdef class Decoder:
         if self.d.dlg.e == NULL or table_init(&self.d.dlg.idx, &self.d.dlg.pool, max_dialogues):
             raise MemoryError()
         memset(&self.d.tmpl, 0, sizeof(tp_record))
-        self.d.tmpl.imsi = ALL_F
-        self.d.tmpl.msisdn = ALL_F
-        self.d.tmpl.imei = ALL_F
-        self.d.tmpl.peer = ALL_F
-        self.d.tmpl.node = ALL_F
+        self.d.tmpl.imsi = NO_DIGITS
+        self.d.tmpl.msisdn = NO_DIGITS
+        self.d.tmpl.imei = NO_DIGITS
+        self.d.tmpl.peer = NO_DIGITS
+        self.d.tmpl.node = NO_DIGITS
         self.d.tmpl.mcc = 0xFFFF
         self.d.tmpl.mnc = 0xFFFF
         self.d.tmpl.probe_id = probe_id

@@ -168,13 +168,13 @@ cdef int gtp2_ies(const uint8_t *p, Py_ssize_t n, tp_record *r, GtpMsg *g, int d
             if r.qci == 0:
                 r.qci = v[1]
         elif depth == 0:
-            if t == 1 and r.imsi == ALL_F:
+            if t == 1 and r.imsi == NO_DIGITS:
                 r.imsi = tbcd(v, ln, -1)
             elif t == 2 and ln >= 1:
                 r.cause = v[0]
-            elif t == 76 and r.msisdn == ALL_F:
+            elif t == 76 and r.msisdn == NO_DIGITS:
                 r.msisdn = tbcd(v, ln, -1)
-            elif t == 75 and r.imei == ALL_F:
+            elif t == 75 and r.imei == NO_DIGITS:
                 r.imei = tbcd(v, ln, -1)
             elif t == 86:
                 uli_v2(r, v, ln)
@@ -238,7 +238,7 @@ cdef int gtp1_ies(const Dec *d, const uint8_t *p, Py_ssize_t n, tp_record *r, Gt
             pos += 3 + ln
         if t == 1:
             r.cause = v[0]
-        elif t == 2 and r.imsi == ALL_F:
+        elif t == 2 and r.imsi == NO_DIGITS:
             r.imsi = tbcd(v, 8, -1)
         elif t == 3 and not r.loc_type:                # RAI: PLMN, LAC, RAC
             plmn(r, v)
@@ -258,7 +258,7 @@ cdef int gtp1_ies(const Dec *d, const uint8_t *p, Py_ssize_t n, tp_record *r, Gt
         elif t == 133 and g.ngsn < 2:                  # GSN address: control plane, then user plane
             g.gsn[g.ngsn] = be32(v) if ln == 4 else (fold6(v) if ln == 16 else 0)
             g.ngsn += 1
-        elif t == 134 and ln >= 2 and r.msisdn == ALL_F:   # MSISDN: nature-of-address octet first
+        elif t == 134 and ln >= 2 and r.msisdn == NO_DIGITS:   # MSISDN: nature-of-address octet first
             r.msisdn = tbcd(v + 1, ln - 1, -1)
             if ((v[0] >> 4) & 7) == 2:                 # national
                 r.msisdn = with_country_code(d, r.msisdn)
@@ -270,7 +270,7 @@ cdef int gtp1_ies(const Dec *d, const uint8_t *p, Py_ssize_t n, tp_record *r, Gt
                 r.lac_tac = be16(v + 4)
                 r.cell = be16(v + 6) if v[0] < 2 else 0
                 r.loc_type = TP_LOC_CGI if v[0] == 0 else (TP_LOC_SAI if v[0] == 1 else TP_LOC_RAI)
-        elif t == 154 and r.imei == ALL_F:
+        elif t == 154 and r.imei == NO_DIGITS:
             r.imei = tbcd(v, ln, -1)
     if g.v1_has_c and g.ngsn >= 1:
         fteid_add(g, g.v1_teid_c, g.gsn[0])
@@ -334,9 +334,9 @@ cdef Tunnel *tunnel_get(Dec *d, uint32_t teid, uint32_t ip, int create) noexcept
     memset(t, 0, sizeof(Tunnel))
     t.teid = teid
     t.ip = ip
-    t.imsi = ALL_F
-    t.msisdn = ALL_F
-    t.imei = ALL_F
+    t.imsi = NO_DIGITS
+    t.msisdn = NO_DIGITS
+    t.imei = NO_DIGITS
     t.live = 1
     t.flushed_ns = d.pkt.ts_ns
     idx_put(&x.idx, teid, ip, i)
@@ -371,13 +371,13 @@ cdef void tunnels_learn(Dec *d, const GtpMsg *g, const tp_record *r) noexcept no
     """Every tunnel endpoint the message announces now belongs to the record's subscriber."""
     cdef int i
     cdef Tunnel *t
-    if r.imsi == ALL_F and r.msisdn == ALL_F:
+    if r.imsi == NO_DIGITS and r.msisdn == NO_DIGITS:
         return
     for i in range(g.nfteid):
         t = tunnel_get(d, g.fteid[i], g.fteid_ip[i], 1)
         t.imsi = r.imsi
         t.msisdn = r.msisdn
-        if r.imei != ALL_F:
+        if r.imei != NO_DIGITS:
             t.imei = r.imei
         if r.rat:
             t.rat = r.rat
@@ -509,13 +509,13 @@ cdef int gtp_record(Dec *d, GtpMsg *g, tp_record *r, int role) noexcept nogil:
     cdef Dlg *e
     cdef tp_record *o
     cdef uint64_t lo = d.pkt.ip_src, hi = d.pkt.ip_dst, key
-    if r.imsi == ALL_F and g.has_teid and g.teid:
+    if r.imsi == NO_DIGITS and g.has_teid and g.teid:
         t = tunnel_get(d, g.teid, d.pkt.ip_dst, 0)
         if t != NULL:
             r.imsi = t.imsi
-            if r.msisdn == ALL_F:
+            if r.msisdn == NO_DIGITS:
                 r.msisdn = t.msisdn
-            if r.imei == ALL_F:
+            if r.imei == NO_DIGITS:
                 r.imei = t.imei
     if role == 2 and r.cause >= (64 if g.version == 2 else 192):
         r.flags |= TP_F_ERROR
@@ -528,7 +528,7 @@ cdef int gtp_record(Dec *d, GtpMsg *g, tp_record *r, int role) noexcept nogil:
         if e != NULL:                                  # retransmission: the newer request counts
             dlg_release(&d.dlg, e)
         e = dlg_new(d, key, (lo << 32) | hi)
-        fold(e, r, 1, ALL_F, ALL_F)
+        fold(e, r, 1, NO_DIGITS, NO_DIGITS)
         e.rec.tid = g.seq
         e.rec.src = d.pkt.ip_src
         e.rec.dst = d.pkt.ip_dst
@@ -538,7 +538,7 @@ cdef int gtp_record(Dec *d, GtpMsg *g, tp_record *r, int role) noexcept nogil:
     elif role == 2:
         e = dlg_find(&d.dlg, key, (lo << 32) | hi)
         if e != NULL:
-            fold(e, r, 0, ALL_F, ALL_F)
+            fold(e, r, 0, NO_DIGITS, NO_DIGITS)
             e.rec.frame = r.frame
             e.rec.ts_ns = r.ts_ns
             tunnels_learn(d, g, &e.rec)

@@ -261,7 +261,7 @@ cdef uint64_t ussd_digits(const Tlv *s, uint8_t dcs) noexcept nogil:
     cdef uint64_t v = 0
     if not ((dcs >> 4) == 0 or (dcs >> 4) == 1 or ((dcs >> 6) == 1 and (dcs & 0x0C) == 0)
             or ((dcs >> 4) == 0xF and not (dcs & 4))):
-        return ALL_F
+        return NO_DIGITS
     nchars = s.len * 8 // 7
     for i in range(nchars):
         byte = (i * 7) >> 3
@@ -279,13 +279,13 @@ cdef uint64_t ussd_digits(const Tlv *s, uint8_t dcs) noexcept nogil:
         elif ch == 0x23:
             ch = 11
         else:
-            return ALL_F
+            return NO_DIGITS
         if k == 16:
-            return ALL_F
+            return NO_DIGITS
         v = (v << 4) | ch
         k += 1
     if k == 0:
-        return ALL_F
+        return NO_DIGITS
     if k < 16:
         v = (v << (4 * (16 - k))) | ((<uint64_t>1 << (4 * (16 - k))) - 1)
     return v
@@ -315,9 +315,9 @@ cdef int location_info(tp_record *r, const Tlv *li, int gprs) noexcept nogil:
                     return rc
                 if w.tag == 0x80 or w.tag == 0x81:
                     location(r, &w, loc)
-        elif not gprs and (u.tag == 0x81 or u.tag == 0x86) and r.node == ALL_F:
+        elif not gprs and (u.tag == 0x81 or u.tag == 0x86) and r.node == NO_DIGITS:
             r.node = address_digits(&u)                # vlr-number, msc-Number
-        elif gprs and u.tag == 0x83 and r.node == ALL_F:
+        elif gprs and u.tag == 0x83 and r.node == NO_DIGITS:
             r.node = address_digits(&u)                # sgsn-Number
     return 0
 
@@ -374,7 +374,7 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
                     r.imsi = imsi_digits(&u)
                 n04 += 1
             elif op == 67 and (t.tag == 0x80 or t.tag == 0x81 or t.tag == 0x04):
-                if r.node == ALL_F:
+                if r.node == NO_DIGITS:
                     r.node = address_digits(&t)        # vlr-Number / sgsn-Number
         elif op == 7:                                  # insertSubscriberData
             if t.tag == 0x80:
@@ -392,7 +392,7 @@ cdef int map_arg(Dec *d, int op, const Tlv *prm, tp_record *r) noexcept nogil:
             elif op == 45 and t.tag == 0x82:
                 r.peer = address_digits(&t)            # serviceCentreAddress
         elif op == 43:                                 # checkIMEI v3
-            if t.tag == 0x04 and r.imei == ALL_F:
+            if t.tag == 0x04 and r.imei == NO_DIGITS:
                 r.imei = tbcd(t.v, t.len, -1)
         elif op == 44 or op == 46:                     # mt-/mo-forwardSM: DA, OA, UI by position
             if i == 0:

@@ -117,4 +117,12 @@ enum tp_kind {
     TP_K_DATA_USAGE = 29,
 };
 
+/* The type allocation code of a packed IMEI: its first 8 digits as a number. */
+static inline uint32_t tp_tac_of(uint64_t imei) {
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v * 10 + (uint32_t)((imei >> (60 - 4 * i)) & 0xF);
+    return v;
+}
+
 #endif

@@ -38,7 +38,7 @@ cdef int sccp_address(Dec *d, const uint8_t *p, Py_ssize_t n, Addr *a) noexcept 
     cdef uint8_t ai
     cdef Py_ssize_t pos = 1
     cdef int odd = 0, ndig, pc_ind, ssn_ind
-    a.gt = ALL_F
+    a.gt = NO_DIGITS
     a.has_pc = 0
     a.ssn = 0
     if n < 1:
@@ -178,7 +178,7 @@ cdef int sccp(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
 
 cdef inline uint64_t addr_key(const Addr *a, uint32_t mtp_pc) noexcept nogil:
     """A party's identity for table keys: its GT digits, else PC and SSN."""
-    if a.gt != ALL_F:
+    if a.gt != NO_DIGITS:
         return a.gt
     return 0xE000000000000000ULL | (<uint64_t>(a.pc if a.has_pc else mtp_pc) << 8) | a.ssn
 

@@ -5,9 +5,10 @@ where the key came from, and its shard. It runs in the capture thread for every 
 the numpy version's temporaries cost a quarter of a 3-shard probe's time."""
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
 
+from core cimport NO_DIGITS, tp_splitmix64
+
 import numpy as np
 
-cdef uint64_t NONE = 0xFFFFFFFFFFFFFFFF        # probe.record.NO_DIGITS
 # probe.shard.KeySource
 cdef enum:
     SRC_NONE = 0
@@ -15,14 +16,6 @@ cdef enum:
     SRC_LEARNED = 2
     SRC_KEY_MAP = 3
     SRC_MSISDN = 4
-
-
-cdef inline uint64_t _splitmix64(uint64_t x) noexcept nogil:
-    """The splitmix64 finaliser (Steele, Lea, Flood 2014)."""
-    cdef uint64_t z = x + 0x9E3779B97F4A7C15ULL
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-    return z ^ (z >> 31)
 
 
 def splitmix64(keys):
@@ -33,7 +26,7 @@ def splitmix64(keys):
     cdef Py_ssize_t i
     with nogil:
         for i in range(k.shape[0]):
-            o[i] = _splitmix64(k[i])
+            o[i] = tp_splitmix64(k[i])
     return out
 
 
@@ -74,7 +67,7 @@ cdef class Bindings:
         return int(np.count_nonzero(self.slots[:, :, 2]))
 
     cdef inline void put(self, uint64_t msisdn, uint64_t imsi) noexcept nogil:
-        cdef Py_ssize_t s = <Py_ssize_t>(_splitmix64(msisdn) & self.mask), w, at = 0
+        cdef Py_ssize_t s = <Py_ssize_t>(tp_splitmix64(msisdn) & self.mask), w, at = 0
         for w in range(self.ways):
             if self.t[s, w, 0] == msisdn:
                 at = w
@@ -89,14 +82,14 @@ cdef class Bindings:
         self.t[s, at, 2] = self.clock
 
     cdef inline uint64_t get(self, uint64_t msisdn, bint refresh) noexcept nogil:
-        """The IMSI bound to msisdn, or NONE."""
-        cdef Py_ssize_t s = <Py_ssize_t>(_splitmix64(msisdn) & self.mask), w
+        """The IMSI bound to msisdn, or NO_DIGITS."""
+        cdef Py_ssize_t s = <Py_ssize_t>(tp_splitmix64(msisdn) & self.mask), w
         for w in range(self.ways):
             if self.t[s, w, 0] == msisdn and self.t[s, w, 2]:
                 if refresh:
                     self.t[s, w, 2] = self.clock
                 return self.t[s, w, 1]
-        return NONE
+        return NO_DIGITS
 
     def learn(self, const uint64_t[:] msisdn, const uint64_t[:] imsi) -> None:
         """Bind each msisdn to its imsi (the last pair wins for an msisdn given twice)."""
@@ -116,7 +109,7 @@ cdef class Bindings:
         with nogil:
             for i in range(n):
                 o[i] = self.get(msisdn[i], refresh)
-        return out, out != NONE
+        return out, out != NO_DIGITS
 
 
 def assign(const uint64_t[:] imsi, const uint64_t[:] msisdn, Bindings bindings, const uint64_t[::1] map_msisdn,
@@ -134,17 +127,17 @@ def assign(const uint64_t[:] imsi, const uint64_t[:] msisdn, Bindings bindings, 
     bindings.clock += 1
     with nogil:
         for i in range(n):
-            if imsi[i] != NONE and msisdn[i] != NONE:
+            if imsi[i] != NO_DIGITS and msisdn[i] != NO_DIGITS:
                 bindings.put(msisdn[i], imsi[i])
         for i in range(n):
             m = msisdn[i]
-            if imsi[i] != NONE:
+            if imsi[i] != NO_DIGITS:
                 k[i], src[i] = imsi[i], SRC_IMSI
-            elif m == NONE:
-                k[i], src[i] = NONE, SRC_NONE
+            elif m == NO_DIGITS:
+                k[i], src[i] = NO_DIGITS, SRC_NONE
             else:
                 got = bindings.get(m, True)
-                if got != NONE:
+                if got != NO_DIGITS:
                     k[i], src[i] = got, SRC_LEARNED
                 else:
                     k[i], src[i] = m, SRC_MSISDN
@@ -159,5 +152,5 @@ def assign(const uint64_t[:] imsi, const uint64_t[:] msisdn, Bindings bindings, 
                         k[i], src[i] = map_imsi[lo], SRC_KEY_MAP
             by_source[src[i]] += 1
             if src[i] != SRC_NONE and shards > 1:
-                sh[i] = <uint16_t>(_splitmix64(k[i]) % <uint64_t>shards)
+                sh[i] = <uint16_t>(tp_splitmix64(k[i]) % <uint64_t>shards)
     return key, source, shard

@@ -13,34 +13,17 @@ cimport numpy as cnp
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memset
 
+from core cimport *
+
 cnp.import_array()
 
 DEF NO_PLMN = 0xFFFF
 DEF DAY = 86400
 DEF COUNTERS = 5
 
-# record kinds (probe.record.Kind) and flags (probe.record.Flag) the loop reads
-DEF K_LOCATION_UPDATE = 1
-DEF K_GPRS_LOCATION_UPDATE = 2
-DEF K_PURGE_MS = 4
-DEF K_MO_SMS = 9
-DEF K_MT_SMS = 10
-DEF K_MMS = 11
-DEF K_SS_REGISTER = 12
-DEF K_SS_ACTIVATE = 13
-DEF K_SS_DEACTIVATE = 14
-DEF K_SS_ERASE = 15
-DEF K_SUBSCRIBER_INFO = 17
-DEF K_USSD = 18
-DEF K_CALL_ATTEMPT = 19
-DEF K_PDP_CREATE = 20
-DEF K_PDP_UPDATE = 21
-DEF K_PDP_DELETE = 22
-DEF K_SESSION_CREATE = 23
-DEF K_SESSION_MODIFY = 24
-DEF K_SESSION_DELETE = 25
-DEF K_DATA_USAGE = 29
-DEF F_FAILED = 0x04 | 0x08 | 0x10      # error, abort, timeout: nothing happened to the subscriber
+# record kinds and flags: tp_kind, tp_flag (ext/record.h, through core.pxd)
+cdef enum:
+    F_FAILED = TP_F_ERROR | TP_F_ABORT | TP_F_TIMEOUT      # nothing happened to the subscriber
 
 # scenario events (control.events.Event mirrors these)
 DEF E_IMEI_CHANGE = 1
@@ -70,37 +53,7 @@ DEF S_SEEN_2G = 0x10       # radio generations seen (first time on a RAT)
 DEF CF_MASK = 0x0F         # Sub.cf: cfu, cfb, cfnry, cfnrc; the high nibble counts open sessions
 
 
-cdef extern from *:
-    """
-    #pragma pack(push, 1)
-    typedef struct {
-        uint64_t imsi, msisdn, imei, node, cf_to;
-        uint32_t lac_tac, cell, last_seen, area_since, off_at, cf_at, data_days, kib, kib_prev;
-        uint16_t mcc, mnc, area, data_day;
-        uint16_t cnt[5], prev[5];
-        uint8_t  rat, region, flags, cf;
-    } tp_sub;
-    typedef struct {
-        int64_t  ts_ns;
-        int32_t  rec, sub;
-        uint8_t  event, flag, region, other_region;
-        uint16_t area, minutes;
-        uint32_t tac, old_tac, seconds;
-        uint8_t  rat, from_rat, ss_code, segment;
-        uint64_t number;
-    } tp_event;
-    typedef struct {
-        int64_t  ts_ns;
-        uint32_t sub, since;
-        uint16_t area, minutes;
-    } tp_timer;
-    typedef struct {
-        int64_t ts_ns; uint16_t kind; uint8_t proto, flags; uint16_t op, cause;
-        uint64_t imsi, msisdn, imei, peer, node;
-        uint16_t mcc, mnc; uint32_t lac_tac, cell; uint8_t rat, ss_code;
-    } tp_rec_head;
-    #pragma pack(pop)
-    """
+cdef extern from "state.h":
     ctypedef struct tp_sub:
         uint64_t imsi, msisdn, imei, node, cf_to
         uint32_t lac_tac, cell, last_seen, area_since, off_at, cf_at, data_days, kib, kib_prev
@@ -120,15 +73,6 @@ cdef extern from *:
         int64_t ts_ns
         uint32_t sub, since
         uint16_t area, minutes
-    ctypedef struct tp_rec_head:
-        int64_t ts_ns
-        uint16_t kind
-        uint8_t proto, flags
-        uint16_t op, cause
-        uint64_t imsi, msisdn, imei, peer, node
-        uint16_t mcc, mnc
-        uint32_t lac_tac, cell
-        uint8_t rat, ss_code
 
 
 STATE_DTYPE = np.dtype([
@@ -148,12 +92,6 @@ EVENT_DTYPE = np.dtype([
     ("number", "<u8"),
 ])
 TIMER_DTYPE = np.dtype([("ts_ns", "<i8"), ("sub", "<u4"), ("since", "<u4"), ("area", "<u2"), ("minutes", "<u2")])
-# tp_rec_head is the start of the probe's record (ext/record.h): check it, and find octets
-from touchpoint.probe.record import RECORD_DTYPE
-_HEAD = [("ts_ns", 0), ("kind", 8), ("flags", 11), ("imsi", 16), ("msisdn", 24), ("imei", 32), ("peer", 40),
-         ("node", 48), ("mcc", 56), ("mnc", 58), ("lac_tac", 60), ("cell", 64), ("rat", 68), ("ss_code", 69)]
-assert all(RECORD_DTYPE.fields[f][1] == off for f, off in _HEAD), "record layout changed: update tp_rec_head"
-cdef Py_ssize_t OCTETS = RECORD_DTYPE.fields["octets"][1]
 SUB_SIZE = sizeof(tp_sub)
 EVENT_SIZE = sizeof(tp_event)
 assert STATE_DTYPE.itemsize == SUB_SIZE and EVENT_DTYPE.itemsize == EVENT_SIZE
@@ -166,10 +104,8 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    #define TP_ALL_F 0xFFFFFFFFFFFFFFFFULL
-    #define TP_IMSI_SALT 0x9e3779b97f4a7c15ULL
+    #define TP_IMSI_SALT TP_GOLDEN
     """
-    const uint64_t ALL_F "TP_ALL_F"             # packed digits of the empty string
     const uint64_t IMSI_SALT "TP_IMSI_SALT"     # IMSI and MSISDN keys hash apart
 
 cdef uint8_t[4] CF_CODES = [0x21, 0x29, 0x2a, 0x2b]
@@ -199,25 +135,6 @@ cdef inline uint8_t segment_of(const tp_sub *s, int64_t ts_ns) noexcept nogil:
     if days & 0x7F and not days & (0x3FFFFFFF ^ 0x7F):
         return 2
     return 4 if n >= 20 else 3
-
-
-cdef inline uint64_t mix(uint64_t x) noexcept nogil:
-    # splitmix64 finaliser: packed digits share long runs of filler nibbles
-    x ^= x >> 30
-    x *= <uint64_t>0xbf58476d1ce4e5b9
-    x ^= x >> 27
-    x *= <uint64_t>0x94d049bb133111eb
-    x ^= x >> 31
-    return x
-
-
-cdef inline uint32_t tac_of(uint64_t imei) noexcept nogil:
-    """The first 8 digits (type allocation code) as a number."""
-    cdef uint32_t v = 0
-    cdef int i
-    for i in range(8):
-        v = v * 10 + <uint32_t>((imei >> (60 - 4 * i)) & 0xF)
-    return v
 
 
 cdef inline int rat_generation(uint8_t rat) noexcept nogil:
@@ -334,9 +251,9 @@ cdef class State:
         self.used = 0
         cdef uint32_t i
         for i in range(self.count):
-            if self.subs[i].imsi != ALL_F:
+            if self.subs[i].imsi != NO_DIGITS:
                 self._put(self.subs[i].imsi, i, 1)
-            if self.subs[i].msisdn != ALL_F:
+            if self.subs[i].msisdn != NO_DIGITS:
                 self._put(self.subs[i].msisdn, i, 0)
 
     cdef inline uint64_t _key(self, uint32_t row, int by_imsi) noexcept nogil:
@@ -347,7 +264,7 @@ cdef class State:
         a slot holds a row, and the row's own field tells whose key it is. A key that moved to
         another row, or a row whose MSISDN changed, leaves a stale slot that lookups step over
         and the next rebuild drops."""
-        cdef uint64_t h = mix(key ^ (<uint64_t>by_imsi * IMSI_SALT)) & self.mask
+        cdef uint64_t h = tp_mix64(key ^ (<uint64_t>by_imsi * IMSI_SALT)) & self.mask
         cdef uint32_t s
         while True:
             s = self.slots[h]
@@ -357,15 +274,15 @@ cdef class State:
                 return s - 1
             h = (h + 1) & self.mask
 
-    cdef inline void _prefetch(self, const tp_rec_head *r, bint row) noexcept nogil:
+    cdef inline void _prefetch(self, const tp_record *r, bint row) noexcept nogil:
         """Ask for the index slot of a record a few ahead (row: and, once its slot is in cache,
         for its row): the lookups' cache misses overlap instead of queueing."""
         cdef uint64_t h
         cdef uint32_t s
-        if r.imsi != ALL_F:
-            h = mix(r.imsi ^ IMSI_SALT) & self.mask
-        elif r.msisdn != ALL_F:
-            h = mix(r.msisdn) & self.mask
+        if r.imsi != NO_DIGITS:
+            h = tp_mix64(r.imsi ^ IMSI_SALT) & self.mask
+        elif r.msisdn != NO_DIGITS:
+            h = tp_mix64(r.msisdn) & self.mask
         else:
             return
         if not row:
@@ -382,7 +299,7 @@ cdef class State:
             self._index(max(<uint64_t>self.cap, (self.mask + 1) * 2 // 5 + 1))
 
     cdef void _put(self, uint64_t key, uint32_t row, int by_imsi) noexcept nogil:
-        cdef uint64_t h = mix(key ^ (<uint64_t>by_imsi * IMSI_SALT)) & self.mask
+        cdef uint64_t h = tp_mix64(key ^ (<uint64_t>by_imsi * IMSI_SALT)) & self.mask
         cdef uint32_t s
         while True:
             s = self.slots[h]
@@ -405,25 +322,25 @@ cdef class State:
         memset(&self.subs[row], 0, sizeof(tp_sub))
         self.subs[row].imsi = imsi
         self.subs[row].msisdn = msisdn
-        self.subs[row].imei = ALL_F
-        self.subs[row].node = ALL_F
-        self.subs[row].cf_to = ALL_F
+        self.subs[row].imei = NO_DIGITS
+        self.subs[row].node = NO_DIGITS
+        self.subs[row].cf_to = NO_DIGITS
         self.subs[row].mcc = NO_PLMN
         self.subs[row].mnc = NO_PLMN
         self._room()
-        if imsi != ALL_F:
+        if imsi != NO_DIGITS:
             self._put(imsi, row, 1)
         self._room()
-        if msisdn != ALL_F:
+        if msisdn != NO_DIGITS:
             self._put(msisdn, row, 0)
         return row
 
-    def find(self, imsi=ALL_F, msisdn=ALL_F):
+    def find(self, imsi=NO_DIGITS, msisdn=NO_DIGITS):
         """The row of a subscriber (packed IMSI first, else packed MSISDN), or -1."""
         cdef int64_t r = -1
-        if imsi != ALL_F:
+        if imsi != NO_DIGITS:
             r = self._find(imsi, 1)
-        if r < 0 and msisdn != ALL_F:
+        if r < 0 and msisdn != NO_DIGITS:
             r = self._find(msisdn, 0)
         return r
 
@@ -435,9 +352,9 @@ cdef class State:
         cdef int64_t r
         for i in range(imsi.shape[0]):
             r = -1
-            if imsi[i] != ALL_F:
+            if imsi[i] != NO_DIGITS:
                 r = self._find(imsi[i], 1)
-            if r < 0 and msisdn[i] != ALL_F:
+            if r < 0 and msisdn[i] != NO_DIGITS:
                 r = self._find(msisdn[i], 0)
             o[i] = r
         return out
@@ -534,7 +451,7 @@ cdef class State:
         self.nev += 1
         memset(e, 0, sizeof(tp_event))
         e.ts_ns, e.rec, e.sub, e.event = ts_ns, rec, sub, code
-        e.number = ALL_F
+        e.number = NO_DIGITS
         e.segment = segment_of(&self.subs[sub], ts_ns)
         return e
 
@@ -552,7 +469,7 @@ cdef class State:
         cell)."""
         cdef Py_ssize_t n = len(records), i, stride = records.dtype.itemsize
         cdef char *base = <char *>cnp.PyArray_DATA(records)
-        cdef const tp_rec_head *r
+        cdef const tp_record *r
         cdef tp_sub *s
         cdef tp_event *e
         cdef int64_t row
@@ -563,32 +480,33 @@ cdef class State:
         cdef uint8_t bits
         cdef bint first, failed, located
         cdef uint16_t[:] dwell = self.dwell
-        assert records.flags.c_contiguous and region.shape[0] == n and area.shape[0] == n
+        assert records.flags.c_contiguous and stride == sizeof(tp_record), "records: RECORD_DTYPE, contiguous"
+        assert region.shape[0] == n and area.shape[0] == n
         self._set_events(np.zeros(n * 3 + 64, EVENT_DTYPE))
         self.nev = 0
         for i in range(n):
-            r = <const tp_rec_head *>(base + i * stride)
+            r = <const tp_record *>(base + i * stride)
             if i + 16 < n:
-                self._prefetch(<const tp_rec_head *>(base + (i + 16) * stride), False)
+                self._prefetch(<const tp_record *>(base + (i + 16) * stride), False)
             if i + 8 < n:
-                self._prefetch(<const tp_rec_head *>(base + (i + 8) * stride), True)
+                self._prefetch(<const tp_record *>(base + (i + 8) * stride), True)
             if r.ts_ns > self.clock_ns:
                 self.clock_ns = r.ts_ns
                 if self.ntimers:
                     self._fire_due(self.clock_ns)
             # the subscriber: by IMSI, else by MSISDN; a new IMSI adopts a row known by MSISDN only
             row = -1
-            if r.imsi != ALL_F:
+            if r.imsi != NO_DIGITS:
                 row = self._find(r.imsi, 1)
-                if row < 0 and r.msisdn != ALL_F:
+                if row < 0 and r.msisdn != NO_DIGITS:
                     row = self._find(r.msisdn, 0)
-                    if row >= 0 and self.subs[row].imsi == ALL_F:
+                    if row >= 0 and self.subs[row].imsi == NO_DIGITS:
                         self.subs[row].imsi = r.imsi
                         self._room()
                         self._put(r.imsi, <uint32_t>row, 1)
                     else:
                         row = -1
-            elif r.msisdn != ALL_F:
+            elif r.msisdn != NO_DIGITS:
                 row = self._find(r.msisdn, 0)
             else:
                 continue
@@ -597,7 +515,7 @@ cdef class State:
                 row = self._new(r.imsi, r.msisdn)
             sub = <uint32_t>row
             s = &self.subs[sub]
-            if r.msisdn != ALL_F and s.msisdn != r.msisdn:
+            if r.msisdn != NO_DIGITS and s.msisdn != r.msisdn:
                 s.msisdn = r.msisdn
                 self._room()
                 self._put(r.msisdn, sub, 0)
@@ -617,14 +535,14 @@ cdef class State:
             if t > s.last_seen:
                 s.last_seen = t
 
-            if first and r.imsi != ALL_F and self.nhome and not self._home(r.imsi):
+            if first and r.imsi != NO_DIGITS and self.nhome and not self._home(r.imsi):
                 e = self._event(E_INBOUND_ROAMER, r.ts_ns, i, sub)
 
             if not failed:
                 # handset
-                if r.imei != ALL_F:
-                    if s.imei != ALL_F and (s.imei >> 8) != (r.imei >> 8):
-                        tac_new, tac_old = tac_of(r.imei), tac_of(s.imei)
+                if r.imei != NO_DIGITS:
+                    if s.imei != NO_DIGITS and (s.imei >> 8) != (r.imei >> 8):
+                        tac_new, tac_old = tp_tac_of(r.imei), tp_tac_of(s.imei)
                         e = self._event(E_IMEI_CHANGE, r.ts_ns, i, sub)
                         if e != NULL:
                             e.flag = tac_new != tac_old
@@ -656,7 +574,7 @@ cdef class State:
                     s.region = <uint8_t>reg
                     s.flags |= S_LOCATED
                 if reg >= 0:
-                    if r.node != ALL_F:
+                    if r.node != NO_DIGITS:
                         s.node = r.node
                     if r.mcc != NO_PLMN:
                         s.mcc, s.mnc = r.mcc, r.mnc
@@ -677,18 +595,18 @@ cdef class State:
                     s.lac_tac, s.cell = r.lac_tac, r.cell
 
                 # what the record is
-                if r.kind == K_PURGE_MS:
+                if r.kind == TP_K_PURGE_MS:
                     self._power_off(s, sub, r, i, t)
-                elif r.kind == K_SESSION_DELETE or r.kind == K_PDP_DELETE:
+                elif r.kind == TP_K_SESSION_DELETE or r.kind == TP_K_PDP_DELETE:
                     # an EPS detach deletes the last session; a 2G/3G PDP context goes whenever
                     # data is switched off, so only GTPv2 can tell a power-off, and only for a
                     # subscriber not attached in the CS domain (where the data may just have ended)
                     if s.cf >> 4:
                         s.cf -= 0x10
-                        if not s.cf >> 4 and r.kind == K_SESSION_DELETE and not s.flags & S_CS:
+                        if not s.cf >> 4 and r.kind == TP_K_SESSION_DELETE and not s.flags & S_CS:
                             self._power_off(s, sub, r, i, t)
-                elif (r.kind == K_LOCATION_UPDATE or r.kind == K_GPRS_LOCATION_UPDATE
-                      or r.kind == K_SESSION_CREATE or r.kind == K_PDP_CREATE):
+                elif (r.kind == TP_K_LOCATION_UPDATE or r.kind == TP_K_GPRS_LOCATION_UPDATE
+                      or r.kind == TP_K_SESSION_CREATE or r.kind == TP_K_PDP_CREATE):
                     if first or s.flags & S_OFF:
                         e = self._event(E_POWER_ON, r.ts_ns, i, sub)
                         if e != NULL and not first:
@@ -700,9 +618,9 @@ cdef class State:
                                 e.number = s.cf_to
                                 e.ss_code = CF_CODES[lowest_bit(s.cf & CF_MASK)]
                         s.flags &= ~S_OFF
-                    if r.kind == K_LOCATION_UPDATE:
+                    if r.kind == TP_K_LOCATION_UPDATE:
                         s.flags |= S_CS
-                    if r.kind == K_SESSION_CREATE or r.kind == K_PDP_CREATE:
+                    if r.kind == TP_K_SESSION_CREATE or r.kind == TP_K_PDP_CREATE:
                         if s.cf >> 4 < 15:
                             s.cf += 0x10
                         if s.cnt[4] < 0xFFFF:
@@ -710,37 +628,37 @@ cdef class State:
                         e = self._event(E_DATA_SESSION_START, r.ts_ns, i, sub)
                         if e != NULL:
                             e.rat = r.rat
-                elif r.kind == K_SS_REGISTER or r.kind == K_SS_ACTIVATE:
+                elif r.kind == TP_K_SS_REGISTER or r.kind == TP_K_SS_ACTIVATE:
                     bits = cf_bits(r.ss_code)
                     if bits:
                         s.cf |= bits
                         s.cf_at = t
-                        if r.peer != ALL_F:
+                        if r.peer != NO_DIGITS:
                             s.cf_to = r.peer
-                elif r.kind == K_SS_ERASE or r.kind == K_SS_DEACTIVATE:
+                elif r.kind == TP_K_SS_ERASE or r.kind == TP_K_SS_DEACTIVATE:
                     bits = cf_bits(r.ss_code)
                     if bits:
                         s.cf &= ~bits
-                elif r.kind == K_CALL_ATTEMPT:
+                elif r.kind == TP_K_CALL_ATTEMPT:
                     self._count(s, 3)
                     e = self._event(E_HOTLINE_CALL, r.ts_ns, i, sub)
                     if e != NULL:
                         e.number = r.peer
-                elif r.kind == K_MO_SMS:
+                elif r.kind == TP_K_MO_SMS:
                     self._count(s, 0)
                     e = self._event(E_SMS_MO, r.ts_ns, i, sub)
-                elif r.kind == K_MT_SMS:
+                elif r.kind == TP_K_MT_SMS:
                     self._count(s, 1)
                     e = self._event(E_SMS_MT, r.ts_ns, i, sub)
-                elif r.kind == K_MMS:
+                elif r.kind == TP_K_MMS_NOTIFICATION:
                     self._count(s, 2)
                     e = self._event(E_MMS_MT, r.ts_ns, i, sub)
-                elif r.kind == K_USSD:
+                elif r.kind == TP_K_USSD:
                     e = self._event(E_USSD, r.ts_ns, i, sub)
                     if e != NULL:
                         e.number = r.peer
-                elif r.kind == K_DATA_USAGE:
-                    self._usage(s, (<const uint64_t *>(base + i * stride + OCTETS))[0], t)
+                elif r.kind == TP_K_DATA_USAGE:
+                    self._usage(s, r.octets, t)
             e = self._event(E_RECORD, r.ts_ns, i, sub)
         out = self._events[:self.nev]
         self._events = None
@@ -761,7 +679,7 @@ cdef class State:
         if s.cnt[j] < 0xFFFF:
             s.cnt[j] += 1
 
-    cdef void _power_off(self, tp_sub *s, uint32_t sub, const tp_rec_head *r, Py_ssize_t i, uint32_t t):
+    cdef void _power_off(self, tp_sub *s, uint32_t sub, const tp_record *r, Py_ssize_t i, uint32_t t):
         if not s.flags & S_OFF:
             self._event(E_POWER_OFF, r.ts_ns, i, sub)
         s.flags |= S_OFF

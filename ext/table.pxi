@@ -32,7 +32,7 @@ cdef void table_free(Index *x, Pool *p) noexcept nogil:
 
 
 cdef inline uint32_t idx_home(const Index *x, uint64_t k1, uint64_t k2) noexcept nogil:
-    return <uint32_t>(mix64(k1 * 0x9E3779B97F4A7C15ULL ^ k2) & x.mask)
+    return <uint32_t>(tp_mix64(k1 * TP_GOLDEN ^ k2) & x.mask)
 
 
 cdef inline int32_t idx_slot(const Index *x, uint64_t k1, uint64_t k2) noexcept nogil:

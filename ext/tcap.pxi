@@ -263,7 +263,7 @@ cdef void dlg_emit(Dec *d, Dlg *e, uint8_t flags) noexcept nogil:
     r.flags |= flags
     if (r.flags & TP_F_REQUEST) and (r.flags & TP_F_RESPONSE):
         r.flags |= TP_F_CORRELATED
-    if r.node == ALL_F and r.proto == TP_PROTO_MAP:
+    if r.node == NO_DIGITS and r.proto == TP_PROTO_MAP:
         side = node_side(r.op, r.kind) if e.has_op else SIDE_NONE
         if side == SIDE_SENDER:
             r.node = e.fb_sender
@@ -299,8 +299,8 @@ cdef Dlg *dlg_new(Dec *d, uint64_t tid, uint64_t addr) noexcept nogil:
     e.ka_tid = tid
     e.ka_addr = addr
     e.start_ns = d.pkt.ts_ns
-    e.fb_sender = ALL_F
-    e.fb_receiver = ALL_F
+    e.fb_sender = NO_DIGITS
+    e.fb_receiver = NO_DIGITS
     idx_put(&t.idx, tid, addr, i)
     return e
 
@@ -333,16 +333,16 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
     x.flags |= r.flags
     if r.cause and (x.cause == 0 or not is_invoke):   # the answer's cause wins
         x.cause = r.cause
-    if x.imsi == ALL_F:
+    if x.imsi == NO_DIGITS:
         x.imsi = r.imsi
-    if x.msisdn == ALL_F:
+    if x.msisdn == NO_DIGITS:
         x.msisdn = r.msisdn
-    if x.imei == ALL_F:
+    if x.imei == NO_DIGITS:
         x.imei = r.imei
-    if x.peer == ALL_F and x.peer_alpha[0] == 0:
+    if x.peer == NO_DIGITS and x.peer_alpha[0] == 0:
         x.peer = r.peer
         memcpy(x.peer_alpha, r.peer_alpha, TP_ALPHA_LEN)
-    if x.node == ALL_F:
+    if x.node == NO_DIGITS:
         x.node = r.node
     if x.ss_code == 0:
         x.ss_code = r.ss_code
@@ -431,8 +431,8 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         return anomaly(d, AN_TCAP_UNKNOWN_TYPE, p)
     memset(&m, 0, sizeof(Msg))
     m.type = top.tag
-    m.dest_ref = ALL_F
-    m.orig_ref = ALL_F
+    m.dest_ref = NO_DIGITS
+    m.orig_ref = NO_DIGITS
     m.orig_national = 0
     c = inner(&top)
     while c.p < c.end:
@@ -510,8 +510,8 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         temp = 1
         memset(e, 0, sizeof(Dlg))
         memcpy(&e.rec, &d.tmpl, sizeof(tp_record))
-        e.fb_sender = ALL_F
-        e.fb_receiver = ALL_F
+        e.fb_sender = NO_DIGITS
+        e.fb_receiver = NO_DIGITS
         e.rec.version = m.version
         e.rec.proto = proto
         e.rec.tid = <uint32_t>(m.dtid if m.dtid else m.otid)
@@ -582,17 +582,17 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                 d.layer_ok[lay] += 1
             if r.kind == TP_K_OTHER and k.op >= 0 and is_invoke and proto == TP_PROTO_MAP:
                 anomaly(d, AN_MAP_UNKNOWN_OP, k.prm.at if k.has_prm else ct.at)
-            if r.imsi == ALL_F:
+            if r.imsi == NO_DIGITS:
                 r.imsi = m.dest_ref
-            if r.msisdn == ALL_F and (m.ac_x == 18 or m.ac_x == 19):
+            if r.msisdn == NO_DIGITS and (m.ac_x == 18 or m.ac_x == 19):
                 r.msisdn = with_country_code(d, m.orig_ref) if m.orig_national else m.orig_ref
             sender = d.pkt.calling.gt if is_invoke else d.pkt.called.gt
             receiver = d.pkt.called.gt if is_invoke else d.pkt.calling.gt
             if d.messages:
                 r.flags |= partial
-                if r.node == ALL_F and proto == TP_PROTO_MAP:
+                if r.node == NO_DIGITS and proto == TP_PROTO_MAP:
                     i = node_side(k.op, r.kind)
-                    r.node = sender if i == SIDE_SENDER else (receiver if i == SIDE_RECEIVER else ALL_F)
+                    r.node = sender if i == SIDE_SENDER else (receiver if i == SIDE_RECEIVER else NO_DIGITS)
                 if r.op == 0xFFFF:
                     r.op = 0
                 o = emit(d)
