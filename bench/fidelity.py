@@ -11,7 +11,7 @@ their tables of known differences (nothing here decides what agrees):
   tests/test_tshark_cap_isup.py   CAP components, ISUP messages (other types and BICC in number),
                                   IMSI, calling number and MSC address (the MSISDN column), called
                                   number (BICC's too), service key, cell global id;
-  tests/test_gtp.py               the GTP message types the decoder records, G-PDUs, the types it
+  tests/test_tshark_gtp.py        the GTP message types the decoder records, G-PDUs, the types it
                                   counts without a record (in number), IMSI, MSISDN,
                                   IMEI, ECI and TAC, GTPv1 LAC, RAC, CI and SAC (the cells column),
                                   called numbers;
@@ -162,7 +162,7 @@ def cap_isup_file(row: Row, path: Path) -> None:
 
 
 def gtp_file(row: Row, path: Path) -> None:
-    from tests import test_gtp as t
+    from tests import test_tshark_gtp as t
     theirs, ours = t.tshark_view(path), t.our_view(path)
     diffs, known = t.differences(theirs, ours), t.KNOWN.get(path.name, {})
     for key in sorted(set(theirs) | set(ours) | set(known)):
@@ -173,9 +173,9 @@ def gtp_file(row: Row, path: Path) -> None:
             ts, o = diffs[key]
             n = abs(ts - o) if isinstance(ts, int) else len(set(ts) ^ set(o))
             why = known[key][2] if known.get(key, ())[:2] == (ts, o) else None
-            cell.diffs.append((n, why, f"test_gtp {key}: tshark {ts}, ours {o}"))
+            cell.diffs.append((n, why, f"test_tshark_gtp {key}: tshark {ts}, ours {o}"))
         elif key in known:
-            cell.diffs.append((0, None, f"test_gtp {key}: known difference no longer seen: {known[key][2]}"))
+            cell.diffs.append((0, None, f"test_tshark_gtp {key}: known difference no longer seen: {known[key][2]}"))
     shown = {k.split(":")[0] for k in set(theirs) | set(ours) if theirs.get(k) or ours.get(k)}
     row.family += [family for prefix, family in GTP_FAMILY.items() if prefix in shown]
 
@@ -277,7 +277,7 @@ def stats_text(row: Row) -> str:
 # --- one file, all files ---------------------------------------------------------------------------
 
 def compare_file(name: str, listed: dict) -> Row:
-    from tests import test_gtp, test_tshark, test_tshark_cap_isup
+    from tests import test_tshark, test_tshark_cap_isup, test_tshark_gtp
     path = PUBLIC / name
     group, identifiers = listed.get(name, ("", {}))
     row = Row(name, group)
@@ -287,7 +287,7 @@ def compare_file(name: str, listed: dict) -> Row:
         map_file(row, path)
     if name in test_tshark_cap_isup.BY_NAME:
         cap_isup_file(row, path)
-    if name in test_gtp.gtp_captures():
+    if name in test_tshark_gtp.gtp_captures():
         gtp_file(row, path)
     add_gaps(row, identifiers, our_values(records))
     return row

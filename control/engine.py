@@ -22,7 +22,8 @@ from touchpoint.probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, p
 from ._state import EVENT_DTYPE, STATE_DTYPE, TIMER_DTYPE, State
 from .events import EVENT_FIELDS, Event
 from .fields import EVENTS, HANDSET_CAPS, RECORD_FIELDS, STATE_FIELDS
-from .lists import ListError, imei_tac
+from .lists import imei_tac
+from .lists.layout import ListError
 
 # Every condition field by name, to show values in the trigger log (event fields last: they win).
 FIELDS = {**RECORD_FIELDS, **STATE_FIELDS, **{k: f for e in EVENTS.values() for k, f in e.fields.items()}}

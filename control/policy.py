@@ -32,7 +32,7 @@ import numpy as np
 
 from touchpoint.probe.record import pack
 
-from .lists import ListError
+from .lists.layout import ListError
 
 NS = 1_000_000_000
 DAY_NS = 86400 * NS

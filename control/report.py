@@ -228,7 +228,8 @@ def _from_list(rows: list, goal, data_dir: str) -> list:
     subscriber's row (the last of its MSISDN in the file) converts a window its time falls in."""
     from touchpoint.probe.record import pack
 
-    from .lists import ListError, ListStore
+    from .lists import ListStore
+    from .lists.layout import ListError
     try:
         lst = ListStore(data_dir).get(goal.list)
     except ListError:

@@ -1,6 +1,6 @@
 """`touchpoint engine`: one engine shard as a process.
 
-Binds where the probes push (probe.transport.Receiver: headers, schema version and sequence
+Binds where the probes push (probe.transport.receiving.Receiver: headers, schema version and sequence
 gaps checked), runs each batch through control.engine.Engine, appends the triggers to the
 trigger log (DATA/triggers.jsonl) and, when asked, sends them on a ZeroMQ PUSH socket for the
 dispatcher. The subscriber state is snapshotted to DATA/state/shard-N.npz every
@@ -30,7 +30,8 @@ import zmq
 
 from touchpoint.probe.logline import write_line
 from touchpoint.probe.signals import on_signals
-from touchpoint.probe.transport import Receiver, WireError
+from touchpoint.probe.transport.receiving import Receiver
+from touchpoint.probe.transport.wire import WireError
 
 from .ctl import Commands, ControlServer, default_endpoint
 from .dispatcher import Dispatcher

@@ -16,7 +16,9 @@ import threading
 
 from touchpoint.probe.logline import write_line
 from touchpoint.probe.signals import on_signals
-from touchpoint.probe.transport import Curve, Receiver, WireError
+from touchpoint.probe.transport import Curve
+from touchpoint.probe.transport.receiving import Receiver
+from touchpoint.probe.transport.wire import WireError
 
 NAME = "touchpoint tap"
 

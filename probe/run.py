@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .logline import write_line
 from .shard import KeyMap, Sharder
 from .signals import on_signals
-from .transport import DROP_CAUSES, Publisher
+from .transport.sending import DROP_CAUSES, Publisher
 
 EXIT_OK = 0
 EXIT_INPUT = 1          # a capture could not be read (to its end)

@@ -12,7 +12,7 @@ import zmq
 
 from touchpoint.control import dryrun, rules
 from touchpoint.probe.decode import Options
-from touchpoint.probe.transport import Header
+from touchpoint.probe.transport.wire import Header
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",

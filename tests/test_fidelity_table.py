@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_gtp, test_tshark_cap_isup
+from tests import test_tshark_cap_isup, test_tshark_gtp
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "fidelity.py"
-needs_public = pytest.mark.skipif(not test_gtp.PUBLIC.is_dir() or test_gtp.TSHARK is None,
+needs_public = pytest.mark.skipif(not test_tshark_gtp.PUBLIC.is_dir() or test_tshark_gtp.TSHARK is None,
                                   reason="needs ../shared/pcaps-public and tshark")
 
 
@@ -49,7 +49,7 @@ def test_known_difference_with_its_reason():
 def test_a_difference_the_tests_do_not_know_fails(fidelity, monkeypatch):
     listed = fidelity.manifest()
     assert fidelity.problems(fidelity.compare_file("ndpi_gtp_c.pcap", listed)) == []
-    monkeypatch.delitem(test_gtp.KNOWN, "ndpi_gtp_c.pcap")
+    monkeypatch.delitem(test_tshark_gtp.KNOWN, "ndpi_gtp_c.pcap")
     row = fidelity.compare_file("ndpi_gtp_c.pcap", listed)
-    assert fidelity.problems(row) == ["ndpi_gtp_c.pcap: test_gtp eci: tshark (305419896,), ours (36984440,)"]
+    assert fidelity.problems(row) == ["ndpi_gtp_c.pcap: test_tshark_gtp eci: tshark (305419896,), ours (36984440,)"]
     assert row.cells["cells"].text(lambda section, why: "k") == "2! [k]"

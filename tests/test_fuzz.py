@@ -28,7 +28,7 @@ import pytest
 from touchpoint.probe.decode import ANOMALY_INFO, CaptureError, Stats, decode_bytes
 from touchpoint.probe.format import to_dicts
 from tests import packets as P
-from tests import test_gtp as gtp_builders
+from tests import gtp_messages as gtp_builders
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = ROOT.parent / "shared" / "pcaps-public"

@@ -9,9 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from touchpoint.control import lists as L
 from touchpoint.control.cli import main
-from touchpoint.control.lists import ListError, ListStore, import_list, import_tac, imei_tac
+from touchpoint.control.lists import ListStore, import_list, import_tac, imei_tac, importing, remove_list, source
+from touchpoint.control.lists.columns import pack_text
+from touchpoint.control.lists.layout import ListError
 from touchpoint.probe.record import NO_DIGITS, pack, unpack
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -156,7 +157,7 @@ def test_not_utf8(tmp_path):
 
 def test_line_numbers_across_blocks_against_truth(tmp_path, monkeypatch):
     """Many small blocks, bad rows of every kind at random lines: each is named by its line."""
-    monkeypatch.setattr(L, "BLOCK", 1024)
+    monkeypatch.setattr(source, "BLOCK", 1024)
     rnd = random.Random(5)
     lines, truth, good = ["msisdn,imsi,age"], [], []
     for i in range(3000):
@@ -219,8 +220,8 @@ def test_duplicates_last_row_wins(tmp_path):
 
 
 def test_categories_overflow_to_fixed_width(tmp_path, monkeypatch):
-    monkeypatch.setattr(L, "BLOCK", 512)
-    monkeypatch.setattr(L, "MAX_CATEGORIES", 5)
+    monkeypatch.setattr(source, "BLOCK", 512)
+    monkeypatch.setattr(importing, "MAX_CATEGORIES", 5)
     names = [f"名字{i % 40}" + "x" * (i % 9) for i in range(400)]
     src = write(tmp_path / "a.csv", "msisdn,name,tier\n" + "".join(
         f"86138{i:08d},{n},{'金银铜'[i % 3] if i % 11 else ''}\n" for i, n in enumerate(names)))
@@ -236,7 +237,7 @@ def test_categories_overflow_to_fixed_width(tmp_path, monkeypatch):
 # --- lookups ---------------------------------------------------------------------------------------
 
 def test_lookups_against_python_reference(tmp_path, monkeypatch):
-    monkeypatch.setattr(L, "BLOCK", 8192)
+    monkeypatch.setattr(source, "BLOCK", 8192)
     rnd = random.Random(11)
     msisdns = [f"86{rnd.randrange(10**10, 10**11)}" for _ in range(800)]
     imsis = [f"46000{rnd.randrange(10**10):010d}" for _ in range(800)] + ["001010000000001"]
@@ -269,10 +270,10 @@ def test_pack_text_matches_probe_pack():
     digits = ["".join(rnd.choice("0123456789") for _ in range(rnd.randint(1, 16))) for _ in range(500)]
     for same in (digits, ["0" * 15, "123456789012345"]):
         arr = pa.array(same)
-        assert L.pack_text(arr, np.ones(len(same), bool)).tolist() == pack(same).tolist()
+        assert pack_text(arr, np.ones(len(same), bool)).tolist() == pack(same).tolist()
     arr = pa.array(digits)[7:40]                              # a slice: offsets start past 0
     take = np.arange(33) % 3 != 0
-    assert L.pack_text(arr, take).tolist() == np.where(take, pack(digits[7:40]), NO_DIGITS).tolist()
+    assert pack_text(arr, take).tolist() == np.where(take, pack(digits[7:40]), NO_DIGITS).tolist()
 
 
 # --- atomic replace --------------------------------------------------------------------------------
@@ -295,7 +296,7 @@ def test_replace_atomic_reader_keeps_old(tmp_path):
     new = store.get("x")
     assert new.generation > old.generation and len(new) == 200
     assert new.column("plan").strings(lookup(new, ["8613800000150"])).tolist() == ["新150"]
-    L.remove_list(tmp_path / "d", "x")
+    remove_list(tmp_path / "d", "x")
     assert store.reload() == ["x"] and store.names() == []
     with pytest.raises(ListError, match="no list 'x'"):
         store.get("x")

@@ -24,7 +24,9 @@ from touchpoint.probe.record import RECORD_DTYPE, SCHEMA_VERSION, empty, pack
 from touchpoint.probe.run import ProbeRun, ProbeSettings
 from touchpoint.probe.shard import Bindings, KeyMap, KeySource, Sharder, shard_of, splitmix64
 from touchpoint.probe.source import PcapReplay
-from touchpoint.probe.transport import ACK, END_OF_STREAM, REJECT, Header, Publisher, Receiver, WireError
+from touchpoint.probe.transport.receiving import Receiver
+from touchpoint.probe.transport.sending import Publisher
+from touchpoint.probe.transport.wire import ACK, END_OF_STREAM, REJECT, Header, WireError
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = sorted((ROOT / "pcaps").glob("*.pcap"))

@@ -163,7 +163,7 @@ SLOW_ENGINE = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import zmq
-from touchpoint.probe.transport import Receiver
+from touchpoint.probe.transport.receiving import Receiver
 rx = Receiver([sys.argv[2]], setup=lambda sock: sock.setsockopt(zmq.RCVHWM, 1))   # no slack in libzmq
 print(rx.endpoints[0], flush=True)
 got = gaps = 0
