@@ -2,7 +2,7 @@
 
     run(out="touchpoint-demo", subscribers=3000, seed=1)
 
-1. A story is written for the day (OUT/story.yaml, probe.story): a share of the subscribers
+1. A story is written for the day (OUT/story.yaml, touchpoint.probe.synth.story): a share of the subscribers
    lives each scenario of the example campaigns in rules/ (a new 5G handset, the first time on
    5G, the first data session after a silent month, a hotline call, arriving in Shanghai,
    shopping at Wangfujing in the evening, forwarding calls then a power cycle), some of them
@@ -349,7 +349,7 @@ def _terminated(signum, frame):
 def _run(out, subscribers, seed, port, smsc, kids, status) -> tuple:
     """run() between the SMSC and the end of the child processes: (history stats, day stats,
     the dispatcher's last states, ctl campaigns)."""
-    from touchpoint.probe import story
+    from touchpoint.probe.synth import story
 
     data = os.path.join(out, "data")
     rules = os.path.join(out, "rules")

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATOR = ("touchpoint.probe.synth", "touchpoint.probe.story")
+GENERATOR = ("touchpoint.probe.synth",)
 # May import the generator: the commands that run it and the demo that shows it.
 GENERATOR_USERS = ("touchpoint.control.cli.synth", "touchpoint.control.cli.demo", "touchpoint.control.demo")
 

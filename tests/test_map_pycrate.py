@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from touchpoint.probe import synth as S  # noqa: E402
+from touchpoint.probe.synth.dialogues import _SMS_TEXTS, _USSD  # noqa: E402
+from touchpoint.probe.synth.templates import _OP_AC  # noqa: E402
 from touchpoint.probe.decode import decode_bytes  # noqa: E402
 from touchpoint.probe.format import to_dicts  # noqa: E402
 
@@ -64,7 +66,7 @@ PARTIES = {2: (VLR, HLR), 3: (HLR, VLR), 7: (HLR, VLR), 10: (VLR, HLR), 11: (VLR
            13: (VLR, HLR), 22: (GMSC, HLR), 23: (SGSN, HLR), 43: (MSC, EIR), 44: (SMSC, MSC),
            45: (SMSC, HLR), 46: (MSC, SMSC), 56: (VLR, HLR), 59: (VLR, HLR), 67: (VLR, HLR),
            70: (HLR, VLR), 71: (SCF, HLR)}
-AC_X = {op: x[0] for op, x in S._OP_AC.items()}
+AC_X = {op: x[0] for op, x in _OP_AC.items()}
 
 
 def _frame(tcap, src, dst, sccp="udt"):
@@ -272,7 +274,7 @@ def test_send_routing_info_for_sm_error(msisdn, sc, err, v, otid):
         assert k not in got[1], got[1]
 
 
-texts = st.sampled_from(list(S._SMS_TEXTS) + ["x" * 60])
+texts = st.sampled_from(list(_SMS_TEXTS) + ["x" * 60])
 
 
 @SETTINGS
@@ -427,7 +429,7 @@ def test_dialogue_sri_sm(msisdn, imsi, sc, nnn, v, otid):
 
 
 @DSETTINGS
-@given(imsi=imsis, msisdn=msisdns, s=st.sampled_from(list(S._USSD)), otid=tids)
+@given(imsi=imsis, msisdn=msisdns, s=st.sampled_from(list(_USSD)), otid=tids)
 def test_dialogue_ussd(imsi, msisdn, s, otid):
     msgs = begin_end(59, 2, S.map_arg(59, 2, ussd=s), S.map_res(59, 2), otid=otid,
                      dest=S.addr(imsi, 0x96), orig=S.addr(msisdn))

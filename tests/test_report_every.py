@@ -12,7 +12,7 @@ import yaml
 
 from touchpoint.control.ctl import default_endpoint
 from touchpoint.control.ctlclient import request
-from touchpoint.probe import story
+from touchpoint.probe.synth import story
 from tests.test_engine_run import CLI, ROOT, TIMEOUT, probe, start_engine
 
 DAYS = ("2026-11-07", "2026-11-08", "2026-11-09")

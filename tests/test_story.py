@@ -1,4 +1,4 @@
-"""Stories (probe/story.py): every example renders, decodes to what each step means, and is deterministic."""
+"""Stories (probe/synth/story.py, probe/synth/storyfile.py): every example renders, decodes to what each step means, and is deterministic."""
 import hashlib
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ from click.testing import CliRunner
 pytest.importorskip("pycrate_asn1dir")
 
 from touchpoint.control.cli import main  # noqa: E402
-from touchpoint.probe import story  # noqa: E402
+from touchpoint.probe.synth import story, storyfile  # noqa: E402
 
 STORIES = sorted((Path(__file__).resolve().parent.parent / "rules" / "stories").glob("*.yaml"))
 FIELDS = ("kind", "proto", "flags", "op", "imsi", "msisdn", "imei", "peer", "peer_alpha", "node", "mcc", "mnc",
@@ -40,7 +40,7 @@ def _key(r):
 def test_the_examples_cover_every_action():
     used = {s["do"] for p in STORIES for sub in yaml.safe_load(p.read_text())["subscribers"].values()
             for s in sub["steps"]}
-    assert used == set(story.ACTIONS)
+    assert used == set(storyfile.ACTIONS)
 
 
 @pytest.mark.parametrize("path", STORIES, ids=lambda p: p.stem)
@@ -62,7 +62,7 @@ def test_story_decodes_to_its_records(tmp_path, path):
         assert decoded, st
         late = 10**9                                              # a step starts at its time ...
         if spec["do"] == "call":                                  # ... a call's record is its end
-            late += story.duration_ns(spec.get("duration", "60s"), None, 0) + 5 * 10**9
+            late += storyfile.duration_ns(spec.get("duration", "60s"), None, 0) + 5 * 10**9
         assert decoded[0]["ts_ns"] - st["ts_ns"] < late
         assert all(r["ts_ns"] >= st["ts_ns"] for r in decoded)
         _check_step(spec, who, decoded, steps)
@@ -125,7 +125,7 @@ def _check_step(spec, who, recs, steps):
         kind = {"register_cf": "ss_register", "activate_cf": "ss_activate", "deactivate_cf": "ss_deactivate",
                 "erase_cf": "ss_erase"}[do]
         assert kinds == [kind]
-        assert recs[0]["ss_code"] == story.SS_CODES[spec["ss"]]
+        assert recs[0]["ss_code"] == storyfile.SS_CODES[spec["ss"]]
         assert recs[0]["imsi"] == who["imsi"] and recs[0]["msisdn"] == who["msisdn"]
         if do == "register_cf":
             assert recs[0]["peer"] == spec["to"]
@@ -153,7 +153,7 @@ def _check_step(spec, who, recs, steps):
         assert kinds == ["ussd"] and recs[0]["peer"] == spec["code"]
     elif do == "data":
         assert kinds[0] == "session_create" and "session_delete" in kinds and "data_usage" in kinds
-        assert recs[0]["apn"] == spec.get("apn", "cmnet") and recs[0]["rat"] == story.RATS[spec.get("rat", "eutran")]
+        assert recs[0]["apn"] == spec.get("apn", "cmnet") and recs[0]["rat"] == storyfile.RATS[spec.get("rat", "eutran")]
         assert sum(r["packets"] for r in recs if r["kind"] == "data_usage") == spec.get("packets", 20)
     else:
         raise AssertionError(f"no check for {do}")
@@ -194,8 +194,8 @@ BAD = [
 def test_malformed_story_says_file_and_line(tmp_path, text, line, why):
     p = tmp_path / "bad.yaml"
     p.write_text(text)
-    with pytest.raises(story.StoryError) as e:
-        story.load(str(p))
+    with pytest.raises(storyfile.StoryError) as e:
+        storyfile.load(str(p))
     assert str(e.value).startswith(f"{p}:{line}: ") and why in str(e.value)
     r = CliRunner().invoke(main, ["synth", str(tmp_path / "o.pcap"), "--scenario", str(p)])
     assert r.exit_code == 1 and f"{p}:{line}: " in r.output and "Traceback" not in r.output
@@ -213,6 +213,6 @@ def test_a_places_file_with_a_mistake_is_named_with_its_line(tmp_path):
                                           "  mall2: {cells: [[4100, 501]]}\n")
     p = tmp_path / "s.yaml"
     p.write_text("places: places.yaml\nsubscribers:\n  a:\n    steps:\n      - {at: +0s, do: attach, area: mall}\n")
-    with pytest.raises(story.StoryError) as e:
-        story.load(str(p))
+    with pytest.raises(storyfile.StoryError) as e:
+        storyfile.load(str(p))
     assert str(e.value).startswith(f"{tmp_path / 'places.yaml'}:4: areas.mall2: shares cells with area 'mall'")

@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("pycrate_asn1dir")
 
 from touchpoint.probe import synth  # noqa: E402
+from touchpoint.probe.synth.framing import _crc32c_batch  # noqa: E402
+from touchpoint.probe.synth.templates import _bcd_text  # noqa: E402
 
 
 def _sha(path):
@@ -156,7 +158,7 @@ def test_frame_tcap_checksums():
 def test_crc32c_known_value():
     assert synth.crc32c(b"123456789") == 0xE3069283
     msgs = [b"123456789", b"\x00" * 40, bytes(range(200)), b"abcd"]
-    assert synth._crc32c_batch(msgs) == [synth.crc32c(m) for m in msgs]
+    assert _crc32c_batch(msgs) == [synth.crc32c(m) for m in msgs]
 
 
 def test_100k_packets(tmp_path):
@@ -623,7 +625,7 @@ def test_tshark_agrees_on_cap_isup_sms(mixed, mixed_tshark):
             assert _one(b, "camel.serviceKey", int) == x["service_key"]
             assert _one(b, "camel.eventTypeBCSM", int) == x["event"]
             assert _one(b, "e212.imsi") == x["imsi"]
-            called = b["isup.called"] or [synth._bcd_text(b["camel.calledPartyBCDNumber"][0])]
+            called = b["isup.called"] or [_bcd_text(b["camel.calledPartyBCDNumber"][0])]
             if x["event"] == 12:
                 assert (called, b["isup.calling"]) == ([x["msisdn"]], [x["peer"]])
             else:

@@ -39,7 +39,7 @@ def synth(ctx, out, subscribers, packets, seed, rate_pps, mix, expected, scenari
              if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
     if given:
         raise click.UsageError(f"{', '.join(given)} do not apply to --scenario (the story says who does what)")
-    from touchpoint.probe.story import StoryError, render
+    from touchpoint.probe.synth.story import StoryError, render
     try:
         st = render(scenario, out, seed=seed, expect_path=expect, expected_path=expected)
     except StoryError as e:
