@@ -162,131 +162,148 @@ def _ext(pad: int) -> dict:
 def map_arg(op: int, v: int = 3, **f):
     """Invoke argument for `op` in MAP version `v` (2 or 3) from identity fields
     (digit strings unless noted). Returns ((module, type), value) for pycrate."""
-    pad = f.get("pad")
-    if op == 2:                                       # updateLocation
-        if v >= 3:
-            val = {"imsi": tbcd(f["imsi"]), "msc-Number": addr(f["msc"]), "vlr-Number": addr(f["vlr"]),
-                   "vlr-Capability": {"supportedCamelPhases": (0b1110, 4)}}
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_MS3, "UpdateLocationArg"), val)
-        return ((_MS2, "UpdateLocationArg"), {"imsi": tbcd(f["imsi"]), "locationInfo": ("msc-Number", addr(f["msc"])),
-                                              "vlr-Number": addr(f["vlr"])})
-    if op == 3:                                       # cancelLocation
-        if v >= 3:
-            val = {"identity": ("imsi", tbcd(f["imsi"])), "cancellationType": "updateProcedure"}
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_MS3, "CancelLocationArg"), val)
-        return ((_MS2, "CancelLocationArg"), ("imsi", tbcd(f["imsi"])))
-    if op == 7:                                       # insertSubscriberData
-        val = {}
-        if f.get("imsi"):
-            val["imsi"] = tbcd(f["imsi"])
-        if f.get("msisdn"):
-            val["msisdn"] = addr(f["msisdn"], f.get("msisdn_toa", 0x91))
-        val.update({"category": b"\x0a", "subscriberStatus": "serviceGranted",
-                    "teleserviceList": [b"\x11", b"\x21", b"\x22"]})
-        if v >= 3:
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_MS3, "InsertSubscriberDataArg"), val)
-        return ((_MS2, "InsertSubscriberDataArg"), val)
-    if op == 10:                                      # registerSS
-        val = {"ss-Code": bytes([f["ss_code"]]), "basicService": ("teleservice", b"\x10")}
-        if f.get("ftn"):
-            val["forwardedToNumber"] = addr(f["ftn"])
-        if f.get("nrct"):
-            val["noReplyConditionTime"] = f["nrct"]
-        return ((_SS3 if v >= 3 else _SS2, "RegisterSS-Arg"), val)
-    if op in (11, 12, 13):                            # eraseSS / activateSS / deactivateSS
-        return ((_SS3 if v >= 3 else _SS2, "SS-ForBS-Code"),
-                {"ss-Code": bytes([f["ss_code"]]), "basicService": ("teleservice", b"\x10")})
-    if op == 22:                                      # sendRoutingInfo
-        if v >= 3:
-            val = {"msisdn": addr(f["msisdn"]), "interrogationType": "basicCall",
-                   "gmsc-OrGsmSCF-Address": addr(f["gmsc"])}
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_CH3, "SendRoutingInfoArg"), val)
-        return ((_CH2, "SendRoutingInfoArg"), {"msisdn": addr(f["msisdn"])})
-    if op == 23:                                      # updateGprsLocation
-        val = {"imsi": tbcd(f["imsi"]), "sgsn-Number": addr(f["sgsn"]),
-               "sgsn-Address": b"\x04" + f.get("gsn", b"\x0a\x00\x00\x01")}
-        if pad:
-            val["extensionContainer"] = _ext(pad)
-        return ((_MS3, "UpdateGprsLocationArg"), val)
-    if op == 43:                                      # checkIMEI
-        if v >= 3:
-            val = {"imei": tbcd(f["imei"]), "requestedEquipmentInfo": (0b10, 2)}
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_MS3, "CheckIMEI-Arg"), val)
-        return (("MAPv2-CommonDataTypes", "IMEI"), tbcd(f["imei"]))
-    if op in (44, 46):                                # mt-forwardSM / mo-forwardSM / forwardSM
-        if "imsi" in f and f["imsi"]:
-            da = ("imsi", tbcd(f["imsi"]))
-        else:
-            da = ("serviceCentreAddressDA", addr(f["sc"]))
-        if "msisdn" in f and f["msisdn"]:
-            oa = ("msisdn", addr(f["msisdn"]))
-        else:
-            oa = ("serviceCentreAddressOA", addr(f["sc"]))
-        val = {"sm-RP-DA": da, "sm-RP-OA": oa, "sm-RP-UI": f["ui"]}
-        if v >= 3:
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_SM3, "MT-ForwardSM-Arg" if op == 44 else "MO-ForwardSM-Arg"), val)
-        return ((_SM2, "ForwardSM-Arg"), val)
-    if op == 45:                                      # sendRoutingInfoForSM
-        val = {"msisdn": addr(f["msisdn"]), "sm-RP-PRI": True, "serviceCentreAddress": addr(f["sc"])}
-        if v >= 3:
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_SM3, "RoutingInfoForSM-Arg"), val)
-        return ((_SM2, "RoutingInfoForSM-Arg"), val)
-    if op == 56:                                      # sendAuthenticationInfo
-        if v >= 3:
-            val = {"imsi": tbcd(f["imsi"]), "numberOfRequestedVectors": f.get("nvec", 5)}
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_MS3, "SendAuthenticationInfoArg"), val)
-        return ((_MS2, "SendAuthenticationInfoArg"), tbcd(f["imsi"]))
-    if op == 59:                                      # processUnstructuredSS-Request
-        s, _ = gsm7_pack(f["ussd"], ussd=True)
-        val = {"ussd-DataCodingScheme": bytes([f.get("dcs", 0x0F)]), "ussd-String": s}
-        if f.get("msisdn_arg"):
-            val["msisdn"] = addr(f["msisdn_arg"])
-        return ((_SS3 if v >= 3 else _SS2, "USSD-Arg"), val)
-    if op == 67:                                      # purgeMS
-        if v >= 3:
-            val = {"imsi": tbcd(f["imsi"])}
-            if f.get("vlr"):
-                val["vlr-Number"] = addr(f["vlr"])
-            if f.get("sgsn"):
-                val["sgsn-Number"] = addr(f["sgsn"])
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_MS3, "PurgeMS-Arg"), val)
-        return ((_MS2, "PurgeMS-Arg"), {"imsi": tbcd(f["imsi"]), "vlr-Number": addr(f["vlr"])})
-    if op == 70:                                      # provideSubscriberInfo
-        req = {"locationInformation": 0, "subscriberState": 0}
-        if f.get("want_imei"):
-            req["imei"] = 0
-        val = {"imsi": tbcd(f["imsi"]), "requestedInfo": req}
-        if pad:
-            val["extensionContainer"] = _ext(pad)
-        return ((_MS3, "ProvideSubscriberInfoArg"), val)
-    if op == 71:                                      # anyTimeInterrogation
-        ident = ("imsi", tbcd(f["imsi"])) if f.get("imsi") else ("msisdn", addr(f["msisdn"]))
-        req = {"locationInformation": 0, "subscriberState": 0}
-        if f.get("want_imei"):
-            req["imei"] = 0
-        val = {"subscriberIdentity": ident, "requestedInfo": req, "gsmSCF-Address": addr(f["scf"])}
-        if pad:
-            val["extensionContainer"] = _ext(pad)
-        return ((_MS3, "AnyTimeInterrogationArg"), val)
-    raise ValueError(f"no argument encoder for MAP operation {op}")
+    enc = _ARGS.get(op)
+    if enc is None:
+        raise ValueError(f"no argument encoder for MAP operation {op}")
+    return enc(op, v, f)
+
+
+def _padded(val: dict, f) -> dict:
+    """val with the extension container that pads it to the length asked (f["pad"]), if asked."""
+    if f.get("pad"):
+        val["extensionContainer"] = _ext(f["pad"])
+    return val
+
+
+def _update_location(op, v, f):
+    if v >= 3:
+        return ((_MS3, "UpdateLocationArg"), _padded(
+            {"imsi": tbcd(f["imsi"]), "msc-Number": addr(f["msc"]), "vlr-Number": addr(f["vlr"]),
+             "vlr-Capability": {"supportedCamelPhases": (0b1110, 4)}}, f))
+    return ((_MS2, "UpdateLocationArg"), {"imsi": tbcd(f["imsi"]), "locationInfo": ("msc-Number", addr(f["msc"])),
+                                          "vlr-Number": addr(f["vlr"])})
+
+
+def _cancel_location(op, v, f):
+    if v >= 3:
+        return ((_MS3, "CancelLocationArg"), _padded(
+            {"identity": ("imsi", tbcd(f["imsi"])), "cancellationType": "updateProcedure"}, f))
+    return ((_MS2, "CancelLocationArg"), ("imsi", tbcd(f["imsi"])))
+
+
+def _insert_subscriber_data(op, v, f):
+    val = {}
+    if f.get("imsi"):
+        val["imsi"] = tbcd(f["imsi"])
+    if f.get("msisdn"):
+        val["msisdn"] = addr(f["msisdn"], f.get("msisdn_toa", 0x91))
+    val.update({"category": b"\x0a", "subscriberStatus": "serviceGranted",
+                "teleserviceList": [b"\x11", b"\x21", b"\x22"]})
+    if v >= 3:
+        return ((_MS3, "InsertSubscriberDataArg"), _padded(val, f))
+    return ((_MS2, "InsertSubscriberDataArg"), val)
+
+
+def _register_ss(op, v, f):
+    val = {"ss-Code": bytes([f["ss_code"]]), "basicService": ("teleservice", b"\x10")}
+    if f.get("ftn"):
+        val["forwardedToNumber"] = addr(f["ftn"])
+    if f.get("nrct"):
+        val["noReplyConditionTime"] = f["nrct"]
+    return ((_SS3 if v >= 3 else _SS2, "RegisterSS-Arg"), val)
+
+
+def _ss_for_bs(op, v, f):
+    return ((_SS3 if v >= 3 else _SS2, "SS-ForBS-Code"),
+            {"ss-Code": bytes([f["ss_code"]]), "basicService": ("teleservice", b"\x10")})
+
+
+def _send_routing_info(op, v, f):
+    if v >= 3:
+        return ((_CH3, "SendRoutingInfoArg"), _padded(
+            {"msisdn": addr(f["msisdn"]), "interrogationType": "basicCall", "gmsc-OrGsmSCF-Address": addr(f["gmsc"])},
+            f))
+    return ((_CH2, "SendRoutingInfoArg"), {"msisdn": addr(f["msisdn"])})
+
+
+def _update_gprs_location(op, v, f):
+    return ((_MS3, "UpdateGprsLocationArg"), _padded(
+        {"imsi": tbcd(f["imsi"]), "sgsn-Number": addr(f["sgsn"]),
+         "sgsn-Address": b"\x04" + f.get("gsn", b"\x0a\x00\x00\x01")}, f))
+
+
+def _check_imei(op, v, f):
+    if v >= 3:
+        return ((_MS3, "CheckIMEI-Arg"), _padded({"imei": tbcd(f["imei"]), "requestedEquipmentInfo": (0b10, 2)}, f))
+    return (("MAPv2-CommonDataTypes", "IMEI"), tbcd(f["imei"]))
+
+
+def _forward_sm(op, v, f):
+    da = ("imsi", tbcd(f["imsi"])) if f.get("imsi") else ("serviceCentreAddressDA", addr(f["sc"]))
+    oa = ("msisdn", addr(f["msisdn"])) if f.get("msisdn") else ("serviceCentreAddressOA", addr(f["sc"]))
+    val = {"sm-RP-DA": da, "sm-RP-OA": oa, "sm-RP-UI": f["ui"]}
+    if v >= 3:
+        return ((_SM3, "MT-ForwardSM-Arg" if op == 44 else "MO-ForwardSM-Arg"), _padded(val, f))
+    return ((_SM2, "ForwardSM-Arg"), val)
+
+
+def _routing_info_for_sm(op, v, f):
+    val = {"msisdn": addr(f["msisdn"]), "sm-RP-PRI": True, "serviceCentreAddress": addr(f["sc"])}
+    if v >= 3:
+        return ((_SM3, "RoutingInfoForSM-Arg"), _padded(val, f))
+    return ((_SM2, "RoutingInfoForSM-Arg"), val)
+
+
+def _send_authentication_info(op, v, f):
+    if v >= 3:
+        return ((_MS3, "SendAuthenticationInfoArg"), _padded(
+            {"imsi": tbcd(f["imsi"]), "numberOfRequestedVectors": f.get("nvec", 5)}, f))
+    return ((_MS2, "SendAuthenticationInfoArg"), tbcd(f["imsi"]))
+
+
+def _ussd_request(op, v, f):
+    s, _ = gsm7_pack(f["ussd"], ussd=True)
+    val = {"ussd-DataCodingScheme": bytes([f.get("dcs", 0x0F)]), "ussd-String": s}
+    if f.get("msisdn_arg"):
+        val["msisdn"] = addr(f["msisdn_arg"])
+    return ((_SS3 if v >= 3 else _SS2, "USSD-Arg"), val)
+
+
+def _purge_ms(op, v, f):
+    if v >= 3:
+        val = {"imsi": tbcd(f["imsi"])}
+        if f.get("vlr"):
+            val["vlr-Number"] = addr(f["vlr"])
+        if f.get("sgsn"):
+            val["sgsn-Number"] = addr(f["sgsn"])
+        return ((_MS3, "PurgeMS-Arg"), _padded(val, f))
+    return ((_MS2, "PurgeMS-Arg"), {"imsi": tbcd(f["imsi"]), "vlr-Number": addr(f["vlr"])})
+
+
+def _requested_info(f) -> dict:
+    req = {"locationInformation": 0, "subscriberState": 0}
+    if f.get("want_imei"):
+        req["imei"] = 0
+    return req
+
+
+def _provide_subscriber_info(op, v, f):
+    return ((_MS3, "ProvideSubscriberInfoArg"), _padded({"imsi": tbcd(f["imsi"]), "requestedInfo": _requested_info(f)},
+                                                       f))
+
+
+def _any_time_interrogation(op, v, f):
+    ident = ("imsi", tbcd(f["imsi"])) if f.get("imsi") else ("msisdn", addr(f["msisdn"]))
+    return ((_MS3, "AnyTimeInterrogationArg"), _padded(
+        {"subscriberIdentity": ident, "requestedInfo": _requested_info(f), "gsmSCF-Address": addr(f["scf"])}, f))
+
+
+_ARGS = {2: _update_location, 3: _cancel_location, 7: _insert_subscriber_data, 10: _register_ss,
+         11: _ss_for_bs, 12: _ss_for_bs, 13: _ss_for_bs,                  # eraseSS, activateSS, deactivateSS
+         22: _send_routing_info, 23: _update_gprs_location, 43: _check_imei,
+         44: _forward_sm, 46: _forward_sm,                                # mt-forwardSM, mo-forwardSM / forwardSM
+         45: _routing_info_for_sm, 56: _send_authentication_info, 59: _ussd_request, 67: _purge_ms,
+         70: _provide_subscriber_info, 71: _any_time_interrogation}
 
 
 def _subscriber_info(f) -> dict:
