@@ -281,7 +281,7 @@ def time_pycrate(path: Path, sample: int) -> dict:
 
 # --- report --------------------------------------------------------------------------------------
 
-def main(argv=None) -> int:
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=1_000_000, help="packets of the generated capture")
@@ -298,8 +298,21 @@ def main(argv=None) -> int:
     ap.add_argument("--pycrate-sample", type=int, default=2000, help="TCAP messages pycrate decodes")
     ap.add_argument("--repeat", type=int, default=3, help="runs of ours into numpy; the best counts")
     ap.add_argument("--json", help="also write the figures to this file")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    res = measure(args)
+    print_table(res, args.repeat)
+    print_ratios_and_targets(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+def measure(args) -> dict:
+    """Ours (both modes, JSON lines, peak RSS), tshark and pycrate on the same capture."""
     path, origin = capture(args)
     size = path.stat().st_size
     res = {"input": str(path), "origin": origin, "bytes": size}
@@ -313,7 +326,12 @@ def main(argv=None) -> int:
         res["ours_jsonl"] = time_jsonl(path, packets)
     res["tshark"] = {"skipped": "--skip-tshark"} if args.skip_tshark else time_tshark(path, packets, args.tshark_packets)
     res["pycrate"] = time_pycrate(path, args.pycrate_sample)
+    return res
 
+
+def print_table(res: dict, repeat: int) -> None:
+    path, origin, size, packets = res["input"], res["origin"], res["bytes"], res["packets"]
+    d, m = res["ours_dialogues"], res["ours_messages"]
     print(f"input    {path} ({origin})")
     print(f"         {packets:,} packets, {size / 1e6:,.1f} MB; one core, {os.cpu_count()} CPUs on this machine")
     print()
@@ -325,9 +343,8 @@ def main(argv=None) -> int:
         else:
             print(f"{name:<58}{r['pps']:>14,.0f}{r['seconds']:>10.2f}  {note}")
 
-    row("ours -> numpy records, dialogue mode", d, f"{d['records']:,} records, best of {args.repeat}")
-    m = res["ours_messages"]
-    row("ours -> numpy records, per-message mode", m, f"{m['records']:,} records, best of {args.repeat}")
+    row("ours -> numpy records, dialogue mode", d, f"{d['records']:,} records, best of {repeat}")
+    row("ours -> numpy records, per-message mode", m, f"{m['records']:,} records, best of {repeat}")
     if "ours_jsonl" in res:
         row("ours -> jsonl (" + res["ours_jsonl"]["how"].split(" >")[0] + ")", res["ours_jsonl"], "incl. startup")
     t = res["tshark"]
@@ -337,6 +354,10 @@ def main(argv=None) -> int:
     p = res["pycrate"]
     row("pycrate TCAP+MAP from_ber", p, f"{p['packets']:,} messages, {p['failed']} not decoded" if "skipped" not in p else "")
     print()
+
+
+def print_ratios_and_targets(res: dict) -> None:
+    d, m, r = res["ours_dialogues"], res["ours_messages"], res["rss"]
     ratios = {}
     for other in ("tshark", "pycrate"):
         if "skipped" not in res[other]:
@@ -348,7 +369,6 @@ def main(argv=None) -> int:
     for k, v in ratios.items():
         a, b = k.split("_vs_")
         print(f"ratio    ours ({a}) / {b}: {v:,.1f}x")
-    r = res["rss"]
     print(f"peak RSS (VmHWM) of a process that only decodes (dialogue mode): {r['peak_mb']:.0f} MB "
           f"(interpreter + numpy + probe before decoding: {r['baseline_mb']:.0f} MB); "
           f"per-message mode: {res['rss_messages']['peak_mb']:.0f} MB")
@@ -361,9 +381,6 @@ def main(argv=None) -> int:
     res["targets"] = {name: ok for name, ok in checks}
     for name, ok in checks:
         print(f"target   {name}: {'met' if ok else 'NOT MET'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

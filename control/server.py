@@ -121,11 +121,32 @@ class EngineServer:
             self.engine.restore(self.snapshot_path)
             self.say(f"restored {self.engine.state.count:,} subscribers from {self.snapshot_path}")
             self.health.restore()
+        rx, push, ctl = self._open()
+        if self.dispatcher is not None:                 # what a crash left in the log, then sending
+            self.dispatcher.catch_up(self.log_path)
+            self.dispatcher.start()
+        self.say("listening on " + ", ".join(rx.endpoints) + f"; triggers to {self.log_path}; ctl on {ctl.endpoint}")
+        if on_ready:
+            on_ready(rx)
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as log:
+                self._loop(rx, ctl, log, push)
+                self._flush(log, push)
+                if cfg.expect_eos:
+                    self._emit(self.engine.finish(), log, push)
+                    self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
+        finally:
+            self._close(rx, ctl, push)
+        self._status(final=True)
+        return 1 if self.lost or self.errors else 0
+
+    def _open(self):
+        """The record receiver, the triggers socket (if any) and the control socket."""
+        cfg = self.cfg
         rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients)
-        ctx = rx.ctx
         push = None
         if cfg.triggers_endpoint:
-            push = ctx.socket(zmq.PUSH)
+            push = rx.ctx.socket(zmq.PUSH)
             push.setsockopt(zmq.SNDHWM, 100_000)
             push.bind(cfg.triggers_endpoint)
         try:
@@ -138,74 +159,68 @@ class EngineServer:
             raise
         rx.poller.register(ctl.sock, zmq.POLLIN)        # a request wakes the loop as a batch does
         self.rx = rx
-        if self.dispatcher is not None:                 # what a crash left in the log, then sending
-            self.dispatcher.catch_up(self.log_path)
-            self.dispatcher.start()
-        self.say("listening on " + ", ".join(rx.endpoints) + f"; triggers to {self.log_path}; ctl on {ctl.endpoint}")
-        if on_ready:
-            on_ready(rx)
+        return rx, push, ctl
+
+    def _loop(self, rx, ctl, log, push) -> None:
+        """Batches in until stopped (or, replaying, every probe's end of stream)."""
+        cfg = self.cfg
         eos = 0
         next_snap = time.monotonic() + cfg.snapshot_interval
         next_status = time.monotonic() + cfg.status_interval if cfg.status_interval else float("inf")
-        try:
-            with open(self.log_path, "a", encoding="utf-8") as log:
-                while not self.stop.is_set():
-                    ctl.serve()                         # at the top: after the idle flush, so replies are current
-                    if self.reload.is_set():
-                        self.reload.clear()
-                        self._reload()
-                    try:
-                        got = rx.recv(100)
-                    except WireError as e:
-                        self.errors += 1
-                        self.say(str(e))
-                        continue
-                    now = time.monotonic()
-                    if now >= next_snap:
-                        self.engine.snapshot(self.snapshot_path)
-                        next_snap = now + cfg.snapshot_interval
-                    if now >= next_status:
-                        self._status()
-                        next_status = now + cfg.status_interval
-                    if cfg.clock != "records":
-                        self._report_due(time.time_ns())
-                    if got is None:
-                        self._flush(log, push)          # idle: what has come is processed
-                        continue
-                    st = got.stream
-                    if got.lost:
-                        self.lost += got.lost
-                        self.say(f"probe {st.probe_id} shard {st.shard}: {got.lost} batches lost "
-                                 f"(sequence {got.header.seq - got.lost} to {got.header.seq - 1})")
-                    if got.end_of_stream:
-                        eos += 1
-                        if cfg.expect_eos and eos >= cfg.expect_eos:
-                            break
-                        continue
-                    self._take(got.records, log, push)
-                self._flush(log, push)
-                if cfg.expect_eos:
-                    self._emit(self.engine.finish(), log, push)
-                    self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
-        finally:
-            self.engine.snapshot(self.snapshot_path)
-            self.health.write(self.engine, complete=False)
-            self.health.save()
-            if push is not None:
-                push.close(linger=1000)
-            rx.poller.unregister(ctl.sock)
-            ctl.close()
-            rx.close()
-            if self.dispatcher is not None:
-                if cfg.expect_eos and not self.stop.is_set():
-                    self.dispatcher.drain(30.0)         # a replay's end: what is due goes out first
-                self.dispatcher.stop()
-            self.goals.observe([], self.engine.state.clock_ns)      # what was sent last opens its windows
-            self.goals.close()
-            if self.report_period is not None:
-                self._write_report(self.report_period)              # the period at hand, incomplete
-        self._status(final=True)
-        return 1 if self.lost or self.errors else 0
+        while not self.stop.is_set():
+            ctl.serve()                         # at the top: after the idle flush, so replies are current
+            if self.reload.is_set():
+                self.reload.clear()
+                self._reload()
+            try:
+                got = rx.recv(100)
+            except WireError as e:
+                self.errors += 1
+                self.say(str(e))
+                continue
+            now = time.monotonic()
+            if now >= next_snap:
+                self.engine.snapshot(self.snapshot_path)
+                next_snap = now + cfg.snapshot_interval
+            if now >= next_status:
+                self._status()
+                next_status = now + cfg.status_interval
+            if cfg.clock != "records":
+                self._report_due(time.time_ns())
+            if got is None:
+                self._flush(log, push)          # idle: what has come is processed
+                continue
+            st = got.stream
+            if got.lost:
+                self.lost += got.lost
+                self.say(f"probe {st.probe_id} shard {st.shard}: {got.lost} batches lost "
+                         f"(sequence {got.header.seq - got.lost} to {got.header.seq - 1})")
+            if got.end_of_stream:
+                eos += 1
+                if cfg.expect_eos and eos >= cfg.expect_eos:
+                    return
+                continue
+            self._take(got.records, log, push)
+
+    def _close(self, rx, ctl, push) -> None:
+        """The last snapshot and health, the sockets, the dispatcher, the goals and the period's report."""
+        cfg = self.cfg
+        self.engine.snapshot(self.snapshot_path)
+        self.health.write(self.engine, complete=False)
+        self.health.save()
+        if push is not None:
+            push.close(linger=1000)
+        rx.poller.unregister(ctl.sock)
+        ctl.close()
+        rx.close()
+        if self.dispatcher is not None:
+            if cfg.expect_eos and not self.stop.is_set():
+                self.dispatcher.drain(30.0)         # a replay's end: what is due goes out first
+            self.dispatcher.stop()
+        self.goals.observe([], self.engine.state.clock_ns)      # what was sent last opens its windows
+        self.goals.close()
+        if self.report_period is not None:
+            self._write_report(self.report_period)              # the period at hand, incomplete
 
     def _take(self, records, log, push) -> None:
         """Batches are gathered up to COALESCE records before the engine runs: matching costs

@@ -34,16 +34,104 @@ async def serve(args) -> None:
     server = smpp34.Server(host="127.0.0.1", port=args.port, system_id="TESTSMSC")
     await server.start()
     emit({"ready": args.port})
-    sessions, held, tasks = {}, [], set()
-    prefix = f"{os.getpid():x}-"
-    accepted = rejected = 0
-    tokens, refill_at = float(args.burst), time.monotonic()
+    smsc = _Server(args, smpp34)
     loop = asyncio.get_running_loop()
-    commands = asyncio.Queue()
-    threading.Thread(target=lambda: [loop.call_soon_threadsafe(commands.put_nowait, line)
+    threading.Thread(target=lambda: [loop.call_soon_threadsafe(smsc.commands.put_nowait, line)
                                      for line in sys.stdin], daemon=True).start()
+    smsc.spawn(smsc.command_loop())
+    while True:
+        ev = await server.next()
+        if isinstance(ev, smpp34.Esme):
+            smsc.sessions[ev.session_id] = ev
+            emit({"bind": {"system_id": ev.system_id, "session": ev.session_id, "can_receive": ev.can_receive}})
+        elif isinstance(ev, smpp34.Unbound):
+            smsc.sessions.pop(ev.session_id, None)
+            emit({"unbound": ev.session_id})
+        elif isinstance(ev, smpp34.SubmitSmEvent):
+            await smsc.submit(ev)
 
-    async def receipt(esme, ev, mid):
+
+class _Server:
+    """What the SMSC keeps between events: the bound sessions, the held and answered submits,
+    the rate limiter's tokens, the receipts and MO messages under way."""
+
+    def __init__(self, args, smpp34):
+        self.args, self.smpp34 = args, smpp34
+        self.sessions, self.held, self.tasks = {}, [], set()
+        self.prefix = f"{os.getpid():x}-"
+        self.accepted = self.rejected = 0
+        self.tokens, self.refill_at = float(args.burst), time.monotonic()
+        self.commands = asyncio.Queue()
+
+    def spawn(self, coro) -> None:
+        t = asyncio.ensure_future(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def command_loop(self) -> None:
+        while True:
+            cmd = json.loads(await self.commands.get())
+            if "mo" in cmd:
+                await self.mo(cmd["mo"])
+
+    async def mo(self, cmd) -> None:
+        text = cmd["text"]
+        try:
+            sm, dc = text.encode("ascii"), 0
+        except UnicodeEncodeError:
+            sm, dc = text.encode("utf-16-be"), 8
+        for esme in list(self.sessions.values()):
+            if esme.can_receive:
+                r = await esme.deliver_sm(cmd["to"], sm, source_addr=cmd["from"], source_addr_ton=cmd.get("ton", 1),
+                                          source_addr_npi=1, data_coding=dc)
+                emit({"mo_sent": r.command_status})
+
+    def _throttled(self) -> bool:
+        """--max-rate: a token bucket of --burst tokens."""
+        now = time.monotonic()
+        self.tokens = min(self.args.burst, self.tokens + (now - self.refill_at) * self.args.max_rate)
+        self.refill_at = now
+        if self.tokens < 1:
+            return True
+        self.tokens -= 1
+        return False
+
+    async def submit(self, ev) -> None:
+        args, smpp34 = self.args, self.smpp34
+        if args.hold_after is not None and self.accepted >= args.hold_after:
+            self.held.append(ev)             # kept unanswered: dropping it would answer it
+            if len(self.held) == 1:
+                await asyncio.sleep(0.3)    # the last answers leave before the test is told
+                emit({"held": self.accepted})
+            return
+        if args.max_rate and self._throttled():
+            self.rejected += 1
+            ev.reject(smpp34.ESME_RTHROTTLED)
+            return
+        if args.reject_dest and ev.destination_addr.startswith(args.reject_dest):
+            ev.reject(smpp34.ESME_RINVDSTADR)
+            return
+        self.accepted += 1
+        mid = f"{self.prefix}{self.accepted:x}"
+        if not args.quiet:
+            emit({"submit": {
+                "id": mid, "t": time.monotonic(), "session": ev.session_id,
+                "source": ev.source_addr, "source_ton": ev.source_addr_ton,
+                "source_npi": ev.source_addr_npi, "dest": ev.destination_addr,
+                "dest_ton": ev.dest_addr_ton, "dest_npi": ev.dest_addr_npi,
+                "esm_class": ev.esm_class, "data_coding": ev.data_coding,
+                "registered_delivery": ev.registered_delivery,
+                "sm": ev.short_message.hex(), "rejected": self.rejected}})
+        elif self.accepted % 1000 == 0:
+            emit({"accepted": self.accepted, "t": time.monotonic()})
+        ev.accept(message_id=mid)
+        if args.receipts and ev.registered_delivery & 1:
+            esme = self.sessions.get(ev.session_id)
+            if esme is not None and esme.can_receive:
+                self.spawn(self.receipt(esme, ev, mid))
+
+    async def receipt(self, esme, ev, mid) -> None:
+        args, smpp34 = self.args, self.smpp34
         stat = "UNDELIV" if args.undeliverable and ev.destination_addr.startswith(args.undeliverable) else "DELIVRD"
         if args.receipts == "tlv":
             tlvs = [smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, mid.encode() + b"\0"),
@@ -55,76 +143,6 @@ async def serve(args) -> None:
                     f"done date:2611291000 stat:{stat} err:000 text:").encode()
         await esme.deliver_sm(ev.source_addr, body, source_addr=ev.destination_addr,
                               esm_class=0x04, tlvs=tlvs)
-
-    async def mo(cmd):
-        text = cmd["text"]
-        try:
-            sm, dc = text.encode("ascii"), 0
-        except UnicodeEncodeError:
-            sm, dc = text.encode("utf-16-be"), 8
-        for esme in list(sessions.values()):
-            if esme.can_receive:
-                r = await esme.deliver_sm(cmd["to"], sm, source_addr=cmd["from"], source_addr_ton=cmd.get("ton", 1),
-                                          source_addr_npi=1, data_coding=dc)
-                emit({"mo_sent": r.command_status})
-
-    async def command_loop():
-        while True:
-            cmd = json.loads(await commands.get())
-            if "mo" in cmd:
-                await mo(cmd["mo"])
-
-    def spawn(coro):
-        t = asyncio.ensure_future(coro)
-        tasks.add(t)
-        t.add_done_callback(tasks.discard)
-
-    spawn(command_loop())
-    while True:
-        ev = await server.next()
-        if isinstance(ev, smpp34.Esme):
-            sessions[ev.session_id] = ev
-            emit({"bind": {"system_id": ev.system_id, "session": ev.session_id, "can_receive": ev.can_receive}})
-        elif isinstance(ev, smpp34.Unbound):
-            sessions.pop(ev.session_id, None)
-            emit({"unbound": ev.session_id})
-        elif isinstance(ev, smpp34.SubmitSmEvent):
-            if args.hold_after is not None and accepted >= args.hold_after:
-                held.append(ev)             # kept unanswered: dropping it would answer it
-                if len(held) == 1:
-                    await asyncio.sleep(0.3)    # the last answers leave before the test is told
-                    emit({"held": accepted})
-                continue
-            if args.max_rate:
-                now = time.monotonic()
-                tokens = min(args.burst, tokens + (now - refill_at) * args.max_rate)
-                refill_at = now
-                if tokens < 1:
-                    rejected += 1
-                    ev.reject(smpp34.ESME_RTHROTTLED)
-                    continue
-                tokens -= 1
-            if args.reject_dest and ev.destination_addr.startswith(args.reject_dest):
-                ev.reject(smpp34.ESME_RINVDSTADR)
-                continue
-            accepted += 1
-            mid = f"{prefix}{accepted:x}"
-            if not args.quiet:
-                emit({"submit": {
-                    "id": mid, "t": time.monotonic(), "session": ev.session_id,
-                    "source": ev.source_addr, "source_ton": ev.source_addr_ton,
-                    "source_npi": ev.source_addr_npi, "dest": ev.destination_addr,
-                    "dest_ton": ev.dest_addr_ton, "dest_npi": ev.dest_addr_npi,
-                    "esm_class": ev.esm_class, "data_coding": ev.data_coding,
-                    "registered_delivery": ev.registered_delivery,
-                    "sm": ev.short_message.hex(), "rejected": rejected}})
-            elif accepted % 1000 == 0:
-                emit({"accepted": accepted, "t": time.monotonic()})
-            ev.accept(message_id=mid)
-            if args.receipts and ev.registered_delivery & 1:
-                esme = sessions.get(ev.session_id)
-                if esme is not None and esme.can_receive:
-                    spawn(receipt(esme, ev, mid))
 
 
 def main() -> None:

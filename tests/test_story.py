@@ -1,4 +1,5 @@
-"""Stories (probe/synth/story.py, probe/synth/storyfile.py): every example renders, decodes to what each step means, and is deterministic."""
+"""Stories (probe/synth/story.py, storyfile.py): every example renders, decodes to what each step means,
+and is deterministic."""
 import hashlib
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 pytest.importorskip("pycrate_asn1dir")
 
 from touchpoint.control.cli import main  # noqa: E402
-from touchpoint.probe.synth import story, storyfile  # noqa: E402
+from touchpoint.probe.synth import storyfile  # noqa: E402
 
 STORIES = sorted((Path(__file__).resolve().parent.parent / "rules" / "stories").glob("*.yaml"))
 FIELDS = ("kind", "proto", "flags", "op", "imsi", "msisdn", "imei", "peer", "peer_alpha", "node", "mcc", "mnc",
@@ -78,85 +79,115 @@ def _mine(who, recs):
 
 def _check_step(spec, who, recs, steps):
     """What a step must look like in the decoded records, from the YAML alone."""
-    do = spec["do"]
-    kinds = [r["kind"] for r in recs]
     _mine(who, recs)
-    if do in ("attach", "power_on"):
-        via = spec.get("via", "cs")
-        want = {"cs": "location_update", "gprs": "gprs_location_update", "lte": "session_create"}[via]
-        assert kinds[0] == want
-        if "imsi" in who:
-            assert recs[0]["imsi"] == who["imsi"]
-        if via == "cs" and "imei" in who and not any(s["do"] == "change_handset" for s in who["steps"]):
-            assert recs[-1]["kind"] == "subscriber_info" and recs[-1]["imei"] == who["imei"]
-        if via == "lte":
-            assert recs[0]["apn"] == spec.get("apn", "ims")
-    elif do == "power_off":
-        assert kinds[0] in ("purge_ms", "session_delete")
-    elif do in ("move", "roam_to"):
-        last = recs[-1]
-        assert last["kind"] in ("subscriber_info", "session_modify")
-        if "cell" in spec:
-            assert last["cell"] == spec["cell"]
-        if "lac" in spec:
-            assert last["lac_tac"] == spec["lac"]
-        if "area" in spec:
-            places = yaml.safe_load((STORIES[0].parent.parent / "places.yaml").read_text())
-            a = places["areas"][spec["area"]]
-            cells = [tuple(c) for c in a.get("cells", [])] + [(l, c) for l, f, t in a.get("ranges", [])
-                                                              for c in range(f, t + 1)]
-            assert (last["lac_tac"], last["cell"]) in cells
-        if spec.get("region") == "abroad":
-            assert last["mcc"] + last["mnc"] not in ("46000", "46002", "46004", "46007", "46008")
-        if "location_update" in kinds:                      # a new VLR: the old one is cancelled
-            assert "cancel_location" in kinds
-    elif do == "change_handset":
-        new = [r["imei"] for r in recs if r.get("imei") and r["kind"] != "session_delete"]
-        assert new and len(set(new)) == 1
-        if "imei" in spec:
-            assert new[0][:14] == spec["imei"][:14]
-        if "tac" in spec:
-            assert new[0][:8] == spec["tac"]
-        before = [r.get("imei") for s in steps for r in s["records"] if r.get("imei")
-                  and r["ts_ns"] < recs[0]["ts_ns"] and r.get("imsi", who.get("imsi")) == who.get("imsi")]
-        if spec.get("same_tac") and before:
-            assert new[0][:8] == before[-1][:8] and new[0][:14] != before[-1][:14]
-    elif do.endswith("_cf"):
-        kind = {"register_cf": "ss_register", "activate_cf": "ss_activate", "deactivate_cf": "ss_deactivate",
-                "erase_cf": "ss_erase"}[do]
-        assert kinds == [kind]
-        assert recs[0]["ss_code"] == storyfile.SS_CODES[spec["ss"]]
-        assert recs[0]["imsi"] == who["imsi"] and recs[0]["msisdn"] == who["msisdn"]
-        if do == "register_cf":
-            assert recs[0]["peer"] == spec["to"]
-    elif do == "call":
+    check = _CHECKS.get(spec["do"])
+    if check is None:
+        raise AssertionError(f"no check for {spec['do']}")
+    check(spec, who, recs, [r["kind"] for r in recs], steps)
+
+
+def _check_attach(spec, who, recs, kinds, steps):
+    via = spec.get("via", "cs")
+    want = {"cs": "location_update", "gprs": "gprs_location_update", "lte": "session_create"}[via]
+    assert kinds[0] == want
+    if "imsi" in who:
+        assert recs[0]["imsi"] == who["imsi"]
+    if via == "cs" and "imei" in who and not any(s["do"] == "change_handset" for s in who["steps"]):
+        assert recs[-1]["kind"] == "subscriber_info" and recs[-1]["imei"] == who["imei"]
+    if via == "lte":
+        assert recs[0]["apn"] == spec.get("apn", "ims")
+
+
+def _check_power_off(spec, who, recs, kinds, steps):
+    assert kinds[0] in ("purge_ms", "session_delete")
+
+
+def _check_move(spec, who, recs, kinds, steps):
+    last = recs[-1]
+    assert last["kind"] in ("subscriber_info", "session_modify")
+    if "cell" in spec:
+        assert last["cell"] == spec["cell"]
+    if "lac" in spec:
+        assert last["lac_tac"] == spec["lac"]
+    if "area" in spec:
         places = yaml.safe_load((STORIES[0].parent.parent / "places.yaml").read_text())
-        to = places["hotlines"].get(spec["to"], [spec["to"]])[0]
-        via = spec.get("via", "cap")
-        assert sorted(r["proto"] for r in recs) == sorted({"cap": ["cap"], "isup": ["isup"],
-                                                           "both": ["cap", "isup"]}[via])
-        for r in recs:
-            assert r["kind"] == "call_attempt" and r["peer"] == to and r["msisdn"] == who["msisdn"]
-            assert ("imsi" in r) == (r["proto"] == "cap")     # ISUP carries no IMSI
-            if r["proto"] == "isup" and spec.get("answer") is False:
-                assert "response" not in r["flags"]
-    elif do == "sms_mo":
-        assert kinds == ["mo_sms"] and recs[0]["peer"] == spec["to"]
-        assert recs[0]["msisdn"] == who["msisdn"] and "imsi" not in recs[0]
-    elif do == "sms_mt":
-        assert kinds == ["sri_sm", "mt_sms"] and "msisdn" not in recs[1]
-        sender = str(spec["from"])
-        assert recs[1].get("peer" if sender.isdigit() else "peer_alpha") == sender
-    elif do == "mms_mt":
-        assert kinds == ["mms_notification"] and recs[0]["peer"] == spec["from"] and recs[0]["octets"] > 0
-    elif do == "ussd":
-        assert kinds == ["ussd"] and recs[0]["peer"] == spec["code"]
-    elif do == "data":
-        assert kinds[0] == "session_create" and "session_delete" in kinds and "data_usage" in kinds
-        assert recs[0]["apn"] == spec.get("apn", "cmnet") and recs[0]["rat"] == storyfile.RATS[spec.get("rat", "eutran")]
-        assert sum(r["packets"] for r in recs if r["kind"] == "data_usage") == spec.get("packets", 20)
-    else:
-        raise AssertionError(f"no check for {do}")
+        a = places["areas"][spec["area"]]
+        cells = [tuple(c) for c in a.get("cells", [])] + [(l, c) for l, f, t in a.get("ranges", [])
+                                                          for c in range(f, t + 1)]
+        assert (last["lac_tac"], last["cell"]) in cells
+    if spec.get("region") == "abroad":
+        assert last["mcc"] + last["mnc"] not in ("46000", "46002", "46004", "46007", "46008")
+    if "location_update" in kinds:                      # a new VLR: the old one is cancelled
+        assert "cancel_location" in kinds
+
+
+def _check_change_handset(spec, who, recs, kinds, steps):
+    new = [r["imei"] for r in recs if r.get("imei") and r["kind"] != "session_delete"]
+    assert new and len(set(new)) == 1
+    if "imei" in spec:
+        assert new[0][:14] == spec["imei"][:14]
+    if "tac" in spec:
+        assert new[0][:8] == spec["tac"]
+    before = [r.get("imei") for s in steps for r in s["records"] if r.get("imei")
+              and r["ts_ns"] < recs[0]["ts_ns"] and r.get("imsi", who.get("imsi")) == who.get("imsi")]
+    if spec.get("same_tac") and before:
+        assert new[0][:8] == before[-1][:8] and new[0][:14] != before[-1][:14]
+
+
+def _check_cf(spec, who, recs, kinds, steps):
+    do = spec["do"]
+    kind = {"register_cf": "ss_register", "activate_cf": "ss_activate", "deactivate_cf": "ss_deactivate",
+            "erase_cf": "ss_erase"}[do]
+    assert kinds == [kind]
+    assert recs[0]["ss_code"] == storyfile.SS_CODES[spec["ss"]]
+    assert recs[0]["imsi"] == who["imsi"] and recs[0]["msisdn"] == who["msisdn"]
+    if do == "register_cf":
+        assert recs[0]["peer"] == spec["to"]
+
+
+def _check_call(spec, who, recs, kinds, steps):
+    places = yaml.safe_load((STORIES[0].parent.parent / "places.yaml").read_text())
+    to = places["hotlines"].get(spec["to"], [spec["to"]])[0]
+    via = spec.get("via", "cap")
+    assert sorted(r["proto"] for r in recs) == sorted({"cap": ["cap"], "isup": ["isup"],
+                                                       "both": ["cap", "isup"]}[via])
+    for r in recs:
+        assert r["kind"] == "call_attempt" and r["peer"] == to and r["msisdn"] == who["msisdn"]
+        assert ("imsi" in r) == (r["proto"] == "cap")     # ISUP carries no IMSI
+        if r["proto"] == "isup" and spec.get("answer") is False:
+            assert "response" not in r["flags"]
+
+
+def _check_sms_mo(spec, who, recs, kinds, steps):
+    assert kinds == ["mo_sms"] and recs[0]["peer"] == spec["to"]
+    assert recs[0]["msisdn"] == who["msisdn"] and "imsi" not in recs[0]
+
+
+def _check_sms_mt(spec, who, recs, kinds, steps):
+    assert kinds == ["sri_sm", "mt_sms"] and "msisdn" not in recs[1]
+    sender = str(spec["from"])
+    assert recs[1].get("peer" if sender.isdigit() else "peer_alpha") == sender
+
+
+def _check_mms_mt(spec, who, recs, kinds, steps):
+    assert kinds == ["mms_notification"] and recs[0]["peer"] == spec["from"] and recs[0]["octets"] > 0
+
+
+def _check_ussd(spec, who, recs, kinds, steps):
+    assert kinds == ["ussd"] and recs[0]["peer"] == spec["code"]
+
+
+def _check_data(spec, who, recs, kinds, steps):
+    assert kinds[0] == "session_create" and "session_delete" in kinds and "data_usage" in kinds
+    assert recs[0]["apn"] == spec.get("apn", "cmnet") and recs[0]["rat"] == storyfile.RATS[spec.get("rat", "eutran")]
+    assert sum(r["packets"] for r in recs if r["kind"] == "data_usage") == spec.get("packets", 20)
+
+
+_CHECKS = {"attach": _check_attach, "power_on": _check_attach, "power_off": _check_power_off,
+           "move": _check_move, "roam_to": _check_move, "change_handset": _check_change_handset,
+           "register_cf": _check_cf, "activate_cf": _check_cf, "deactivate_cf": _check_cf,
+           "erase_cf": _check_cf, "call": _check_call, "sms_mo": _check_sms_mo, "sms_mt": _check_sms_mt,
+           "mms_mt": _check_mms_mt, "ussd": _check_ussd, "data": _check_data}
 
 
 def test_same_seed_same_bytes(tmp_path):
