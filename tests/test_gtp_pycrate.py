@@ -1,7 +1,9 @@
 """GTP messages encoded by pycrate (the reference), decoded by probe._decode, fields compared.
 
 GTPv2-C with pycrate_mobile.TS29274_GTPC, GTPv1-C with pycrate_mobile.TS29060_GTP;
-each message goes in Ethernet/IPv4/UDP (tests/test_gtp.py's builders) into a pcap.
+encoded by the generator's encoders (touchpoint.probe.synth.gtp: one copy, which also
+checks that pycrate parses the message back); each message goes in Ethernet/IPv4/UDP
+(tests/gtp_messages.py's builders) into a pcap.
 Every expected value is what the test encoded, never what a decoder said.
 
 Per-message mode (messages=True): one record per GTP-C message. Dialogue mode: a
@@ -20,7 +22,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings  # noqa: E40
 from hypothesis import strategies as st  # noqa: E402
 from pycrate_mobile.TS24008_IE import APN as APN_IE  # noqa: E402
 
-from tests.test_gtp import decode, frame, gtpu, inner_ip, ip_int, ipb  # noqa: E402
+from touchpoint.probe.synth import IEGroup, encode_gtpv1, encode_gtpv2  # noqa: E402
+from tests.gtp_messages import decode, frame, gtpu, inner_ip, ip_int, ipb  # noqa: E402
 
 # Shrinking a failure costs a minute or more (every step encodes with pycrate): it is on
 # only with GTP_SHRINK=1, so a failing run stays as quick as a passing one.
@@ -86,38 +89,9 @@ def check(got: dict, want: dict):
 
 # ---- GTPv2-C with pycrate -------------------------------------------------------
 
-class Group(list):
-    """The member IEs of a grouped IE: [(type, instance, value)]."""
-
-
 def v2(cls, seq: int, teid, ies, piggy: bool = False, partial: bool = False) -> bytes:
-    """cls: a pycrate message; ies: [(type, instance, value)] with a Group value for a
-    grouped IE; teid None leaves the TEID out of the header (T = 0); partial: mandatory
-    IEs may be missing (a test about some IEs only)."""
-    m = cls()
-    hdr = m[0]
-    hdr["SeqNum"].set_val(seq)
-    if teid is None:
-        hdr["T"].set_val(0)
-    else:
-        hdr["TEID"].set_val(teid)
-    hdr["P"].set_val(1 if piggy else 0)
-    body = m[1]
-    body.clear()
-    for t, inst, val in ies:
-        if isinstance(val, Group):
-            body.add_ie(t, inst)
-            group = body[-1][1]
-            group.clear()
-            for t2, i2, v2_ in val:
-                group.add_ie(t2, i2, v2_)
-        else:
-            body.add_ie(t, inst, val)
-    out = m.to_bytes()
-    _msg, err = G2.parse_GTPC(out)
-    allowed = (0, G2.ERR_GTPC_MAND_IE_MISS) if partial else (0,)
-    assert err in allowed, f"pycrate cannot parse back what it encoded: {err}"
-    return out
+    """The generator's GTPv2-C encoder (pycrate, parsed back) for a pycrate message class."""
+    return encode_gtpv2(cls.__name__, seq, teid, ies, piggy=piggy, partial=partial)
 
 
 def f_teid(iface: int, teid: int, ip: str) -> dict:
@@ -206,13 +180,13 @@ def create_session_request(s) -> bytes:
         ies.append((86, 0, uli_val))
     ies += [(82, 0, {"Val": s["rat"]}), (87, 0, f_teid(10, s["mme_teid"], MME)),
             (71, 0, apn_value(full_apn)),
-            (93, 0, Group([(73, 0, {"Val": 5}), (80, 0, None), (87, 0, f_teid(0, s["enb_teid"], ENB))]))]
+            (93, 0, IEGroup([(73, 0, {"Val": 5}), (80, 0, None), (87, 0, f_teid(0, s["enb_teid"], ENB))]))]
     return v2(G2.CreateSessionReq, s["seq"], 0, ies)
 
 
 def create_session_response(s, cause: int, piggy=False) -> bytes:
     ies = [(2, 0, {"Val": cause}), (87, 0, f_teid(11, s["sgw_teid"], SGW)),
-           (93, 0, Group([(73, 0, {"Val": 5}), (2, 0, {"Val": cause}), (87, 0, f_teid(1, s["sgwu_teid"], SGWU))]))]
+           (93, 0, IEGroup([(73, 0, {"Val": 5}), (2, 0, {"Val": cause}), (87, 0, f_teid(1, s["sgwu_teid"], SGWU))]))]
     return v2(G2.CreateSessionResp, s["seq"], s["mme_teid"], ies, piggy=piggy)
 
 
@@ -292,7 +266,7 @@ def test_v2_later_messages_get_the_subscriber_from_the_tunnel(s, seq_mb, seq_ds,
     mbr = v2(G2.ModifyBearerReq, seq_mb, s["sgw_teid"],
              [(86, 0, {"Flags": {"TAI": 1, "ECGI": 1}, "TAI": {"PLMN": "00101", "TAC": tac},
                        "ECGI": {"PLMN": "00101", "ECI": eci}}),
-              (93, 0, Group([(73, 0, {"Val": 5}), (87, 0, f_teid(0, new_enb_teid, "10.3.0.77"))]))])
+              (93, 0, IEGroup([(73, 0, {"Val": 5}), (87, 0, f_teid(0, new_enb_teid, "10.3.0.77"))]))])
     mbresp = v2(G2.ModifyBearerResp, seq_mb, s["mme_teid"], [(2, 0, {"Val": 16})])
     dsr = v2(G2.DeleteSessionReq, seq_ds, s["sgw_teid"], [(73, 0, {"Val": 5})])
     dsresp = v2(G2.DeleteSessionResp, seq_ds, s["mme_teid"], [(2, 0, {"Val": 16})])
@@ -321,11 +295,11 @@ def test_v2_piggybacked_messages_are_both_decoded(s, seq_cb, bearer_teid, messag
     (P flag), answered by a Create Bearer Response piggybacked on a Modify Bearer Request."""
     s["seq"] = 1
     cbr = v2(G2.CreateBearerReq, seq_cb, s["mme_teid"],
-             [(73, 0, {"Val": 5}), (93, 0, Group([(73, 0, {"Val": 0}), (80, 0, None),
+             [(73, 0, {"Val": 5}), (93, 0, IEGroup([(73, 0, {"Val": 0}), (80, 0, None),
                                              (87, 0, f_teid(1, bearer_teid, SGWU))]))])
     cbresp = v2(G2.CreateBearerResp, seq_cb, s["sgw_teid"],
-                [(2, 0, {"Val": 16}), (93, 0, Group([(73, 0, {"Val": 6}), (2, 0, {"Val": 16})]))], piggy=True)
-    mbr = v2(G2.ModifyBearerReq, 0x777, s["sgw_teid"], [(93, 0, Group([(73, 0, {"Val": 5})]))])
+                [(2, 0, {"Val": 16}), (93, 0, IEGroup([(73, 0, {"Val": 6}), (2, 0, {"Val": 16})]))], piggy=True)
+    mbr = v2(G2.ModifyBearerReq, 0x777, s["sgw_teid"], [(93, 0, IEGroup([(73, 0, {"Val": 5})]))])
     frames = [frame(create_session_request(s), MME, SGW),
               frame(create_session_response(s, 16, piggy=True) + cbr, SGW, MME),
               frame(cbresp + mbr, MME, SGW)]
@@ -348,25 +322,8 @@ def test_v2_piggybacked_messages_are_both_decoded(s, seq_cb, bearer_teid, messag
 # ---- GTPv1-C with pycrate -------------------------------------------------------
 
 def v1(cls, seq: int, teid: int, ies: dict) -> bytes:
-    """ies: IE name -> value; raw bytes go in as they are (TS 29.060 order is pycrate's)."""
-    m = cls()
-    m[0]["S"].set_val(1)
-    m[0]["GTPHdrOpt"]["SeqNum"].set_val(seq)
-    m[0]["TEID"].set_val(teid)
-    body = m[1]
-    for name, val in ies.items():
-        body.add_ie(name)
-        if isinstance(val, bytes):
-            body[name].set_val({"Data": val})
-        elif name == "APN":
-            body[name]["Data"].encode(val)
-        elif val is not None:
-            body[name]["Data"].set_val(val)
-    out = m.to_bytes()
-    if not isinstance(ies.get("ULI"), bytes):          # pycrate reads a RAI in a ULI as 7 octets
-        _msg, err = G1.parse_GTP(out)
-        assert err == 0, f"pycrate cannot parse back what it encoded: {err}"
-    return out
+    """The generator's GTPv1-C encoder for a pycrate message class; ies: IE name -> value."""
+    return encode_gtpv1(cls.__name__, seq, teid, ies.items(), check=not isinstance(ies.get("ULI"), bytes))
 
 
 def v1_imsi(imsi: str) -> bytes:
@@ -520,7 +477,7 @@ def bearer_ies(lbi, bearers) -> list:
         members = [(73, 0, {"Val": ebi})]
         if qci is not None:
             members.append((80, 0, {"QCI": qci, "PL": 2}))
-        ies.append((93, 0, Group(members)))
+        ies.append((93, 0, IEGroup(members)))
     return ies
 
 
