@@ -32,11 +32,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from touchpoint.control.engine import Trigger                 # noqa: E402
-from touchpoint.control.outbox import Outbox                  # noqa: E402
-from touchpoint.control.policy import ContactPolicy           # noqa: E402
-from touchpoint.control.rules import load                     # noqa: E402
-from touchpoint.probe.record import pack                      # noqa: E402
+from touchpoint.control.engine import Trigger
+from touchpoint.control.outbox import Outbox
+from touchpoint.control.policy import ContactPolicy
+from touchpoint.control.rules import load
+from touchpoint.probe.record import pack
 
 OUT = HERE / "out"
 NS = 10**9

@@ -28,10 +28,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from touchpoint.control import rules                                    # noqa: E402
-from touchpoint.control.engine import Engine                             # noqa: E402
-from touchpoint.control.lists import ListStore, import_list              # noqa: E402
-from touchpoint.probe.record import Kind, Loc, empty, pack               # noqa: E402
+from touchpoint.control import rules
+from touchpoint.control.engine import Engine
+from touchpoint.control.lists import ListStore, import_list
+from touchpoint.probe.record import Kind, Loc, empty, pack
 
 OUT = HERE / "out"
 T0 = 1_767_225_600 * 10**9
@@ -210,7 +210,7 @@ def main() -> None:
               f"({a.records / c1:,.0f} a CPU second), {n1:,} triggers")
         print(f"pass 2 (known subscribers, events):      {a.records / t2:,.0f} records/s "
               f"({a.records / c2:,.0f} a CPU second), {n2:,} triggers")
-        print(f"events: " + ", ".join(f"{k}={v:,}" for k, v in engine.event_counts().items() if v))
+        print("events: " + ", ".join(f"{k}={v:,}" for k, v in engine.event_counts().items() if v))
         print(f"state: {mem['subscribers']:,} subscribers, {mem['row_bytes']} bytes a row, "
               f"{mem['bytes_per_subscriber']:.1f} bytes a subscriber allocated (rows and index)")
         print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "

@@ -320,7 +320,7 @@ def footnotes(rows: list) -> dict:
 
 def markdown(rows: list, tshark: str) -> str:
     notes = footnotes(rows)
-    note = lambda section, why: notes[(section, why)][0]   # noqa: E731
+    note = lambda section, why: notes[(section, why)][0]
     out = [f"# Fidelity against {tshark}", "",
            f"{len(rows)} file{'s' * (len(rows) != 1)} of `{PUBLIC}`, our decoder in per-message mode. `=` identical, `n/a` absent on "
            "both sides, `N [k]` N values differ for reason k, `N! [k]` a difference the tests do not explain, "

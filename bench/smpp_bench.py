@@ -23,9 +23,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from touchpoint.control.channels import Outgoing  # noqa: E402
-from touchpoint.control.smpp import SmppClient  # noqa: E402
-from tests.smsc import Smsc  # noqa: E402
+from touchpoint.control.channels import Outgoing
+from touchpoint.control.smpp import SmppClient
+from tests.smsc import Smsc
 
 TEXTS = {"gsm": "Welcome to Shanghai! 1GB of local data for 10 CNY today, reply TD to stop. #{n}",
          "ucs2": "欢迎来到上海！本地流量包1GB仅需10元，回复TD退订。第{n}条"}

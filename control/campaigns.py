@@ -126,10 +126,11 @@ CAMPAIGN_HINTS = {"when": "the scenario goes under trigger.event", "event": "put
                   "text": "put it under message: {text: ...}", "lists": "put it under audience: {lists: [...]}"}
 
 
-def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy = Policy()) -> Campaign | None:
+def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy | None = None) -> Campaign | None:
     """The campaign of a file's root node, or None when anything in it is wrong (see doc.errors).
     places and columns (control.rules.Lists, None: lists not known) check what conditions name;
-    policy, the channels a message may name."""
+    policy, the channels a message may name (None: the defaults)."""
+    policy = policy if policy is not None else Policy()
     top = doc.mapping(root, "", CAMPAIGN_KEYS, required=("id", "trigger", "message"), hints=CAMPAIGN_HINTS)
     if top is None:
         return None

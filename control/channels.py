@@ -234,7 +234,7 @@ class HttpChannel(Channel):
             self.counts["retried"] += 1
         try:
             self.on_result(mid, state, reason, smsc_id=smsc_id)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the engine's callback failing must not lose the receipt
             self.say(f"on_result failed: {type(e).__name__}: {e}")
 
     def _work(self) -> None:

@@ -221,7 +221,7 @@ class Conditions:
         if f.type != F.CAPS:
             return doc.err(node, path, f"has tests a capability set; {f.name} is {_a(f.type)}")
         bits = 0
-        for i, n in enumerate(doc.items(node, path)):
+        for _i, n in enumerate(doc.items(node, path)):
             v = doc.scalar(n, path)
             if v is BAD:
                 return v

@@ -92,7 +92,7 @@ class ControlServer:
             return {"ok": True, "result": self.handle(cmd, args)}
         except Refused as e:
             return {"ok": False, "error": str(e)}
-        except Exception as e:              # a bug must not take the engine down with it
+        except Exception as e:  # noqa: BLE001 - a bug must not take the engine down with it
             self.say(f"ctl: internal error: {type(e).__name__}: {e}")
             return {"ok": False, "error": f"internal error: {type(e).__name__}: {e} (see the engine's log)"}
 

@@ -263,7 +263,7 @@ class Dispatcher:
             wake = self.policy.allowed_at(now)
             held = self.policy.paused | {cid for cid, c in self.policy.campaigns.items() if c.status != "active"}
             with self.outbox.tx():
-                for name, ch in self.channels.items():
+                for name in self.channels:
                     budget = self.pacers[name].allow()
                     rows = self.outbox.due(name, now, budget, held) if budget else []
                     if wake > now and rows:     # quiet hours began while they waited
@@ -299,7 +299,7 @@ class Dispatcher:
             return
         with self.outbox.tx():
             self.outbox.mark([r[0] for r in rows], "expired", "window", now)
-        for mid, msisdn, due, campaign, state in rows:
+        for _mid, msisdn, due, campaign, state in rows:
             if state == QUEUED:
                 self.policy.forget(msisdn, due, campaign)
 

@@ -133,7 +133,7 @@ def read(data_dir: str) -> list:
     for name in sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else ():
         if name.startswith("health-shard-") and name.endswith(".jsonl"):
             with open(os.path.join(data_dir, name), encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
+                for _n, line in enumerate(f, 1):
                     try:
                         d = json.loads(line)
                         per[(name, d["day"])] = d

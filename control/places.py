@@ -240,7 +240,7 @@ def _check_overlaps(doc, areas):
     """Two areas sharing a cell make the area of a location ambiguous."""
     spans = sorted(((lac << 32 | a, lac << 32 | b, area) for area in areas for lac, a, b in area.cells),
                    key=lambda span: span[:2])
-    for (a0, b0, x), (a1, b1, y) in zip(spans, spans[1:]):
+    for (_a0, b0, x), (a1, _b1, y) in zip(spans, spans[1:]):
         if a1 <= b0 and x is not y:
             later = max(x, y, key=lambda ar: ar.index)
             other = x if later is y else y

@@ -329,7 +329,10 @@ def render_health(days: list) -> str:
 # ---- plots -----------------------------------------------------------------------------------------
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ReportError(f"--plot needs matplotlib (pip install 'touchpoint[plot]'): {e}")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt

@@ -63,7 +63,7 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
         doc = Doc(os.path.join(path, pname))
         root = doc.root()
         if root is not None:
-            policy = doc.guard(lambda: read_policy(doc, root))
+            policy = doc.guard(lambda doc=doc, root=root: read_policy(doc, root))
         errors += doc.sorted_errors()
     for pname in [n for n in names if n in PLACES_FILES][:1]:
         places, errs = read_places(os.path.join(path, pname))

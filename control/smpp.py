@@ -252,7 +252,7 @@ class SmppClient:
                 reason = "the SMSC closed the connection"
             except (OSError, asyncio.TimeoutError, PduError, SessionError) as e:
                 reason = str(e) or type(e).__name__
-            except Exception as e:          # a bug must not end the channel for good
+            except Exception as e:  # noqa: BLE001 - a bug must not end the channel for good
                 reason = f"internal error: {type(e).__name__}: {e}"
             was_bound = self.connected_since is not None
             self._lost(reason)
@@ -527,7 +527,7 @@ class SmppClient:
         self.counts["mo"] += 1
         try:
             self.on_mo(address_type(sm.source_addr)[2], text, sm.source_addr_ton == TON_NATIONAL)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a failing callback must not drop the SMSC's MO
             self.say(f"on_mo failed: {type(e).__name__}: {e}")
         return ESME_ROK
 
@@ -566,5 +566,5 @@ class SmppClient:
     def _report(self, mid, state, reason, smsc_id) -> None:
         try:
             self.on_result(mid, state, reason, smsc_id=smsc_id)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a failing callback must not drop the receipt
             self.say(f"on_result failed: {type(e).__name__}: {e}")

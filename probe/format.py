@@ -18,7 +18,7 @@ COLUMNS = ("ts_ns", "frame", "kind", "proto", "flags", "op", "cause", "imsi", "m
 
 _KIND = {k.value: k.name.lower() for k in Kind}
 _PROTO = {p.value: p.name.lower() for p in Proto}
-_LOC = {l.value: l.name.lower() for l in Loc}
+_LOC = {loc.value: loc.name.lower() for loc in Loc}
 
 
 def flag_names(value: int) -> list:

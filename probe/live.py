@@ -192,7 +192,7 @@ class LiveCapture:
         except CaptureError as e:               # cannot happen with the records gather() writes
             self.errors.append(str(e))
             self.stop.set()
-        except Exception as e:                  # a worker that dies stops the probe, loudly
+        except Exception as e:  # noqa: BLE001 - a worker that dies stops the probe, loudly
             self.errors.append(f"{dec.source}: {type(e).__name__}: {e}")
             self.stop.set()
         finally:

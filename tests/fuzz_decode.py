@@ -25,11 +25,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import atheris  # noqa: E402
-import numpy  # noqa: E402,F401  (imported first so that only probe's own Python code is instrumented)
+import atheris
+import numpy  # noqa: F401  (imported first so that only probe's own Python code is instrumented)
 
 with atheris.instrument_imports(include=["probe"]):
-    from touchpoint.probe.decode import CaptureError, decode_bytes  # noqa: E402
+    from touchpoint.probe.decode import CaptureError, decode_bytes
 
 LINKTYPES = (1, 101, 113, 276, 140, 139, 141, 142, 248, 0)
 MTP3 = ("itu", "ansi", "japan")

@@ -12,15 +12,15 @@ pytest.importorskip("pycrate_asn1dir")
 pytest.importorskip("pycrate_mobile")
 pytest.importorskip("touchpoint.probe._decode")
 
-from hypothesis import HealthCheck, Phase, assume, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from pycrate_asn1dir import TCAP_CAP, TCAP_MAPv2v3  # noqa: E402
-from pycrate_mobile import ISUP  # noqa: E402
-from pycrate_mobile.TS24008_IE import PLMN  # noqa: E402
+from hypothesis import HealthCheck, Phase, assume, settings
+from hypothesis import strategies as st
+from pycrate_asn1dir import TCAP_CAP, TCAP_MAPv2v3
+from pycrate_mobile import ISUP
+from pycrate_mobile.TS24008_IE import PLMN
 
-from touchpoint.probe.decode import ANOMALY_INFO, Stats, decode_bytes  # noqa: E402
-from touchpoint.probe.format import to_dicts  # noqa: E402
-from tests import packets as P  # noqa: E402
+from touchpoint.probe.decode import ANOMALY_INFO, Stats, decode_bytes
+from touchpoint.probe.format import to_dicts
+from tests import packets as P
 
 
 # No shrinking: a failing example is printed as drawn, and the file stays well under a minute.

@@ -145,7 +145,7 @@ def test_wrong_schema_is_refused_with_a_clear_message(rules_dir, tmp_path):
     ctx.term()
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=TIMEOUT)[1]
-    assert f"probe 7" in err and "record schema version" in err
+    assert "probe 7" in err and "record schema version" in err
     assert proc.returncode == 1
 
 

@@ -107,7 +107,7 @@ def test_conversions_within_the_window_for_both_groups(tmp_path):
     for group in (0, 1):
         got = {m for m, (h, s, e, c) in conv.items() if h == group and c is not None}
         assert got == truth[group]                  # the MMS 30 h later, after the window, never counts
-    for m, (h, s, e, c) in conv.items():
+    for _m, (_h, s, e, c) in conv.items():
         assert e - s == 24 * H and (c is None or s <= c <= e)
 
 

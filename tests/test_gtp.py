@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("touchpoint.probe._decode")
 
-from touchpoint.probe.decode import Anomaly  # noqa: E402
-from tests import packets as P  # noqa: E402
-from tests.gtp_messages import (  # noqa: E402
+from touchpoint.probe.decode import Anomaly
+from tests import packets as P
+from tests.gtp_messages import (
     ENB, ENB_TEID, IMEI, IMSI, MCC, MME, MME_TEID, MNC, MSISDN, PDU_SESSION, SESSION, SGW, SGWU, SGWU_TEID,
     SGW_TEID, T0, apn, bearer_fields, csr, csresp, decode, down, frame, fteid, gtpu, gtpv1, gtpv2, ie2, inner_ip,
     ip_int, ipb, plmn, tlv, tv, uli, up, usage,

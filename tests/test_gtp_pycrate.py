@@ -16,14 +16,14 @@ import pytest
 pytest.importorskip("pycrate_mobile")
 pytest.importorskip("touchpoint.probe._decode")
 
-import pycrate_mobile.TS29060_GTP as G1  # noqa: E402
-import pycrate_mobile.TS29274_GTPC as G2  # noqa: E402
-from hypothesis import HealthCheck, Phase, example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from pycrate_mobile.TS24008_IE import APN as APN_IE  # noqa: E402
+import pycrate_mobile.TS29060_GTP as G1
+import pycrate_mobile.TS29274_GTPC as G2
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
+from pycrate_mobile.TS24008_IE import APN as APN_IE
 
-from touchpoint.probe.synth import IEGroup, encode_gtpv1, encode_gtpv2  # noqa: E402
-from tests.gtp_messages import decode, frame, gtpu, inner_ip, ip_int, ipb  # noqa: E402
+from touchpoint.probe.synth import IEGroup, encode_gtpv1, encode_gtpv2
+from tests.gtp_messages import decode, frame, gtpu, inner_ip, ip_int, ipb
 
 # Shrinking a failure costs a minute or more (every step encodes with pycrate): it is on
 # only with GTP_SHRINK=1, so a failing run stays as quick as a passing one.

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("touchpoint.probe._decode")
 
-from touchpoint.probe.decode import ANOMALY_INFO, Anomaly  # noqa: E402
-from tests.gtp_messages import (  # noqa: E402
+from touchpoint.probe.decode import ANOMALY_INFO, Anomaly
+from tests.gtp_messages import (
     ENB_TEID, IMSI, MME, PDU_SESSION, SGW, SGWU_TEID, V1_EXT, V1_FULL, V2_FULL, corrupt, csr, csresp, decode,
     frame, gtpu, inner_ip, usage,
 )

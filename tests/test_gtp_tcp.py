@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("touchpoint.probe._decode")
 
-from touchpoint.probe.decode import Anomaly  # noqa: E402
-from tests import packets as P  # noqa: E402
-from tests.gtp_messages import (  # noqa: E402
+from touchpoint.probe.decode import Anomaly
+from tests import packets as P
+from tests.gtp_messages import (
     IMSI, MME, SESSION, SGW, V1_EXT, V1_FULL, V2_FULL, control, corrupt, csr, csresp, decode, frame, gtpv1,
     tcp_frame, tv,
 )

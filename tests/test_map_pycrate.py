@@ -10,14 +10,14 @@ import pytest
 pytest.importorskip("pycrate_asn1dir")
 pytest.importorskip("touchpoint.probe._decode")
 
-from hypothesis import HealthCheck, Phase, assume, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
 
-from touchpoint.probe import synth as S  # noqa: E402
-from touchpoint.probe.synth.dialogues import _SMS_TEXTS, _USSD  # noqa: E402
-from touchpoint.probe.synth.templates import _OP_AC  # noqa: E402
-from touchpoint.probe.decode import decode_bytes  # noqa: E402
-from touchpoint.probe.format import to_dicts  # noqa: E402
+from touchpoint.probe import synth as S
+from touchpoint.probe.synth.dialogues import _SMS_TEXTS, _USSD
+from touchpoint.probe.synth.templates import _OP_AC
+from touchpoint.probe.decode import decode_bytes
+from touchpoint.probe.format import to_dicts
 
 # No shrinking: a decoder bug then fails in seconds, and the failing example is printed as drawn.
 SETTINGS = settings(max_examples=40, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],

@@ -479,7 +479,7 @@ def test_the_sharding_loop_agrees_with_a_plain_model(tmp_path):
     kmap.write_text("msisdn,imsi\n" + "".join(f"4477{i:08d},00101{9000 + i:010d}\n" for i in mapped))
     sharder = Sharder(3, KeyMap.load(kmap))
     bound = {}
-    for batch in range(6):
+    for _batch in range(6):
         n = 500
         who = rng.integers(0, 400, n)
         has = rng.integers(0, 4, n)                 # 0 none, 1 IMSI, 2 MSISDN, 3 both

@@ -8,9 +8,9 @@ pytest.importorskip("pycrate_asn1dir")
 pytest.importorskip("pycrate_mobile")
 pytest.importorskip("touchpoint.probe._decode")
 
-from hypothesis import assume, given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from tests.pycrate_messages import (  # noqa: E402
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from tests.pycrate_messages import (
     COUNTRY_CODES, FEW, SCF, SETTINGS, SSF, aare, aarq, addr, assert_prefixes, ber_style, cap_tcap, cgi,
     check, decode, digits, frame, international, invoke, isup_called, isup_calling, otids, styles, tbcd,
     u16, udt_frame, want_of,

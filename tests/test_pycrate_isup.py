@@ -7,12 +7,12 @@ pytest.importorskip("pycrate_asn1dir")
 pytest.importorskip("pycrate_mobile")
 pytest.importorskip("touchpoint.probe._decode")
 
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from pycrate_mobile import ISUP  # noqa: E402
+from hypothesis import given
+from hypothesis import strategies as st
+from pycrate_mobile import ISUP
 
-from tests import packets as P  # noqa: E402
-from tests.pycrate_messages import (  # noqa: E402
+from tests import packets as P
+from tests.pycrate_messages import (
     COUNTRY_CODES, FEW, SETTINGS, _tsn, assert_prefixes, check, decode, digits, international, want_of,
 )
 
@@ -172,7 +172,7 @@ def test_isup_per_message(cc, opc, dpc, carrier):
 @given(cc=isup_calls, opc=pcs, dpc=pcs)
 def test_truncated_isup(cc, opc, dpc):
     cics, cs = cc
-    for name, msg, fwd in call_messages(cics[0], cs[0]):
+    for name, msg, _fwd in call_messages(cics[0], cs[0]):
         mk = (lambda m: P.mtp3(m, opc=opc, dpc=dpc, si=5))
         full, _ = decode([mk(msg)], 141)
         assert len(full) == 1, (name, msg.hex())

@@ -9,14 +9,14 @@ pytest.importorskip("pycrate_asn1dir")
 pytest.importorskip("pycrate_mobile")
 pytest.importorskip("touchpoint.probe._decode")
 
-from hypothesis import assume, given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from pycrate_mobile import TS23040_SMS as SMS  # noqa: E402
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from pycrate_mobile import TS23040_SMS as SMS
 
-from touchpoint.probe.decode import decode_bytes  # noqa: E402
-from touchpoint.probe.format import to_dicts  # noqa: E402
-from tests import packets as P  # noqa: E402
-from tests.pycrate_messages import (  # noqa: E402
+from touchpoint.probe.decode import decode_bytes
+from touchpoint.probe.format import to_dicts
+from tests import packets as P
+from tests.pycrate_messages import (
     FEW, MSC, SETTINGS, SMSC, STRICT, aare, aarq, addr, assert_prefixes, ber_style, check, decode, digits,
     frame, invoke, letters, map_tcap, otids, styles, tbcd, u16, udt_frame, want_of,
 )

@@ -51,7 +51,7 @@ def pattern(line: str, transcript: bool) -> re.Pattern:
     """A shown line as a pattern: times vary; in a transcript (a run shown with its `$ command`
     lines) so do counts, and `...` inside a line stands for what was left out."""
     parts = []
-    for i, piece in enumerate(re.split(r"(\.\.\.|…)", line.rstrip()) if transcript else [line.rstrip()]):
+    for _i, piece in enumerate(re.split(r"(\.\.\.|…)", line.rstrip()) if transcript else [line.rstrip()]):
         if piece in ("...", "…"):
             parts.append(".*")
             continue

@@ -20,7 +20,7 @@ from touchpoint.control.sms_text import DC_DEFAULT, DC_UCS2, GSM7_BASIC, GSM7_EX
 from .smsc import Feeder, Smsc
 
 smpp34 = pytest.importorskip("smpp34", reason="the test SMSC is smpp34's server (pip install '.[test]')")
-from pycrate_mobile import TS23038  # noqa: E402  (the reference GSM 03.38 tables)
+from pycrate_mobile import TS23038
 
 
 def free_port() -> int:

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("pycrate_asn1dir")
 
-from touchpoint.control.cli import main  # noqa: E402
-from touchpoint.probe.synth import storyfile  # noqa: E402
+from touchpoint.control.cli import main
+from touchpoint.probe.synth import storyfile
 
 STORIES = sorted((Path(__file__).resolve().parent.parent / "rules" / "stories").glob("*.yaml"))
 FIELDS = ("kind", "proto", "flags", "op", "imsi", "msisdn", "imei", "peer", "peer_alpha", "node", "mcc", "mnc",
@@ -112,7 +112,7 @@ def _check_move(spec, who, recs, kinds, steps):
     if "area" in spec:
         places = yaml.safe_load((STORIES[0].parent.parent / "places.yaml").read_text())
         a = places["areas"][spec["area"]]
-        cells = [tuple(c) for c in a.get("cells", [])] + [(l, c) for l, f, t in a.get("ranges", [])
+        cells = [tuple(c) for c in a.get("cells", [])] + [(lac, c) for lac, f, t in a.get("ranges", [])
                                                           for c in range(f, t + 1)]
         assert (last["lac_tac"], last["cell"]) in cells
     if spec.get("region") == "abroad":
@@ -198,7 +198,7 @@ def test_same_seed_same_bytes(tmp_path):
     pa, ea, _ = _render(a, path, seed=5)
     pb, eb, _ = _render(b, path, seed=5)
     pc, _, _ = _render(c, path, seed=6)
-    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
     assert sha(pa) == sha(pb) and ea == eb
     assert sha(pa) != sha(pc)
 

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("pycrate_asn1dir")
 
-from touchpoint.probe import synth  # noqa: E402
-from touchpoint.probe.synth.framing import _crc32c_batch  # noqa: E402
-from tests.synth_captures import load_jsonl, pcap_frames, sha256_of, udp_payload  # noqa: E402
+from touchpoint.probe import synth
+from touchpoint.probe.synth.framing import _crc32c_batch
+from tests.synth_captures import load_jsonl, pcap_frames, sha256_of, udp_payload
 
 
 def test_same_seed_same_bytes(tmp_path):

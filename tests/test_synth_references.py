@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("pycrate_asn1dir")
 
-from touchpoint.probe import synth  # noqa: E402
-from touchpoint.probe.synth.templates import _bcd_text  # noqa: E402
-from tests.synth_captures import load_jsonl, m3ua_user, pcap_frames, udp_payload  # noqa: E402
+from touchpoint.probe import synth
+from touchpoint.probe.synth.templates import _bcd_text
+from tests.synth_captures import load_jsonl, m3ua_user, pcap_frames, udp_payload
 
 
 # --- tshark as the independent reference ------------------------------------
@@ -367,7 +367,7 @@ def test_tshark_agrees_on_cap_isup_sms(mixed, mixed_tshark):
     rows = mixed_tshark
     exp = load_jsonl(e)
     begins = {}
-    for n, r in rows.items():
+    for _n, r in rows.items():
         for t in r["tcap.otid"]:
             if not r["tcap.dtid"]:
                 begins[int(t.replace(":", ""), 16)] = r

@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("touchpoint.probe._decode")
 
-from touchpoint.probe.decode import Anomaly, Options, Stats, decode_file  # noqa: E402
-from touchpoint.probe.format import to_dicts  # noqa: E402
-from tests.gtp_messages import pcap_at, MME, SGW, csr, csresp, control, usage, bearer_fields, tcp_frame  # noqa: E402
+from touchpoint.probe.decode import Anomaly, Options, Stats, decode_file
+from touchpoint.probe.format import to_dicts
+from tests.gtp_messages import pcap_at, MME, SGW, csr, csresp, control, usage, bearer_fields, tcp_frame
 
 # ---- public captures against tshark ---------------------------------------------
 #
@@ -174,7 +174,7 @@ def our_view(path: Path) -> dict:
 
 
 def differences(theirs: dict, ours: dict) -> dict:
-    empty = lambda k: () if k in VALUE_KEYS else 0  # noqa: E731
+    empty = lambda k: () if k in VALUE_KEYS else 0
     return {k: (theirs.get(k, empty(k)), ours.get(k, empty(k))) for k in sorted(set(theirs) | set(ours))
             if theirs.get(k, empty(k)) != ours.get(k, empty(k))}
 

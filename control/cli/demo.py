@@ -1,5 +1,7 @@
 """`touchpoint demo`: the whole product on a sample day (control.demo)."""
 
+import importlib.util
+
 import click
 
 
@@ -24,6 +26,9 @@ def demo(out_dir, subscribers, seed, port):
     waits for approval, then prints the report and writes the plots. Exit code 1 when a step
     fails (a port in use, a process that died), with its reason.
     """
+    missing = [m for m in ("pycrate_mobile", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"the demo needs {' and '.join(missing)} (pip install 'touchpoint[demo]')")
     from touchpoint.control.demo import DemoError, report, run as run_demo
 
     try:

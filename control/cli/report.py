@@ -1,7 +1,7 @@
 """`touchpoint report`: what each campaign achieved, from the engine's data directory."""
 
 import json
-from datetime import datetime, timezone
+from datetime import timezone
 
 import click
 
@@ -30,7 +30,6 @@ def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, heal
     touchpoint report first-data --since 2026-11-01 --plot first-data.png
     touchpoint report --health --plot health.png    # penetration, activity, lifecycle segments
     """
-    from datetime import timezone
 
     from touchpoint.control import health as health_mod
     from touchpoint.control import report as rep_mod

@@ -26,7 +26,7 @@ def synth(ctx, out, subscribers, packets, seed, rate_pps, mix, expected, scenari
     try:
         from touchpoint.probe.synth import MIXES, generate
     except ImportError as e:
-        raise click.ClickException(f"synth needs the test extras (pip install '.[synth]'): {e}")
+        raise click.ClickException(f"synth needs pycrate (pip install 'touchpoint[synth]'): {e}")
     if scenario is None:
         if expect:
             raise click.UsageError("--expect needs --scenario")

@@ -331,7 +331,8 @@ class Import:
                 col.type = native_type(arr) or infer_type(as_text(arr)[0])
             values, not_utf8, wrong, text = convert(arr, col.type)
             problems.append((not_utf8, lambda i, c=col.name: f"{c} is not UTF-8 text (save the file as UTF-8)"))
-            problems.append((wrong, lambda i, c=col.name, t=text, w=PROBLEM.get(col.type):
+            why = PROBLEM.get(col.type)
+            problems.append((wrong, lambda i, c=col.name, t=text, w=why:
                              f"{c}: {str(t[i].as_py())[:40]!r} {w}"))
             converted[col.name] = values
         if self.tac:

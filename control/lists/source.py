@@ -111,7 +111,7 @@ def prefetch(batches, depth: int = 2):
                 if done.is_set():
                     return
             q.put(("end", None))
-        except BaseException as e:             # handed to the consumer, which raises it
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
             q.put(("error", e))
 
     thread = threading.Thread(target=read, name="list-reader", daemon=True)

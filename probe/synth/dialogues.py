@@ -468,27 +468,24 @@ _MAY_FAIL = frozenset(("sai", "ul", "ugl", "mt_sms", "mo_sms", "check_imei", "pu
 
 
 def _scenario(gen: _Gen, name: str, sub, outcome):
-    if name == "sai": return gen.sai(sub, outcome)
-    if name == "ul": return gen.ul(sub, outcome)
-    if name == "sri_sm": return gen.sri_sm(sub, outcome)
-    if name == "mt_sms": return gen.mt_sms(sub, outcome)
-    if name == "mo_sms": return gen.mo_sms(sub, outcome)
-    if name == "sri": return gen.sri(sub, outcome)
-    if name == "check_imei": return gen.check_imei(sub, outcome)
-    if name == "ugl": return gen.ugl(sub, outcome)
-    if name == "psi": return gen.psi(sub, outcome)
-    if name == "ati": return gen.ati(sub, outcome)
-    if name == "isd": return gen.isd(sub, outcome)
-    if name == "cancel_location": return gen.cancel_location(sub, outcome)
-    if name == "purge_ms": return gen.purge_ms(sub, outcome)
-    if name == "ussd": return gen.ussd(sub, outcome)
-    if name == "fsm_v2_mt": return gen.mt_sms(sub, outcome, v2=True)
-    if name == "fsm_v2_mo": return gen.mo_sms(sub, outcome, v2=True)
-    if name == "register_ss": return gen.ss(sub, outcome, 10)
-    if name == "activate_ss": return gen.ss(sub, outcome, 12)
-    if name == "deactivate_ss": return gen.ss(sub, outcome, 13)
-    if name == "erase_ss": return gen.ss(sub, outcome, 11)
-    raise ValueError(f"unknown scenario {name!r}")
+    build = _SCENARIO.get(name)
+    if build is None:
+        raise ValueError(f"unknown scenario {name!r}")
+    return build(gen, sub, outcome)
+
+
+# scenario name -> its dialogue: a _Gen method (gen, sub, outcome), or one with more arguments
+_SCENARIO = {
+    "sai": _Gen.sai, "ul": _Gen.ul, "sri_sm": _Gen.sri_sm, "mt_sms": _Gen.mt_sms, "mo_sms": _Gen.mo_sms,
+    "sri": _Gen.sri, "check_imei": _Gen.check_imei, "ugl": _Gen.ugl, "psi": _Gen.psi, "ati": _Gen.ati,
+    "isd": _Gen.isd, "cancel_location": _Gen.cancel_location, "purge_ms": _Gen.purge_ms, "ussd": _Gen.ussd,
+    "fsm_v2_mt": lambda g, s, o: g.mt_sms(s, o, v2=True),
+    "fsm_v2_mo": lambda g, s, o: g.mo_sms(s, o, v2=True),
+    "register_ss": lambda g, s, o: g.ss(s, o, 10),
+    "activate_ss": lambda g, s, o: g.ss(s, o, 12),
+    "deactivate_ss": lambda g, s, o: g.ss(s, o, 13),
+    "erase_ss": lambda g, s, o: g.ss(s, o, 11),
+}
 
 
 _ORDER = ("frame", "kind", "proto", "flags", "op", "cause", "imsi", "msisdn", "imei", "peer", "node",

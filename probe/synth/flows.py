@@ -182,7 +182,7 @@ class _Mixed:
         tac = sub.lac
         enb = 1 + r.randrange(250)
         eci = (enb << 8) | r.randrange(1, 4)
-        ip = lambda x: struct.pack(">I", x)          # noqa: E731
+        ip = lambda x: struct.pack(">I", x)
         teid_mme = self.teid()
         seq = self.seq(mme, 24)
         ident = {"imsi": sub.imsi, "msisdn": sub.msisdn, "imei": sub.imei, "rat": rat, "apn": apn_ni}
@@ -265,7 +265,7 @@ class _Mixed:
         rat = r.choice((1, 1, 2))
         lac, ci = sub.lac, sub.ci
         imeisv = sub.imei[:14] + f"{r.randrange(100):02d}"
-        ip = lambda x: struct.pack(">I", x)          # noqa: E731
+        ip = lambda x: struct.pack(">I", x)
         seq = self.seq(sgsn_c, 16)
         teid_sgsnc, teid_sgsnu = self.teid(), self.teid()
         ident = {"imsi": sub.imsi, "msisdn": sub.msisdn, "imei": imeisv, "rat": rat, "apn": apn_ni}

@@ -139,8 +139,8 @@ class _World:
         if "area" in args:
             spans = places.areas[args["area"]]
             # a cell of the radio the subscriber is on: LAC for 2G/3G, TAC for 4G/5G, when places says
-            lac, f, l = rng.choice([x for x in spans if places.region_by_lac(x[0], lte)] or spans)
-            cell = f + rng.randrange(l - f + 1)
+            lac, f, last = rng.choice([x for x in spans if places.region_by_lac(x[0], lte)] or spans)
+            cell = f + rng.randrange(last - f + 1)
             region = region or places.region_by_lac(lac, lte)
         if region is None and first and "vlr" not in args and "mccmnc" not in args:
             region = next((r for r in places.regions.values() if not r.not_mccmnc
@@ -151,11 +151,11 @@ class _World:
             gt = self.region_vlr(region, net)
             ranges = (region.tacs if lte else region.lacs) or region.lacs or region.tacs
             if lac is None and ranges:
-                if not first and gt == sub.vlr.gt and any(f <= sub.lac <= l for f, l in ranges):
+                if not first and gt == sub.vlr.gt and any(f <= sub.lac <= last for f, last in ranges):
                     lac = sub.lac                # already there: only the cell changes
                 else:
-                    f, l = ranges[0]
-                    lac = f + rng.randrange(min(l - f + 1, 64))
+                    f, last = ranges[0]
+                    lac = f + rng.randrange(min(last - f + 1, 64))
         elif first:
             net, gt = self.nets[0], None
         else:
@@ -253,7 +253,7 @@ class _Session:
         self.w, self.a, self.apn, self.rat = w, a, apn, rat
         self.mme, (self.sgw_c, self.sgw_u), (pgw_c, pgw_u) = vp.mmes[0], vp.sgws[0], hp.pgws[0]
         self.vp = vp
-        ip = lambda x: struct.pack(">I", x)          # noqa: E731
+        ip = lambda x: struct.pack(">I", x)
         self.teid_mme = m.teid()
         self.teid_sgw, teid_pgw, self.teid_sgwu, teid_pgwu = m.teid(), m.teid(), m.teid(), m.teid()
         self.ue = m.ue_ip()
@@ -489,7 +489,7 @@ def _background(w: _World, story: Story) -> list:
         foreign = rng.random() < 0.1
         a = w.actor(f"bg{i}", network=rng.choice(w.nets[1:3]).imsi_prefix if foreign else None, story=False)
         actors.append(a)
-    for i, a in enumerate(actors):
+    for a in actors:
         t = rng.randrange(600 * 10**9)
         region = rng.choice(regions)
         out.append(Step(a.name, 1, "attach", "", t, {"region": region} if region else {}, 0))

@@ -134,13 +134,13 @@ class Places:
 
     def area_of(self, lac: int, cell: int):
         for name, spans in self.areas.items():
-            if any(a == lac and f <= cell <= l for a, f, l in spans):
+            if any(a == lac and f <= cell <= last for a, f, last in spans):
                 return name
         return None
 
     def region_by_lac(self, lac: int, lte: bool):
         for r in self.regions.values():
-            if any(f <= lac <= l for f, l in (r.tacs if lte else r.lacs)):
+            if any(f <= lac <= last for f, last in (r.tacs if lte else r.lacs)):
                 return r
         return None
 
@@ -243,7 +243,7 @@ def _start_ns(v, where, line) -> int:
 
 def _check_args(step: _Map, do: str, places: Places, where: _Where):
     """Values of the step's keys, checked now so a typo is reported before anything is written."""
-    ln = lambda k: step.lines.get(k, step.line)       # noqa: E731
+    ln = lambda k: step.lines.get(k, step.line)
     a = {k: v for k, v in step.items() if k not in ("at", "do")}
     for k, names, what in (("region", places.regions, "region"), ("area", places.areas, "area")):
         if k in a and a[k] not in names:
@@ -315,7 +315,7 @@ def load(path: str) -> Story:
         where.fail(1, "the story is empty")
     doc = where.mapping(doc, 1, "a story")
     where.keys(doc, {"start", "places", "background", "subscribers"}, "story")
-    ln = lambda k: doc.lines.get(k, doc.line)        # noqa: E731
+    ln = lambda k: doc.lines.get(k, doc.line)
     start = _start_ns(doc["start"], where, ln("start")) if "start" in doc else int(DEFAULT_START.timestamp()) * 10**9
     pl = doc.get("places")
     if pl is None:
@@ -340,7 +340,7 @@ def load(path: str) -> Story:
         pline = subs.lines[name]
         p = where.mapping(p, pline, f"subscriber {name}")
         where.keys(p, {"imsi", "msisdn", "imei", "network", "steps"}, f"subscriber {name}")
-        pl_ = lambda k: p.lines.get(k, p.line)     # noqa: E731
+        pl_ = lambda k, p=p: p.lines.get(k, p.line)
         ids = {}
         for k, lens in (("imsi", range(14, 16)), ("msisdn", range(5, 16)), ("imei", range(14, 16))):
             if p.get(k) is not None:

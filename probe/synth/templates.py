@@ -65,7 +65,7 @@ def _placeholder(name: str, nbytes: int, rnd: random.Random):
 def _make_template(builder, disc: tuple, names: tuple, lens: tuple) -> _Template:
     for attempt in range(20):
         rnd = random.Random(zlib.crc32(repr((builder.__name__, disc, names, lens, attempt)).encode()))
-        ph = {n: _placeholder(n, l, rnd) for n, l in zip(names, lens)}
+        ph = {n: _placeholder(n, ln, rnd) for n, ln in zip(names, lens)}
         enc = {n: _enc_field(n, ph[n]) for n in names}
         with ber_style("definite"):
             data = builder(ph, *disc)
@@ -84,10 +84,10 @@ def _make_template(builder, disc: tuple, names: tuple, lens: tuple) -> _Template
         if any(spots[k][0] + spots[k][2] > spots[k + 1][0] for k in range(len(spots) - 1)):
             continue
         pieces, order, pos = [], [], 0
-        for i, n, l in spots:
+        for i, n, ln in spots:
             pieces.append(data[pos:i])
             order.append(n)
-            pos = i + l
+            pos = i + ln
         pieces.append(data[pos:])
         t = _Template(pieces, tuple(order))
         check = t.render(enc)
