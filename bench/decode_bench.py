@@ -158,7 +158,11 @@ def rss_ours(path: Path, messages: bool) -> dict:
     out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(path), "1" if messages else "0"], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
     r = json.loads(out)
-    return {"peak_mb": r["peak_kb"] / 1024, "baseline_mb": r["base_kb"] / 1024, "ru_maxrss_mb": r["ru_maxrss_kb"] / 1024}
+    return {
+        "peak_mb": r["peak_kb"] / 1024,
+        "baseline_mb": r["base_kb"] / 1024,
+        "ru_maxrss_mb": r["ru_maxrss_kb"] / 1024,
+    }
 
 
 CLI = "import sys; sys.argv[0] = 'touchpoint'; from touchpoint.control.cli import run; run()"
@@ -166,7 +170,7 @@ CLI = "import sys; sys.argv[0] = 'touchpoint'; from touchpoint.control.cli impor
 
 def time_jsonl(path: Path, packets: int) -> dict:
     try:
-        import touchpoint.control.cli  # noqa: F401
+        import touchpoint.control.cli  # noqa: F401 - only whether the CLI imports here
         args = [sys.executable, "-c", CLI, "decode", "--format", "jsonl", str(path)]
         how = "touchpoint decode --format jsonl FILE > /dev/null"
         t0 = time.perf_counter()
@@ -324,7 +328,9 @@ def measure(args) -> dict:
     res["rss_messages"] = rss_ours(path, True)
     if not args.skip_jsonl:
         res["ours_jsonl"] = time_jsonl(path, packets)
-    res["tshark"] = {"skipped": "--skip-tshark"} if args.skip_tshark else time_tshark(path, packets, args.tshark_packets)
+    res["tshark"] = (
+        {"skipped": "--skip-tshark"} if args.skip_tshark else time_tshark(path, packets, args.tshark_packets)
+    )
     res["pycrate"] = time_pycrate(path, args.pycrate_sample)
     return res
 
@@ -352,7 +358,11 @@ def print_table(res: dict, repeat: int) -> None:
         (f"first {t['packets']:,} packets (-c), scaled; incl. startup" if t.get("prefix") else "incl. startup")
         if "skipped" not in t else "")
     p = res["pycrate"]
-    row("pycrate TCAP+MAP from_ber", p, f"{p['packets']:,} messages, {p['failed']} not decoded" if "skipped" not in p else "")
+    row(
+        "pycrate TCAP+MAP from_ber",
+        p,
+        f"{p['packets']:,} messages, {p['failed']} not decoded" if "skipped" not in p else "",
+    )
     print()
 
 

@@ -321,14 +321,19 @@ def footnotes(rows: list) -> dict:
 def markdown(rows: list, tshark: str) -> str:
     notes = footnotes(rows)
     note = lambda section, why: notes[(section, why)][0]
-    out = [f"# Fidelity against {tshark}", "",
-           f"{len(rows)} file{'s' * (len(rows) != 1)} of `{PUBLIC}`, our decoder in per-message mode. `=` identical, `n/a` absent on "
-           "both sides, `N [k]` N values differ for reason k, `N! [k]` a difference the tests do not explain, "
-           "`- [k]` values no test compares. MSISDN: for CAP and ISUP the calling party number, and CAP's MSC "
-           "address against our node; cells: the CGI for CAP, the ECI and TAC for GTPv2, the LAC, RAC, CI and "
-           "SAC for GTPv1.", "",
-           "| file | family | frames | records | " + " | ".join(COLUMNS.values()) + " |",
-           "|---|---|---:|---:|" + "---|" * len(COLUMNS)]
+    out = [
+        f"# Fidelity against {tshark}",
+        "",
+        f"{len(rows)} file{'s' * (len(rows) != 1)} of `{PUBLIC}`, our decoder in per-message mode. "
+        "`=` identical, `n/a` absent on both sides, `N [k]` N values differ for reason k, "
+        "`N! [k]` a difference the tests do not explain, "
+        "`- [k]` values no test compares. MSISDN: for CAP and ISUP the calling party number, and CAP's MSC "
+        "address against our node; cells: the CGI for CAP, the ECI and TAC for GTPv2, the LAC, RAC, CI and "
+        "SAC for GTPv1.",
+        "",
+        "| file | family | frames | records | " + " | ".join(COLUMNS.values()) + " |",
+        "|---|---|---:|---:|" + "---|" * len(COLUMNS),
+    ]
     for row in rows:
         family = "+".join(row.family) or f"none ({row.section or '?'})"
         cells = " | ".join(row.cells[c].text(note) for c in COLUMNS)

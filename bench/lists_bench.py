@@ -70,11 +70,19 @@ def generate(rows: int, seed: int) -> Path:
         digits = lambda v: pa.array(v).cast(pa.string())
         pick = lambda names: pa.DictionaryArray.from_arrays(
             pa.array(rng.integers(0, len(names), n).astype(np.int32)), pa.array(names)).cast(pa.string())
-        return pa.table({
-            "msisdn": pc.binary_join_element_wise("86", digits(13_000_000_000 + rng.integers(0, 7 * 10**9, n)), ""),
-            "imsi": pc.binary_join_element_wise("46000", pc.utf8_lpad(digits(np.arange(start, start + n)), 10, "0"), ""),
-            "brand": pick(BRANDS), "age": rng.integers(16, 90, n), "gender": pick(["男", "女"]),
-            "arpu": np.round(rng.gamma(2.0, 40.0, n), 2), "plan": pick(PLANS)})
+        return pa.table(
+            {
+                "msisdn": pc.binary_join_element_wise("86", digits(13_000_000_000 + rng.integers(0, 7 * 10**9, n)), ""),
+                "imsi": pc.binary_join_element_wise(
+                    "46000", pc.utf8_lpad(digits(np.arange(start, start + n)), 10, "0"), ""
+                ),
+                "brand": pick(BRANDS),
+                "age": rng.integers(16, 90, n),
+                "gender": pick(["男", "女"]),
+                "arpu": np.round(rng.gamma(2.0, 40.0, n), 2),
+                "plan": pick(PLANS),
+            }
+        )
 
     tmp = path.with_suffix(".tmp")
     options = pacsv.WriteOptions(quoting_style="none")
@@ -144,8 +152,11 @@ def main() -> None:
           f"peak RSS {imp['peak_rss'] / 2**20:.0f} MB (baseline {imp['base_rss'] / 2**20:.0f} MB)  "
           f"target >= {TARGET:,} rows/s: {'met' if rate >= TARGET else 'NOT MET'}")
     if look:
-        print(f"lookup  {look['keys']:>12,} keys  {look['seconds']:7.3f} s  {look['keys'] / look['seconds']:>12,.0f} keys/s"
-              f"  ({look['found']:,} listed; rows by IMSI else MSISDN, then two columns)")
+        print(
+            f"lookup  {look['keys']:>12,} keys  {look['seconds']:7.3f} s  "
+            f"{look['keys'] / look['seconds']:>12,.0f} keys/s"
+            f"  ({look['found']:,} listed; rows by IMSI else MSISDN, then two columns)"
+        )
     if a.json:
         a.json.write_text(json.dumps({"import": imp, "lookup": look, "file_bytes": size}, indent=1))
 

@@ -56,8 +56,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from decode_bench import repeated_capture, synth_capture
 
 TARGET = 800_000
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
-       str(ROOT)]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
+    str(ROOT),
+]
 
 
 def free_ports(n: int) -> list:

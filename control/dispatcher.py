@@ -172,7 +172,9 @@ class Dispatcher:
                 with self.outbox.tx():
                     self.outbox.insert(decisions, now)
                     for mid, *_ in superseded:
-                        self.outbox.mark([mid], "suppressed", "arbitration", now, where="state IN ('queued', 'pending')")
+                        self.outbox.mark(
+                            [mid], "suppressed", "arbitration", now, where="state IN ('queued', 'pending')"
+                        )
                     if source is not None:
                         self.outbox.set_offset(*source)
             except Exception:
@@ -406,9 +408,11 @@ class Dispatcher:
             with self.outbox.tx():
                 self.outbox.add_optout(msisdn, campaign, source, time.time_ns())
                 rows = self.outbox.db.execute(
-                    "SELECT id, due_ns, campaign, state FROM messages WHERE msisdn = ? AND state IN ('queued', 'pending')"
+                    "SELECT id, due_ns, campaign, state FROM messages "
+                    "WHERE msisdn = ? AND state IN ('queued', 'pending')"
                     + (" AND campaign = ?" if campaign != "*" else ""),
-                    (msisdn, campaign) if campaign != "*" else (msisdn,)).fetchall()
+                    (msisdn, campaign) if campaign != "*" else (msisdn,),
+                ).fetchall()
                 self.outbox.mark([r[0] for r in rows], "suppressed", "optout", now)
             self.policy.optouts.add((msisdn, campaign))
             for _, due, cid, state in rows:

@@ -74,7 +74,9 @@ class Health:
             return
         top = int(events["sub"].max()) + 1
         if top > len(self.today):
-            self.today = np.concatenate([self.today, np.zeros(max(top, 2 * len(self.today)) - len(self.today), np.uint8)])
+            self.today = np.concatenate(
+                [self.today, np.zeros(max(top, 2 * len(self.today)) - len(self.today), np.uint8)]
+            )
         for code, bit, name in ((Event.MMS_MT, MMS, "mms"), (Event.DATA_SESSION_START, DATA, "sessions")):
             sub = events["sub"][events["event"] == code]
             self.today[sub[sub >= 0]] |= bit
@@ -96,7 +98,10 @@ class Health:
         before[:k] = self.segment[:k]
         moved = (before != 0) & (before != seg)
         pairs = before[moved].astype(np.int64) * 8 + seg[moved]
-        moves = {f"{SEGMENTS[p // 8 - 1]}>{SEGMENTS[p % 8 - 1]}": int(c) for p, c in zip(*np.unique(pairs, return_counts=True))}
+        moves = {
+            f"{SEGMENTS[p // 8 - 1]}>{SEGMENTS[p % 8 - 1]}": int(c)
+            for p, c in zip(*np.unique(pairs, return_counts=True))
+        }
         line = {"day": str(np.datetime64(self.day, "D")), "complete": complete, "seen": int(seen.sum()),
                 "mms_users": int(((today & MMS) != 0)[seen].sum()), "data_users": int(data[seen].sum()),
                 **self.counts, "segments": {s: int((seg == i + 1).sum()) for i, s in enumerate(SEGMENTS)},

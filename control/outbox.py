@@ -131,8 +131,10 @@ class Outbox:
         return row[0] if row else 0
 
     def set_offset(self, source: str, position: int) -> None:
-        self.db.execute("INSERT INTO offsets VALUES (?, ?) ON CONFLICT (source) DO UPDATE SET position = excluded.position",
-                        (source, position))
+        self.db.execute(
+            "INSERT INTO offsets VALUES (?, ?) ON CONFLICT (source) DO UPDATE SET position = excluded.position",
+            (source, position),
+        )
 
     # ---- sending ---------------------------------------------------------------------------------------
 
@@ -140,9 +142,12 @@ class Outbox:
         """Up to `limit` queued messages of a channel due by now, not of the held campaigns:
         highest priority, then oldest due."""
         held = list(held)
-        return self.db.execute("SELECT id, msisdn, source, text, campaign, deadline_ns, due_ns, attempts FROM messages "
-                               f"WHERE state = 'queued' AND due_ns <= ? AND channel = ? AND campaign NOT IN {_in(held)} "
-                               "ORDER BY priority DESC, due_ns LIMIT ?", (now_ns, channel, *held, limit)).fetchall()
+        return self.db.execute(
+            "SELECT id, msisdn, source, text, campaign, deadline_ns, due_ns, attempts FROM messages "
+            f"WHERE state = 'queued' AND due_ns <= ? AND channel = ? AND campaign NOT IN {_in(held)} "
+            "ORDER BY priority DESC, due_ns LIMIT ?",
+            (now_ns, channel, *held, limit),
+        ).fetchall()
 
     def mark(self, ids: list, state: str, reason: str = "", now_ns: int | None = None, where: str = "",
              **set_) -> int:
@@ -151,7 +156,9 @@ class Outbox:
         cols = {"state": state, "reason": reason, **set_}
         if state in FINAL_STATES and now_ns is not None:
             cols["done_ns"] = now_ns
-        sql = f"UPDATE messages SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?" + (f" AND {where}" if where else "")
+        sql = f"UPDATE messages SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?" + (
+            f" AND {where}" if where else ""
+        )
         n = 0
         for i in ids:
             n += self.db.execute(sql, (*cols.values(), i)).rowcount

@@ -163,7 +163,11 @@ class History:
             k = np.fromiter((key for key, cs in self.delta.items() for _ in cs), np.uint64, n)
             t = np.fromiter((c[0] for cs in self.delta.values() for c in cs), np.int64, n)
             c = np.fromiter((c[1] for cs in self.delta.values() for c in cs), np.int32, n)
-            keys, ts, camp = np.concatenate([self.keys, k]), np.concatenate([self.ts, t]), np.concatenate([self.camp, c])
+            keys, ts, camp = (
+                np.concatenate([self.keys, k]),
+                np.concatenate([self.ts, t]),
+                np.concatenate([self.camp, c]),
+            )
         else:
             keys, ts, camp = self.keys, self.ts, self.camp
         keep = ts >= since_ns

@@ -109,7 +109,9 @@ def build(data_dir: str, rules_dir: str | None = None, campaign: str | None = No
         for cid in ids:
             if cid not in logged:
                 raise ReportError(f"no campaign {cid!r} in {data_dir}: it has {', '.join(sorted(logged))}")
-            rep["campaigns"].append({"id": cid, "funnel": {"triggered": logged[cid]}, "note": "no outbox: triggers only"})
+            rep["campaigns"].append(
+                {"id": cid, "funnel": {"triggered": logged[cid]}, "note": "no outbox: triggers only"}
+            )
         return rep
     db, has_conv = got
     try:
@@ -123,7 +125,9 @@ def build(data_dir: str, rules_dir: str | None = None, campaign: str | None = No
             raise ReportError(f"{data_dir}: the outbox holds no messages yet")
         if campaign and campaign not in known:
             raise ReportError(f"no campaign {campaign!r} in {data_dir}: it has {', '.join(known)}")
-        now = db.execute("SELECT max(max(coalesce(sent_ns, 0)), max(created_ns), max(trigger_ns)) FROM messages").fetchone()[0]
+        now = db.execute(
+            "SELECT max(max(coalesce(sent_ns, 0)), max(created_ns), max(trigger_ns)) FROM messages"
+        ).fetchone()[0]
         clock = db.execute("SELECT position FROM offsets WHERE source = 'goals:clock'").fetchone()
         now = max(now, clock[0] if clock else 0)        # how far the goal events were matched
         for cid in [campaign] if campaign else known:
@@ -183,8 +187,14 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
     f["converted"] = groups[0][1]
     conv = {}
     for name, (n, k, open_, hours) in (("contacted", groups[0]), ("held_out", groups[1])):
-        conv[name] = {"subscribers": n, "converted": k, "rate": k / n if n else None, "ci95": wilson(k, n) if n else None,
-                      "windows_open": open_, "hours_to_convert": sorted(round(h, 3) for h in hours)}
+        conv[name] = {
+            "subscribers": n,
+            "converted": k,
+            "rate": k / n if n else None,
+            "ci95": wilson(k, n) if n else None,
+            "windows_open": open_,
+            "hours_to_convert": sorted(round(h, 3) for h in hours),
+        }
     d, lo, hi = newcombe(groups[0][1], groups[0][0], groups[1][1], groups[1][0])
     conv["uplift"] = None if math.isnan(d) else {"value": d, "low": lo, "high": hi}
     out["conversion"] = conv
@@ -204,10 +214,12 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
         d["sent"] += n if sent and not holdout else 0
         d["delivered"] += n if state == "delivered" else 0
     if has_conv:
-        for day, holdout, n in db.execute("SELECT m.trigger_ns / ?, c.holdout, count(*) FROM conversions c JOIN messages m "
-                                          "ON m.id = c.message WHERE c.campaign = ? AND c.converted_ns IS NOT NULL AND {w} "
-                                          "GROUP BY 1, 2".format(w=where.replace("trigger_ns", "m.trigger_ns")),
-                                          (DAY, cid, *args)):
+        for day, holdout, n in db.execute(
+            "SELECT m.trigger_ns / ?, c.holdout, count(*) FROM conversions c JOIN messages m "
+            "ON m.id = c.message WHERE c.campaign = ? AND c.converted_ns IS NOT NULL AND {w} "
+            "GROUP BY 1, 2".format(w=where.replace("trigger_ns", "m.trigger_ns")),
+            (DAY, cid, *args),
+        ):
             if goal is None or not goal.list:
                 days.setdefault(int(day), {})["converted_held_out" if holdout else "converted"] = n
     out["days"] = [{"day": day_of(k * DAY), **v} for k, v in sorted(days.items())]
@@ -298,17 +310,35 @@ def render(rep: dict) -> str:
                          f"{g['windows_open']:,}"))
         out.append("\n" + table(["group", "windows", "converted", "rate", "95% CI", "still open"], rows))
         u = cv["uplift"]
-        out.append("uplift: " + ("– (needs contacted and held-out subscribers with a goal)" if u is None else
-                                 f"{100 * u['value']:+.1f} points, 95% CI {100 * u['low']:+.1f} to {100 * u['high']:+.1f} "
-                                 f"({rep['uplift_interval']})"))
+        out.append(
+            "uplift: "
+            + (
+                "– (needs contacted and held-out subscribers with a goal)"
+                if u is None
+                else f"{100 * u['value']:+.1f} points, 95% CI {100 * u['low']:+.1f} to {100 * u['high']:+.1f} "
+                f"({rep['uplift_interval']})"
+            )
+        )
         s = c["send_delay"]
         if s["sent"]:
             out.append(f"trigger to send: median {s['median_hours']:.2f} h; " +
                        ", ".join(f"within {h} h {_pct(s[f'within_{h}h'])}" for h in DELAYS))
-        out.append("\n" + table(["day", "triggered", "held out", "sent", "delivered", "converted", "converted (held out)"],
-                                [(d["day"], *(f"{d.get(k, 0):,}" for k in ("triggered", "held_out", "sent", "delivered",
-                                                                           "converted", "converted_held_out")))
-                                 for d in c["days"]]))
+        out.append(
+            "\n"
+            + table(
+                ["day", "triggered", "held out", "sent", "delivered", "converted", "converted (held out)"],
+                [
+                    (
+                        d["day"],
+                        *(
+                            f"{d.get(k, 0):,}"
+                            for k in ("triggered", "held_out", "sent", "delivered", "converted", "converted_held_out")
+                        ),
+                    )
+                    for d in c["days"]
+                ],
+            )
+        )
         out.append("")
     return "\n".join(out)
 
@@ -318,7 +348,9 @@ def render_health(days: list) -> str:
     rows = []
     for d in days:
         seen = d["seen"] or 1
-        moves = ", ".join(f"{k.replace('>', '→')} {v:,}" for k, v in sorted(d["moves"].items(), key=lambda kv: -kv[1])[:3])
+        moves = ", ".join(
+            f"{k.replace('>', '→')} {v:,}" for k, v in sorted(d["moves"].items(), key=lambda kv: -kv[1])[:3]
+        )
         rows.append((d["day"] + ("" if d["complete"] else "*"), f"{d['seen']:,}", _pct(d["mms_users"] / seen),
                      _pct(d["data_users"] / seen), f"{d['records'] / seen:.1f}",
                      *(f"{d['segments'].get(s, 0):,}" for s in SEGMENTS), moves or "–"))

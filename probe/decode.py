@@ -35,8 +35,17 @@ class Options:
     probe_id: int = 0
     dialogue_timeout: float = 600.0 # seconds of capture time
     max_dialogues: int = 131072
-    capacity: int = 65536           # records per batch
-    map_ssns: tuple = (6, 7, 8, 9, 145, 148, 149, 150)  # MAP when no application context says (tshark's gsm_map.tcap.ssn)
+    capacity: int = 65536  # records per batch
+    map_ssns: tuple = (
+        6,
+        7,
+        8,
+        9,
+        145,
+        148,
+        149,
+        150,
+    )  # MAP when no application context says (tshark's gsm_map.tcap.ssn)
     cap_ssns: tuple = (146,)        # CAP when no application context says (tshark's camel.tcap.ssn)
     gtpc_ports: tuple = (2123,)
     gtpu_ports: tuple = (2152,)

@@ -26,7 +26,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import atheris
-import numpy  # noqa: F401  (imported first so that only probe's own Python code is instrumented)
+import numpy  # noqa: F401 - imported first so that only probe's own Python code is instrumented
 
 with atheris.instrument_imports(include=["probe"]):
     from touchpoint.probe.decode import CaptureError, decode_bytes

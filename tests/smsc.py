@@ -176,8 +176,13 @@ class Smsc:
         self.start()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "smsc.py"), "--port", str(self.port), *self.args],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "smsc.py"), "--port", str(self.port), *self.args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
         threading.Thread(target=self._gather, args=(self.proc,), daemon=True).start()
         self.wait(lambda ev: any("ready" in e for e in ev[self.mark:]), what="the SMSC to start")
 
@@ -195,7 +200,9 @@ class Smsc:
         """Wait until pred(events) holds; fails the test after `timeout` seconds."""
         with self.cond:
             if not self.cond.wait_for(lambda: pred(self.events), timeout):
-                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last events: {self.events[-3:]}")
+                raise AssertionError(
+                    f"timed out after {timeout:g} s waiting for {what}; last events: {self.events[-3:]}"
+                )
             return list(self.events)
 
     def submits(self) -> list:

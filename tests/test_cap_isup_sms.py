@@ -96,7 +96,9 @@ def deliver(oa, ud, udh=b"", dcs=0x00):
     first = 0x04 | (0x40 if udh else 0)
     addr = bytes([len(oa), 0x91]) + P.tbcd(oa)
     payload = (bytes([len(udh)]) + udh if udh else b"") + ud
-    return bytes([first]) + addr + bytes([0x00, dcs]) + b"\x42\x11\x22\x33\x44\x55\x00" + bytes([len(payload)]) + payload
+    return (
+        bytes([first]) + addr + bytes([0x00, dcs]) + b"\x42\x11\x22\x33\x44\x55\x00" + bytes([len(payload)]) + payload
+    )
 
 
 def mt_fsm(tpdu):

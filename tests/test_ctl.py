@@ -16,8 +16,12 @@ from click.testing import CliRunner
 from touchpoint.control.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
-       str(ROOT)]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
+    str(ROOT),
+]
 PCAP_A = ROOT / "pcaps" / "map_mixed_small.pcap"       # 135 records
 TIMEOUT = 60
 
@@ -73,8 +77,12 @@ class Engine:
 
 
 def probe(pcap, endpoint) -> None:
-    res = subprocess.run(CLI + ["probe", "--status-interval", "0", "--lossless", "--pcap", str(pcap), "--push", endpoint],
-                         capture_output=True, text=True, timeout=TIMEOUT)
+    res = subprocess.run(
+        CLI + ["probe", "--status-interval", "0", "--lossless", "--pcap", str(pcap), "--push", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert res.returncode == 0, res.stderr
 
 

@@ -66,11 +66,25 @@ def test_without_a_client_list_any_curve_probe_with_the_server_key_gets_in(keys)
 MISMATCH = r"(security mismatch|closed during the handshake)"      # whichever side notices first
 
 
-@pytest.mark.parametrize("client, server, probe_says, tap_says", [
-    ("rogue.key_secret", "engine.key", r"the Curve key was refused \(status 400", "not among the authorised client keys"),
-    ("clients/probe.key_secret", "rogue.key", "closed during the handshake", "does not have this server's public key"),
-    (None, None, MISMATCH, MISMATCH),
-], ids=["unauthorised probe key", "wrong server key", "plain probe"])
+@pytest.mark.parametrize(
+    "client, server, probe_says, tap_says",
+    [
+        (
+            "rogue.key_secret",
+            "engine.key",
+            r"the Curve key was refused \(status 400",
+            "not among the authorised client keys",
+        ),
+        (
+            "clients/probe.key_secret",
+            "rogue.key",
+            "closed during the handshake",
+            "does not have this server's public key",
+        ),
+        (None, None, MISMATCH, MISMATCH),
+    ],
+    ids=["unauthorised probe key", "wrong server key", "plain probe"],
+)
 def test_a_wrong_key_is_refused_and_reported_by_both_sides(keys, client, server, probe_says, tap_says):
     """The probe stops with exit 3 and the reason (it does not wait, or hang); the tap names it."""
     tap, eps = curve_tap(keys, "--curve-clients", str(keys / "clients"), "--count")

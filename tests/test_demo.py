@@ -133,8 +133,21 @@ def running_in(directory) -> list:
 
 def test_sigterm_ends_the_children(tmp_path):
     out = tmp_path / "d"
-    p = subprocess.Popen([sys.executable, "-c", "from touchpoint.control.cli import run; run()", "demo", "--out", str(out),
-                          "--subscribers", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from touchpoint.control.cli import run; run()",
+            "demo",
+            "--out",
+            str(out),
+            "--subscribers",
+            "200",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(600):                        # until the day's replay runs
             if (out / "probe.log").exists() or p.poll() is not None:

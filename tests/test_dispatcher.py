@@ -20,8 +20,12 @@ from touchpoint.control.policy import RecordClock, message_id
 from touchpoint.control.rules import load
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
-       str(ROOT)]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
+    str(ROOT),
+]
 NS = 10**9
 H = 3600 * NS
 T0 = 1_794_000_000 * NS             # 2026-11-06 16:00 UTC
@@ -282,8 +286,12 @@ def engine_behind_probe(rules: Path, data: Path, pcap: Path) -> None:
         assert line, proc.stderr.read()
         line = proc.stderr.readline()
     endpoint = line.split("listening on ", 1)[1].split(";")[0].strip()
-    res = subprocess.run(CLI + ["probe", "--status-interval", "0", "--lossless", "--pcap", str(pcap), "--push", endpoint],
-                         capture_output=True, text=True, timeout=TIMEOUT)
+    res = subprocess.run(
+        CLI + ["probe", "--status-interval", "0", "--lossless", "--pcap", str(pcap), "--push", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert res.returncode == 0, res.stderr
     err = proc.communicate(timeout=TIMEOUT)[1]
     assert proc.returncode == 0, err

@@ -61,7 +61,9 @@ def test_trigger_conditions_and_deadline(tmp_path):
 
 
 def test_validity_period(tmp_path):
-    rs = ruleset(tmp_path, campaign("jan", "event: sms_mo", "valid: {from: 2026-01-01T00:10:00Z, until: 2026-01-01T00:20:00Z}"))
+    rs = ruleset(
+        tmp_path, campaign("jan", "event: sms_mo", "valid: {from: 2026-01-01T00:10:00Z, until: 2026-01-01T00:20:00Z}")
+    )
     e = Engine(rs)
     assert fired(e, rec(Kind.MO_SMS, 5), rec(Kind.MO_SMS, 15), rec(Kind.MO_SMS, 25)) == [("jan", "sms_mo", 15)]
 
@@ -97,7 +99,9 @@ def test_cf_within_and_condition(tmp_path):
         where: {ss_code: cfu, forwarded_to: {not: ["86138*"]}}"""))
     e = Engine(rs)
     base = [rec(Kind.LOCATION_UPDATE, 0), rec(Kind.SS_REGISTER, 1, ss=0x21, peer="13600000000")]
-    assert fired(e, *base, rec(Kind.PURGE_MS, 2), rec(Kind.LOCATION_UPDATE, 100)) == [("churn", "cf_then_power_on", 100)]
+    assert fired(e, *base, rec(Kind.PURGE_MS, 2), rec(Kind.LOCATION_UPDATE, 100)) == [
+        ("churn", "cf_then_power_on", 100)
+    ]
     e = Engine(rs)
     assert fired(e, *base, rec(Kind.PURGE_MS, 2), rec(Kind.LOCATION_UPDATE, 130)) == []      # after 2 h
     e = Engine(rs)
@@ -134,7 +138,9 @@ def test_roaming_state_and_inbound_roamer(tmp_path):
 
 def test_snapshot_restore_gives_the_same_triggers(tmp_path):
     (tmp_path / "r").mkdir()
-    rs = ruleset(tmp_path / "r", campaign("swap", "event: imei_change"), campaign("d", "event: area_dwell\nminutes: 10"))
+    rs = ruleset(
+        tmp_path / "r", campaign("swap", "event: imei_change"), campaign("d", "event: area_dwell\nminutes: 10")
+    )
     cell = dict(lac=4100, loc=Loc.CGI)
     recs = [rec(Kind.CHECK_IMEI, 0, imei=IMEI_A + "0"), rec(Kind.SUBSCRIBER_INFO, 1, cell=501, **cell),
             rec(Kind.CHECK_IMEI, 5, imei=IMEI_B + "0"), rec(Kind.MO_SMS, 20, imsi="460009999999999")]

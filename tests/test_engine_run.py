@@ -15,8 +15,12 @@ from touchpoint.probe.decode import Options
 from touchpoint.probe.transport.wire import Header
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
-       str(ROOT)]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
+    str(ROOT),
+]
 TIMEOUT = 60
 PCAP_A = ROOT / "pcaps" / "map_mixed_small.pcap"
 PCAP_B = ROOT / "pcaps" / "mixed_small.pcap"
@@ -171,8 +175,16 @@ def test_curve_engine_takes_authorised_probes_only(rules_dir, tmp_path):
     from touchpoint.control.cli import main
     for where, name in [(tmp_path, "engine"), (tmp_path / "clients", "probe"), (tmp_path, "rogue")]:
         assert CliRunner().invoke(main, ["keys", "generate", str(where), "--name", name]).exit_code == 0
-    proc, ep = start_engine(rules_dir, tmp_path / "data", "--expect-eos", "1",
-                            "--curve-key", str(tmp_path / "engine.key_secret"), "--curve-clients", str(tmp_path / "clients"))
+    proc, ep = start_engine(
+        rules_dir,
+        tmp_path / "data",
+        "--expect-eos",
+        "1",
+        "--curve-key",
+        str(tmp_path / "engine.key_secret"),
+        "--curve-clients",
+        str(tmp_path / "clients"),
+    )
     curve = ["--curve-server-key", str(tmp_path / "engine.key")]
     rogue = subprocess.run(CLI + ["probe", "--status-interval", "0", "--lossless", "--pcap", str(PCAP_B), "--push", ep,
                                   *curve, "--curve-key", str(tmp_path / "rogue.key_secret")],

@@ -266,7 +266,7 @@ def test_layer_cut_at_every_length(layer):
         st = Stats()
         try:
             recs = to_dicts(decode_bytes(P.pcap([frame]), messages=True, stats=st, **SMALL))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - any exception is the failure this test reports
             problems.append(f"k={k}: {type(e).__name__}: {e}")
             continue
         seen = [(a, off) for (_src, _frame, a, off) in st.recent if a.name != "TCAP_TIMEOUT"]
@@ -408,7 +408,7 @@ def fuzz_worker(seed: int, per_layer: int) -> dict:
                         if not OFFSET.search(str(e)):
                             bad.append([cases, name, layer, f"CaptureError without offset: {e}"])
                         continue
-                    except Exception as e:  # noqa: BLE001
+                    except Exception as e:  # noqa: BLE001 - any exception is the failure this test reports
                         bad.append([cases, name, layer, f"{type(e).__name__}: {e}", bytes(f).hex()])
                         continue
                     if len(frames) == 2:
@@ -422,8 +422,13 @@ def fuzz_worker(seed: int, per_layer: int) -> dict:
 
 def test_random_bytes_in_every_layer():
     per_layer = 200
-    proc = subprocess.run([sys.executable, "-c", f"from tests.test_fuzz import fuzz_worker; fuzz_worker(7, {per_layer})"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", f"from tests.test_fuzz import fuzz_worker; fuzz_worker(7, {per_layer})"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = proc.stdout.splitlines()
     last = next((ln for ln in reversed(lines) if ln.startswith("C ")), "none")
     assert proc.returncode == 0, f"worker died ({proc.returncode}) at case {last}: {proc.stderr[-2000:]}"

@@ -149,8 +149,10 @@ def test_dialogue_folds_insert_subscriber_data():
     hlr = dict(calling_gt="8613900000001", called_gt="8613800000001", calling_ssn=6, called_ssn=7)
     frames = [
         eth_m3ua(UL_BEGIN),
-        eth_m3ua(P.tcap("continue", P.invoke(2, 7, isd), otid=0x99, dtid=0x11223344, dlg=P.dialogue(1, 3, response=True)),
-                 **hlr),
+        eth_m3ua(
+            P.tcap("continue", P.invoke(2, 7, isd), otid=0x99, dtid=0x11223344, dlg=P.dialogue(1, 3, response=True)),
+            **hlr,
+        ),
         eth_m3ua(P.tcap("continue", P.result(2, 7), otid=0x11223344, dtid=0x99)),
         eth_m3ua(UL_END, **hlr),
     ]

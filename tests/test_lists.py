@@ -347,7 +347,12 @@ def test_tac_table(tmp_path):
     tac = ListStore(tmp_path / "d").tac()
     assert tac.capabilities == ["5g", "volte", "esim", "nfc"]
     brand, model, caps = tac.lookup(np.array([86837504, 35391110, 12345678, 35425809], np.uint32))
-    assert brand.tolist() == ["小米", "华为", "", "诺基亚"] and model.tolist() == ["Redmi Note 9", "Mate 60 Pro", "", "105"]
+    assert brand.tolist() == ["小米", "华为", "", "诺基亚"] and model.tolist() == [
+        "Redmi Note 9",
+        "Mate 60 Pro",
+        "",
+        "105",
+    ]
     five_g, volte, nfc = tac.capability_bit("5g"), tac.capability_bit("VoLTE"), tac.capability_bit("nfc")
     assert ((caps & five_g) != 0).tolist() == [False, True, False, False]
     assert ((caps & volte) != 0).tolist() == [True, True, False, False]

@@ -33,8 +33,12 @@ from touchpoint.probe import bpf
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = [ROOT / "pcaps" / n for n in ("mixed_small.pcap", "map_mixed_small.pcap", "map_ss_ussd.pcap")]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
-       str(ROOT)]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
+    str(ROOT),
+]
 DECODER = ["--usage-interval", "3600"]
 TIMEOUT = 30
 

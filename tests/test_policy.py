@@ -81,8 +81,11 @@ def test_the_held_out_meet_the_policy_the_contacted_meet(tmp_path):
     `suppressed: holdout`, due when it would have gone out. Its would-be contacts count for its own
     campaign only (another campaign's message still reaches it under a cap of 1 a day), and they
     survive a restore from the outbox."""
-    rs = ruleset(tmp_path, {"welcome": "holdout: 50%\ncooldown: 1d\n", "other": "", "flash": "holdout: 50%\n"},
-                 'caps: [{per: 1d, max: 1}]\narbitration: 60s\ntimezone: Asia/Shanghai\nquiet: {from: "21:00", to: "08:00"}\n')
+    rs = ruleset(
+        tmp_path,
+        {"welcome": "holdout: 50%\ncooldown: 1d\n", "other": "", "flash": "holdout: 50%\n"},
+        'caps: [{per: 1d, max: 1}]\narbitration: 60s\ntimezone: Asia/Shanghai\nquiet: {from: "21:00", to: "08:00"}\n',
+    )
     n = 400
     held = {i for i in range(n) if int.from_bytes(hashlib.sha256(f"welcome:{msisdn(i)}".encode()).digest()[:8],
                                                   "big") / 2**64 < 0.5}
@@ -300,7 +303,9 @@ def test_history_lookup_merge_and_take_back():
 
 def test_restore_from_the_outbox_gives_the_same_decisions(tmp_path):
     """The history rebuilt from SQLite decides as the one built up in memory did."""
-    rs = ruleset(tmp_path, {"a": "cooldown: 3d\nquota: 40\n", "b": ""}, "caps: [{per: 1d, max: 1}, {per: 7d, max: 2}]\n")
+    rs = ruleset(
+        tmp_path, {"a": "cooldown: 3d\nquota: 40\n", "b": ""}, "caps: [{per: 1d, max: 1}, {per: 7d, max: 2}]\n"
+    )
     rng = np.random.default_rng(3)
     first = [trig(["a", "b"][k % 2], int(rng.integers(60)), T0 + k * 300 * NS) for k in range(300)]
     second = [trig(["a", "b"][k % 2], int(rng.integers(60)), T0 + DAY + k * 300 * NS) for k in range(300)]

@@ -32,8 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PCAPS = sorted((ROOT / "pcaps").glob("*.pcap"))
 PUBLIC = ROOT.parent / "shared" / "pcaps-public"
 PUBLIC_PICKS = ["velyfw_isup_load_generator.pcap", "open5gs_volte.pcapng", "arkime_gtp-iphone.pcap"]
-CLI = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
-       str(ROOT)]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from touchpoint.control.cli import run; run()",
+    str(ROOT),
+]
 TIMEOUT = 30
 
 

@@ -4,7 +4,18 @@ import pytest
 from hypothesis import given, strategies as st
 
 from touchpoint.probe import _decode
-from touchpoint.probe.record import RECORD_DTYPE, SCHEMA_VERSION, Flag, Kind, Loc, Proto, digits, pack, to_digits, unpack
+from touchpoint.probe.record import (
+    RECORD_DTYPE,
+    SCHEMA_VERSION,
+    Flag,
+    Kind,
+    Loc,
+    Proto,
+    digits,
+    pack,
+    to_digits,
+    unpack,
+)
 
 
 def test_dtype_matches_c_struct():

@@ -232,7 +232,10 @@ def test_message_and_trigger_settings(tmp_path):
     text = CAMPAIGN.format(id="a").replace("message:\n  text: 新机到手！", "message: {channel: fax, text: x}")
     e = one_error(tmp_path, text)
     assert e[2] == "message.channel" and "sms" in e[3]
-    c = campaign(tmp_path, CAMPAIGN.format(id="a").replace("新机到手！", "'{handset_brand}新机到手，{handset_brand}用户专享 {{5G}}'"))
+    c = campaign(
+        tmp_path,
+        CAMPAIGN.format(id="a").replace("新机到手！", "'{handset_brand}新机到手，{handset_brand}用户专享 {{5G}}'"),
+    )
     assert c.message.fields == ("handset_brand",) and c.message.channel == ""     # "": the policy's channel
     e = one_error(tmp_path, "id: a\ntrigger:\n  event: hotline_call\nmessage: {text: x}\n")
     assert e[1:3] == (3, "trigger") and "needs hotlines" in e[3]

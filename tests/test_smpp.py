@@ -197,7 +197,13 @@ def test_deliver_sm_from_smpp34(source, dest, sm, esm, dc, seq, mid):
     length, cid, status, got_seq = smpp_pdu.HEADER.unpack(wire[:16])
     assert (length, cid, status, got_seq) == (len(wire), smpp_pdu.DELIVER_SM, 0, seq)
     m = ShortMessage.decode(wire[16:])
-    assert (m.source_addr, m.destination_addr, m.short_message, m.esm_class, m.data_coding) == (source, dest, sm, esm, dc)
+    assert (m.source_addr, m.destination_addr, m.short_message, m.esm_class, m.data_coding) == (
+        source,
+        dest,
+        sm,
+        esm,
+        dc,
+    )
     assert (m.source_addr_ton, m.source_addr_npi) == (1, 1)
     assert m.tlvs == {smpp_pdu.TLV_RECEIPTED_MESSAGE_ID: mid.encode() + b"\0"}
     # and back: our encoding of what we read is smpp34's byte for byte
@@ -329,7 +335,10 @@ def test_receipts_move_messages_to_delivered(smsc_factory, form):
         states = [st for st, _, _ in f.results[m.id]]
         assert states[0] == "sent", states
         if m.msisdn.startswith("8613800000003"):
-            assert states[1:] == ["failed"] and f.results[m.id][1][1] == {"text": "undeliv err:000", "tlv": "undeliv"}[form]
+            assert (
+                states[1:] == ["failed"]
+                and f.results[m.id][1][1] == {"text": "undeliv err:000", "tlv": "undeliv"}[form]
+            )
         else:
             assert states[1:] == ["delivered"], (m.id, states)
         assert f.results[m.id][-1][2] == f.results[m.id][0][2]      # matched by the SMSC's id

@@ -41,8 +41,9 @@ number; Modify Bearer and Delete Session name their subscriber only through the
 tunnel of their header TEID), and `data_usage` records for the user plane: per
 tunnel (TEID at an address) when a G-PDU finds its counters a usage interval
 (60 s of capture time) old, at the decoder's sweep of idle counters (every usage
-interval of capture time, at the first packet after it), and at the end of the capture (the last frame), with the identity of the
-GTP-C message that announced the tunnel. Records are in frame order; the
+interval of capture time, at the first packet after it), and at the end of the
+capture (the last frame), with the identity of the GTP-C message that announced the
+tunnel. Records are in frame order; the
 end-of-capture ones by TEID.
 
 Packet count: exactly `packets` packets are written. Near the end only

@@ -9,8 +9,10 @@ from .traffic import MIXES, generate, regen_goldens
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m touchpoint.probe.synth",
-                                 description="Synthetic signaling traffic: valid pcap captures with their expected records.")
+    ap = argparse.ArgumentParser(
+        prog="python -m touchpoint.probe.synth",
+        description="Synthetic signaling traffic: valid pcap captures with their expected records.",
+    )
     ap.add_argument("out", nargs="?", help="pcap file to write")
     ap.add_argument("--packets", type=int, default=10000)
     ap.add_argument("--subscribers", type=int, default=1000)

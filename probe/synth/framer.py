@@ -55,7 +55,9 @@ class _Framer:
         k = m.kind
         if k == S_GTPU:
             self.inner_ident = (self.inner_ident + 1) & 0xFFFF
-            return self.udp(m.src, m.dst, GTPU_PORT).frame(_gpdu(m.vals[0], m.vals[1], m.size, self.inner_ident)), "gtpu"
+            return self.udp(m.src, m.dst, GTPU_PORT).frame(
+                _gpdu(m.vals[0], m.vals[1], m.size, self.inner_ident)
+            ), "gtpu"
         if k == S_GTPC:
             return (self.udp(m.src, m.dst, GTPC_PORT).frame(self.tm.render(m.builder, m.disc, m.vals)),
                     "gtpv2c" if m.builder.__name__.startswith("_b_g2") else "gtpv1c")

@@ -8,21 +8,24 @@ doing ordinary things, and writes one pcap. The same story and seed give the sam
 
 What each step becomes (dialogue records as `touchpoint decode` reports them):
 
-| step | signaling |
-|---|---|
-| attach / power_on (cs) | MAP updateLocation VLR -> HLR with insertSubscriberData (IMSI, MSISDN, VLR), then provideSubscriberInfo HLR -> VLR (location, IMEI) |
-| attach (gprs) | MAP updateGprsLocation SGSN -> HLR |
-| attach (lte) | GTPv2 Create Session (IMSI, MSISDN, MEI, ULI, RAT, APN), the session stays open |
-| power_off | MAP purgeMS VLR -> HLR; on LTE, Delete Session of every open session |
-| move / roam_to | a new VLR: updateLocation + cancelLocation to the old VLR; then provideSubscriberInfo with the new cell. On LTE: Modify Bearer with the new ULI |
-| change_handset | checkIMEI MSC -> EIR (IMEI only), provideSubscriberInfo with the new IMEI; on LTE a re-attach: Delete Session, Create Session with the new MEI |
-| register_cf ... | MAP registerSS / activateSS / deactivateSS / eraseSS (IMSI and MSISDN in the MAP-OpenInfo) |
-| call | CAP InitialDP (IMSI, calling MSISDN, location) and/or ISUP IAM ... REL (MSISDN only) |
-| sms_mo | mo-forwardSM (MSISDN only) |
-| sms_mt | sendRoutingInfoForSM (MSISDN -> IMSI), mt-forwardSM (IMSI, originator or alphanumeric sender) |
-| mms_mt | mt-forwardSM carrying the WAP push of an m-notification-ind |
-| ussd | processUnstructuredSS-Request |
-| data | GTPv2 Create Session, G-PDUs over the duration, Delete Session; data_usage records |
+- attach / power_on (cs): MAP updateLocation VLR -> HLR with insertSubscriberData (IMSI, MSISDN,
+  VLR), then provideSubscriberInfo HLR -> VLR (location, IMEI)
+- attach (gprs): MAP updateGprsLocation SGSN -> HLR
+- attach (lte): GTPv2 Create Session (IMSI, MSISDN, MEI, ULI, RAT, APN), the session stays open
+- power_off: MAP purgeMS VLR -> HLR; on LTE, Delete Session of every open session
+- move / roam_to: a new VLR: updateLocation + cancelLocation to the old VLR; then
+  provideSubscriberInfo with the new cell. On LTE: Modify Bearer with the new ULI
+- change_handset: checkIMEI MSC -> EIR (IMEI only), provideSubscriberInfo with the new IMEI; on LTE
+  a re-attach: Delete Session, Create Session with the new MEI
+- register_cf ...: MAP registerSS / activateSS / deactivateSS / eraseSS (IMSI and MSISDN in the
+  MAP-OpenInfo)
+- call: CAP InitialDP (IMSI, calling MSISDN, location) and/or ISUP IAM ... REL (MSISDN only)
+- sms_mo: mo-forwardSM (MSISDN only)
+- sms_mt: sendRoutingInfoForSM (MSISDN -> IMSI), mt-forwardSM (IMSI, originator or alphanumeric
+  sender)
+- mms_mt: mt-forwardSM carrying the WAP push of an m-notification-ind
+- ussd: processUnstructuredSS-Request
+- data: GTPv2 Create Session, G-PDUs over the duration, Delete Session; data_usage records
 
 `render()` returns the steps with the records each produced (ts_ns and frame included);
 the command line writes them with `--expect`.
@@ -500,10 +503,15 @@ def _background(w: _World, story: Story) -> list:
                 break
             do = names[bisect.bisect_right(cum, rng.random() * acc)]
             other = actors[rng.randrange(len(actors))].sub.msisdn
-            args = {"call": {"to": other, "via": rng.choice(("cap", "isup")), "duration": rng.randrange(5, 300) * 10**9},
-                    "sms_mo": {"to": other}, "sms_mt": {"from": other}, "mms_mt": {"from": other},
-                    "data": {"duration": rng.randrange(30, 900) * 10**9, "packets": rng.randrange(3, 30)},
-                    "move": {"region": rng.choice(regions)} if regions[0] else {}, "ussd": {}}[do]
+            args = {
+                "call": {"to": other, "via": rng.choice(("cap", "isup")), "duration": rng.randrange(5, 300) * 10**9},
+                "sms_mo": {"to": other},
+                "sms_mt": {"from": other},
+                "mms_mt": {"from": other},
+                "data": {"duration": rng.randrange(30, 900) * 10**9, "packets": rng.randrange(3, 30)},
+                "move": {"region": rng.choice(regions)} if regions[0] else {},
+                "ussd": {},
+            }[do]
             out.append(Step(a.name, k, do, "", t, args, 0))
             k += 1
     return [(s.t_ns, actors[int(s.subscriber[2:])], s) for s in out]

@@ -338,7 +338,10 @@ def map_res(op: int, v: int = 3, **f):
     if op == 3:
         return ((_MS3, "CancelLocationRes"), {}) if v >= 3 else None
     if op == 7:
-        return ((_MS3 if v >= 3 else _MS2, "InsertSubscriberDataRes"), {"ss-List": [b"\x21"]} if f.get("sslist") else {})
+        return (
+            (_MS3 if v >= 3 else _MS2, "InsertSubscriberDataRes"),
+            {"ss-List": [b"\x21"]} if f.get("sslist") else {},
+        )
     if op == 10:
         ff = {"basicService": ("teleservice", b"\x10"), "ss-Status": b"\x07"}
         if f.get("ftn"):
@@ -377,13 +380,21 @@ def map_res(op: int, v: int = 3, **f):
             if pad:
                 val["extensionContainer"] = _ext(pad)
             return ((_SM3, "RoutingInfoForSM-Res"), val)
-        return ((_SM2, "RoutingInfoForSM-Res"), {"imsi": tbcd(f["imsi"]),
-                                                 "locationInfoWithLMSI": {"locationInfo": ("msc-Number", addr(f["nnn"]))}})
+        return (
+            (_SM2, "RoutingInfoForSM-Res"),
+            {"imsi": tbcd(f["imsi"]), "locationInfoWithLMSI": {"locationInfo": ("msc-Number", addr(f["nnn"]))}},
+        )
     if op == 56:
         if v >= 3:
             q = {"rand": _RAND, "xres": b"\x22" * 8, "ck": b"\x33" * 16, "ik": b"\x44" * 16, "autn": b"\x55" * 16}
-            return ((_MS3, "SendAuthenticationInfoRes"), {"authenticationSetList": ("quintupletList", [q] * f.get("nvec", 1))})
-        return ((_MS2, "SendAuthenticationInfoRes"), [{"rand": _RAND, "sres": b"\x22" * 4, "kc": b"\x33" * 8}] * f.get("nvec", 1))
+            return (
+                (_MS3, "SendAuthenticationInfoRes"),
+                {"authenticationSetList": ("quintupletList", [q] * f.get("nvec", 1))},
+            )
+        return (
+            (_MS2, "SendAuthenticationInfoRes"),
+            [{"rand": _RAND, "sres": b"\x22" * 4, "kc": b"\x33" * 8}] * f.get("nvec", 1),
+        )
     if op == 59:
         s, _ = gsm7_pack(f.get("text", "Balance 12.34"), ussd=True)
         return ((_SS3 if v >= 3 else _SS2, "USSD-Res"), {"ussd-DataCodingScheme": b"\x0f", "ussd-String": s})
