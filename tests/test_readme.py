@@ -168,21 +168,41 @@ def links(doc: str) -> list:
     return [(text.count("\n", 0, m.start()) + 1, m.group("target")) for m in LINK.finditer(text)]
 
 
+def anchors(path: str) -> set:
+    """The anchors GitHub gives the headings of a markdown file: lower case, punctuation but - and _
+    dropped, spaces to -; a repeated heading gets -1, -2."""
+    with open(path, encoding="utf-8") as f:
+        text = re.sub(r"```.*?```", "", f.read(), flags=re.S)
+    seen, out = {}, set()
+    for title in re.findall(r"^#{1,6} +(.+?) *$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
 @pytest.mark.parametrize("doc", DOCS)
 def test_links_stay_in_the_repository_and_exist(doc):
     bad = []
     for line, target in links(doc):
         if re.match(r"[a-z][a-z0-9+.-]*:", target):           # https:, mailto:: not a file of ours
             continue
-        path = target.split("#", 1)[0]
-        if not path:                                           # an anchor in the same doc
-            continue
-        full = os.path.normpath(os.path.join(ROOT, os.path.dirname(doc), path))
+        path, _, anchor = target.partition("#")
+        full = os.path.normpath(os.path.join(ROOT, os.path.dirname(doc), path)) if path else os.path.join(ROOT, doc)
         if os.path.isabs(path) or os.path.relpath(full, ROOT).startswith(".."):
             bad.append(f"{doc}:{line}: {target}: leaves the repository")
         elif not os.path.exists(full):
             bad.append(f"{doc}:{line}: {target}: no such file")
+        elif anchor and full.endswith(".md") and anchor not in anchors(full):
+            bad.append(f"{doc}:{line}: {target}: no such heading in {os.path.relpath(full, ROOT)}")
     assert not bad, "\n".join(bad)
+
+
+def test_anchors_are_githubs():
+    path = os.path.join(ROOT, "docs", "probe.md")
+    got = anchors(path)
+    assert {"live-capture-linux", "rotating-files---watch-dir", "tap", "keys-and-curve"} <= got
 
 
 def modules() -> set:
