@@ -16,6 +16,7 @@ veth) or `ip`/`tcpreplay` is missing. The namespace goes away after the tests, f
 """
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -134,8 +135,16 @@ class Live:
         pytest.fail(f"waiting for {what}: {self.err.read()[-2000:]}")
 
     def send(self, path: Path) -> None:
+        rx = self.rx_packets()
         res = sh("ip", "netns", "exec", self.ns, "tcpreplay", "-q", "--topspeed", "-i", "tpa", str(path), check=False)
         assert res.returncode == 0, res.stdout + res.stderr
+        # What went on the wire, to tell a probe that counts twice from packets that came twice.
+        sent = re.search(r"Successful packets:\s+(\d+)", res.stdout)
+        self.wire = {"tcpreplay_sent": int(sent[1]) if sent else None, "tpb_rx": self.rx_packets() - rx}
+
+    def rx_packets(self) -> int:
+        out = sh("ip", "-n", self.ns, "-s", "-j", "link", "show", "tpb").stdout
+        return json.loads(out)[0]["stats64"]["rx"]["packets"]
 
     def stop(self, packets: int) -> tuple:
         """Once the probe decoded `packets`, SIGINT: (records, stats, probe stderr)."""
@@ -150,7 +159,9 @@ class Live:
         assert self.tap.returncode == 0, tap_err
         self.tap_out.seek(0)
         records = sorted(comparable(line) for line in self.tap_out.read().splitlines())
-        return records, self.stats(), err
+        stats = self.stats()
+        stats["wire"] = getattr(self, "wire", None)
+        return records, stats, err
 
     def kill(self) -> None:
         for p in (self.probe, self.tap):
@@ -174,7 +185,7 @@ def live(netns, tmp_path):
 
 def assert_no_drops(stats: dict, err: str, packets: int) -> None:
     cap = stats["capture"]
-    assert stats["packets"] == packets == cap["kernel_packets"], (stats["packets"], packets, cap)
+    assert stats["packets"] == packets == cap["kernel_packets"], (stats["packets"], packets, cap, stats["wire"])
     assert cap["kernel_drops"] == 0 and cap["ring_full"] == 0, cap
     assert "kernel drops 0 (ring full 0)" in err and "drops: none" in err, err
 
