@@ -147,6 +147,7 @@ cdef enum:
     MAX_RINGS = 64
 cdef uint32_t PCAP_NS_MAGIC = 0xA1B23C4D
 ETHER_LINKS = (ARPHRD_ETHER, ARPHRD_LOOPBACK)     # frames that start with an Ethernet header
+NEW_GROUP = -1          # Ring(fanout=NEW_GROUP) founds a fanout group; a group's id may be 0
 
 cdef sock_filter REJECT_ALL[1]
 REJECT_ALL[0].code = 0x06      # BPF_RET | BPF_K, k = 0: keep nothing (until the real filter is on)
@@ -328,8 +329,9 @@ cdef class Ring:
 
     A new ring keeps nothing until set_filter() is called (with None for everything), so the
     members of a fanout group can all join first and no packet reaches a member twice.
-    fanout: None (alone), 0 (found a new group, PACKET_FANOUT_HASH with defragmentation: each
-    flow, both ways, to one member) or a group id to join (`fanout_id` of the founder).
+    fanout: None (alone), NEW_GROUP (found a group with an id the kernel picks; PACKET_FANOUT_HASH
+    with defragmentation: each flow, both ways, to one member) or a group id 0 to 65535 to join
+    (`fanout_id` of the founder; 0 is an id like any other, which the kernel may well pick).
     cooked: write Linux cooked (SLL) records; the default for interfaces that are not Ethernet.
     """
     cdef RingState s
@@ -356,6 +358,8 @@ cdef class Ring:
         cdef bytes name = iface.encode()
         if not 0 < len(name) < IFNAMSIZ:
             raise ValueError(f"{iface!r} is not an interface name")
+        if fanout is not None and fanout != NEW_GROUP and not 0 <= fanout <= 0xFFFF:
+            raise ValueError(f"fanout group {fanout}: an id is 0 to 65535, or NEW_GROUP")
         if block_size < 65536 or block_size & (block_size - 1):
             raise ValueError("the block size is a power of two of at least 64 KiB")
         if ring_bytes < block_size:
@@ -410,11 +414,13 @@ cdef class Ring:
             if setsockopt(self.s.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0:
                 self._fail(f"{iface}: promiscuous mode")
         if fanout is not None:
-            val = ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16) | (<int>fanout & 0xFFFF)
-            if fanout == 0:
+            val = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16
+            if fanout == NEW_GROUP:
                 val |= PACKET_FANOUT_FLAG_UNIQUEID << 16
+            else:
+                val |= <int>fanout
             if setsockopt(self.s.fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) < 0:
-                self._fail(f"{iface}: fanout group {fanout or '(new)'}")
+                self._fail(f"{iface}: fanout group {'(new)' if fanout == NEW_GROUP else fanout}")
             if getsockopt(self.s.fd, SOL_PACKET, PACKET_FANOUT, &val, &vlen) < 0:
                 self._fail(f"{iface}: fanout group id")
             self.fanout_id = val & 0xFFFF

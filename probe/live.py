@@ -75,7 +75,7 @@ class LiveCapture:
             for w in range(workers):
                 row = []
                 for i, iface in enumerate(self.ifaces):
-                    fanout = None if workers == 1 else (0 if w == 0 else self.rings[0][i].fanout_id)
+                    fanout = None if workers == 1 else (_ring.NEW_GROUP if w == 0 else self.rings[0][i].fanout_id)
                     row.append(_ring.Ring(iface, ring_bytes=ring_mb << 20, retire_ms=retire_ms, promisc=promisc,
                                           fanout=fanout))
                 self.rings.append(row)
