@@ -139,8 +139,25 @@ def build(data_dir: str, rules_dir: str | None = None, campaign: str | None = No
 
 def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
     q = lambda sql, *a: db.execute(sql.format(w=where), (cid, *args, *a)).fetchall()
-    states = q("SELECT state, reason, holdout, sent_ns IS NOT NULL, count(*) FROM messages "
-               "WHERE campaign = ? AND {w} GROUP BY 1, 2, 3, 4")
+    f, reasons, held_not = _funnel(q("SELECT state, reason, holdout, sent_ns IS NOT NULL, count(*) FROM messages "
+                                     "WHERE campaign = ? AND {w} GROUP BY 1, 2, 3, 4"))
+    by_count = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))
+    out = {"id": cid, "goal": _goal_text(goal), "funnel": f, "not_sent": by_count(reasons),
+           "held_out_not_sendable": by_count(held_not)}
+    m_where = where.replace("trigger_ns", "m.trigger_ns")
+    out["conversion"], f["converted"] = _conversion(db, has_conv, cid, goal, data_dir, m_where, args, now)
+    delays = np.array([r[0] for r in q("SELECT sent_ns - trigger_ns FROM messages WHERE campaign = ? AND {w} "
+                                       "AND sent_ns IS NOT NULL AND holdout = 0")], np.float64) / H
+    out["send_delay"] = {"sent": len(delays), "median_hours": float(np.median(delays)) if len(delays) else None,
+                         **{f"within_{h}h": float((delays <= h).mean()) if len(delays) else None for h in DELAYS},
+                         "hours": np.round(delays, 3).tolist()}
+    out["days"] = _days(db, q, has_conv, cid, goal, m_where, args)
+    return out
+
+
+def _funnel(states) -> tuple:
+    """The funnel of (state, reason, holdout, sent, count) rows; why those not sent were not, and
+    why held-out ones would not have been sent anyway."""
     f = dict.fromkeys(("triggered", "inactive", "eligible", "held_out", "not_sent", "waiting", "sent", "delivered",
                        "converted"), 0)
     reasons, held_not = {}, {}
@@ -164,16 +181,17 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
             f["not_sent"] += n
             key = f"{state}:{reason}" if state != "suppressed" else reason
             reasons[key] = reasons.get(key, 0) + n
-    by_count = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))
-    out = {"id": cid, "goal": _goal_text(goal), "funnel": f, "not_sent": by_count(reasons),
-           "held_out_not_sendable": by_count(held_not)}
+    return f, reasons, held_not
 
-    # conversions: the attribution windows of the messages reported on
+
+def _conversion(db, has_conv, cid, goal, data_dir, m_where, args, now) -> tuple:
+    """Both groups' conversions and the uplift, from the attribution windows of the messages
+    reported on; and how many contacted subscribers converted."""
     groups = {0: [0, 0, 0, []], 1: [0, 0, 0, []]}      # windows, converted, still open, hours to convert
     if has_conv:
         rows = db.execute("SELECT c.holdout, c.start_ns, c.end_ns, c.converted_ns, c.msisdn, c.imsi FROM conversions c "
-                          "JOIN messages m ON m.id = c.message WHERE c.campaign = ? AND {w}".format(
-                              w=where.replace("trigger_ns", "m.trigger_ns")), (cid, *args)).fetchall()
+                          "JOIN messages m ON m.id = c.message WHERE c.campaign = ? AND {w}".format(w=m_where),
+                          (cid, *args)).fetchall()
         if goal is not None and goal.list:
             rows = _from_list(rows, goal, data_dir)
         for holdout, start, end, conv, *_ in rows:
@@ -184,7 +202,6 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
                 g[3].append((conv - start) / H)
             elif end > now:
                 g[2] += 1
-    f["converted"] = groups[0][1]
     conv = {}
     for name, (n, k, open_, hours) in (("contacted", groups[0]), ("held_out", groups[1])):
         conv[name] = {
@@ -197,13 +214,11 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
         }
     d, lo, hi = newcombe(groups[0][1], groups[0][0], groups[1][1], groups[1][0])
     conv["uplift"] = None if math.isnan(d) else {"value": d, "low": lo, "high": hi}
-    out["conversion"] = conv
+    return conv, groups[0][1]
 
-    delays = np.array([r[0] for r in q("SELECT sent_ns - trigger_ns FROM messages WHERE campaign = ? AND {w} "
-                                       "AND sent_ns IS NOT NULL AND holdout = 0")], np.float64) / H
-    out["send_delay"] = {"sent": len(delays), "median_hours": float(np.median(delays)) if len(delays) else None,
-                         **{f"within_{h}h": float((delays <= h).mean()) if len(delays) else None for h in DELAYS},
-                         "hours": np.round(delays, 3).tolist()}
+
+def _days(db, q, has_conv, cid, goal, m_where, args) -> list:
+    """The campaign day by day: triggered, held out, sent, delivered, converted (both groups)."""
     days = {}
     for day, holdout, sent, state, n in q(f"SELECT trigger_ns / {DAY}, holdout, sent_ns IS NOT NULL, state, count(*) "
                                           "FROM messages WHERE campaign = ? AND {w} GROUP BY 1, 2, 3, 4"):
@@ -217,13 +232,12 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
         for day, holdout, n in db.execute(
             "SELECT m.trigger_ns / ?, c.holdout, count(*) FROM conversions c JOIN messages m "
             "ON m.id = c.message WHERE c.campaign = ? AND c.converted_ns IS NOT NULL AND {w} "
-            "GROUP BY 1, 2".format(w=where.replace("trigger_ns", "m.trigger_ns")),
+            "GROUP BY 1, 2".format(w=m_where),
             (DAY, cid, *args),
         ):
             if goal is None or not goal.list:
                 days.setdefault(int(day), {})["converted_held_out" if holdout else "converted"] = n
-    out["days"] = [{"day": day_of(k * DAY), **v} for k, v in sorted(days.items())]
-    return out
+    return [{"day": day_of(k * DAY), **v} for k, v in sorted(days.items())]
 
 
 def _goal_text(goal) -> str | None:

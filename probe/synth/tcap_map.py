@@ -325,11 +325,8 @@ _RAND = bytes(range(0x10, 0x20))
 
 def map_res(op: int, v: int = 3, **f):
     """returnResultLast parameter for `op` (None when the operation has no result in v)."""
-    pad = f.get("pad")
     if op in (2, 23):
-        val = {"hlr-Number": addr(f["hlr"])}
-        if pad:
-            val["extensionContainer"] = _ext(pad)
+        val = _padded({"hlr-Number": addr(f["hlr"])}, f)
         if op == 23:
             return ((_MS3, "UpdateGprsLocationRes"), val)
         if v >= 3:
@@ -338,10 +335,8 @@ def map_res(op: int, v: int = 3, **f):
     if op == 3:
         return ((_MS3, "CancelLocationRes"), {}) if v >= 3 else None
     if op == 7:
-        return (
-            (_MS3 if v >= 3 else _MS2, "InsertSubscriberDataRes"),
-            {"ss-List": [b"\x21"]} if f.get("sslist") else {},
-        )
+        return ((_MS3 if v >= 3 else _MS2, "InsertSubscriberDataRes"),
+                {"ss-List": [b"\x21"]} if f.get("sslist") else {})
     if op == 10:
         ff = {"basicService": ("teleservice", b"\x10"), "ss-Status": b"\x07"}
         if f.get("ftn"):
@@ -361,9 +356,7 @@ def map_res(op: int, v: int = 3, **f):
             val["extendedRoutingInfo"] = ("routingInfo", ("roamingNumber", addr(f["msrn"])))
             if f.get("vmsc"):
                 val["vmsc-Address"] = addr(f["vmsc"])
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_CH3, "SendRoutingInfoRes"), val)
+            return ((_CH3, "SendRoutingInfoRes"), _padded(val, f))
         return ((_CH2, "SendRoutingInfoRes"), {"imsi": tbcd(f["imsi"]),
                                                "routingInfo": ("roamingNumber", addr(f["msrn"]))})
     if op == 43:
@@ -377,39 +370,24 @@ def map_res(op: int, v: int = 3, **f):
     if op == 45:
         if v >= 3:
             val = {"imsi": tbcd(f["imsi"]), "locationInfoWithLMSI": {"networkNode-Number": addr(f["nnn"])}}
-            if pad:
-                val["extensionContainer"] = _ext(pad)
-            return ((_SM3, "RoutingInfoForSM-Res"), val)
-        return (
-            (_SM2, "RoutingInfoForSM-Res"),
-            {"imsi": tbcd(f["imsi"]), "locationInfoWithLMSI": {"locationInfo": ("msc-Number", addr(f["nnn"]))}},
-        )
+            return ((_SM3, "RoutingInfoForSM-Res"), _padded(val, f))
+        return ((_SM2, "RoutingInfoForSM-Res"),
+                {"imsi": tbcd(f["imsi"]), "locationInfoWithLMSI": {"locationInfo": ("msc-Number", addr(f["nnn"]))}})
     if op == 56:
         if v >= 3:
             q = {"rand": _RAND, "xres": b"\x22" * 8, "ck": b"\x33" * 16, "ik": b"\x44" * 16, "autn": b"\x55" * 16}
-            return (
-                (_MS3, "SendAuthenticationInfoRes"),
-                {"authenticationSetList": ("quintupletList", [q] * f.get("nvec", 1))},
-            )
-        return (
-            (_MS2, "SendAuthenticationInfoRes"),
-            [{"rand": _RAND, "sres": b"\x22" * 4, "kc": b"\x33" * 8}] * f.get("nvec", 1),
-        )
+            return ((_MS3, "SendAuthenticationInfoRes"),
+                    {"authenticationSetList": ("quintupletList", [q] * f.get("nvec", 1))})
+        return ((_MS2, "SendAuthenticationInfoRes"),
+                [{"rand": _RAND, "sres": b"\x22" * 4, "kc": b"\x33" * 8}] * f.get("nvec", 1))
     if op == 59:
         s, _ = gsm7_pack(f.get("text", "Balance 12.34"), ussd=True)
         return ((_SS3 if v >= 3 else _SS2, "USSD-Res"), {"ussd-DataCodingScheme": b"\x0f", "ussd-String": s})
     if op == 67:
         return ((_MS3, "PurgeMS-Res"), {}) if v >= 3 else None
-    if op == 70:
-        val = {"subscriberInfo": _subscriber_info(f)}
-        if pad:
-            val["extensionContainer"] = _ext(pad)
-        return ((_MS3, "ProvideSubscriberInfoRes"), val)
-    if op == 71:
-        val = {"subscriberInfo": _subscriber_info(f)}
-        if pad:
-            val["extensionContainer"] = _ext(pad)
-        return ((_MS3, "AnyTimeInterrogationRes"), val)
+    if op in (70, 71):                              # provideSubscriberInfo, anyTimeInterrogation
+        return ((_MS3, "ProvideSubscriberInfoRes" if op == 70 else "AnyTimeInterrogationRes"),
+                _padded({"subscriberInfo": _subscriber_info(f)}, f))
     raise ValueError(f"no result encoder for MAP operation {op}")
 
 
