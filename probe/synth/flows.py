@@ -1,4 +1,6 @@
-"""Flows: a GTP session, a call, a CAMEL dialogue, a multi-part SMS, made up front as steps."""
+"""Flows: a GTP session, a call, a CAMEL dialogue, a multi-part SMS, each a list of steps made up
+front; a step may carry the record it completes (`exp`), the tunnels it announces (`learn`) or,
+for a G-PDU, the tunnel it counts on (`tun`)."""
 from __future__ import annotations
 
 import struct

@@ -148,14 +148,12 @@ _OP_AC = {
 
 
 # ---------------------------------------------------------------------------
-# Mixed traffic: GTPv2-C, GTPv1-C, GTP-U, CAP, ISUP, multi-part SMS, MMS
+# The fields of the mixed traffic: GTPv2-C, GTPv1-C, GTP-U, CAP, ISUP, multi-part SMS, MMS
 # ---------------------------------------------------------------------------
 #
 # Every message is encoded by pycrate once per shape (TS29274_GTPC, TS29060_GTP, ISUP,
-# TS23040_SMS, TCAP_CAP), then patched per packet like the MAP templates. A *flow*
-# (a GTP session, a call, a CAMEL dialogue, a multi-part SMS) is a list of steps
-# made up front; each step may carry the record it completes (`exp`), the tunnels it
-# announces (`learn`) or, for a G-PDU, the tunnel it counts on (`tun`).
+# TS23040_SMS, TCAP_CAP), then patched per packet like the MAP templates (flows.py makes
+# the messages; these are how their fields are encoded and drawn).
 
 GTPC_PORT, GTPU_PORT = 2123, 2152
 USAGE_INTERVAL_NS = 60_000_000_000        # the decoder's default --usage-interval
