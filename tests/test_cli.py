@@ -1,6 +1,9 @@
 """`touchpoint decode` as a user runs it."""
+import importlib.util
 import json
+import os
 
+import pytest
 from click.testing import CliRunner
 
 from touchpoint.control.cli import main
@@ -85,3 +88,15 @@ def test_config_file_then_environment_then_command_line(tmp_path):
     cfg.write_text("[decode]\nbogus = 1\n")
     res = CliRunner().invoke(main, ["--config", str(cfg), "decode", path])
     assert res.exit_code == 2 and "unknown setting 'bogus' in [decode]" in res.output
+
+
+@pytest.mark.parametrize("command, extra", [(["synth", "x.pcap"], "synth"), (["demo"], "demo")])
+def test_a_missing_extra_is_named_before_anything_runs(tmp_path, monkeypatch, command, extra):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("pycrate") else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, command)
+    assert res.exit_code == 1, res.output
+    assert f"pip install 'touchpoint[{extra}]'" in res.output and "pycrate_asn1dir" in res.output
+    assert os.listdir(tmp_path) == []                       # nothing written

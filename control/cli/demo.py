@@ -1,8 +1,8 @@
 """`touchpoint demo`: the whole product on a sample day (control.demo)."""
 
-import importlib.util
-
 import click
+
+from .group import need_extra
 
 
 @click.command()
@@ -26,9 +26,7 @@ def demo(out_dir, subscribers, seed, port):
     waits for approval, then prints the report and writes the plots. Exit code 1 when a step
     fails (a port in use, a process that died), with its reason.
     """
-    missing = [m for m in ("pycrate_mobile", "matplotlib") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise click.ClickException(f"the demo needs {' and '.join(missing)} (pip install 'touchpoint[demo]')")
+    need_extra("demo", "pycrate_asn1dir", "pycrate_mobile", "matplotlib")
     from touchpoint.control.demo import DemoError, report, run as run_demo
 
     try:

@@ -1,5 +1,7 @@
 """The click group `touchpoint`, its --config file (a table a command) and the option types commands share."""
 
+import importlib.util
+
 import click
 
 
@@ -175,3 +177,10 @@ def data_dir_option(f):
     return click.option("--data", "data_dir", type=click.Path(file_okay=False), default="touchpoint-data",
                         show_default=True, envvar="TOUCHPOINT_DATA",
                         help="The engine's data directory: lists, state snapshots, trigger log.")(f)
+
+
+def need_extra(extra: str, *modules: str) -> None:
+    """A clear error, before anything runs, when an optional dependency of a command is missing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"this needs {' and '.join(missing)} (pip install 'touchpoint[{extra}]')")

@@ -2,6 +2,8 @@
 
 import click
 
+from .group import need_extra
+
 
 @click.command()
 @click.argument("out", type=click.Path(dir_okay=False, writable=True))
@@ -23,10 +25,8 @@ import click
 @click.pass_context
 def synth(ctx, out, subscribers, packets, seed, rate_pps, mix, expected, scenario, expect):
     """Write a realistic test capture for N subscribers, with the records it must decode to."""
-    try:
-        from touchpoint.probe.synth import MIXES, generate
-    except ImportError as e:
-        raise click.ClickException(f"synth needs pycrate (pip install 'touchpoint[synth]'): {e}")
+    need_extra("synth", "pycrate_asn1dir", "pycrate_mobile")
+    from touchpoint.probe.synth import MIXES, generate
     if scenario is None:
         if expect:
             raise click.UsageError("--expect needs --scenario")
