@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .digits import addr, tbcd
-from .tcap_map import DIALOGUE_AS
+from .tcap_map import DIALOGUE_AS, tcap_ber
 from .templates import _isup_digits, _mod
 
 # --- ISUP (Q.763) with pycrate_mobile.ISUP ----------------------------------
@@ -75,18 +75,8 @@ SSN_CAP = 146
 def encode_cap(msg: str, *, otid: bytes | None = None, dtid: bytes | None = None, dialogue: dict | None = None,
                components=()) -> bytes:
     """One TCAP message carrying CAP, encoded by pycrate (TCAP_CAP)."""
-    v = {}
-    if otid is not None:
-        v["otid"] = otid
-    if dtid is not None:
-        v["dtid"] = dtid
-    if dialogue is not None:
-        v["dialoguePortion"] = dialogue
-    if components:
-        v["components"] = list(components)
-    t = _mod("pycrate_asn1dir.TCAP_CAP").TCAP_CAP_Messages.TCAP_CAP_Message
-    t.set_val((msg, v))
-    return t.to_ber()
+    return tcap_ber(_mod("pycrate_asn1dir.TCAP_CAP").TCAP_CAP_Messages.TCAP_CAP_Message, msg, otid, dtid, dialogue,
+                    components)
 
 
 def _cap_aarq() -> dict:

@@ -100,6 +100,11 @@ def error(code: int, param=None, invoke_id: int = 1) -> tuple:
 def encode_tcap(msg: str, *, otid: bytes | None = None, dtid: bytes | None = None,
                 dialogue: dict | None = None, components=()) -> bytes:
     """One TCAP message (begin / continue / end / unidirectional) encoded by pycrate."""
+    return tcap_ber(_tcap_obj(), msg, otid, dtid, dialogue, components)
+
+
+def tcap_ber(asn1, msg: str, otid, dtid, dialogue, components) -> bytes:
+    """A TCAP message of the pycrate type `asn1` (MAP's or CAP's TCAP) with the parts given."""
     v = {}
     if otid is not None:
         v["otid"] = otid
@@ -109,9 +114,8 @@ def encode_tcap(msg: str, *, otid: bytes | None = None, dtid: bytes | None = Non
         v["dialoguePortion"] = dialogue
     if components:
         v["components"] = list(components)
-    t = _tcap_obj()
-    t.set_val((msg, v))
-    return t.to_ber()
+    asn1.set_val((msg, v))
+    return asn1.to_ber()
 
 
 def encode_begin(op: int, arg=None, ac=None, dest_ref: bytes | None = None,
