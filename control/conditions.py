@@ -15,7 +15,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from . import fields as F
 from .places import Places
 from .predicates import OP_TEXT, AllOf, Compare, Digits, Has, Not, Pred, Text, Values, frozen
-from .yamldoc import BAD, INTEGER, NUMBER, TEMPLATE_FIELD, Doc, line_of, one_of, suggest
+from .yamldoc import BAD, INTEGER, MAX_INTEGER, NUMBER, TEMPLATE_FIELD, Doc, line_of, one_of, suggest
 
 OPERATORS = ("not", "gt", "gte", "lt", "lte", "has")
 OP_HINTS = {"in": "write the list itself: field: [a, b]", "eq": "write the value itself: field: a",
@@ -181,7 +181,7 @@ class Conditions:
         if v in f.names:
             return f.names[v]
         if f.source == F.RECORD and INTEGER.match(v):
-            return int(v, 0) if "x" in v.lower() else int(v)
+            return doc.integer(node, path, 0, 2**32 - 1)
         return doc.err(node, path, f"{v!r} is not a {f.name}{suggest(v, f.names) or ' (' + one_of(f.names) + ')'}")
 
     def column_equal(self, f, items, paths, text):
@@ -192,6 +192,8 @@ class Conditions:
             return BAD
         plain = [n.style is None for n in items]
         if all(p and NUMBER.match(v) for p, v in zip(plain, vals)):
+            if any(abs(_number(v)) > MAX_INTEGER for v in vals):
+                return doc.err(items[0], paths[0], f"a number beyond {MAX_INTEGER:.0e}")
             return Values(f.name, frozen(np.array([_number(v) for v in vals])), text)
         if all(p and v.lower() in ("true", "false") for p, v in zip(plain, vals)):
             return Values(f.name, frozen(np.array([v.lower() == "true" for v in vals])), text)
@@ -211,7 +213,8 @@ class Conditions:
             if v is not BAD and not NUMBER.match(v):
                 v = doc.err(node, path, f"{v!r} is not a number")
             elif v is not BAD:
-                v = _number(v)
+                v = _number(v) if abs(_number(v)) <= MAX_INTEGER else \
+                    doc.err(node, path, f"{v!r} is beyond {MAX_INTEGER:.0e}")
         if v is BAD:
             return v
         return Compare(f.name, op, v, f"{f.name} {OP_TEXT[op]} {node.value}")

@@ -40,6 +40,11 @@ from .policy import QUEUED, ContactPolicy, Decision, RecordClock, WallClock, mes
 NS = 1_000_000_000
 BURST_S = 1.0                   # a channel's pacing allows this many seconds of its rate at once
 MAX_ROUND = 1000                # messages handed to one channel in one round
+INT64 = 1 << 63
+SET_ASIDE = "triggers-set-aside.jsonl"
+# What a trigger the checker should have stopped raises in the policy or the outbox (a number
+# SQLite cannot hold, ...): that trigger is set aside; sqlite3.Error (a full disk) is not its fault.
+BAD_TRIGGER = (OverflowError, ValueError, TypeError)
 RETRY_S = (5, 30, 120, 600)     # back-off of a message a channel could not take for now
 
 
@@ -152,38 +157,71 @@ class Dispatcher:
         """Decide and persist these triggers (a trigger already in the outbox is skipped);
         source (path, offset): the trigger log read up to offset, stored with them. Returns the
         count of each outcome ("queued", "suppressed:holdout", ...)."""
-        triggers = list(triggers)
-        out = Counter()
+        triggers = [t for t in triggers if self._storable(t)]
         with self.lock:
-            for t in triggers:
-                self.clock.see(t.ts_ns)
-            now = self.clock.now_ns()
-            ids = [message_id(t.campaign, t.imsi, t.msisdn, t.ts_ns) for t in triggers]
-            known = self.outbox.known(ids)
-            fresh = {}
-            for i, t in zip(ids, triggers):
-                if i not in known:
-                    fresh.setdefault(i, t)
-            self.counts["offered"] += len(triggers)
-            self.counts["duplicates"] += len(triggers) - len(fresh)
             try:
-                decisions = self.policy.decide(fresh.values(), now, list(fresh))
-                superseded, self.policy.superseded = self.policy.superseded, []
-                with self.outbox.tx():
-                    self.outbox.insert(decisions, now)
-                    for mid, *_ in superseded:
-                        self.outbox.mark(
-                            [mid], "suppressed", "arbitration", now, where="state IN ('queued', 'pending')"
-                        )
-                    if source is not None:
+                decisions = self._decide(triggers, source)
+            except BAD_TRIGGER:             # one of them, so one at a time: the others go on
+                decisions = []
+                for i, t in enumerate(triggers):
+                    try:
+                        decisions += self._decide([t], source if i == len(triggers) - 1 else None)
+                    except BAD_TRIGGER as e:
+                        self._set_aside(t, f"{type(e).__name__}: {e}")
+                if source is not None and triggers:
+                    with self.outbox.tx():
                         self.outbox.set_offset(*source)
-            except Exception:
-                self.policy.restore(self.outbox, now)   # the history holds decisions that were not stored
-                raise
-            self.policy.compact(now)
+        out = Counter()
         for d in decisions:
             out[d.state + (":" + d.reason if d.reason else "")] += 1
         return out
+
+    def _decide(self, triggers: list, source) -> list:
+        for t in triggers:
+            self.clock.see(t.ts_ns)
+        now = self.clock.now_ns()
+        ids = [message_id(t.campaign, t.imsi, t.msisdn, t.ts_ns) for t in triggers]
+        known = self.outbox.known(ids)
+        fresh = {}
+        for i, t in zip(ids, triggers):
+            if i not in known:
+                fresh.setdefault(i, t)
+        self.counts["offered"] += len(triggers)
+        self.counts["duplicates"] += len(triggers) - len(fresh)
+        try:
+            decisions = self.policy.decide(fresh.values(), now, list(fresh))
+            superseded, self.policy.superseded = self.policy.superseded, []
+            with self.outbox.tx():
+                self.outbox.insert(decisions, now)
+                for mid, *_ in superseded:
+                    self.outbox.mark([mid], "suppressed", "arbitration", now, where="state IN ('queued', 'pending')")
+                if source is not None:
+                    self.outbox.set_offset(*source)
+        except Exception:
+            self.policy.restore(self.outbox, now)   # the history holds decisions that were not stored
+            raise
+        self.policy.compact(now)
+        return decisions
+
+    def _storable(self, t) -> bool:
+        """A trigger whose numbers fit the outbox (int64); any other is set aside."""
+        for name in ("ts_ns", "deadline_ns", "priority"):
+            v = getattr(t, name)
+            if not isinstance(v, int) or not -INT64 <= v < INT64:
+                self._set_aside(t, f"{name} {v!r} is not a 64-bit integer")
+                return False
+        return True
+
+    def _set_aside(self, t, why: str) -> None:
+        """A trigger that cannot be decided stops nothing: it is kept in DATA/triggers-set-aside.jsonl
+        with the reason, counted and reported (without the subscriber, which is in the file)."""
+        self.counts["set_aside"] += 1
+        self.warn(f"a trigger of campaign {t.campaign!r} set aside in {SET_ASIDE}: {why}")
+        try:
+            with open(os.path.join(self.data_dir, SET_ASIDE), "a", encoding="utf-8") as f:
+                f.write(json.dumps({"why": why, "trigger": t.to_json()}, ensure_ascii=False, default=repr) + "\n")
+        except OSError as e:
+            self.warn(f"{SET_ASIDE}: {e}")
 
     def offer_logged(self, triggers, path: str, offset: int) -> Counter:
         """offer() for triggers just appended to a log that now ends at offset. When an offer

@@ -29,6 +29,14 @@ NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
 DIGITS = re.compile(r"\d+\Z")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Bounds every value is read within, so whatever passes the checker fits the engine's int64
+# timestamps and SQLite's INTEGER: a duration of ten years at most, a time before 2200, whole
+# numbers of 18 digits at most; and files the size and depth of rules, not of an attack.
+MAX_DURATION_S = 3650 * 86400
+LAST_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
+MAX_INTEGER = 10**18 - 1
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 64
 YAML_TAG = "tag:yaml.org,2002:"
 NULL_TAG = YAML_TAG + "null"
 PLAIN_TAGS = {YAML_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
@@ -85,9 +93,11 @@ class Doc:
         """The file's text, or BAD after reporting why not."""
         try:
             with open(self.file, "rb") as f:
-                raw = f.read()
+                raw = f.read(MAX_FILE_BYTES + 1)
         except OSError as e:
             return self.err(0, "", e.strerror or str(e))
+        if len(raw) > MAX_FILE_BYTES:
+            return self.err(0, "", f"larger than {MAX_FILE_BYTES >> 20} MiB: not a rule file")
         try:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as e:
@@ -107,6 +117,8 @@ class Doc:
     def compose(self, text: str):
         """The YAML document's node tree, or BAD after reporting why not."""
         try:
+            if self._too_deep(text):
+                return BAD
             docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
@@ -122,6 +134,20 @@ class Doc:
         if len(docs) > 1:
             return self.err(line_of(docs[1]), "", "one campaign per file: this file has another document")
         return docs[0]
+
+    def _too_deep(self, text: str) -> bool:
+        """Nesting beyond MAX_DEPTH, reported where it goes deeper: found from the parser's events
+        (a loop), since the composer recurses and a kilobyte of brackets exhausts Python's stack."""
+        depth = 0
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    self.err(ev.start_mark.line + 1, "syntax", f"nested more than {MAX_DEPTH} levels deep")
+                    return True
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return False
 
     def mapping(self, node, path: str, keys, required=(), hints=None) -> dict | None:
         """{key: value node} of a mapping; unknown, duplicate and missing keys reported."""
@@ -208,10 +234,14 @@ class Doc:
             return self.duration(node, path, zero=True)
         if not INTEGER.match(v.strip()):
             return self.err(node, path, f"{v!r} is not a whole number" + (" or a duration like 30m" if seconds else ""))
+        if len(v.strip().lstrip("+-")) > 20:
+            return self.err(node, path, f"{v.strip()[:24]}... is too long a number")
         n = int(v.strip(), 0) if "x" in v.lower() else int(v.strip())
-        if (lo is not None and n < lo) or (hi is not None and n > hi):
+        if lo is not None and n < lo:
+            return self.err(node, path, f"{n} is below {lo}" if hi is None else f"{n} is out of range ({lo} to {hi})")
+        if n > (MAX_INTEGER if hi is None else hi) or n < -MAX_INTEGER:
             return self.err(node, path, f"{n} is out of range ({lo} to {hi})" if hi is not None
-                            else f"{n} is below {lo}")
+                            else f"{n} is beyond {MAX_INTEGER:.0e}")
         return n
 
     def duration(self, node, path, zero=False):
@@ -221,9 +251,13 @@ class Doc:
         m = DURATION.match(v.strip())
         if not m:
             return self.err(node, path, f"{v!r} is not a duration: a number followed by s, m, h or d (48h)")
+        if len(m.group(1)) > 12:
+            return self.err(node, path, f"{v.strip()[:24]}... is too long a duration")
         n = int(m.group(1)) * UNITS[m.group(2)]
         if not n and not zero:
             return self.err(node, path, "must be longer than 0")
+        if n > MAX_DURATION_S:
+            return self.err(node, path, f"{v.strip()} is longer than {MAX_DURATION_S // 86400}d, ten years")
         return n
 
     def percent(self, node, path):
@@ -253,6 +287,10 @@ class Doc:
                 return self.err(node, path, f"{v!r} is not a date (2026-11-01) or an ISO time (2026-11-01T08:00+08:00)")
             if t.tzinfo is None:
                 t = t.replace(tzinfo=timezone.utc)
+        except OverflowError:           # the day after 9999-12-31
+            t = LAST_TIME
+        if not EPOCH <= t < LAST_TIME:
+            return self.err(node, path, f"{v.strip()} is not between 1970 and {LAST_TIME.year}")
         return (t - EPOCH) // timedelta(microseconds=1) * 1000
 
     def digits(self, node, path, width=16, prefix=True):

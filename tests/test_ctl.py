@@ -170,6 +170,10 @@ def test_reload_answers_with_the_rule_errors_and_keeps_the_rules(tmp_path):
         res = eng.ctl("reload", expect=1)
         assert "rules not reloaded" in res.stderr and "broken.yaml:3" in res.stderr and "no_such_event" in res.stderr
         assert {r["id"] for r in eng.json("campaigns")} == set(CAMPAIGNS)       # the rules in force stay
+        (rules / "broken.yaml").write_text("id: broken\nx: " + "[" * 500 + "]" * 500 + "\n")   # 1 KB
+        res = eng.ctl("reload", expect=1)
+        assert "broken.yaml:2: syntax: nested more than 64 levels deep" in res.stderr, res.stderr
+        assert {r["id"] for r in eng.json("campaigns")} == set(CAMPAIGNS)
         (rules / "broken.yaml").write_text("id: broken\nstatus: active\ntrigger: {event: ussd}\nmessage: {text: x}\n")
         assert eng.json("reload")["active"] == 4
         assert "broken" in {r["id"] for r in eng.json("campaigns")}

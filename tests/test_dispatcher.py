@@ -177,6 +177,30 @@ def test_status_counts(make, tmp_path):
     assert st["channels"]["file"]["sent"] == 100 - held and st["channels"]["file"]["outbox_sent"] == 100 - held
 
 
+def test_a_trigger_the_outbox_cannot_hold_is_set_aside_and_nothing_else_stops(tmp_path):
+    """A trigger log with triggers no rule can make today (numbers beyond int64, as a priority
+    of 20 digits once made): each is set aside with its reason and counted, the others are
+    decided, and the log's offset moves past them: a restart is not stopped by them again."""
+    rules = load(str(rules_dir(tmp_path, {"a": ""})))
+    log = tmp_path / "triggers.jsonl"
+    good = [trig("a", i, T0 + i * NS) for i in range(6)]
+    poison = [trig("a", 90, T0, priority=10**20), trig("a", 91, T0, window=1 << 70)]
+    lines = [good[0], poison[0], *good[1:4], poison[1], *good[4:]]
+    log.write_text("".join(json.dumps(t.to_json()) + "\n" for t in lines))
+    said = []
+    for _restart in range(2):
+        d = Dispatcher(str(tmp_path / "data"), rules, clock=RecordClock(), warn=said.append)
+        d.catch_up(str(log))
+        assert d.outbox.offset(str(log)) == log.stat().st_size
+        d.stop()
+    assert set(states(tmp_path / "data")) == {message_id("a", t.imsi, t.msisdn, t.ts_ns) for t in good}
+    aside = [json.loads(x) for x in (tmp_path / "data" / "triggers-set-aside.jsonl").read_text().splitlines()]
+    assert [a["trigger"]["imsi"] for a in aside] == [poison[0].imsi, poison[1].imsi]    # once: the offset moved
+    assert "priority 100000000000000000000 is not a 64-bit integer" == aside[0]["why"]
+    assert aside[1]["why"].startswith("deadline_ns ")
+    assert len([x for x in said if "set aside" in x]) == 2 and not any(t.imsi in x for x in said for t in poison)
+
+
 # --- processes ---------------------------------------------------------------------------------------
 
 def write_log(path: Path, n: int, seed: int) -> list:

@@ -226,6 +226,39 @@ def test_durations_percentages_dates(tmp_path):
     assert list(whole_day.valid_at([end - 1, end])) == [True, False]
 
 
+def test_numbers_times_and_durations_are_bounded(tmp_path):
+    """What passes the checker fits the engine's int64 nanoseconds and SQLite's INTEGER: each of
+    these once passed, then crashed the engine when the campaign first fired."""
+    cases = {
+        "priority: 99999999999999999999": (8, "priority", "beyond"),
+        "priority: 1000000000000000000": (8, "priority", "beyond"),
+        "window: 300000d": (8, "window", "longer than 3650d"),
+        "cooldown: 99999999999999999999d": (8, "cooldown", "too long a duration"),
+        "goal: {event: power_on, within: 3651d}": (8, "goal.within", "longer than 3650d"),
+        "valid: {until: 9999-12-31}": (8, "valid.until", "between 1970 and 2200"),
+        "valid: {from: '1969-12-31T23:00'}": (8, "valid.from", "between 1970 and 2200"),
+    }
+    for extra, (line, field, why) in cases.items():
+        e = one_error(tmp_path, CAMPAIGN.format(id="a") + extra + "\n")
+        assert e[1:3] == (line + 1, field) and why in e[3], (extra, e)
+    c = campaign(tmp_path, CAMPAIGN.format(id="a") + "window: 3650d\npriority: -999999999999999999\n")
+    assert c.window_s == 3650 * 86400 and c.priority == -(10**18 - 1)
+    e = one_error(tmp_path, CAMPAIGN.format(id="a").replace("new_handset: true", "octets: {gte: 99999999999999999999}"))
+    assert e[2] == "trigger.where.octets.gte" and "beyond" in e[3], e
+
+
+def test_deep_or_huge_yaml_is_an_error_with_its_line(tmp_path):
+    """A kilobyte of brackets once exhausted Python's stack in the YAML composer (a RecursionError,
+    not a YAMLError): a traceback from `rules check`, a dead engine on SIGHUP."""
+    deep = "id: a\ntrigger: {event: power_on}\nmessage:\n  x: " + "[" * 500 + "]" * 500 + "\n"
+    assert one_error(tmp_path, deep, places=None) == ("c.yaml", 4, "syntax", "nested more than 64 levels deep")
+    nested = CAMPAIGN.format(id="a") + "\n".join("  " * i + "a:" for i in range(1, 70)) + " 1\n"
+    e = one_error(tmp_path, nested, places=None)
+    assert e[2:] == ("syntax", "nested more than 64 levels deep") and e[1] == 8 + 64, e
+    big = CAMPAIGN.format(id="a") + "# " + "x" * (1 << 20) + "\n"
+    assert one_error(tmp_path, big, places=None)[1:] == (0, "", "larger than 1 MiB: not a rule file")
+
+
 def test_message_and_trigger_settings(tmp_path):
     e = one_error(tmp_path, CAMPAIGN.format(id="a").replace("新机到手！", "'{brand!r} 好'"))
     assert e[2] == "message.text" and "is not a field name" in e[3]
