@@ -269,26 +269,30 @@ class Engine:
 
     # ---- snapshots ----------------------------------------------------------------------------
 
-    def snapshot(self, path: str) -> None:
-        """Write the subscriber state (never a record) to path, atomically."""
+    def snapshot(self, path: str, meta: dict | None = None, arrays: dict | None = None) -> None:
+        """Write the subscriber state (never a record) to path, atomically, with the caller's own
+        meta (JSON) and arrays."""
         st = self.state
         tmp = f"{path}.tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, rows=st.rows[:st.count], timers=st.pending_timers(),
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as f:
+            np.savez(f, rows=st.rows[:st.count], timers=st.pending_timers(), **(arrays or {}),
                      meta=np.frombuffer(json.dumps({
-                         "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns, "window": st.window,
+                         **(meta or {}), "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns, "window": st.window,
                          "subscribers": st.count}).encode(), np.uint8))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
-    def restore(self, path: str) -> None:
+    def restore(self, path: str) -> tuple:
+        """The state of a snapshot; returns its (meta, other arrays)."""
         with np.load(path) as z:
             meta = json.loads(z["meta"].tobytes())
             if meta.get("version") != SNAPSHOT_VERSION or z["rows"].dtype != STATE_DTYPE:
                 raise ValueError(f"{path}: a snapshot of another version ({meta.get('version')})")
             self.state.window = meta["window"]
             self.state.restore(z["rows"], z["timers"].astype(TIMER_DTYPE), meta["clock_ns"])
+            return meta, {k: z[k] for k in z.files if k not in ("rows", "timers", "meta")}
 
     def memory(self) -> dict:
         st = self.state

@@ -11,7 +11,7 @@ for the same day replaces it):
 
 Nothing per subscriber is written: what the counts need beyond the engine's state (who had an
 MMS or a data session today, each one's segment at the last day's end) is a byte per subscriber,
-kept in state/health-shard-N.npz beside the snapshot so a restart carries on the same day.
+kept in the engine's snapshot (arrays(), load()) so a restart carries on the same day.
 """
 import json
 import os
@@ -38,7 +38,6 @@ def segments_at(rows: np.ndarray, day: int) -> np.ndarray:
 class Health:
     def __init__(self, data_dir: str, shard: int = 0):
         self.path = os.path.join(data_dir, f"health-shard-{shard}.jsonl")
-        self.state_path = os.path.join(data_dir, "state", f"health-shard-{shard}.npz")
         self.day = None                 # the day being counted
         self.today = np.zeros(0, np.uint8)      # MMS / DATA bits per state row
         self.segment = np.zeros(0, np.uint8)    # at the end of the last day written
@@ -114,23 +113,19 @@ class Health:
 
     # ---- across a restart ----------------------------------------------------------------------------
 
-    def save(self) -> None:
+    def arrays(self) -> dict:
+        """What a restart needs to carry on the same day (kept in the engine's snapshot)."""
         if self.day is None:
-            return
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, today=self.today, segment=self.segment,
-                     meta=np.array([self.day, self.known, *self.counts.values()], np.int64))
-        os.replace(tmp, self.state_path)
+            return {}
+        return {"health_today": self.today, "health_segment": self.segment,
+                "health_meta": np.array([self.day, self.known, *self.counts.values()], np.int64)}
 
-    def restore(self) -> None:
-        if not os.path.exists(self.state_path):
+    def load(self, arrays: dict) -> None:
+        if "health_meta" not in arrays:
             return
-        with np.load(self.state_path) as z:
-            self.today, self.segment = z["today"].copy(), z["segment"].copy()
-            self.day, self.known, *counts = (int(x) for x in z["meta"])
+        self.today, self.segment = arrays["health_today"].copy(), arrays["health_segment"].copy()
+        self.day, self.known, *counts = (int(x) for x in arrays["health_meta"])
         self.counts = dict(zip(self.counts, counts))
-
 
 def read(data_dir: str) -> list:
     """The days of every shard's file, summed per day (a day's last line per shard counts)."""

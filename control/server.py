@@ -3,16 +3,20 @@
 Binds where the probes push (probe.transport.receiving.Receiver: headers, schema version and sequence
 gaps checked), runs each batch through control.engine.Engine, appends the triggers to the
 trigger log (DATA/triggers.jsonl) and, when asked, sends them on a ZeroMQ PUSH socket for the
-dispatcher. The subscriber state is snapshotted to DATA/state/shard-N.npz every
-`snapshot_interval` seconds and at shutdown, and restored at start: a clean restart loses
-nothing, a crash at most the last interval. SIGHUP reloads the rules (a directory with errors
-is refused, the rules in force stay); SIGINT/SIGTERM stop after the batch at hand. The control
-socket (control.ctl, `touchpoint ctl`) is answered from the same loop, between batches. After
-each batch, the goal events are matched against the attribution windows (control.goals), and
-the daily scorecard counters are written at each day's end of record time (control.health).
-With `report_every`, `touchpoint report --json` of every campaign is written to
-DATA/reports/report-PERIOD.json as each period ends (record time with `--clock records`, else
-wall time; periods are whole multiples of it since the epoch, UTC) and, incomplete, at shutdown.
+dispatcher. Every chunk of records is appended to the journal (control.journal) before it is
+processed, and only then acknowledged to its probe, which sends again what was not acknowledged.
+The subscriber state is snapshotted to DATA/state/shard-N.npz every `snapshot_interval` seconds
+(sooner when the journal reaches JOURNAL_MAX) and at shutdown, with the journal started anew;
+at start the snapshot is restored and the journal's chunks run through the engine again, the
+triggers already in the log not written twice: a crash loses nothing and changes nothing.
+SIGHUP reloads the rules (a directory with errors is refused, the rules in force stay);
+SIGINT/SIGTERM stop after the batch at hand. The control socket (control.ctl, `touchpoint ctl`) is
+answered from the same loop, between batches. After each batch, the goal events are matched against
+the attribution windows (control.goals), and the daily scorecard counters are written at each day's
+end of record time (control.health). With `report_every`, `touchpoint report --json` of every
+campaign is written to DATA/reports/report-PERIOD.json as each period ends (record time with
+`--clock records`, else wall time; periods are whole multiples of it since the epoch, UTC) and,
+incomplete, at shutdown.
 """
 import json
 import os
@@ -21,18 +25,20 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 import zmq
 
+from touchpoint.probe.record import RECORD_DTYPE
 from touchpoint.probe.logline import write_line
 from touchpoint.probe.signals import on_signals
 from touchpoint.probe.transport.receiving import Receiver
 from touchpoint.probe.transport.wire import WireError
 
+from . import journal
 from .ctl import Commands, ControlServer, default_endpoint
 from .dispatcher import Dispatcher
 from .engine import Engine
@@ -44,6 +50,9 @@ from .report import ReportError, build as build_report
 NAME = "touchpoint engine"
 COALESCE = 16384            # records the engine takes at a time, at most (when they are there)
 REPLAY_STEP_NS = 60 * 10**9     # --clock records: the dispatcher's time moves a minute at a time
+JOURNAL_MAX = 256 << 20     # bytes of journal that make a snapshot due before its interval
+SYNC_S = 1.0                # the journal goes to the disk this often (a host crash loses at most this)
+STREAMS_KEPT = 256          # probe streams (runs) whose sequence numbers a snapshot keeps
 
 
 def time_slices(records: np.ndarray, step_ns: int) -> list:
@@ -89,6 +98,14 @@ class EngineServer:
         os.makedirs(os.path.join(cfg.data_dir, "state"), exist_ok=True)
         self.snapshot_path = os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.npz")
         self.log_path = os.path.join(cfg.data_dir, f"triggers-shard-{cfg.shard}.jsonl")
+        self.journal = journal.Journal(os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.journal"))
+        self.durable = {}                   # (probe_id, shard, epoch) -> the next sequence number journaled
+        self.taken = {}                     # the same, of the pending batches
+        self.duplicates = 0                 # batches sent again that were here already
+        self.carry = np.zeros(0, RECORD_DTYPE)  # --clock records: the records of a minute not yet whole
+        self.replaying = None               # at start: the lengths of the log's lines the journal's triggers have
+        self.log_pos = 0                    # ... and where in the log the replay is
+        self.offered_to = 0                 # ... and how far the outbox had offered the log
         self.lost = 0
         self.errors = 0
         self.pending, self.pending_n = [], 0     # batches received, not yet processed
@@ -117,21 +134,34 @@ class EngineServer:
 
     def _run(self, on_ready) -> int:
         cfg = self.cfg
+        meta = {}
         if os.path.exists(self.snapshot_path):
-            self.engine.restore(self.snapshot_path)
+            meta, arrays = self.engine.restore(self.snapshot_path)
             self.say(f"restored {self.engine.state.count:,} subscribers from {self.snapshot_path}")
-            self.health.restore()
+            self.health.load(arrays)
+        self.durable = {tuple(k): n for *k, n in meta.get("streams", [])}
+        generation = meta.get("journal", 0)
+        found, chunks, whole = journal.read(self.journal.path)
+        if found != generation:         # none, or one the snapshot holds already
+            chunks, whole = [], 0
         rx, push, ctl = self._open()
-        if self.dispatcher is not None:                 # what a crash left in the log, then sending
-            self.dispatcher.catch_up(self.log_path)
-            self.dispatcher.start()
-        self.say("listening on " + ", ".join(rx.endpoints) + f"; triggers to {self.log_path}; ctl on {ctl.endpoint}")
-        if on_ready:
-            on_ready(rx)
         try:
             with open(self.log_path, "a", encoding="utf-8") as log:
+                if self.dispatcher is not None:     # sending as it would have been, the replay included
+                    self.dispatcher.start()
+                if chunks:
+                    self._replay(chunks, meta.get("log_bytes", 0), log, push)
+                self.journal.open(generation, whole)
+                rx.restore((*k, n) for k, n in self.durable.items())
+                if self.dispatcher is not None:     # what a crash left in the log past the outbox's offset
+                    self.dispatcher.catch_up(self.log_path)
+                self.say("listening on " + ", ".join(rx.endpoints) + f"; triggers to {self.log_path}; "
+                         f"ctl on {ctl.endpoint}")
+                if on_ready:
+                    on_ready(rx)
                 self._loop(rx, ctl, log, push)
                 self._flush(log, push)
+                self._process(self.carry[:0], log, push, whole=True)
                 if cfg.expect_eos:
                     self._emit(self.engine.finish(), log, push)
                     self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
@@ -140,10 +170,43 @@ class EngineServer:
         self._status(final=True)
         return 1 if self.lost or self.errors else 0
 
+    def _replay(self, chunks, log_bytes: int, log, push) -> None:
+        """The journal's chunks through the engine again, as they went the first time. Their
+        triggers already in the log (past log_bytes, where the snapshot left it) are not written
+        again, and those the outbox had taken not offered again."""
+        self.replaying = self._logged_since(log_bytes)
+        self.log_pos = log_bytes
+        self.offered_to = self.dispatcher.outbox.offset(self.log_path) if self.dispatcher is not None else 0
+        n = 0
+        for records, marks in chunks:
+            self._process(records, log, push)
+            for m in marks:
+                key = (int(m["probe_id"]), int(m["shard"]), int(m["epoch"]))
+                self.durable[key] = max(self.durable.get(key, 0), int(m["next_seq"]))
+            n += len(records)
+        if self.replaying:
+            self.say(f"{self.log_path} has {len(self.replaying)} triggers more than the journal's records gave "
+                     f"(the rules or lists changed since?): kept")
+        self.replaying = None
+        self.say(f"replayed {n:,} records of {len(chunks):,} chunks journaled since the snapshot")
+
+    def _logged_since(self, start: int) -> deque:
+        """The byte lengths of the log's whole lines past start; a line a crash cut short is cut off."""
+        try:
+            with open(self.log_path, "rb+") as f:
+                f.seek(start)
+                tail = f.read()
+                whole = tail.rfind(b"\n") + 1
+                if whole < len(tail):
+                    f.truncate(start + whole)
+        except FileNotFoundError:
+            return deque()
+        return deque(len(line) for line in tail[:whole].splitlines(keepends=True))
+
     def _open(self):
         """The record receiver, the triggers socket (if any) and the control socket."""
         cfg = self.cfg
-        rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients)
+        rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients, acks=False)
         push = None
         if cfg.triggers_endpoint:
             push = rx.ctx.socket(zmq.PUSH)
@@ -166,6 +229,7 @@ class EngineServer:
         cfg = self.cfg
         eos = 0
         next_snap = time.monotonic() + cfg.snapshot_interval
+        next_sync = time.monotonic() + SYNC_S
         next_status = time.monotonic() + cfg.status_interval if cfg.status_interval else float("inf")
         while not self.stop.is_set():
             ctl.serve()                         # at the top: after the idle flush, so replies are current
@@ -179,9 +243,12 @@ class EngineServer:
                 self.say(str(e))
                 continue
             now = time.monotonic()
-            if now >= next_snap:
-                self.engine.snapshot(self.snapshot_path)
+            if now >= next_snap or self.journal.bytes > JOURNAL_MAX:
+                self._snapshot()
                 next_snap = now + cfg.snapshot_interval
+            if now >= next_sync:
+                self.journal.sync()
+                next_sync = now + SYNC_S
             if now >= next_status:
                 self._status()
                 next_status = now + cfg.status_interval
@@ -195,19 +262,27 @@ class EngineServer:
                 self.lost += got.lost
                 self.say(f"probe {st.probe_id} shard {st.shard}: {got.lost} batches lost "
                          f"(sequence {got.header.seq - got.lost} to {got.header.seq - 1})")
+            if got.late:                        # sent again after a reconnection: here already
+                self.duplicates += 1
+                rx.ack(st, self.durable.get((st.probe_id, st.shard, st.epoch), 0))
+                continue
             if got.end_of_stream:
+                self._flush(log, push)          # what came before it is journaled and acknowledged first
+                self._process(self.carry[:0], log, push, whole=True)
+                rx.end(st)
                 eos += 1
                 if cfg.expect_eos and eos >= cfg.expect_eos:
                     return
                 continue
+            self.taken[(st.probe_id, st.shard, st.epoch)] = got.header.seq + 1
             self._take(got.records, log, push)
 
     def _close(self, rx, ctl, push) -> None:
         """The last snapshot and health, the sockets, the dispatcher, the goals and the period's report."""
         cfg = self.cfg
-        self.engine.snapshot(self.snapshot_path)
+        self._snapshot()
+        self.journal.close()
         self.health.write(self.engine, complete=False)
-        self.health.save()
         if push is not None:
             push.close(linger=1000)
         rx.poller.unregister(ctl.sock)
@@ -222,6 +297,19 @@ class EngineServer:
         if self.report_period is not None:
             self._write_report(self.report_period)              # the period at hand, incomplete
 
+    def _snapshot(self) -> None:
+        """The state, the health counters, the trigger log's length and the probe streams' sequence
+        numbers, then an empty journal of the next generation (a crash between the two: the
+        journal's older generation tells it is in the snapshot)."""
+        generation = (self.journal.generation or 0) + 1
+        streams = [[*k, n] for k, n in list(self.durable.items())[-STREAMS_KEPT:]]
+        log_bytes = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        self.engine.snapshot(self.snapshot_path, {"journal": generation, "log_bytes": log_bytes, "streams": streams},
+                             self.health.arrays())
+        self.journal.start(generation)
+        if len(self.carry):                 # taken, not yet processed: the new journal's first chunk
+            self.journal.append(self.carry, np.zeros(0, journal.MARK))
+
     def _take(self, records, log, push) -> None:
         """Batches are gathered up to COALESCE records before the engine runs: matching costs
         per batch as well as per record, and the probes' batches are small when traffic is."""
@@ -235,10 +323,29 @@ class EngineServer:
             return
         records = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
         self.pending, self.pending_n = [], 0
-        # Replaying on the records' clock, the dispatcher lives through the records' time a minute
-        # at a time, deciding and sending as it would have live (one batch of a fast replay may span
-        # hours, more than a campaign's window).
+        taken, self.taken = self.taken, {}
+        self.journal.append(records, np.array([(*k, n) for k, n in taken.items()], journal.MARK))
+        self.durable.update(taken)
+        for key, n in taken.items():
+            st = self.rx.streams.get(key)
+            if st is not None:
+                self.rx.ack(st, n)
+        self._process(records, log, push)
+
+    def _process(self, records, log, push, whole: bool = False) -> None:
+        """A chunk of records through the health counters, the engine, the goals and the dispatcher.
+        Replaying on the records' clock, the dispatcher lives through the records' time a minute
+        at a time, deciding and sending as it would have live (one batch of a fast replay may span
+        hours, more than a campaign's window): records are taken a whole minute at a time (the
+        last one waits for the next chunk, unless `whole`), so what it decides does not depend on
+        where chunks were cut, and a journal replayed after a crash decides the same."""
         replay = self.dispatcher is not None and self.dispatcher.clock.name == "records"
+        if replay:
+            records = np.concatenate([self.carry, records]) if len(self.carry) else records
+            cut = len(records) if whole else self._whole_minutes(records)
+            records, self.carry = records[:cut], records[cut:]
+            if not len(records):
+                return
         for day in self.health.split(records):          # days end between parts
             for part in time_slices(day, REPLAY_STEP_NS) if replay else (day,):
                 if self.cfg.clock == "records":         # the report of a period is of what came before its end
@@ -251,6 +358,13 @@ class EngineServer:
                     self.dispatcher.clock.see(self.engine.state.clock_ns)   # the records clock moves with records
                     if replay:
                         self.dispatcher.step()
+
+    def _whole_minutes(self, records) -> int:
+        """How many of the records are of minutes (of their running maximum time) that are over."""
+        if not len(records):
+            return 0
+        t = np.maximum.accumulate(np.maximum(records["ts_ns"], self.engine.state.clock_ns)) // REPLAY_STEP_NS
+        return int(np.searchsorted(t, t[-1]))
 
     def _report_due(self, now_ns: int) -> None:
         """--report-every: when `now_ns` is in a later period, the report of the one before."""
@@ -286,10 +400,17 @@ class EngineServer:
         triggers = list(triggers)
         self.fired.update(t.campaign for t in triggers)
         lines = [json.dumps(t.to_json(), ensure_ascii=False) for t in triggers]
-        log.write("\n".join(lines) + "\n")
-        log.flush()
-        if self.dispatcher is not None:
-            self.dispatcher.offer_logged(triggers, self.log_path, log.tell())
+        logged = 0
+        if self.replaying is not None:      # at start: the first of them may be in the log already
+            logged = min(len(lines), len(self.replaying))
+            for _ in range(logged):
+                self.log_pos += self.replaying.popleft()
+        if logged < len(lines):
+            log.write("\n".join(lines[logged:]) + "\n")
+            log.flush()
+        end = log.tell() if logged < len(lines) or self.replaying is None else self.log_pos
+        if self.dispatcher is not None and (self.replaying is None or end > self.offered_to):
+            self.dispatcher.offer_logged(triggers, self.log_path, end)
         if push is not None:
             for line in lines:
                 try:

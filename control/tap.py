@@ -61,8 +61,8 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
             if got.lost:
                 first = got.header.seq - got.lost
                 say(f"{who}: {got.lost} batches lost (sequence {first} to {got.header.seq - 1})")
-            if got.late:
-                say(f"{who}: batch {got.header.seq} out of order")
+            if got.late:                # sent again after a reconnection: it is here already
+                continue
             if got.end_of_stream:
                 eos += 1
                 say(f"{who}: end of stream: {st.batches:,} batches, {st.records:,} records, "

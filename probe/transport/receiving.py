@@ -1,5 +1,8 @@
 """The receiving side of the transport (an engine shard, `touchpoint tap`): one ROUTER that checks
-each batch, follows every probe's sequence numbers and acknowledges the end of each stream."""
+each batch, follows every probe's sequence numbers and acknowledges what it has (probe.transport.
+sending keeps every batch until then, and sends it again after a reconnection): by default each
+batch as it comes and the end of each stream; with `acks=False` the owner acknowledges, once what
+it received is safe (the engine: in its journal), with ack() and end()."""
 import json
 import time
 from collections import Counter
@@ -25,8 +28,10 @@ class Stream:
     records: int = 0
     gaps: int = 0               # times batches were missing
     lost_batches: int = 0       # batches missing in all
-    out_of_order: int = 0       # a sequence number below the expected one (duplicate or late)
+    out_of_order: int = 0       # a sequence number below the expected one: sent again after a reconnection
     ended: bool = False
+    ident: bytes = b""          # the peer's ROUTER identity, where acknowledgements go
+    end_seq: int = 0            # the end of stream's sequence number
 
     def summary(self) -> dict:
         return {"batches": self.batches, "records": self.records, "lost_batches": self.lost_batches,
@@ -58,7 +63,8 @@ class Receiver:
     REPORT_EVERY = 10.0
 
     def __init__(self, endpoints, ctx: zmq.Context | None = None, setup=None, curve: Curve | None = None,
-                 clients: str | None = None):
+                 clients: str | None = None, acks: bool = True):
+        self.acks = acks
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.auth = authenticator(self.ctx, clients) if curve and clients else None
@@ -138,24 +144,51 @@ class Receiver:
         new = st is None
         if new:
             st = self.streams[key] = Stream(hdr.probe_id, hdr.shard, hdr.epoch, self._peer(frames, hdr))
+        st.ident = ident
+        records = np.frombuffer(frames[2].buffer, RECORD_DTYPE) if hdr.count else np.empty(0, RECORD_DTYPE)
+        if hdr.flags & END_OF_STREAM:
+            st.end_seq = hdr.seq
+            if self.acks:
+                self.end(st)
+            return Received(hdr, records, st, 0, False, new)
         lost, late = 0, hdr.seq < st.next_seq
         if hdr.seq > st.next_seq:
             lost = hdr.seq - st.next_seq
             st.gaps += 1
             st.lost_batches += lost
-        elif hdr.seq < st.next_seq:
+        if late:
             st.out_of_order += 1
-        st.next_seq = max(st.next_seq, hdr.seq + 1)
-        records = np.frombuffer(frames[2].buffer, RECORD_DTYPE) if hdr.count else np.empty(0, RECORD_DTYPE)
-        if hdr.flags & END_OF_STREAM:
-            st.ended = True
-            ack = Header(probe_id=hdr.probe_id, shard=hdr.shard, flags=END_OF_STREAM | ACK, epoch=hdr.epoch,
-                         seq=hdr.seq)
-            self.sock.send_multipart([ident, ack.pack(), json.dumps(st.summary()).encode()])
         else:
             st.batches += 1
             st.records += hdr.count
+        st.next_seq = max(st.next_seq, hdr.seq + 1)
+        if self.acks:
+            self.ack(st, st.next_seq)
         return Received(hdr, records, st, lost, late, new)
+
+    def ack(self, st: Stream, next_seq: int) -> None:
+        """Tell the stream's probe that its batches below next_seq are here (it forgets them)."""
+        self._send(st, Header(probe_id=st.probe_id, shard=st.shard, flags=ACK, epoch=st.epoch, seq=next_seq), b"")
+
+    def end(self, st: Stream) -> None:
+        """Acknowledge the stream's end, with what was received of it."""
+        st.ended = True
+        self._send(st, Header(probe_id=st.probe_id, shard=st.shard, flags=END_OF_STREAM | ACK, epoch=st.epoch,
+                              seq=st.end_seq), json.dumps(st.summary()).encode())
+
+    def _send(self, st: Stream, hdr: Header, body: bytes) -> None:
+        try:
+            self.sock.send_multipart([st.ident, hdr.pack(), body], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass                # gone, or not reading: it sends again what it still holds
+
+    def restore(self, streams) -> None:
+        """Streams known from before a restart, (probe_id, shard, epoch, next_seq) each: their
+        batches sent again are known as duplicates, and none counts as lost."""
+        for probe_id, shard, epoch, next_seq in streams:
+            key = (int(probe_id), int(shard), int(epoch))
+            if key not in self.streams:
+                self.streams[key] = Stream(*key, peer="(from before the restart)", next_seq=int(next_seq))
 
     def _handshake(self, ev: dict) -> None:
         reason = handshake_failure(ev["event"], ev["value"])

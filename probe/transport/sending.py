@@ -23,9 +23,15 @@ DROP_CAUSES = ("queue_full", "engine_absent", "stopped")
 class Link:
     """One engine shard: a bounded queue of batches and the thread that sends them over a DEALER.
 
-    `put` (the capture thread) never blocks unless lossless: when the queue would hold more than
-    `queue_records`, the oldest batches are dropped - counted as engine_absent when the engine is
-    not connected, else queue_full - so the newest events, the ones that still matter, get through.
+    A batch sent is kept until the receiver acknowledges it (an engine: once it is in its journal,
+    control.journal); when the connection drops, the socket is made anew (what libzmq still held
+    for the old connection goes with it) and every batch not acknowledged is sent again first, so
+    an engine killed and restarted gets them all; it drops the ones it had already.
+    `put` (the capture thread) never blocks unless lossless: when queued and unacknowledged batches
+    would hold more than `queue_records`, the oldest unacknowledged are forgotten first (they were
+    sent), then the oldest queued are dropped - counted as engine_absent when the engine is not
+    connected, else queue_full - so the newest events, the ones that still matter, get through.
+    Lossless, `put` waits instead: the engine's acknowledgements are the probe's credit.
     The sender thread owns the socket: it sends, watches the connection (socket monitor) and reads
     what the receiver answers (ACK, REJECT).
     """
@@ -44,6 +50,8 @@ class Link:
         self.seq = 0                        # batches cut so far: the next sequence number
         self.cut_records = 0
         self.sent_batches = self.sent_records = 0
+        self.resent_batches = 0             # sent again after a reconnection
+        self._sent_seq = 0                  # below it: sent before
         self.drop_batches = Counter()
         self.drop_records = Counter()
         self.up = False                     # engine connected (ZMTP handshake done)
@@ -52,9 +60,10 @@ class Link:
         self.acked: dict | None = None      # what the engine said it received, once it acknowledged
         self.error: str | None = None       # the engine's reason for rejecting the stream
         self.eos_sent = False
-        self._waiting = [0, 0]              # batches, records handed to libzmq while no engine was connected
         self._q: deque = deque()
         self._queued = 0
+        self._unacked: deque = deque()      # sent, not acknowledged: (hdr, n, records, t)
+        self._unacked_n = 0
         self.queued_max = 0                 # the queue's high-water mark, in records
         self._cond = threading.Condition()
         self._closing = False
@@ -73,6 +82,10 @@ class Link:
     def queued(self) -> int:
         return self._queued
 
+    @property
+    def unacked(self) -> int:
+        return self._unacked_n
+
     def lag(self, now: float | None = None) -> float:
         """Seconds the oldest queued batch has waited (0 when the queue is empty)."""
         try:
@@ -90,10 +103,12 @@ class Link:
         n = len(records)
         with self._cond:
             if self.lossless:
-                while self._queued and self._queued + n > self.queue_records and not self.stop.is_set() \
-                        and not self._abort and self.error is None:
+                while self._queued + self._unacked_n and self._queued + self._unacked_n + n > self.queue_records \
+                        and not self.stop.is_set() and not self._abort and self.error is None:
                     self._cond.wait(0.1)
             else:
+                while self._unacked and self._queued + self._unacked_n + n > self.queue_records:
+                    self._unacked_n -= self._unacked.popleft()[1]
                 while self._queued and self._queued + n > self.queue_records:
                     old = self._q.popleft()
                     self._queued -= old[1]
@@ -125,25 +140,38 @@ class Link:
 
     # sender thread
 
+    def _socket(self):
+        sock = self.ctx.socket(zmq.DEALER)
+        # IMMEDIATE stays 0: with 1, libzmq drops the unread answers of a peer that closes right
+        # after acknowledging (the pipe goes with the connection).
+        sock.setsockopt(zmq.SNDHWM, SNDHWM)
+        sock.setsockopt(zmq.LINGER, 0)              # what is not acknowledged is sent again instead
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)    # a dead engine host is noticed in seconds
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+        if self.curve:
+            self.curve.apply(sock)
+        if self.setup:
+            self.setup(sock)
+        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED |
+                                          HANDSHAKE_FAILED)
+        try:
+            sock.connect(self.endpoint)
+        except (zmq.ZMQError, ValueError):
+            self._close(sock, monitor)
+            raise
+        return sock, monitor
+
+    @staticmethod
+    def _close(sock, monitor) -> None:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+        sock.close(linger=0)
+
     def _run(self) -> None:
         try:
-            sock = self.ctx.socket(zmq.DEALER)
-            # IMMEDIATE stays 0: with 1, libzmq drops the unread answers of a peer that closes right
-            # after acknowledging (the pipe goes with the connection). So up to SNDHWM batches wait in
-            # libzmq's pipe while no engine is connected; they are counted as dropped if none comes.
-            sock.setsockopt(zmq.SNDHWM, SNDHWM)
-            sock.setsockopt(zmq.LINGER, 0)              # the end of stream is acknowledged instead
-            sock.setsockopt(zmq.RECONNECT_IVL, 100)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-            sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)    # a dead engine host is noticed in seconds
-            sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
-            if self.curve:
-                self.curve.apply(sock)
-            if self.setup:
-                self.setup(sock)
-            monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED |
-                                              HANDSHAKE_FAILED)
-            sock.connect(self.endpoint)
+            self._sock = self._socket()
         except (zmq.ZMQError, ValueError) as e:
             self._fatal = ValueError(f"{self.endpoint}: {e}")
             self._ready.set()
@@ -155,50 +183,82 @@ class Link:
                 with self._cond:
                     if not self._q and not self._closing and not self._abort:
                         self._cond.wait(0.05)
-                    if self._abort or (not self._q and self._closing):
+                    if self._abort or self.error is not None:
                         break
                     if self._q:
                         item = self._q.popleft()
                         self._queued -= item[1]
                         self._cond.notify_all()
-                if item is None:
-                    self._service(sock, monitor)
+                if item is not None:
+                    self._send(item)
+                elif self._closing:
+                    if self._end_of_stream():
+                        break
                 else:
-                    self._send(sock, monitor, item)
-            with self._cond:
-                while self._q:                          # aborted: what is left is lost
-                    item = self._q.popleft()
-                    self._queued -= item[1]
-                    self._drop(item, "stopped")
-            if not self._abort and self.error is None:
-                self._end_of_stream(sock, monitor)
-            if self.acked is None and not self.up and self._waiting[0]:
-                cause = "stopped" if self._abort else "engine_absent"   # still in libzmq's pipe: lost
-                with self._cond:
-                    self.drop_batches[cause] += self._waiting[0]
-                    self.drop_records[cause] += self._waiting[1]
-                self.sent_batches -= self._waiting[0]
-                self.sent_records -= self._waiting[1]
+                    self._service()
+            self._give_back()
         finally:
-            sock.disable_monitor()
-            monitor.close(linger=0)
-            sock.close(linger=0)
+            self._close(*self._sock)
 
-    def _service(self, sock, monitor) -> None:
+    def _give_back(self) -> None:
+        """At the end, what is left is lost: queued (aborted), or sent and never acknowledged."""
+        cause = "stopped" if self._abort or self.error is not None or self.ever_up else "engine_absent"
+        with self._cond:
+            while self._q:
+                item = self._q.popleft()
+                self._queued -= item[1]
+                self._drop(item, "stopped")
+            if self.acked is None:
+                for item in self._unacked:
+                    self._drop(item, cause)
+                    self.sent_batches -= 1
+                    self.sent_records -= item[1]
+            self._unacked.clear()
+            self._unacked_n = 0
+
+    def _service(self) -> None:
         """Connection events and the receiver's answers, without waiting."""
+        sock, monitor = self._sock
         while monitor.poll(0):
+            self._answers(sock)             # what came before an event is read before it
             ev = recv_monitor_message(monitor)
             if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.up = self.ever_up = True
                 self.connects += 1
-                self._waiting = [0, 0]              # on their way now
             elif ev["event"] == zmq.EVENT_DISCONNECTED:
                 self.up = False
                 self.disconnects += 1
+                if self.acked is None:      # a receiver that ended our stream and left needs nothing more
+                    self._reconnect()
+                    return
             elif ev["event"] & HANDSHAKE_FAILED:
                 self._handshake_failed(ev["event"], ev["value"])
+        self._answers(sock)
+
+    def _answers(self, sock) -> None:
         while sock.poll(0):
             self._answer(sock.recv_multipart())
+
+    def _reconnect(self) -> None:
+        """A new socket, and what was not acknowledged queued again ahead of the rest."""
+        self._close(*self._sock)
+        self._sock = self._socket()
+        self.eos_sent = False
+        with self._cond:
+            again = list(self._unacked)
+            self._unacked.clear()
+            self._unacked_n = 0
+            self._q.extendleft(reversed(again))
+            self._queued += sum(item[1] for item in again)
+            self.resent_batches += len(again)
+
+    def _requeue(self, item) -> None:
+        with self._cond:
+            at = 0
+            while at < len(self._q) and self._q[at][0].seq < item[0].seq:
+                at += 1
+            self._q.insert(at, item)
+            self._queued += item[1]
 
     def _handshake_failed(self, event: int, value: int) -> None:
         """A refused key or a security mismatch will not mend by retrying: stop, as for a REJECT.
@@ -222,8 +282,15 @@ class Link:
             return
         if hdr.flags & REJECT:
             self.error = str(info.get("error", "rejected the stream"))
-        elif hdr.flags & ACK and hdr.epoch == self.epoch and hdr.seq == self.seq:
-            self.acked = info
+        elif hdr.flags & ACK and hdr.epoch == self.epoch:
+            if hdr.flags & END_OF_STREAM:
+                if hdr.seq == self.seq:
+                    self.acked = info
+                return
+            with self._cond:                # batches below hdr.seq are the receiver's now
+                while self._unacked and self._unacked[0][0].seq < hdr.seq:
+                    self._unacked_n -= self._unacked.popleft()[1]
+                self._cond.notify_all()
 
     def _give_up(self) -> str | None:
         """Why the batch in hand cannot wait any longer, or None."""
@@ -237,11 +304,16 @@ class Link:
                 return "engine_absent"
         return None
 
-    def _send(self, sock, monitor, item) -> bool:
+    def _send(self, item) -> bool:
         hdr, n, records, _ = item
         payload = records.view(np.uint8)
         while True:
-            self._service(sock, monitor)
+            sock = self._sock
+            self._service()
+            if self._sock is not sock:          # reconnected: the batches sent again go before this one
+                self._requeue(item)
+                return False
+            sock, monitor = self._sock
             try:
                 sock.send(hdr.pack(), zmq.SNDMORE | zmq.NOBLOCK)
             except zmq.Again:
@@ -252,29 +324,36 @@ class Link:
                 zmq.select([monitor], [sock], [], 0.05)
                 continue
             sock.send(payload, 0, copy=n < ZERO_COPY_MIN)   # the rest of a multipart never blocks
-            self.sent_batches += 1
-            self.sent_records += n
-            if not self.up:
-                self._waiting[0] += 1
-                self._waiting[1] += n
+            if hdr.seq >= self._sent_seq:                  # a first sending, not a resending
+                self._sent_seq = hdr.seq + 1
+                self.sent_batches += 1
+                self.sent_records += n
+            with self._cond:
+                self._unacked.append(item)
+                self._unacked_n += n
             return True
 
-    def _end_of_stream(self, sock, monitor) -> None:
-        hdr = Header(probe_id=self.probe_id, shard=self.shard, flags=END_OF_STREAM, epoch=self.epoch,
-                     seq=self.seq)
-        while True:
-            self._service(sock, monitor)
-            if self._give_up():
-                return
+    def _end_of_stream(self) -> bool:
+        """Send the end of stream (again after a reconnection) and wait a moment for its
+        acknowledgement. True: done (acknowledged, or given up)."""
+        self._service()
+        if self._q:
+            return False                    # a reconnection queued batches again: those first
+        if self.acked is not None:
+            return True
+        if self._give_up():
+            return True
+        sock, monitor = self._sock
+        if not self.eos_sent:
+            hdr = Header(probe_id=self.probe_id, shard=self.shard, flags=END_OF_STREAM, epoch=self.epoch,
+                         seq=self.seq)
             try:
                 sock.send_multipart([hdr.pack(), b""], zmq.NOBLOCK)
-                break
+                self.eos_sent = True
             except zmq.Again:
-                zmq.select([monitor], [sock], [], 0.05)
-        self.eos_sent = True
-        while self.acked is None and not self._give_up():
-            zmq.select([sock, monitor], [], [], 0.05)
-            self._service(sock, monitor)
+                pass
+        zmq.select([sock, monitor], [], [], 0.05)
+        return False
 
 
 class Publisher:
@@ -405,7 +484,9 @@ class Publisher:
                 "connects": link.connects, "disconnects": link.disconnects,
                 "batches": link.seq, "records": link.cut_records,
                 "sent_batches": link.sent_batches, "sent_records": link.sent_records,
-                "queued_records": link.queued, "queued_max": link.queued_max, "queue_capacity": link.queue_records,
+                "queued_records": link.queued, "unacknowledged_records": link.unacked,
+                "resent_batches": link.resent_batches, "queued_max": link.queued_max,
+                "queue_capacity": link.queue_records,
                 "lag_s": round(link.lag(), 3), "handshake_failures": link.handshake_failures,
                 "drops": {c: {"batches": link.drop_batches[c], "records": link.drop_records[c]}
                           for c in DROP_CAUSES},
