@@ -19,6 +19,8 @@ import numpy as np
 
 from touchpoint.probe.record import pack
 
+from .datadir import private
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,            -- sha1(campaign|imsi-or-msisdn|trigger ts_ns)
@@ -94,7 +96,7 @@ def _in(values) -> str:
 
 class Outbox:
     def __init__(self, data_dir: str):
-        os.makedirs(data_dir, exist_ok=True)
+        private(data_dir)
         self.path = os.path.join(data_dir, "outbox.sqlite")
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")

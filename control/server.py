@@ -40,6 +40,7 @@ from touchpoint.probe.transport.wire import WireError
 
 from . import journal
 from .ctl import Commands, ControlServer, default_endpoint
+from .datadir import private
 from .dispatcher import Dispatcher
 from .engine import Engine
 from .goals import Goals
@@ -95,7 +96,7 @@ class EngineServer:
             raise ValueError("\n".join(str(e) for e in errors))
         self.ruleset = ruleset
         self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say, watch=WATCH)
-        os.makedirs(os.path.join(cfg.data_dir, "state"), exist_ok=True)
+        os.makedirs(os.path.join(private(cfg.data_dir), "state"), exist_ok=True)
         self.snapshot_path = os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.npz")
         self.log_path = os.path.join(cfg.data_dir, f"triggers-shard-{cfg.shard}.jsonl")
         self.journal = journal.Journal(os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.journal"))

@@ -6,6 +6,7 @@ import os
 import re
 import stat
 import subprocess
+from unittest import mock
 
 import pytest
 import zmq.auth
@@ -36,6 +37,30 @@ def test_keys_generate_writes_a_private_pair_and_never_overwrites(keys):
     res = CliRunner().invoke(main, ["keys", "generate", str(keys), "--name", "engine"])
     assert res.exit_code == 1 and "exists: keys are not overwritten" in res.output
     assert zmq.auth.load_certificate(str(keys / "engine.key_secret")) == (public, secret)
+
+
+def test_keys_are_private_from_their_first_byte_whatever_the_umask(tmp_path):
+    """zmq.auth writes with the umask's mode; under 000 the secret was world-readable until the
+    chmod after it (a reader running as another user read 2 of 150)."""
+    seen = []
+    real_open = open
+
+    def watching(path, *a, **kw):           # the mode each file has as it is written
+        f = real_open(path, *a, **kw)
+        if "key" in str(path):
+            seen.append((os.path.basename(str(path)), stat.S_IMODE(os.fstat(f.fileno()).st_mode)))
+        return f
+
+    old = os.umask(0)
+    try:
+        with mock.patch("builtins.open", watching):
+            res = CliRunner().invoke(main, ["keys", "generate", str(tmp_path), "--name", "e"])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    assert ("e.key_secret", 0o600) in seen and all(m == 0o600 for _, m in seen)
+    assert stat.S_IMODE(os.stat(tmp_path / "e.key").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "e.key_secret").st_mode) == 0o600
 
 
 def curve_tap(keys, *args):

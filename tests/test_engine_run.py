@@ -2,6 +2,7 @@
 triggers as the dry run (`control.dryrun`, what `rules test` prints), with one shard or two, and
 across an engine restart; a stream of the wrong schema is refused with a clear message."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -57,10 +58,11 @@ def key(t: dict) -> tuple:
     return t["campaign"], t["ts_ns"], t["imsi"], t["msisdn"], json.dumps(t["fields"], sort_keys=True)
 
 
-def start_engine(rules_dir, data, *args) -> tuple:
+def start_engine(rules_dir, data, *args, umask=None) -> tuple:
     proc = subprocess.Popen(CLI + ["engine", "--rules", str(rules_dir), "--data", str(data), "--status-interval", "0",
                                    "--listen", "tcp://127.0.0.1:*", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=None if umask is None else lambda: os.umask(umask))
     line = proc.stderr.readline()
     while "listening on" not in line:
         assert line, proc.stderr.read()
@@ -94,6 +96,22 @@ def test_engine_behind_probe_gives_the_dry_run(rules_dir, tmp_path):
     probe(PCAP_B, ep)
     finish(proc)
     assert sorted(logged(tmp_path)) == want
+
+
+def test_the_data_directory_is_its_owners_alone_whatever_the_umask(rules_dir, tmp_path):
+    """Under umask 000 the trigger log, the outbox, the journal and the snapshots were 0666 (a line
+    forged by another user was offered at start): the directory is 0700 and every file 0600."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)                       # made by an earlier release
+    proc, ep = start_engine(rules_dir, data, "--expect-eos", "1", umask=0)
+    probe(PCAP_B, ep)
+    finish(proc)
+    modes = {str(p.relative_to(data)): p.stat().st_mode & 0o777 for p in [data, *data.rglob("*")]
+             if not p.is_socket()}
+    assert {"triggers-shard-0.jsonl", "outbox.sqlite", "state/shard-0.npz", "state/shard-0.journal"} <= set(modes)
+    assert {name: m for name, m in modes.items() if m not in (0o600, 0o700)} == {}
+    assert all(m == 0o700 for name, m in modes.items() if (data / name).is_dir())
 
 
 def test_two_shards_give_the_same_triggers(rules_dir, tmp_path):

@@ -28,6 +28,10 @@ def keys_generate(directory, name):
         if os.path.exists(path):
             raise click.ClickException(f"{path} exists: keys are not overwritten")
     os.makedirs(directory, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(directory, name)
-    os.chmod(secret, 0o600)
+    umask = os.umask(0o077)                 # the secret is 0600 from its first byte, not chmodded after
+    try:
+        public, secret = zmq.auth.create_certificates(directory, name)
+    finally:
+        os.umask(umask)
+    os.chmod(public, 0o644)                 # the public half is for handing out
     click.echo(f"wrote {public} (public) and {secret} (secret)", err=True)

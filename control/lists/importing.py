@@ -17,6 +17,7 @@ import pyarrow.ipc as ipc
 
 from touchpoint.probe.record import NO_DIGITS
 
+from ..datadir import private
 from .columns import PROBLEM, Key, as_text, convert, fixed_width, infer_type, native_type
 from .layout import KEYS, ListError, clean_generations, fsync, generation_of, save, write_json
 from .source import BadRows, open_source, prefetch
@@ -197,7 +198,7 @@ class Import:
 
     def __init__(self, data_dir, name: str, path, types: dict[str, str] | None = None, errors=None,
                  tac: bool = False):
-        self.lists = Path(data_dir) / "lists"
+        self.lists = Path(private(data_dir)) / "lists"
         self.name = name
         self.path = str(path)
         self.forced = dict(types or {})
