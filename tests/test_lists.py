@@ -206,6 +206,28 @@ def test_nothing_to_import_keeps_the_list(tmp_path):
         [f".x.{ListStore(tmp_path / 'd').get('x').generation}", "x"]          # no debris left behind
 
 
+def test_a_stray_quote_or_a_list_emptied_by_mistake_is_refused(tmp_path):
+    """One unclosed quote on line 2 of a 100,001-line opt-out list once imported as 1 row, exit 0,
+    and replaced the list: messages to people who must not get them. Both are refused now, the
+    list kept, unless forced."""
+    rows = "".join(f"86139{i:08d},no\n" for i in range(1, 100_001))
+    import_list(tmp_path / "d", "optout", write(tmp_path / "a.csv", "msisdn,reason\n" + rows))
+    stray = write(tmp_path / "b.csv", 'msisdn,reason\n8613900000000,"Apple 12\n' + rows)
+    with pytest.raises(ListError, match=r"b.csv:2: a field runs over more than one line \(a quote opened there"):
+        import_list(tmp_path / "d", "optout", stray)
+    assert ListStore(tmp_path / "d").get("optout").meta["rows"] == 100_000
+    short = write(tmp_path / "c.csv", "msisdn,reason\n" + rows[:len(rows) // 3])
+    with pytest.raises(ListError, match="33,333 rows would replace the 100,000 of list optout, 67% fewer"):
+        import_list(tmp_path / "d", "optout", short)
+    assert ListStore(tmp_path / "d").get("optout").meta["rows"] == 100_000
+    assert import_list(tmp_path / "d", "optout", short, max_shrink=0.7)["rows"] == 33_333
+    assert import_list(tmp_path / "d", "optout", stray, force=True)["rows"] == 1          # as read, when asked
+    res = CliRunner().invoke(main, ["lists", "import", "--data", str(tmp_path / "d"), "optout", str(short)])
+    assert res.exit_code == 0                                                              # 1 row before: no shrink
+    res = CliRunner().invoke(main, ["lists", "import", "--data", str(tmp_path / "d"), "optout", str(stray)])
+    assert res.exit_code == 1 and "--force imports it as read" in res.output
+
+
 def test_duplicates_last_row_wins(tmp_path):
     src = write(tmp_path / "a.csv", "msisdn,imsi,plan\n8613800000001,460001000000001,old\n"
                 "8613800000002,460001000000002,b\n8613800000001,460001000000009,new\n"
@@ -327,7 +349,7 @@ def test_readers_never_see_a_mix(tmp_path):
         t.start()
     for _ in range(3):
         for i in range(len(sizes)):
-            import_list(d, "x", tmp_path / f"{i}.csv")
+            import_list(d, "x", tmp_path / f"{i}.csv", force=True)      # sizes swing
     stop.set()
     for t in readers:
         t.join()

@@ -76,8 +76,12 @@ def describe_column(c: dict, meta: dict) -> str:
 @click.option("--type", "types", multiple=True, type=ColumnType(),
               help="Force a column's type instead of inferring it: age=int (repeatable; int, float, bool, text).")
 @click.option("--errors", type=click.Path(dir_okay=False), help="Write every bad row here, not only the first 20.")
+@click.option("--max-shrink", type=click.IntRange(0, 100), default=50, show_default=True, metavar="PERCENT",
+              help="Refuse an import that leaves this much fewer rows than the list has.")
+@click.option("--force", is_flag=True, help="Import even when the list shrinks by more than --max-shrink or a "
+                                            "CSV field runs over lines (an unclosed quote, most often).")
 @data_dir_option
-def lists_import(name, file, types, errors, data_dir):
+def lists_import(name, file, types, errors, max_shrink, force, data_dir):
     """Import a list from a CSV or Parquet file, or replace it (atomically).
 
     \b
@@ -85,8 +89,10 @@ def lists_import(name, file, types, errors, data_dir):
     touchpoint lists import vip vip.parquet --type level=int --errors vip-bad.txt
 
     The file has an msisdn or an imsi column, or both, and attribute columns. Bad rows are
-    reported as FILE:LINE: why and skipped; the rest is imported. Exit codes: 0 imported
-    (with or without bad rows), 1 nothing imported (the list stays as it was), 2 usage.
+    reported as FILE:LINE: why and skipped; the rest is imported. A CSV field that runs over
+    lines (a quote not closed) and an import that would shrink the list by more than
+    --max-shrink are refused unless --force. Exit codes: 0 imported (with or without bad rows),
+    1 nothing imported (the list stays as it was), 2 usage.
     """
     from touchpoint.control.lists import ListError, check_name, import_list
 
@@ -94,7 +100,8 @@ def lists_import(name, file, types, errors, data_dir):
         check_name(name)
     except ListError as e:
         raise click.BadParameter(str(e), param_hint="NAME")
-    run_import(lambda out: import_list(data_dir, name, file, dict(types), errors=out), errors)
+    run_import(lambda out: import_list(data_dir, name, file, dict(types), errors=out, force=force,
+                                       max_shrink=max_shrink / 100), errors)
 
 
 @lists.command("import-tac")

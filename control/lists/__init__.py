@@ -27,20 +27,23 @@ import pyarrow as pa
 
 from touchpoint.probe.record import NO_DIGITS
 
-from .importing import Import
+from .importing import MAX_SHRINK, Import
 from .layout import NAME_RE, TAC, TYPES, ListError, check_name, clean_generations, fsync, generation_of, read_meta
 
 
-def import_list(data_dir, name: str, path, types: dict[str, str] | None = None, errors=None) -> dict:
+def import_list(data_dir, name: str, path, types: dict[str, str] | None = None, errors=None, force: bool = False,
+                max_shrink: float = MAX_SHRINK) -> dict:
     """Imports (or replaces) list NAME from a CSV or Parquet file; returns its meta.json.
 
     `types` forces column types ({"age": "int"}); `errors`, a text stream, gets every bad row.
-    Raises ListError when nothing can be imported (the list then stays as it was).
+    Raises ListError when nothing can be imported, when a CSV field runs over lines, or when the
+    list would shrink by more than max_shrink (a share); the list then stays as it was. `force`
+    imports it all the same.
     """
     for col, typ in (types or {}).items():
         if typ not in TYPES:
             raise ListError(f"--type {col}={typ}: the types are {', '.join(TYPES)}")
-    return _run(Import(data_dir, check_name(name), path, types, errors))
+    return _run(Import(data_dir, check_name(name), path, types, errors, force=force, max_shrink=max_shrink))
 
 
 def import_tac(data_dir, path, errors=None) -> dict:

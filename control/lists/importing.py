@@ -19,8 +19,10 @@ from touchpoint.probe.record import NO_DIGITS
 
 from ..datadir import private
 from .columns import PROBLEM, Key, as_text, convert, fixed_width, infer_type, native_type
-from .layout import KEYS, ListError, clean_generations, fsync, generation_of, save, write_json
+from .layout import KEYS, ListError, clean_generations, fsync, generation_of, read_meta, save, write_json
 from .source import BadRows, open_source, prefetch
+
+MAX_SHRINK = 0.5                    # an import may shrink a list by this share at most, unless forced
 
 TAC_TEXT = ("brand", "model")
 MAX_DIGITS = 15                     # E.164 numbers and IMSIs
@@ -197,7 +199,8 @@ class Import:
     """
 
     def __init__(self, data_dir, name: str, path, types: dict[str, str] | None = None, errors=None,
-                 tac: bool = False):
+                 tac: bool = False, force: bool = False, max_shrink: float = MAX_SHRINK):
+        self.force, self.max_shrink = force, max_shrink
         self.lists = Path(private(data_dir)) / "lists"
         self.name = name
         self.path = str(path)
@@ -221,6 +224,7 @@ class Import:
             final.mkdir()
             try:
                 meta = self._build(final)
+                self._check_shrink(old, meta["rows"])
                 meta.update(name=self.name, generation=generation, seconds=round(time.perf_counter() - t0, 3))
                 write_json(final / "meta.json", meta)
                 fsync(final)
@@ -235,6 +239,20 @@ class Import:
                 raise
             clean_generations(self.lists, self.name)
         return meta
+
+    def _check_shrink(self, old: int, rows: int) -> None:
+        """An import that leaves far fewer rows than the list had is refused unless forced: for an
+        exclusion or opt-out list, a list emptied by mistake means messaging who must not be."""
+        if self.force or not old:
+            return
+        try:
+            before = read_meta(self.lists / f".{self.name}.{old}")["rows"]
+        except (ListError, KeyError):
+            return
+        if rows < before * (1 - self.max_shrink):
+            raise ListError(f"{self.path}: {rows:,} rows would replace the {before:,} of list {self.name}, "
+                            f"{1 - rows / before:.0%} fewer (more than {self.max_shrink:.0%}): the list is "
+                            f"unchanged; --force replaces it", [])
 
     def _layout(self, source) -> tuple[list[Key], list[ImportColumn]]:
         names = [c.strip().lower() for c in source.columns]
@@ -295,6 +313,8 @@ class Import:
             for arrays, lines, skipped in prefetch(source.batches()):
                 for number, why in skipped:
                     bad.add(number, why)
+                if source.unit == "line" and not self.force:
+                    self._no_newlines(arrays, lines)
                 converted, problems = self._convert(arrays, len(lines), keys, cols)
                 keep, blanks = self._reject(source, arrays, lines, problems)
                 blank += blanks
@@ -314,6 +334,16 @@ class Import:
             for col in stored:
                 col.close()
         return rows, blank
+
+    def _no_newlines(self, arrays, lines) -> None:
+        """A field that runs over lines is an unclosed quote far more often than a list's text:
+        one stray quote once read a 100,001-line file as 1 row. Refused, unless forced."""
+        for arr in arrays:
+            hit = pc.match_substring(arr, "\n")
+            if pc.any(hit).as_py():
+                at = int(np.flatnonzero(hit.to_numpy(zero_copy_only=False))[0])
+                raise ListError(f"{self.path}:{lines[at]}: a field runs over more than one line (a quote opened "
+                                f"there and not closed?); the list is unchanged; --force imports it as read", [])
 
     def _convert(self, arrays, n: int, keys: list[Key], cols: list[ImportColumn]) -> tuple[dict, list]:
         """The keys and columns of one batch converted, and the problems found: (mask, why(row))
