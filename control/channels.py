@@ -248,6 +248,11 @@ class HttpChannel(Channel):
                 self.busy += 1
             try:
                 conn = self._deliver(msg, conn)
+            except Exception as e:      # noqa: BLE001 - a message this worker cannot send must not end it
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._result(msg.id, "failed", f"{type(e).__name__}: {e}")
             finally:
                 with self.lock:
                     self.busy -= 1

@@ -149,8 +149,7 @@ def _channel_settings(doc, name, node) -> dict:
         elif kind == "duration":
             v = doc.duration(vnode, path)
         elif kind == "headers":
-            v = {k.value: doc.scalar(n, f"{path}.{k.value}") for k, n in vnode.value} \
-                if isinstance(vnode, MappingNode) else doc.err(vnode, path, "must be a mapping of header: value")
+            v = _headers(doc, vnode, path)
         else:
             v = doc.scalar(vnode, path)
             if v is not BAD and kind == "rate":
@@ -160,4 +159,24 @@ def _channel_settings(doc, name, node) -> dict:
                 v = doc.err(vnode, path, f"{v!r} is not an http:// or https:// URL")
         if v is not BAD and v is not None:
             out[key] = v
+    return out
+
+
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")       # an HTTP token (RFC 9110)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _headers(doc, vnode, path):
+    """header: value pairs that http.client will send: a token, and one line of text."""
+    if not isinstance(vnode, MappingNode):
+        return doc.err(vnode, path, "must be a mapping of header: value")
+    out = {}
+    for k, n in vnode.value:
+        name, v = k.value, doc.scalar(n, f"{path}.{k.value}")
+        if not HEADER_NAME.match(name):
+            doc.err(k, path, f"{name!r} is not a header name (letters, digits and -)")
+        elif v is not BAD and CONTROL.search(v):
+            doc.err(n, f"{path}.{name}", "has a control character (CR, LF, ...): a header value is one line of text")
+        elif v is not BAD:
+            out[name] = v
     return out

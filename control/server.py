@@ -18,6 +18,7 @@ campaign is written to DATA/reports/report-PERIOD.json as each period ends (reco
 `--clock records`, else wall time; periods are whole multiples of it since the epoch, UTC) and,
 incomplete, at shutdown.
 """
+import fcntl
 import json
 import os
 import sqlite3
@@ -97,6 +98,7 @@ class EngineServer:
         self.ruleset = ruleset
         self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say, watch=WATCH)
         os.makedirs(os.path.join(private(cfg.data_dir), "state"), exist_ok=True)
+        self.lock = _lock(os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.lock"), cfg.shard)
         self.snapshot_path = os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.npz")
         self.log_path = os.path.join(cfg.data_dir, f"triggers-shard-{cfg.shard}.jsonl")
         self.journal = journal.Journal(os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.journal"))
@@ -295,6 +297,7 @@ class EngineServer:
             self.dispatcher.stop()
         self.goals.observe([], self.engine.state.clock_ns)      # what was sent last opens its windows
         self.goals.close()
+        self.lock.close()
         if self.report_period is not None:
             self._write_report(self.report_period)              # the period at hand, incomplete
 
@@ -454,3 +457,25 @@ class EngineServer:
     def _signals(self):
         return on_signals({signal.SIGINT: self.stop.set, signal.SIGTERM: self.stop.set,
                            signal.SIGHUP: self.reload.set})
+
+
+class DataInUse(Exception):
+    """Another engine runs on this data directory and shard."""
+
+
+def _lock(path: str, shard: int):
+    """The shard's lock, held while the engine lives: two engines on one --data and shard would
+    each overwrite the other's snapshot, journal and log."""
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        raise DataInUse(f"another engine (pid {pid or '?'}) runs on {os.path.dirname(os.path.dirname(path))} "
+                        f"for shard {shard}: give this one its own --data or --shard") from None
+    f.truncate(0)
+    f.write(str(os.getpid()))
+    f.flush()
+    return f

@@ -122,6 +122,26 @@ def test_http_posts_json_with_the_idempotency_key():
     assert {f.results[m.id][0][2] for m in ms} == {f"gw-{i}" for i in range(1, 11)}   # the gateway's ids
 
 
+def test_a_message_http_client_refuses_fails_and_the_worker_goes_on():
+    """What the checker lets through and http.client refuses (a header of another source) fails its
+    message by name; the worker thread lives on and sends the next ones."""
+    gw = Gateway()
+    ch = HttpChannel(gw.url, headers={"X-Token": "a\r\nb"}, say=lambda line: None, backoff=(0.05, 0.2))
+    ms = msgs(2)
+    f = Feeder(ch, ms[:1])
+    ch.start(f.on_result)
+    try:
+        f.run(f.all_final("failed"), timeout=20)
+        ch.headers.pop("X-Token")
+        f2 = Feeder(ch, ms[1:])
+        ch.on_result = f2.on_result
+        f2.run(f2.all_final("sent"), timeout=20)
+    finally:
+        ch.stop(2)
+        gw.shutdown()
+    assert "Invalid header value" in f.results[ms[0].id][0][1] and len(gw.requests) == 1
+
+
 def test_http_retries_503_with_the_same_key():
     gw = Gateway(script=[503, 503, 500])
     ch = http_channel(gw, workers=1)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,46 @@ def test_restart_mid_stream_loses_nothing(rules_dir, tmp_path):
     probe(PCAP_B, ep)
     finish(proc)
     assert sorted(logged(tmp_path)) == want
+
+
+def test_two_engines_on_one_data_directory_and_shard_are_refused(rules_dir, tmp_path):
+    first, _ = start_engine(rules_dir, tmp_path)
+    try:
+        res = subprocess.run(CLI + ["engine", "--rules", str(rules_dir), "--data", str(tmp_path), "--listen",
+                                    "tcp://127.0.0.1:*"], capture_output=True, text=True, timeout=TIMEOUT)
+        assert res.returncode == 2
+        assert f"another engine (pid {first.pid}) runs on {tmp_path} for shard 0" in res.stderr, res.stderr
+        other, _ = start_engine(rules_dir, tmp_path, "--shard", "1")        # another shard may
+        other.send_signal(signal.SIGTERM)
+        finish(other)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        finish(first)
+
+
+def test_a_clean_restart_under_a_running_probe_is_no_gap(rules_dir, tmp_path):
+    """The restarted engine knows the probe's stream from its snapshot: it once reported
+    "batches lost (sequence 0 to 135)" and exited 1. (The probe, 20 records ahead of the engine
+    at most, waits for its acknowledgements, so the restart lands mid-stream.)"""
+    sock = f"ipc://{tmp_path}/e.sock"
+    proc, _ = start_engine(rules_dir, tmp_path / "d", "--listen", sock)
+    pr = subprocess.Popen(CLI + ["probe", "--status-interval", "0", "--lossless", "--batch", "10", "--queue", "20",
+                                 "--pcap", str(PCAP_B), "--push", sock], stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + TIMEOUT
+    while not (tmp_path / "d" / "triggers-shard-0.jsonl").exists() or \
+            not (tmp_path / "d" / "triggers-shard-0.jsonl").stat().st_size:
+        assert time.monotonic() < end and pr.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    finish(proc)
+    proc, _ = start_engine(rules_dir, tmp_path / "d", "--listen", sock, "--expect-eos", "1")
+    assert pr.wait(TIMEOUT) == 0, pr.stderr.read()
+    err = finish(proc)
+    assert "batches lost" not in err.replace("0 batches lost", ""), err
+    # Every trigger once. (A trigger's MSISDN is the state's at the end of the engine's batch, so
+    # with batches this small one learnt later in the dry run's single batch can be missing: the
+    # subscriber's identity is compared, not the MSISDN and fields the engine showed with it.)
+    assert sorted(k[:3] for k in logged(tmp_path / "d")) == sorted(k[:3] for k in expected(rules_dir, PCAP_B))
 
 
 def test_sigterm_snapshots_and_sighup_reloads(rules_dir, tmp_path):

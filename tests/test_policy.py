@@ -355,3 +355,16 @@ def test_policy_yaml_errors_name_file_line_and_setting(tmp_path):
                for e in rs.errors)
     (d / "policy.yaml").write_text("country_code: 86\n", encoding="utf-8")
     assert load(str(d)).policy.country_code == "86"
+
+
+def test_http_headers_are_one_line_of_text_each(tmp_path):
+    """A header with CR/LF once passed the checker and killed the HTTP channel's worker thread
+    (http.client refuses it), leaving the message `sending` for ever."""
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "policy.yaml").write_text('channels:\n  http:\n    url: http://127.0.0.1:9/\n    headers:\n'
+                                   '      X-Token: "abc\\r\\nX-Evil: 1"\n      "Bad Name": x\n      X-Ok: fine\n')
+    got = sorted((e.line, e.field, e.why) for e in load(str(d)).errors)
+    assert got == [(5, "channels.http.headers.X-Token", "has a control character (CR, LF, ...): a header value is "
+                                                         "one line of text"),
+                   (6, "channels.http.headers", "'Bad Name' is not a header name (letters, digits and -)")]

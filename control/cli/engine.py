@@ -64,7 +64,7 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
     from touchpoint.control import rules
     from touchpoint.control.ctl import CtlError, check_security, default_endpoint
     from touchpoint.control.lists import ListStore
-    from touchpoint.control.server import EngineServer, EngineSettings
+    from touchpoint.control.server import DataInUse, EngineServer, EngineSettings
     from touchpoint.probe.transport import Curve
 
     ctl_curve = None
@@ -90,6 +90,9 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
     load = lambda path: (lambda rs: (rs, rs.errors))(rules.load(path))
     try:
         server = EngineServer(cfg, load, ListStore(data_dir))
+    except DataInUse as e:
+        click.echo(f"touchpoint engine: {e}", err=True)
+        sys.exit(2)
     except ValueError as e:
         click.echo(f"touchpoint engine: the rules have errors:\n{e}", err=True)
         sys.exit(2)
