@@ -58,11 +58,14 @@ class Message:
     def render(self, values: dict) -> str:
         """The text with each {name} replaced by str(values[name]); nothing else is looked up,
         so no attribute or index of a value is ever reached ({x.__class__} cannot be written:
-        `rules check` refuses it). KeyError names a field without a value."""
-        return TEMPLATE.sub(lambda m: m.group(0)[0] if m.group(1) is None else str(values[m.group(1)]), self.text)
+        `rules check` refuses it). Control characters of a value (a list's cell with an escape or a
+        NUL) never reach the subscriber. KeyError names a field without a value."""
+        return TEMPLATE.sub(lambda m: m.group(0)[0] if m.group(1) is None
+                            else CONTROL.sub("", str(values[m.group(1)])), self.text)
 
 
 TEMPLATE = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ places.yaml (control.places) and one policy.yaml (control.policyfile), each read
 control.yamldoc so that every error names its file and line.
 """
 import os
+import stat
 from dataclasses import dataclass
 
 from yaml.nodes import MappingNode, ScalarNode
@@ -47,6 +48,27 @@ class Lists:
         return iter(self.names)
 
 
+def _rule_files(path: str) -> tuple:
+    """The rule files' names, and an error for each *.yaml that is not a regular file: a broken
+    link is a campaign gone missing, a fifo would hang the reader; neither is passed over quietly."""
+    names, errors = [], []
+    for n in sorted(os.listdir(path)):
+        if not n.endswith((".yaml", ".yml")) or n.startswith("."):
+            continue
+        full = os.path.join(path, n)
+        try:
+            mode = os.stat(full).st_mode
+        except OSError as e:
+            why = f"a broken symbolic link (to {os.readlink(full)})" if os.path.islink(full) else e.strerror
+            errors.append(Error(full, 0, "", f"{why}: not read"))
+            continue
+        if stat.S_ISREG(mode):
+            names.append(n)
+        elif not stat.S_ISDIR(mode):
+            errors.append(Error(full, 0, "", "not a regular file (a fifo, a socket or a device): not read"))
+    return names, errors
+
+
 def load(path: str, lists: dict | None = None) -> RuleSet:
     """Read and check a rules directory: its *.yaml / *.yml campaigns (one per file) and
     places.yaml; subdirectories and hidden files are not read. lists, when given, maps the
@@ -54,11 +76,10 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
     Never raises: every problem is in the result's errors."""
     columns = None if lists is None else Lists(frozenset(lists), frozenset(c for cs in lists.values() for c in cs))
     try:
-        names = sorted(n for n in os.listdir(path) if n.endswith((".yaml", ".yml")) and not n.startswith(".")
-                       and os.path.isfile(os.path.join(path, n)))
+        names, errors = _rule_files(path)
     except OSError as e:
         return RuleSet(path, (), Places(), (Error(path, 0, "", e.strerror or str(e)),))
-    errors, places, policy = [], None, None
+    places, policy = None, None
     for pname in [n for n in names if n in POLICY_FILES][:1]:
         doc = Doc(os.path.join(path, pname))
         root = doc.root()

@@ -259,6 +259,27 @@ def test_deep_or_huge_yaml_is_an_error_with_its_line(tmp_path):
     assert one_error(tmp_path, big, places=None)[1:] == (0, "", "larger than 1 MiB: not a rule file")
 
 
+def test_fifos_and_broken_links_among_rule_files_are_errors(tmp_path):
+    """They were skipped without a word: a campaign gone missing behind a broken link; a fifo
+    named like a rule file must never be opened (the reader would wait for ever)."""
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "a.yaml").write_text(CAMPAIGN.format(id="a"))
+    os.symlink("gone.yaml", d / "b.yaml")
+    os.mkfifo(d / "c.yaml")
+    (d / "sub.yaml").mkdir()                                   # a directory: not a rule file, as before
+    rs = load(str(d))
+    assert [(os.path.basename(e.file), e.why) for e in rs.errors] == [
+        ("b.yaml", "a broken symbolic link (to gone.yaml): not read"),
+        ("c.yaml", "not a regular file (a fifo, a socket or a device): not read")]
+    assert [c.id for c in rs.campaigns] == ["a"]
+
+
+def test_list_values_never_bring_control_characters_into_a_message():
+    from touchpoint.control.campaigns import Message
+    assert Message("", "{brand} 好", ("brand",)).render({"brand": "Apple\x1b[2J\x00\r\n\x85 12"}) == "Apple[2J 12 好"
+
+
 def test_message_and_trigger_settings(tmp_path):
     e = one_error(tmp_path, CAMPAIGN.format(id="a").replace("新机到手！", "'{brand!r} 好'"))
     assert e[2] == "message.text" and "is not a field name" in e[3]
