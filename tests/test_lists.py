@@ -228,6 +228,18 @@ def test_a_stray_quote_or_a_list_emptied_by_mistake_is_refused(tmp_path):
     assert res.exit_code == 1 and "--force imports it as read" in res.output
 
 
+def test_a_header_past_64_kib_is_read_whole(tmp_path):
+    """The header was read from the first 64 KiB only: a wider one lost its last columns and every
+    row was "bad" for its column count."""
+    names = [f"attribute_{i:04d}_" + "x" * 40 for i in range(1300)]        # about 70 KB
+    write(tmp_path / "w.csv", "msisdn," + ",".join(names) + "\n8613900000001," + ",".join("1" * 1300) + "\n")
+    meta = import_list(tmp_path / "d", "wide", tmp_path / "w.csv")
+    assert (meta["rows"], meta["bad_rows"], len(meta["columns"])) == (1, 0, 1300)
+    write(tmp_path / "h.csv", "msisdn," + "x" * (2 << 20) + "\n1,2\n")
+    with pytest.raises(ListError, match="h.csv:1: the header line is longer than 1 MiB"):
+        import_list(tmp_path / "d", "huge", tmp_path / "h.csv")
+
+
 def test_duplicates_last_row_wins(tmp_path):
     src = write(tmp_path / "a.csv", "msisdn,imsi,plan\n8613800000001,460001000000001,old\n"
                 "8613800000002,460001000000002,b\n8613800000001,460001000000009,new\n"

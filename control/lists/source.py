@@ -11,6 +11,7 @@ from .layout import ListError
 
 SHOWN_BAD = 20                      # bad rows an import keeps for its report (all are counted)
 BLOCK = 4 << 20                     # CSV bytes parsed per batch
+MAX_HEADER = 1 << 20                # bytes of a header line
 
 
 class CsvSource:
@@ -25,7 +26,9 @@ class CsvSource:
     def __init__(self, path: str):
         self.path = path
         with open(path, "rb") as f:
-            head = f.read(1 << 16)
+            head = f.readline(MAX_HEADER + 1)
+        if len(head) > MAX_HEADER and not head.endswith(b"\n"):
+            raise ListError(f"{path}:1: the header line is longer than {MAX_HEADER >> 20} MiB: not a list's header")
         first = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r")
         try:
             text = first.decode()
