@@ -163,9 +163,9 @@ class Dispatcher:
                 decisions = self._decide(triggers, source)
             except BAD_TRIGGER:             # one of them, so one at a time: the others go on
                 decisions = []
-                for i, t in enumerate(triggers):
+                for t in triggers:
                     try:
-                        decisions += self._decide([t], source if i == len(triggers) - 1 else None)
+                        decisions += self._decide([t], None)
                     except BAD_TRIGGER as e:
                         self._set_aside(t, f"{type(e).__name__}: {e}")
                 if source is not None and triggers:
@@ -186,8 +186,6 @@ class Dispatcher:
         for i, t in zip(ids, triggers):
             if i not in known:
                 fresh.setdefault(i, t)
-        self.counts["offered"] += len(triggers)
-        self.counts["duplicates"] += len(triggers) - len(fresh)
         try:
             decisions = self.policy.decide(fresh.values(), now, list(fresh))
             superseded, self.policy.superseded = self.policy.superseded, []
@@ -201,6 +199,8 @@ class Dispatcher:
             self.policy.restore(self.outbox, now)   # the history holds decisions that were not stored
             raise
         self.policy.compact(now)
+        self.counts["offered"] += len(triggers)         # counted once decided: a retried batch counts once
+        self.counts["duplicates"] += len(triggers) - len(fresh)
         return decisions
 
     def _storable(self, t) -> bool:
