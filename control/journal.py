@@ -58,8 +58,8 @@ def read(path: str) -> tuple:
         end = body + streams * MARK.itemsize + n * size
         if magic != CHUNK_MAGIC or end > len(raw) or zlib.crc32(raw[body:end]) != crc:
             break
-        marks = np.frombuffer(raw, MARK, streams, body).copy()
-        records = np.frombuffer(raw, RECORD_DTYPE, n, body + streams * MARK.itemsize).copy()
+        marks = np.frombuffer(raw, MARK, streams, body)            # read-only views: no second copy
+        records = np.frombuffer(raw, RECORD_DTYPE, n, body + streams * MARK.itemsize)
         chunks.append((records, marks))
         at = end
     return gen, chunks, at
