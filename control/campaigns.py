@@ -19,7 +19,7 @@ from .conditions import Conditions
 from .places import Places
 from .policyfile import Policy
 from .predicates import AllOf, Digits, Pred
-from .yamldoc import BAD, LIST_NAME, TEMPLATE_FIELD, Doc, line_of, one_of, suggest
+from .yamldoc import BAD, CONTROL, LIST_NAME, TEMPLATE_FIELD, Doc, line_of, one_of, suggest
 
 STATUSES = ("draft", "active", "paused")
 SEND_MODES = ("auto", "approve")
@@ -65,7 +65,6 @@ class Message:
 
 
 TEMPLATE = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)

@@ -213,8 +213,8 @@ class Conditions:
             if v is not BAD and not NUMBER.match(v):
                 v = doc.err(node, path, f"{v!r} is not a number")
             elif v is not BAD:
-                v = _number(v) if abs(_number(v)) <= MAX_INTEGER else \
-                    doc.err(node, path, f"{v!r} is beyond {MAX_INTEGER:.0e}")
+                n = _number(v)
+                v = n if abs(n) <= MAX_INTEGER else doc.err(node, path, f"{v!r} is beyond {MAX_INTEGER:.0e}")
         if v is BAD:
             return v
         return Compare(f.name, op, v, f"{f.name} {OP_TEXT[op]} {node.value}")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from yaml.nodes import MappingNode, SequenceNode
 
 from .channel_settings import CHANNELS, SETTINGS, required
-from .yamldoc import BAD, LIST_NAME, NUMBER, Doc, one_of, suggest
+from .yamldoc import BAD, CONTROL, LIST_NAME, NUMBER, Doc, one_of, suggest
 
 POLICY_FILES = ("policy.yaml", "policy.yml")
 
@@ -163,7 +163,6 @@ def _channel_settings(doc, name, node) -> dict:
 
 
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")       # an HTTP token (RFC 9110)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _headers(doc, vnode, path):

@@ -27,6 +27,7 @@ PERCENT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*%\Z")
 INTEGER = re.compile(r"[-+]?(?:0x[0-9a-fA-F]+|\d+)\Z")
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
 DIGITS = re.compile(r"\d+\Z")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")      # C0, DEL and C1: never in a header or a message
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Bounds every value is read within, so whatever passes the checker fits the engine's int64

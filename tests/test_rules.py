@@ -71,6 +71,13 @@ def one_error(tmp_path, text: str, places=PLACES):
     return errs[0]
 
 
+def one_error_each(tmp_path, cases: dict) -> None:
+    """Each extra line added to CAMPAIGN gives one error: {extra: (line, field, part of why)}."""
+    for extra, (line, field, why) in cases.items():
+        e = one_error(tmp_path, CAMPAIGN.format(id="a") + extra + "\n")
+        assert e[1:3] == (line + 1, field) and why in e[3], (extra, e)
+
+
 def campaign(tmp_path, text: str, places=PLACES):
     rs = load(write(tmp_path, {"c.yaml": text, **({"places.yaml": places} if places else {})}))
     assert rs.ok, [str(e) for e in rs.errors]
@@ -210,9 +217,7 @@ def test_durations_percentages_dates(tmp_path):
         "goal: {event: power_on}": (8, "goal.within", "missing"),
         "goal: {event: power_on, within: 1 week}": (8, "goal.within", "is not a duration"),
     }
-    for extra, (line, field, why) in cases.items():
-        e = one_error(tmp_path, CAMPAIGN.format(id="a") + extra + "\n")
-        assert e[1:3] == (line + 1, field) and why in e[3], (extra, e)
+    one_error_each(tmp_path, cases)
     e = one_error(tmp_path, CAMPAIGN.format(id="a").replace("status: active", "status: on"))
     assert e[1:] == (2, "status", "'on' is not one of draft, active, paused")
     c = campaign(tmp_path, CAMPAIGN.format(id="a") + "valid: {from: 2026-11-01, until: '2026-11-30T08:00+08:00'}\n"
@@ -238,9 +243,7 @@ def test_numbers_times_and_durations_are_bounded(tmp_path):
         "valid: {until: 9999-12-31}": (8, "valid.until", "between 1970 and 2200"),
         "valid: {from: '1969-12-31T23:00'}": (8, "valid.from", "between 1970 and 2200"),
     }
-    for extra, (line, field, why) in cases.items():
-        e = one_error(tmp_path, CAMPAIGN.format(id="a") + extra + "\n")
-        assert e[1:3] == (line + 1, field) and why in e[3], (extra, e)
+    one_error_each(tmp_path, cases)
     c = campaign(tmp_path, CAMPAIGN.format(id="a") + "window: 3650d\npriority: -999999999999999999\n")
     assert c.window_s == 3650 * 86400 and c.priority == -(10**18 - 1)
     e = one_error(tmp_path, CAMPAIGN.format(id="a").replace("new_handset: true", "octets: {gte: 99999999999999999999}"))
