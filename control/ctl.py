@@ -9,7 +9,10 @@ control.cli.ctlrender.
 
 tcp goes only with CurveZMQ (the engine a Curve server with a key pair from `touchpoint keys
 generate`, and only the client keys of a directory get in), except on loopback, as for the
-probe links (probe.transport.plain_allowed).
+probe links (probe.transport.plain_allowed), where the client gives the token instead; the ipc
+socket is for its owner only. Each request is logged with who made it: the name the socket
+authenticated (the Curve key's file, or `touchpoint` for the token), the peer's address, and
+the user and process the client says it runs as.
 """
 import json
 import os
@@ -18,7 +21,7 @@ import time
 
 import zmq
 
-from touchpoint.probe.transport import Curve, authenticator, plain_allowed
+from touchpoint.probe.transport import Curve, authenticator, plain_allowed, private_ipc, secure
 
 MAX_REQUEST = 64 << 10              # bytes: a larger request drops the connection (libzmq MAXMSGSIZE)
 MSISDN_RE = re.compile(r"\+?(\d{1,15})")
@@ -57,22 +60,26 @@ class ControlServer:
     """A REP socket, in a context of its own (its Curve authenticator must not judge the probes'
     links). The engine polls `sock` with its receiver and calls `serve()` in its loop."""
 
-    def __init__(self, endpoint: str, handle, *, curve: Curve | None = None, clients: str | None = None, say=None):
+    def __init__(self, endpoint: str, handle, *, curve: Curve | None = None, clients: str | None = None,
+                 token: bytes | None = None, say=None):
         check_security(endpoint, curve, clients)
         self.handle = handle                # (cmd, args) -> result; raises Refused
         self.say = say or (lambda line: None)
         self.ctx = zmq.Context()
         self.auth = None
         try:
-            if clients:
-                self.auth = authenticator(self.ctx, clients)
             self.sock = self.ctx.socket(zmq.REP)
             self.sock.setsockopt(zmq.LINGER, 0)
             self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST)
-            if curve:
-                curve.apply(self.sock)
+            self.mechanism = secure(self.sock, endpoint, curve, token, server=True)
+            if clients or self.mechanism == "token":
+                self.auth = authenticator(self.ctx, clients, token)
             self.sock.bind(endpoint)
             self.endpoint = self.sock.last_endpoint.decode()
+            private_ipc(self.endpoint)
+        except ValueError as e:
+            self.close()
+            raise CtlError(str(e)) from None
         except zmq.ZMQError as e:
             self.close()
             raise CtlError(f"cannot bind the control socket on {endpoint}: {e}") from None
@@ -81,20 +88,32 @@ class ControlServer:
         """Answer the requests that are waiting, without blocking; returns how many."""
         n = 0
         while self.sock.poll(0, zmq.POLLIN):
-            frames = self.sock.recv_multipart()
+            frames = self.sock.recv_multipart(copy=False)
             self.sock.send(json.dumps(self._answer(frames), ensure_ascii=False, default=str).encode())
             n += 1
         return n
 
     def _answer(self, frames) -> dict:
         try:
-            cmd, args = parse_request(frames)
+            cmd, args, claim = parse_request([f.bytes for f in frames])
+            self.say(f"ctl {describe(cmd, args)} by {self.who(frames[0], claim)}")
             return {"ok": True, "result": self.handle(cmd, args)}
         except Refused as e:
             return {"ok": False, "error": str(e)}
         except Exception as e:  # noqa: BLE001 - a bug must not take the engine down with it
             self.say(f"ctl: internal error: {type(e).__name__}: {e}")
             return {"ok": False, "error": f"internal error: {type(e).__name__}: {e} (see the engine's log)"}
+
+    def security(self) -> str:
+        return {"curve": "Curve: the client keys of a directory", "token": "token"}.get(self.mechanism, "local (ipc)")
+
+    def who(self, frame: zmq.Frame, claim: dict) -> str:
+        """Who sent a request: what the socket knows of the peer, then what the client says."""
+        known = {"token": "the token", "curve": f"Curve key {_property(frame, 'User-Id')}"}.get(
+            self.mechanism, "the local socket")
+        peer = _property(frame, "Peer-Address") if self.mechanism != "none" else ""
+        said = f"{claim.get('user')!s:.32} pid {claim.get('pid')!s:.10}" if claim else "a client that did not say"
+        return f"{said} ({known}{', from ' + peer if peer else ''})"
 
     def close(self) -> None:
         if getattr(self, "sock", None) is not None:
@@ -104,7 +123,22 @@ class ControlServer:
         self.ctx.term()
 
 
+def _property(frame: zmq.Frame, name: str) -> str:
+    try:
+        return frame.get(name)
+    except zmq.ZMQError:                    # not set for this transport or mechanism
+        return ""
+
+
+def describe(cmd: str, args: dict) -> str:
+    """A request for the log: its command and campaign, never a subscriber's number."""
+    campaign = args.get("campaign")
+    return f"{cmd!s:.32}" + (f" {args.get('action')!s:.8}" if "action" in args else "") + \
+        (f" campaign {campaign!s:.64}" if campaign else "")
+
+
 def parse_request(frames) -> tuple:
+    """(cmd, args, what the client says of itself)."""
     if len(frames) != 1:
         raise Refused(f"a request of {len(frames)} parts: send one JSON object")
     try:
@@ -116,7 +150,8 @@ def parse_request(frames) -> tuple:
     args = req.get("args", {})
     if not isinstance(args, dict):
         raise Refused(f"{req['cmd']}: args must be an object")
-    return req["cmd"], args
+    claim = req.get("from")
+    return req["cmd"], args, claim if isinstance(claim, dict) else {}
 
 
 def arg(args: dict, name: str, pattern: re.Pattern, what: str, required: bool = True) -> str | None:

@@ -3,6 +3,7 @@
 The engine's side is control.ctl; the human tables of the replies are control.cli.ctlrender.
 """
 
+import getpass
 import json
 import os
 import time
@@ -10,7 +11,7 @@ import time
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from touchpoint.probe.transport import HANDSHAKE_FAILED, Curve, handshake_failure
+from touchpoint.probe.transport import HANDSHAKE_FAILED, Curve, handshake_failure, secure
 
 TIMEOUT = 5.0                       # seconds the client waits for a reply
 
@@ -24,22 +25,28 @@ class Unreachable(Exception):
 
 
 def request(endpoint: str, cmd: str, args: dict | None = None, *, curve: Curve | None = None,
-            timeout: float = TIMEOUT) -> dict:
-    """Send one request, wait for its reply. Raises Unreachable with what to check."""
+            token: bytes | None = None, timeout: float = TIMEOUT) -> dict:
+    """Send one request, wait for its reply. Raises Unreachable with what to check. tcp without
+    Curve gives the token (probe.transport.load_token)."""
     if endpoint.startswith("ipc://") and not os.path.exists(endpoint[6:]):
         raise Unreachable(f"no control socket at {endpoint[6:]}")
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
-    if curve:
-        curve.apply(sock)
+    try:
+        mechanism = secure(sock, endpoint, curve, token, server=False)
+    except ValueError as e:
+        sock.close(linger=0)
+        ctx.term()
+        raise Unreachable(str(e), keys=True) from None
     monitor = sock.get_monitor_socket(HANDSHAKE_FAILED)     # a refused key: say so now, not in 5 s
     try:
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as e:
             raise Unreachable(f"cannot connect to {endpoint}: {e}") from None
-        sock.send(json.dumps({"cmd": cmd, "args": args or {}}, ensure_ascii=False).encode())
+        claim = {"user": _user(), "pid": os.getpid()}
+        sock.send(json.dumps({"cmd": cmd, "args": args or {}, "from": claim}, ensure_ascii=False).encode())
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
@@ -48,7 +55,7 @@ def request(endpoint: str, cmd: str, args: dict | None = None, *, curve: Curve |
             ready = dict(poller.poll(int(left * 1000) + 1))
             if monitor in ready:
                 ev = recv_monitor_message(monitor)
-                raise Unreachable(handshake_failure(ev["event"], ev["value"]), keys=True)
+                raise Unreachable(handshake_failure(ev["event"], ev["value"], mechanism), keys=True)
             if sock in ready:
                 try:
                     reply = json.loads(sock.recv())
@@ -63,3 +70,10 @@ def request(endpoint: str, cmd: str, args: dict | None = None, *, curve: Curve |
         monitor.close(linger=0)
         sock.close(linger=0)
         ctx.term()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):             # a uid without a name (containers)
+        return f"uid {os.getuid()}"

@@ -571,12 +571,17 @@ def trigger_from_json(d: dict) -> Trigger:
 # --- `touchpoint dispatcher`: the same Dispatcher as its own process -----------------------------------
 
 def serve(rules_dir: str, data_dir: str, log: str | None = None, endpoint: str | None = None, clock=None,
-          status_interval: float = 10.0, stop: threading.Event | None = None, err=None) -> int:
+          status_interval: float = 10.0, stop: threading.Event | None = None, err=None,
+          token: bytes | None = None) -> int:
     """Run a Dispatcher on the triggers of an engine's log (`log`: followed as it grows, from the
     offset the outbox has: nothing lost across a crash) and/or its PUSH socket (`endpoint`:
     what is in flight in ZeroMQ when this process dies is lost, unless the log is followed too).
-    SIGHUP reloads the rules; SIGINT/SIGTERM stop. Raises ValueError for rules with errors."""
+    SIGHUP reloads the rules; SIGINT/SIGTERM stop; tcp gives the token. Raises ValueError for rules
+    with errors."""
     import zmq
+    from zmq.utils.monitor import recv_monitor_message
+
+    from touchpoint.probe.transport import HANDSHAKE_FAILED, handshake_failure, secure
 
     from .lists import ListStore
     from .rules import load
@@ -591,10 +596,12 @@ def serve(rules_dir: str, data_dir: str, log: str | None = None, endpoint: str |
     restore = on_signals({signal.SIGINT: stop.set, signal.SIGTERM: stop.set, signal.SIGHUP: reload.set})
     d = Dispatcher(data_dir, rs, ListStore(data_dir), clock=clock, warn=say)
     d.start()
-    ctx = pull = None
+    ctx = pull = monitor = None
     if endpoint:
         ctx = zmq.Context()
         pull = ctx.socket(zmq.PULL)
+        mechanism = secure(pull, endpoint, None, token, server=False)
+        monitor = pull.get_monitor_socket(HANDSHAKE_FAILED)     # a wrong token: say so, not silence
         pull.connect(endpoint)
     say("ready: triggers from " + " and ".join(filter(None, (log, endpoint))) + f"; outbox {d.outbox.path}")
     next_status = time.monotonic() + status_interval if status_interval else float("inf")
@@ -603,6 +610,9 @@ def serve(rules_dir: str, data_dir: str, log: str | None = None, endpoint: str |
             got = 0
             if log:
                 got += d.follow(log)[0]
+            if monitor is not None and monitor.poll(0):
+                ev = recv_monitor_message(monitor)
+                say(f"{endpoint}: {handshake_failure(ev['event'], ev['value'], mechanism)}")
             if pull is not None and pull.poll(100):
                 batch = []
                 while len(batch) < 10_000:
@@ -633,6 +643,8 @@ def serve(rules_dir: str, data_dir: str, log: str | None = None, endpoint: str |
                 say(", ".join(f"{k} {v:,}" for k, v in sorted(st.items())) or "no messages yet")
     finally:
         if pull is not None:
+            pull.disable_monitor()
+            monitor.close(linger=0)
             pull.close(linger=0)
             ctx.term()
         d.stop()

@@ -36,6 +36,7 @@ import zmq
 from touchpoint.probe.record import RECORD_DTYPE
 from touchpoint.probe.logline import write_line
 from touchpoint.probe.signals import on_signals
+from touchpoint.probe.transport import private_ipc, secure
 from touchpoint.probe.transport.receiving import Receiver
 from touchpoint.probe.transport.wire import WireError
 
@@ -80,6 +81,7 @@ class EngineSettings:
     ctl_clients: str | None = None          # directory of the public keys allowed to use ctl
     curve: object = None                    # probe.transport.Curve: this engine's key pair for the probes
     curve_clients: str | None = None        # directory of the probes' public keys allowed in
+    token: bytes | None = None              # the secret of tcp sockets without Curve (probe.transport.load_token)
     dispatch: bool = True                   # run the dispatcher in this process (control.dispatcher)
     clock: str = "wall"                     # the dispatcher's now: wall | records
     report_every: int = 0                   # seconds: a report in DATA/reports/ each period (0: none)
@@ -158,6 +160,7 @@ class EngineServer:
                 rx.restore((*k, n) for k, n in self.durable.items())
                 if self.dispatcher is not None:     # what a crash left in the log past the outbox's offset
                     self.dispatcher.catch_up(self.log_path)
+                self.say(f"security: records {rx.security()}, ctl {ctl.security()}")
                 self.say("listening on " + ", ".join(rx.endpoints) + f"; triggers to {self.log_path}; "
                          f"ctl on {ctl.endpoint}")
                 if on_ready:
@@ -209,15 +212,20 @@ class EngineServer:
     def _open(self):
         """The record receiver, the triggers socket (if any) and the control socket."""
         cfg = self.cfg
-        rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients, acks=False)
+        rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients, acks=False, token=cfg.token)
         push = None
-        if cfg.triggers_endpoint:
-            push = rx.ctx.socket(zmq.PUSH)
-            push.setsockopt(zmq.SNDHWM, 100_000)
-            push.bind(cfg.triggers_endpoint)
         try:
+            if cfg.triggers_endpoint:
+                push = rx.ctx.socket(zmq.PUSH)
+                push.setsockopt(zmq.SNDHWM, 100_000)
+                secure(push, cfg.triggers_endpoint, None, cfg.token, server=True)
+                try:
+                    push.bind(cfg.triggers_endpoint)
+                except zmq.ZMQError as e:
+                    raise ValueError(f"cannot bind --triggers {cfg.triggers_endpoint}: {e}") from None
+                private_ipc(push.last_endpoint.decode())
             ctl = ControlServer(cfg.ctl or default_endpoint(cfg.data_dir, cfg.shard), Commands(self),
-                                curve=cfg.ctl_curve, clients=cfg.ctl_clients, say=self.say)
+                                curve=cfg.ctl_curve, clients=cfg.ctl_clients, token=cfg.token, say=self.say)
         except ValueError:
             if push is not None:
                 push.close(linger=0)

@@ -7,7 +7,8 @@ of stream, and prints the records in the `decode` formats, or only counts them.
 
 With Curve keys it is a Curve server: every probe needs the server's public key, and with a
 directory of client keys only the probes whose public keys are there get in (ZAP, checked by
-zmq.auth.thread.ThreadAuthenticator); refused handshakes are reported.
+zmq.auth.thread.ThreadAuthenticator); refused handshakes are reported. Without Curve, tcp clients
+give the token (probe.transport.load_token).
 """
 import signal
 import sys
@@ -25,11 +26,11 @@ NAME = "touchpoint tap"
 
 def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=None,
         stop: threading.Event | None = None, on_ready=None, curve: Curve | None = None,
-        clients: str | None = None) -> int:
+        clients: str | None = None, token: bytes | None = None) -> int:
     """Receive until `expect_eos` ends of stream (None: until stopped or SIGINT/SIGTERM).
 
     With `curve` (this side's key pair) only Curve clients get in; with `clients` (a directory
-    of public key files), only those.
+    of public key files), only those; without, tcp clients give `token`.
 
     Records go to writer (a control.cli.render.Writer) or, without one, are counted and the count
     printed at the end. Returns the exit code: 0, or 1 when batches were lost or a probe's
@@ -38,11 +39,10 @@ def run(listen, writer=None, *, expect_eos: int | None = None, out=None, err=Non
     err = err or sys.stderr
     stop = stop or threading.Event()
     say = lambda line: write_line(err, f"{NAME}: {line}")
-    rx = Receiver(listen, curve=curve, clients=clients)
+    rx = Receiver(listen, curve=curve, clients=clients, token=token)
     restore = _signals(stop)                # before telling anyone where to find us
     say("listening on " + ", ".join(rx.endpoints))
-    if curve:
-        say(rx.security() + (f" from {clients}" if clients else ""))
+    say("security: " + rx.security() + (f" from {clients}" if clients else ""))
     if on_ready:
         on_ready(rx)
     count = eos = errors = 0

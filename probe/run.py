@@ -37,6 +37,7 @@ class ProbeSettings:
     key_map: KeyMap | None = None
     bindings: int = 1 << 20
     curve: object = None            # probe.transport.Curve: encrypt the links to the engines
+    token: bytes | None = None      # or authenticate them (probe.transport.load_token)
 
 
 class ProbeRun:
@@ -67,7 +68,7 @@ class ProbeRun:
         cfg = self.cfg
         self.publisher = Publisher(cfg.push, probe_id=cfg.probe_id, batch=cfg.batch, flush_ms=cfg.flush_ms,
                                    lossless=cfg.lossless, queue_records=cfg.queue, stop=self.stop,
-                                   curve=cfg.curve)
+                                   curve=cfg.curve, token=cfg.token)
         restore = self._signals()
         try:
             self._loop()

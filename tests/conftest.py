@@ -9,6 +9,16 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def token_file(tmp_path_factory):
+    """The token tcp sockets authenticate with, this run's own (the tests' engines, probes and ctl
+    are subprocesses: they find it through the environment), not the user's."""
+    path = tmp_path_factory.mktemp("config") / "token"
+    os.environ["TOUCHPOINT_TOKEN_FILE"] = str(path)
+    yield path
+    os.environ.pop("TOUCHPOINT_TOKEN_FILE", None)
+
+
 # The generator's captures for tests/test_synth*.py, made once a module.
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):

@@ -14,6 +14,7 @@ import zmq
 from click.testing import CliRunner
 
 from touchpoint.control.cli import main
+from touchpoint.probe.transport import authenticator, load_token
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [
@@ -53,9 +54,11 @@ class Engine:
         self.proc = subprocess.Popen(CLI + ["engine", "--rules", str(rules), "--data", str(data),
                                             "--status-interval", "0", "--listen", "tcp://127.0.0.1:*", *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.head = []                              # what it said before it listened
         line = self.proc.stderr.readline()
         while "listening on" not in line:
             assert line, self.proc.stderr.read()
+            self.head.append(line)
             line = self.proc.stderr.readline()
         self.listen = line.split("listening on ", 1)[1].split(";")[0].strip()
         self.ctl_endpoint = line.rsplit("ctl on ", 1)[1].strip()
@@ -69,10 +72,10 @@ class Engine:
     def json(self, *args, **kw):
         return json.loads(self.ctl("--json", *args, **kw).stdout)
 
-    def stop(self) -> str:
+    def stop(self, code: int = 0) -> str:
         self.proc.terminate()
         err = self.proc.communicate(timeout=TIMEOUT)[1]
-        assert self.proc.returncode == 0, err
+        assert self.proc.returncode == code, err
         return err
 
 
@@ -326,10 +329,13 @@ def test_a_socket_nobody_answers_on_exits_3_naming_it(tmp_path):
                          timeout=TIMEOUT)
     assert res.returncode == 3
     assert f"no control socket at {tmp_path}/ctl.sock" in res.stderr and f"--data {tmp_path}" in res.stderr
-    with zmq.Context() as ctx, ctx.socket(zmq.ROUTER) as silent:   # connects, never answers
+    with zmq.Context() as ctx, ctx.socket(zmq.ROUTER) as silent:   # takes the token, never answers
+        auth = authenticator(ctx, token=load_token())
+        silent.plain_server = True
         port = silent.bind_to_random_port("tcp://127.0.0.1")
         res = subprocess.run(CLI + ["ctl", "--socket", f"tcp://127.0.0.1:{port}", "status"], capture_output=True,
                              text=True, timeout=TIMEOUT)
+        auth.stop()
     assert res.returncode == 3
     assert f"tcp://127.0.0.1:{port}: no answer within 5 s" in res.stderr and "--ctl tcp://" in res.stderr
 

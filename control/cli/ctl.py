@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .group import Endpoint, curve_settings, data_dir_option
+from .group import Endpoint, curve_settings, data_dir_option, token_for, token_option
 
 
 class CtlValue(click.ParamType):
@@ -39,8 +39,9 @@ MESSAGE_ID = CtlValue("id", "MESSAGE_ID_RE", "a message id (hex, as `ctl pending
               help="The engine's Curve public key (its .key file), for a tcp socket.")
 @click.option("--curve-key", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Your Curve key pair (its .key_secret file), with --curve-server-key.")
+@token_option
 @click.pass_context
-def ctl(ctx, endpoint, data_dir, shard, as_json, curve_server_key, curve_key):
+def ctl(ctx, endpoint, data_dir, shard, as_json, curve_server_key, curve_key, token_file):
     """Steer a running engine: status, campaigns, opt-outs, approvals.
 
     \b
@@ -51,7 +52,8 @@ def ctl(ctx, endpoint, data_dir, shard, as_json, curve_server_key, curve_key):
         --curve-key ops.key_secret status
 
     Exit codes: 0, 1 the engine refused or could not carry out the command, 2 usage, 3 no answer
-    from the control socket within 5 s (or a refused Curve key).
+    from the control socket within 5 s (or a refused Curve key or token). A tcp socket on loopback
+    takes the token of --token-file; the engine logs each command with who sent it.
     """
     from touchpoint.control.ctl import default_endpoint
     from touchpoint.probe.transport import plain_allowed
@@ -65,7 +67,8 @@ def ctl(ctx, endpoint, data_dir, shard, as_json, curve_server_key, curve_key):
     hint = (f"is `touchpoint engine` running with --ctl {endpoint}?" if endpoint else
             f"is `touchpoint engine` running with --data {data_dir}" + (f" --shard {shard}" if shard else "") +
             "? (or give its --ctl endpoint with --socket)")
-    ctx.obj = {"endpoint": ep, "curve": curve, "json": as_json, "hint": hint}
+    ctx.obj = {"endpoint": ep, "curve": curve, "token": token_for([ep], curve, token_file), "json": as_json,
+               "hint": hint}
 
 
 def ctl_call(cmd: str, **args) -> None:
@@ -79,10 +82,14 @@ def ctl_call(cmd: str, **args) -> None:
     name = f"touchpoint ctl {ctx.command_path.split(' ctl ', 1)[-1]}"
     args = {k: v for k, v in args.items() if v is not None}
     try:
-        reply = request(obj["endpoint"], cmd, args, curve=obj["curve"])
+        reply = request(obj["endpoint"], cmd, args, curve=obj["curve"], token=obj["token"])
     except Unreachable as e:
-        hint = ("check the keys: --curve-server-key is the engine's public key, --curve-key a pair whose "
-                "public key is in the engine's --ctl-curve-clients" if e.keys else obj["hint"])
+        hint = obj["hint"]
+        if e.keys:
+            hint = ("check the keys: --curve-server-key is the engine's public key, --curve-key a pair whose "
+                    "public key is in the engine's --ctl-curve-clients" if obj["curve"] else
+                    "check the keys: an engine with --ctl-curve-key needs --curve-server-key and --curve-key, "
+                    "one without takes the token of its own --token-file")
         click.echo(f"{name}: {obj['endpoint']}: {e}; {hint}", err=True)
         sys.exit(3)
     if not reply["ok"]:

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .group import Endpoint, data_dir_option
+from .group import Endpoint, data_dir_option, token_for, token_option
 
 
 @click.command()
@@ -20,7 +20,8 @@ from .group import Endpoint, data_dir_option
               help="Now is the wall clock, or the latest trigger time seen (replays, tests).")
 @click.option("--status-interval", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds between status lines on stderr (0: none).")
-def dispatcher(log, endpoint, rules_dir, data_dir, clock, status_interval):
+@token_option
+def dispatcher(log, endpoint, rules_dir, data_dir, clock, status_interval, token_file):
     """Run the dispatcher as its own process: triggers in, the contact policy, the outbox, the channels.
 
     \b
@@ -38,7 +39,7 @@ def dispatcher(log, endpoint, rules_dir, data_dir, clock, status_interval):
         raise click.UsageError("give --log FILE, --triggers ENDPOINT or both")
     try:
         sys.exit(serve(rules_dir, data_dir, log=log, endpoint=endpoint, clock=make_clock(clock),
-                       status_interval=status_interval))
+                       status_interval=status_interval, token=token_for([endpoint or ""], None, token_file)))
     except ValueError as e:
         click.echo(f"touchpoint dispatcher: the rules have errors:\n{e}", err=True)
         sys.exit(2)

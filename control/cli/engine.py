@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .group import Endpoint, _seconds, curve_settings, data_dir_option
+from .group import Endpoint, _seconds, curve_settings, data_dir_option, token_for, token_option
 
 
 @click.command()
@@ -44,9 +44,10 @@ from .group import Endpoint, _seconds, curve_settings, data_dir_option
 @click.option("--report-every", metavar="DURATION", callback=lambda ctx, param, v: _seconds(v, param),
               help="Write `touchpoint report --json` to DATA/reports/report-PERIOD.json as each period (1d, 6h; "
                    "of --clock time, UTC) ends, and at shutdown.  [default: off]")
+@token_option
 def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_interval, status_interval, expect_eos,
            capacity, curve_key, curve_clients, plain, ctl_endpoint, ctl_curve_key, ctl_curve_clients, no_dispatch,
-           clock, report_every):
+           clock, report_every, token_file):
     """Run one engine shard: records from the probes in, campaign triggers out.
 
     \b
@@ -58,7 +59,8 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
     --no-dispatch. The subscriber state is snapshotted to DATA/state/ and restored at start.
     SIGHUP reloads the rules. `touchpoint ctl` steers it
     through the control socket (tcp only with --ctl-curve-key and --ctl-curve-clients, except on
-    loopback). Exit codes: 0, 1 when batches were lost or a probe's stream could not be read,
+    loopback). tcp without Curve, loopback included, lets in only clients with the token of
+    --token-file. Exit codes: 0, 1 when batches were lost or a probe's stream could not be read,
     2 usage (rules with errors included).
     """
     from touchpoint.control import rules
@@ -73,20 +75,23 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
             ctl_curve = Curve.server_keys(ctl_curve_key)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--ctl-curve-key")
+    ctl_endpoint = ctl_endpoint or default_endpoint(data_dir, shard)
     try:
-        check_security(ctl_endpoint or default_endpoint(data_dir, shard), ctl_curve, ctl_curve_clients)
+        check_security(ctl_endpoint, ctl_curve, ctl_curve_clients)
     except CtlError as e:
         raise click.UsageError(str(e))
     listen = list(listen) or ["tcp://127.0.0.1:5555"]
     if curve_clients and not curve_key:
         raise click.UsageError("--curve-clients goes with --curve-key")
-    curve = curve_settings(listen, "--listen", plain, None, curve_key, server=True)
+    curve = curve_settings(listen, "--listen", plain, None, curve_key, server=True, clients=curve_clients)
+    plain_sockets = ([] if curve else listen) + ([] if ctl_curve else [ctl_endpoint]) + [triggers_endpoint or ""]
+    token = token_for(plain_sockets, None, token_file)
     cfg = EngineSettings(listen=listen, rules_dir=rules_dir, data_dir=data_dir,
                          shard=shard, triggers_endpoint=triggers_endpoint, snapshot_interval=snapshot_interval,
                          status_interval=status_interval, expect_eos=expect_eos, capacity=capacity,
                          ctl=ctl_endpoint, ctl_curve=ctl_curve, ctl_clients=ctl_curve_clients, curve=curve,
                          curve_clients=curve_clients, dispatch=not no_dispatch, clock=clock,
-                         report_every=report_every)
+                         report_every=report_every, token=token)
     load = lambda path: (lambda rs: (rs, rs.errors))(rules.load(path))
     try:
         server = EngineServer(cfg, load, ListStore(data_dir))

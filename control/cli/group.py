@@ -139,10 +139,16 @@ class Speed(click.ParamType):
         return factor
 
 
-def curve_settings(endpoints, option: str, plain: bool, server_key: str | None, key: str | None, server=False):
+def curve_settings(endpoints, option: str, plain: bool, server_key: str | None, key: str | None, server=False,
+                   clients: str | None = None):
     """The Curve keys of a probe (client) or tap (server), after the plain-text rule: unencrypted tcp
-    only to or on loopback, unless --plain."""
+    only to or on loopback, unless --plain. A server with keys but no client key directory lets in
+    any client that knows its public key: it says so."""
     from touchpoint.probe.transport import Curve, plain_allowed
+    if server and key and not clients:
+        click.echo(f"{click.get_current_context().command_path}: warning: --curve-key without --curve-clients: "
+                   f"{option} accepts any client that has this server's public key (give --curve-clients DIR "
+                   f"to let in only yours)", err=True)
     if server_key and not key or (key and not server_key and not server):
         raise click.UsageError("--curve-server-key and --curve-key go together")
     if not key:
@@ -159,6 +165,23 @@ def curve_settings(endpoints, option: str, plain: bool, server_key: str | None, 
         return Curve.server_keys(key) if server else Curve.client(key, server_key)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--curve-key")
+
+
+def token_option(f):
+    return click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE", envvar="TOUCHPOINT_TOKEN_FILE",
+                        help="The secret that tcp without Curve authenticates with, the same file on both sides "
+                             "(mode 0600; made when absent)  [default: ~/.config/touchpoint/token]")(f)
+
+
+def token_for(endpoints, curve, token_file: str | None, option: str = "--token-file") -> bytes | None:
+    """The token's secret when one of endpoints is tcp without Curve, else None."""
+    from touchpoint.probe.transport import load_token, needs_token
+    if not needs_token(endpoints, curve):
+        return None
+    try:
+        return load_token(token_file)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=option)
 
 
 def _seconds(value, param) -> int:

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .group import Endpoint, Speed, curve_settings, decoder_options, decoder_settings
+from .group import Endpoint, Speed, curve_settings, decoder_options, decoder_settings, token_for, token_option
 
 
 @click.command()
@@ -64,10 +64,11 @@ from .group import Endpoint, Speed, curve_settings, decoder_options, decoder_set
               help="Allow unencrypted tcp to engines that are not on loopback.")
 @click.option("--metrics-port", metavar="[HOST:]PORT",
               help="Serve Prometheus metrics on http://HOST:PORT/metrics (PORT alone: every interface).")
+@token_option
 @decoder_options
 def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_id, key_map, bindings, queue,
           ack_timeout, status_interval, stats_json, iface, bpf, workers, ring_mb, promisc, watch, globs, state,
-          curve_server_key, curve_key, plain, metrics_port, **decoder):
+          curve_server_key, curve_key, plain, metrics_port, token_file, **decoder):
     """Decode captures and publish the records to the engine shards over ZeroMQ.
 
     \b
@@ -80,8 +81,9 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     Each record goes to the shard of its subscriber: a stable hash of the IMSI, else of the IMSI
     learned for its MSISDN, else of the IMSI the --key-map names, else of the MSISDN; records without
     a subscriber go to shard 0. Unencrypted tcp goes only to loopback unless --plain (Curve keys:
-    `touchpoint keys generate`). Exit codes: 0 done, 1 a capture could not be read, 2 usage,
-    3 an engine rejected the stream or this probe's key or, with --lossless, did not acknowledge its end.
+    `touchpoint keys generate`); without Curve, tcp gives the token of --token-file. Exit codes:
+    0 done, 1 a capture could not be read, 2 usage, 3 an engine rejected the stream or this probe's
+    key or token or, with --lossless, did not acknowledge its end.
     """
     from touchpoint.probe.run import ProbeRun, ProbeSettings
 
@@ -93,7 +95,7 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     settings = ProbeSettings(push=list(push), probe_id=probe_id, batch=batch, flush_ms=flush_ms,
                              lossless=lossless, queue=queue, ack_timeout=ack_timeout,
                              status_interval=status_interval, stats_json=stats_json, key_map=kmap,
-                             bindings=bindings, curve=curve)
+                             bindings=bindings, curve=curve, token=token_for(push, curve, token_file))
     source = open_source(files, opts, speed, loop, iface, workers, ring_mb, promisc, bpf, watch, globs, state)
     metrics = open_metrics(metrics_port) if metrics_port else None
     run = ProbeRun(source, settings, stop=source.stop, metrics=metrics)

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .group import Endpoint, curve_settings
+from .group import Endpoint, curve_settings, token_for, token_option
 from .render import Writer
 
 
@@ -20,7 +20,8 @@ from .render import Writer
 @click.option("--curve-clients", type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="Accept only the probes whose public keys (*.key) are in DIR (read at start).")
 @click.option("--plain", is_flag=True, help="Allow unencrypted tcp on addresses other than loopback.")
-def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain):
+@token_option
+def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain, token_file):
     """Receive the probes' record stream, check it and print it, like tcpdump.
 
     \b
@@ -36,10 +37,10 @@ def tap(listen, fmt, count, expect_eos, curve_key, curve_clients, plain):
         raise click.UsageError("--listen ENDPOINT is needed")
     if curve_clients and not curve_key:
         raise click.UsageError("--curve-clients goes with --curve-key")
-    curve = curve_settings(listen, "--listen", plain, None, curve_key, server=True)
+    curve = curve_settings(listen, "--listen", plain, None, curve_key, server=True, clients=curve_clients)
     try:
         code = tap_run(list(listen), None if count else Writer(fmt, sys.stdout), expect_eos=expect_eos,
-                       curve=curve, clients=curve_clients)
+                       curve=curve, clients=curve_clients, token=token_for(listen, curve, token_file))
     except ValueError as e:
         raise click.ClickException(str(e))
     sys.exit(code)

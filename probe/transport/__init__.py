@@ -19,12 +19,22 @@ keys of a directory (ZAP, zmq.auth.thread.ThreadAuthenticator). A probe whose ke
 that has the wrong server key, or whose security does not match the engine's stops with the
 reason (as for a rejected stream); the receiver reports each failed handshake. tcp without Curve
 is allowed by default only to loopback addresses (`plain_allowed`): ipc and inproc stay local.
+
+tcp without Curve still authenticates, even on loopback, where any local user could otherwise
+feed an engine or steer it: with a secret token (ZMTP's PLAIN mechanism, user `touchpoint`), read
+from the token file (`token_path`: per user, mode 0600, made by whichever side needs it first). An
+ipc socket is left to its file's mode: the binding side makes it 0600.
 """
+import hmac
 import ipaddress
+import os
+import secrets
 from dataclasses import dataclass
 
 import zmq
 import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | \
     zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -81,25 +91,146 @@ class Curve:
             sock.curve_serverkey = self.server
 
 
-def handshake_failure(event: int, value: int) -> str:
-    """What a failed ZMTP handshake means, for a person."""
+def handshake_failure(event: int, value: int, mechanism: str = "", server: bool = False) -> str:
+    """What a failed ZMTP handshake means, for a person; mechanism is what this side uses: "curve"
+    or "token"."""
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        if mechanism == "token":
+            return f"the token was refused (status {value}): not the same token file as the other side's " \
+                   f"(see --token-file)"
         return f"the Curve key was refused (status {value}: not among the authorised client keys)"
     if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
         if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-            return "security mismatch: one side uses Curve, the other does not"
+            return "security mismatch: the two sides use different mechanisms (Curve, a token, none)"
         if value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
             return "Curve handshake failed: the client does not have this server's public key"
         return f"handshake protocol error 0x{value:x}"
+    if server:
+        return "the connection closed during the handshake (by the client)"
+    if mechanism == "token":
+        return "the connection closed during the handshake (a server that takes no token?)"
     return "the connection closed during the handshake (wrong Curve server key, or a server without Curve?)"
 
 
+# --- the token ---------------------------------------------------------------------------------
 
-def authenticator(ctx: zmq.Context, clients: str):
-    """A ZAP authenticator on ctx that lets in only the Curve clients whose public keys (*.key)
-    are in the directory `clients` (read now)."""
-    from zmq.auth.thread import ThreadAuthenticator
-    auth = ThreadAuthenticator(ctx)
+TOKEN_USER = "touchpoint"
+
+
+def token_path() -> str:
+    """$TOUCHPOINT_TOKEN_FILE, else $XDG_CONFIG_HOME/touchpoint/token (~/.config/touchpoint/token):
+    one per user, so that the same user's engines, probes and ctl find each other's."""
+    path = os.environ.get("TOUCHPOINT_TOKEN_FILE")
+    if path:
+        return path
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "touchpoint", "token")
+
+
+def load_token(path: str | None = None) -> bytes:
+    """The secret of the token file (made, 0600 in a 0700 directory, when there is none yet).
+    Raises ValueError when it cannot be read or others may read it."""
+    path = path or token_path()
+    try:
+        if not os.path.exists(path):
+            _make_token(path)
+        st = os.stat(path)
+        if st.st_mode & 0o007:
+            raise ValueError(f"others may read it (mode {st.st_mode & 0o777:o}): chmod 600 {path}")
+        with open(path, "rb") as f:
+            secret = f.read(1024).strip()
+    except OSError as e:
+        raise ValueError(f"token file {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ValueError(f"token file {path}: {e}") from None
+    if not secret:
+        raise ValueError(f"token file {path} is empty")
+    return secret
+
+
+def _make_token(path: str) -> None:
+    """Written aside, then linked into place: a side reading it at the same moment gets the
+    whole token or makes its own attempt, which loses to this one."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secrets.token_urlsafe(32).encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+
+
+def needs_token(endpoints, curve) -> bool:
+    """tcp endpoints without Curve authenticate with the token."""
+    return curve is None and any(ep.startswith("tcp://") for ep in endpoints)
+
+
+def secure(sock: zmq.Socket, endpoint: str, curve, token: bytes | None, *, server: bool) -> str:
+    """Set sock's security for the next bind or connect to endpoint (libzmq takes the options as they
+    are then); returns the mechanism: "curve", "token" or "none" (ipc, inproc: local)."""
+    if curve is not None:
+        curve.apply(sock)
+        return "curve"
+    if endpoint.startswith("tcp://"):
+        if token is None:
+            raise ValueError(f"{endpoint}: tcp needs the token (or Curve keys)")
+        if server:
+            sock.plain_server = True
+        else:
+            sock.plain_username = TOKEN_USER.encode()
+            sock.plain_password = token
+        return "token"
+    if server:
+        sock.plain_server = False                   # back to NULL
+    return "none"
+
+
+def private_ipc(endpoint: str) -> None:
+    """A bound ipc socket's file, for its owner only."""
+    if endpoint.startswith("ipc://") and not endpoint[6:].startswith("@"):     # @: abstract, no file
+        os.chmod(endpoint[6:], 0o600)
+
+
+class _Authenticator(ThreadAuthenticator):
+    """ZAP for a context's sockets: the token (compared in constant time) and the Curve client
+    keys; a Curve client is known by its key file's name."""
+
+    def __init__(self, ctx, token: bytes | None, names: dict):
+        super().__init__(ctx)
+        self.token = token
+        self.names = names
+
+    def _authenticate_plain(self, domain, username, password):
+        if self.token is not None and username == TOKEN_USER and \
+                hmac.compare_digest(password.encode("utf-8", "replace"), self.token):
+            return True, b"OK"
+        return False, b"wrong token"
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        key = z85.encode(client_public_key)
+        return self.names.get(key, "key " + key.decode()[:8])
+
+
+def authenticator(ctx: zmq.Context, clients: str | None = None, token: bytes | None = None):
+    """A ZAP authenticator on ctx: tcp clients with the token get in, and Curve clients whose
+    public keys (*.key) are in the directory `clients` (read now), or any Curve client without
+    `clients` (its sockets check the server key only)."""
+    names = {}
+    if clients:
+        for name in sorted(os.listdir(clients)):
+            if name.endswith(".key"):
+                try:
+                    names[zmq.auth.load_certificate(os.path.join(clients, name))[0]] = name
+                except (OSError, ValueError):
+                    pass                            # zmq.auth passes over it too
+    auth = _Authenticator(ctx, token, names)
     auth.start()
-    auth.configure_curve(domain="*", location=clients)
+    auth.configure_curve(domain="*", location=clients or zmq.auth.CURVE_ALLOW_ANY)
     return auth

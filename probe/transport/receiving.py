@@ -13,7 +13,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ..record import RECORD_DTYPE, SCHEMA_VERSION
-from . import HANDSHAKE_FAILED, Curve, authenticator, handshake_failure
+from . import HANDSHAKE_FAILED, Curve, authenticator, handshake_failure, private_ipc, secure
 from .wire import ACK, END_OF_STREAM, REJECT, WIRE_VERSION, Header, WireError
 
 @dataclass
@@ -63,17 +63,19 @@ class Receiver:
     REPORT_EVERY = 10.0
 
     def __init__(self, endpoints, ctx: zmq.Context | None = None, setup=None, curve: Curve | None = None,
-                 clients: str | None = None, acks: bool = True):
+                 clients: str | None = None, acks: bool = True, token: bytes | None = None):
+        """token: the secret tcp clients without Curve must give (probe.transport.load_token); it
+        also lets them in on the other sockets of ctx."""
         self.acks = acks
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
-        self.auth = authenticator(self.ctx, clients) if curve and clients else None
+        self.curve, self.token = curve, token
+        self.auth = authenticator(self.ctx, clients, token) if clients or token else None
+        self.clients = clients
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 1000)
         self.sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
-        if curve:
-            curve.apply(self.sock)
         if setup:
             setup(self.sock)
         self.monitor = self.sock.get_monitor_socket(HANDSHAKE_FAILED)
@@ -85,9 +87,11 @@ class Receiver:
         self.endpoints = []
         try:
             for ep in endpoints:
+                secure(self.sock, ep, curve, token, server=True)
                 self.sock.bind(ep)
                 self.endpoints.append(self.sock.last_endpoint.decode())
-        except zmq.ZMQError as e:
+                private_ipc(self.endpoints[-1])
+        except (zmq.ZMQError, ValueError) as e:
             self._close_monitor()
             self.sock.close(linger=0)
             self._close_auth()
@@ -111,9 +115,11 @@ class Receiver:
 
     def security(self) -> str:
         """What a listener says of its security at start."""
-        if self.auth:
+        if self.curve and self.clients:
             return f"Curve: {len(self.auth.certs.get('*', {}))} authorised client keys"
-        return "Curve: any client that has this server's public key" if self.sock.curve_server else "plain"
+        if self.curve:
+            return "Curve: any client that has this server's public key"
+        return "token" if self.token else "local (ipc)"
 
     def _close_monitor(self) -> None:
         self.sock.disable_monitor()
@@ -191,7 +197,7 @@ class Receiver:
                 self.streams[key] = Stream(*key, peer="(from before the restart)", next_seq=int(next_seq))
 
     def _handshake(self, ev: dict) -> None:
-        reason = handshake_failure(ev["event"], ev["value"])
+        reason = handshake_failure(ev["event"], ev["value"], "curve" if self.curve else "token", server=True)
         self.handshake_failures[reason] += 1
         now = time.monotonic()
         last, count = self._reported.get(reason, (None, 0))

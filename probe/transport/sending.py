@@ -12,7 +12,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from ..record import RECORD_DTYPE
 from ..shard import as_void, split
-from . import HANDSHAKE_FAILED, HANDSHAKE_TRIES, Curve, handshake_failure
+from . import HANDSHAKE_FAILED, HANDSHAKE_TRIES, Curve, handshake_failure, secure
 from .wire import ACK, END_OF_STREAM, REJECT, Header, WireError, batch_header
 
 ZERO_COPY_MIN = 1000        # records; smaller batches are faster copied than handed over
@@ -38,13 +38,14 @@ class Link:
 
     def __init__(self, ctx: zmq.Context, endpoint: str, shard: int, *, probe_id: int, epoch: int,
                  queue_records: int, lossless: bool, stop: threading.Event, grace: float = 1.0,
-                 setup=None, curve: Curve | None = None):
+                 setup=None, curve: Curve | None = None, token: bytes | None = None):
         self.ctx, self.endpoint, self.shard = ctx, endpoint, shard
         self.probe_id, self.epoch = probe_id, epoch
         self.queue_records, self.lossless, self.stop = queue_records, lossless, stop
         self.grace = grace                  # at the end, how long a never-connected link is waited for
         self.setup = setup                  # called with the socket before connect
-        self.curve = curve
+        self.curve, self.token = curve, token
+        self.mechanism = "none"
         self.handshake_failures = 0
         self.refused = False                # the error is a failed handshake, not a REJECT
         self.seq = 0                        # batches cut so far: the next sequence number
@@ -150,8 +151,7 @@ class Link:
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)    # a dead engine host is noticed in seconds
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
-        if self.curve:
-            self.curve.apply(sock)
+        self.mechanism = secure(sock, self.endpoint, self.curve, self.token, server=False)
         if self.setup:
             self.setup(sock)
         monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED |
@@ -266,10 +266,10 @@ class Link:
         got through gives up, after a few tries."""
         self.handshake_failures += 1
         if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and (
-                not self.curve or self.ever_up or self.handshake_failures < HANDSHAKE_TRIES):
+                self.mechanism != "curve" or self.ever_up or self.handshake_failures < HANDSHAKE_TRIES):
             return
         if self.error is None:
-            self.error = handshake_failure(event, value)
+            self.error = handshake_failure(event, value, self.mechanism)
             self.refused = True
             with self._cond:
                 self._cond.notify_all()
@@ -366,7 +366,8 @@ class Publisher:
     def __init__(self, endpoints, *, probe_id: int = 0, batch: int = 4096, flush_ms: float = 100.0,
                  lossless: bool = False, queue_records: int = 262144, ctx: zmq.Context | None = None,
                  stop: threading.Event | None = None, grace: float = 1.0, setup=None,
-                 curve: Curve | None = None):
+                 curve: Curve | None = None, token: bytes | None = None):
+        """token: what tcp links without Curve authenticate with (probe.transport.load_token)."""
         self.ctx = ctx or zmq.Context.instance()
         self.batch = batch
         self.flush_s = flush_ms / 1000.0
@@ -379,7 +380,7 @@ class Publisher:
             for shard, ep in enumerate(endpoints):
                 self.links.append(Link(self.ctx, ep, shard, probe_id=probe_id, epoch=self.epoch,
                                        queue_records=per_shard, lossless=lossless, stop=self.stop,
-                                       grace=grace, setup=setup, curve=curve))
+                                       grace=grace, setup=setup, curve=curve, token=token))
         except ValueError:
             self.abort()
             raise
