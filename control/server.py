@@ -212,25 +212,28 @@ class EngineServer:
     def _open(self):
         """The record receiver, the triggers socket (if any) and the control socket."""
         cfg = self.cfg
-        rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients, acks=False, token=cfg.token)
+        try:
+            rx = Receiver(cfg.listen, curve=cfg.curve, clients=cfg.curve_clients, acks=False, token=cfg.token)
+        except ValueError as e:
+            raise Unusable(f"--listen: {e}") from None
         push = None
         try:
             if cfg.triggers_endpoint:
                 push = rx.ctx.socket(zmq.PUSH)
                 push.setsockopt(zmq.SNDHWM, 100_000)
-                secure(push, cfg.triggers_endpoint, None, cfg.token, server=True)
                 try:
+                    secure(push, cfg.triggers_endpoint, None, cfg.token, server=True)
                     push.bind(cfg.triggers_endpoint)
-                except zmq.ZMQError as e:
-                    raise ValueError(f"cannot bind --triggers {cfg.triggers_endpoint}: {e}") from None
+                except (zmq.ZMQError, ValueError) as e:
+                    raise Unusable(f"--triggers: cannot bind {cfg.triggers_endpoint}: {e}") from None
                 private_ipc(push.last_endpoint.decode())
             ctl = ControlServer(cfg.ctl or default_endpoint(cfg.data_dir, cfg.shard), Commands(self),
                                 curve=cfg.ctl_curve, clients=cfg.ctl_clients, token=cfg.token, say=self.say)
-        except ValueError:
+        except (Unusable, ValueError) as e:    # ctl.CtlError is a ValueError
             if push is not None:
                 push.close(linger=0)
             rx.close()
-            raise
+            raise e if isinstance(e, Unusable) else Unusable(f"--ctl: {e}") from None
         rx.poller.register(ctl.sock, zmq.POLLIN)        # a request wakes the loop as a batch does
         self.rx = rx
         return rx, push, ctl
@@ -356,8 +359,8 @@ class EngineServer:
             records = np.concatenate([self.carry, records]) if len(self.carry) else records
             cut = len(records) if whole else self._whole_minutes(records)
             records, self.carry = records[:cut], records[cut:]
-            if not len(records):
-                return
+        if not len(records):                # an end of stream with nothing carried over
+            return
         for day in self.health.split(records):          # days end between parts
             for part in time_slices(day, REPLAY_STEP_NS) if replay else (day,):
                 if self.cfg.clock == "records":         # the report of a period is of what came before its end
@@ -469,6 +472,10 @@ class EngineServer:
 
 class DataInUse(Exception):
     """Another engine runs on this data directory and shard."""
+
+
+class Unusable(Exception):
+    """An endpoint the engine cannot bind (taken, malformed, no token): the message says which."""
 
 
 def _lock(path: str, shard: int):

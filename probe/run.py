@@ -134,7 +134,7 @@ class ProbeRun:
         pub = self.publisher
         if pub.error:
             return EXIT_ENGINE
-        if self.cfg.lossless and not all(link.acked is not None for link in pub.links):
+        if self.cfg.lossless and (not all(link.acked is not None for link in pub.links) or self._engine_lost()):
             return EXIT_ENGINE
         if self.source.errors:
             return EXIT_INPUT
@@ -187,28 +187,33 @@ class ProbeRun:
         write_line(self.err, line)
         self._last = (now, packets, self.records)
 
+    def _engine_lost(self) -> int:
+        """Batches the engines said, at the end of stream, they never received."""
+        return sum((link.acked or {}).get("lost_batches", 0) for link in self.publisher.links)
+
     def _summary(self) -> None:
         pub = self.publisher
         stats = self.source.stats()
         elapsed = self.finished - self.started
-        drops = pub.drops()
+        drops = _drops(pub.drops())
+        engine_lost = self._engine_lost()
+        if engine_lost:                 # lost between here and there: never "none"
+            drops = ("none here" if drops == "none" else drops) + f", {engine_lost:,} batches the engines never got"
         acked = sum(link.acked is not None for link in pub.links)
         per_shard = "/".join(str(link.seq) for link in pub.links)
         how = "stopped" if self.interrupted else "done"
         line = (f"{self.name} {self.cfg.probe_id}: {how} in {elapsed:.{2 if elapsed < 10 else 0}f} s: "
                 f"{stats.frames:,} packets, "
                 f"{self.records:,} records, batches per shard {per_shard}, {_kernel(self.source, ', ')}"
-                f"drops: {_drops(drops)}, "
-                f"end of stream acknowledged by {acked}/{len(pub.links)} shards")
-        engine_lost = sum((link.acked or {}).get("lost_batches", 0) for link in pub.links)
-        if engine_lost:
-            line += f" (engines missed {engine_lost:,} batches)"
+                f"drops: {drops}, end of stream acknowledged by {acked}/{len(pub.links)} shards")
         if pub.error:
             line += f"; {pub.error}"
         elif self.cfg.lossless and acked < len(pub.links):
             late = [f"{link.shard} ({link.endpoint})" for link in pub.links if link.acked is None]
             line += (f"; --lossless: no acknowledgement within --ack-timeout {self.cfg.ack_timeout:g} s "
                      f"from shard {', '.join(late)}")
+        elif self.cfg.lossless and engine_lost:
+            line += "; --lossless: the engines missed batches"
         for e in self.source.errors:
             write_line(self.err, f"{self.name}: {e}")
         write_line(self.err, line)

@@ -14,6 +14,7 @@ import zmq
 
 from touchpoint.control import dryrun, rules
 from touchpoint.probe.decode import Options
+from touchpoint.probe.transport import load_token, secure
 from touchpoint.probe.transport.wire import Header
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,16 @@ def test_engine_behind_probe_gives_the_dry_run(rules_dir, tmp_path):
     probe(PCAP_B, ep)
     finish(proc)
     assert sorted(logged(tmp_path)) == want
+
+
+@pytest.mark.parametrize("clock", ["wall", "records"])
+def test_an_engine_without_its_dispatcher_gives_the_dry_run(rules_dir, tmp_path, clock):
+    """--no-dispatch --clock records died at the end of stream (the minute it carries over was
+    empty), and its ValueError was reported as a bad --listen."""
+    proc, ep = start_engine(rules_dir, tmp_path, "--expect-eos", "1", "--no-dispatch", "--clock", clock)
+    probe(PCAP_B, ep)
+    finish(proc)
+    assert sorted(logged(tmp_path)) == expected(rules_dir, PCAP_B)
 
 
 def test_the_data_directory_is_its_owners_alone_whatever_the_umask(rules_dir, tmp_path):
@@ -198,6 +209,7 @@ def test_wrong_schema_is_refused_with_a_clear_message(rules_dir, tmp_path):
     proc, ep = start_engine(rules_dir, tmp_path)
     ctx = zmq.Context()
     d = ctx.socket(zmq.DEALER)
+    secure(d, ep, None, load_token(), server=False)
     d.connect(ep)
     hdr = Header(probe_id=7, shard=0, seq=0, count=0)
     hdr.schema += 1

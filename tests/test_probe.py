@@ -549,6 +549,7 @@ def test_probe_usage_errors_exit_2(tmp_path):
     for args, text in [(["--pcap", pcap], "--push"),
                        ([pcap, "--push", "tcp://127.0.0.1:5"], "--pcap"),
                        (["--pcap", pcap, "--push", "udp://x:1"], "not a ZeroMQ endpoint"),
+                       (["--pcap", pcap, "--push", "tcp://127.0.0.1:70000"], "the port must be 0 to 65535"),
                        (["--pcap", pcap, "--push", "tcp://127.0.0.1:5", "--speed", "fast"], "max, 1x"),
                        (["--pcap", pcap, "--push", "tcp://127.0.0.1:5", "--speed", "0x"], "above 0"),
                        (["--pcap", pcap, "--push", "tcp://127.0.0.1:5", "--map-ssn", "6-x"], "--map-ssn")]:

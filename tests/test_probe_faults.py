@@ -350,3 +350,47 @@ def test_metrics_endpoint_tells_what_the_probe_counts(tmp_path):
     assert dropped(st, "engine_absent") == cut[1]                     # shard 1's engine never came
     status = [line for line in perr.splitlines() if " packets (" in line]
     assert status and all(re.search(r"queued [\d,]+/[\d,]+ \(lag [\d.]+/[\d.]+ s\)", line) for line in status)
+
+
+def test_a_gap_the_engine_reports_is_never_drops_none(tmp_path):
+    """A receiver that acknowledges every batch but says at the end of stream that 2 were missing
+    (they were lost on the way, not by the probe): the summary says so, and --lossless fails."""
+    import zmq
+
+    from touchpoint.probe.transport.wire import ACK, END_OF_STREAM, Header
+
+    ep = test_probe.ipc(tmp_path, "liar")
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.bind(ep)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            if not router.poll(50):
+                continue
+            ident, raw, _ = router.recv_multipart()
+            h = Header.unpack(raw)
+            if h.flags & END_OF_STREAM:
+                said = {"batches": h.seq - 2, "records": 0, "lost_batches": 2, "gaps": 1, "out_of_order": 0}
+                reply = Header(probe_id=h.probe_id, shard=h.shard, flags=END_OF_STREAM | ACK, epoch=h.epoch, seq=h.seq)
+                router.send_multipart([ident, reply.pack(), json.dumps(said).encode()])
+            else:
+                reply = Header(probe_id=h.probe_id, shard=h.shard, flags=ACK, epoch=h.epoch, seq=h.seq + 1)
+                router.send_multipart([ident, reply.pack(), b""])
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        for args, code in (((), 0), (("--lossless",), 3)):
+            res = test_probe.run_probe("--pcap", str(MIXED), "--push", ep, "--batch", "16", *args)
+            assert res.returncode == code, res.stderr
+            assert "drops: none here, 2 batches the engines never got, end of stream acknowledged by 1/1" \
+                in res.stderr
+            assert "drops: none," not in res.stderr
+        assert "; --lossless: the engines missed batches" in res.stderr
+    finally:
+        stop.set()
+        t.join()
+        router.close(linger=0)
+        ctx.term()

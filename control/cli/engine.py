@@ -66,7 +66,7 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
     from touchpoint.control import rules
     from touchpoint.control.ctl import CtlError, check_security, default_endpoint
     from touchpoint.control.lists import ListStore
-    from touchpoint.control.server import DataInUse, EngineServer, EngineSettings
+    from touchpoint.control.server import DataInUse, EngineServer, EngineSettings, Unusable
     from touchpoint.probe.transport import Curve
 
     ctl_curve = None
@@ -103,8 +103,7 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
         sys.exit(2)
     try:
         code = server.run()
-    except CtlError as e:
-        raise click.BadParameter(str(e), param_hint="--ctl")
-    except ValueError as e:                 # an endpoint libzmq cannot use
-        raise click.BadParameter(str(e), param_hint="--listen")
+    except Unusable as e:
+        click.echo(f"touchpoint engine: {e}", err=True)
+        sys.exit(2)
     sys.exit(code)

@@ -115,8 +115,12 @@ class Endpoint(click.ParamType):
         scheme, sep, rest = value.partition("://")
         if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
             self.fail(f"{value!r} is not a ZeroMQ endpoint like tcp://host:5555 or ipc:///run/tp.sock", param, ctx)
-        if scheme == "tcp" and not rest.rpartition(":")[2]:
+        port = rest.rpartition(":")[2]
+        if scheme == "tcp" and not port:
             self.fail(f"{value!r} has no port", param, ctx)
+        if scheme == "tcp" and port != "*" and not (port.isdigit() and int(port) <= 65535):
+            self.fail(f"{value!r}: the port must be 0 to 65535 or * (libzmq would take {port} modulo 65536)",
+                      param, ctx)
         return value
 
 
