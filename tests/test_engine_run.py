@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zmq
 
@@ -268,3 +269,18 @@ def test_curve_engine_takes_authorised_probes_only(rules_dir, tmp_path):
     err = proc.communicate(timeout=TIMEOUT)[1]
     assert "refused" in err.lower() or "handshake" in err.lower(), err
     assert sorted(logged(tmp_path / "data")) == expected(rules_dir, PCAP_B)
+
+
+def test_replay_steps_are_cut_on_the_records_whatever_the_chunks():
+    """--clock records: the dispatcher steps where the records' running maximum time enters a new
+    minute, and every `most` records of a minute that never ends (a looped replay is all behind
+    the clock: its records waited for the end of stream, a copy of all of them per chunk)."""
+    from touchpoint.control.server import step_starts
+    from touchpoint.probe.record import RECORD_DTYPE
+    r = np.zeros(10, RECORD_DTYPE)
+    m = 60 * 10**9
+    r["ts_ns"] = [0, 1, m, 5, m + 2, 2 * m, 2 * m, 2 * m, 2 * m, 3 * m]
+    assert step_starts(r, 0, m, 100) == [0, 2, 5, 9]
+    assert step_starts(r, 0, m, 2) == [0, 2, 4, 5, 7, 9]
+    assert step_starts(r, 5 * m, m, 4) == [0, 4, 8]          # all behind the clock: pieces of 4
+    assert step_starts(r[:0], 0, m, 4) == []
