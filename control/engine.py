@@ -275,13 +275,17 @@ class Engine:
         st = self.state
         tmp = f"{path}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb") as f:
-            np.savez(f, rows=st.rows[:st.count], timers=st.pending_timers(), **(arrays or {}),
-                     meta=np.frombuffer(json.dumps({
-                         **(meta or {}), "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns, "window": st.window,
-                         "subscribers": st.count}).encode(), np.uint8))
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(fd, "wb") as f:
+                np.savez(f, rows=st.rows[:st.count], timers=st.pending_timers(), **(arrays or {}),
+                         meta=np.frombuffer(json.dumps({
+                             **(meta or {}), "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns, "window": st.window,
+                             "subscribers": st.count}).encode(), np.uint8))
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            os.unlink(tmp)                  # half a snapshot takes room and serves nobody
+            raise
         os.replace(tmp, path)
 
     def restore(self, path: str) -> tuple:

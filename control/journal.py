@@ -97,8 +97,15 @@ class Journal:
         self.fd, self.generation, self.bytes = fd, generation, FILE.size
 
     def append(self, records: np.ndarray, marks: np.ndarray) -> None:
+        """One chunk, whole or not at all: a write that fails (a full disk) leaves the journal as
+        it was, for the same chunk to be appended again."""
         body = marks.astype(MARK).tobytes() + np.ascontiguousarray(records).tobytes()
-        _write(self.fd, CHUNK.pack(CHUNK_MAGIC, len(records), len(marks), zlib.crc32(body)) + body)
+        try:
+            _write(self.fd, CHUNK.pack(CHUNK_MAGIC, len(records), len(marks), zlib.crc32(body)) + body)
+        except OSError:
+            os.ftruncate(self.fd, self.bytes)
+            os.lseek(self.fd, self.bytes, os.SEEK_SET)
+            raise
         self.bytes += CHUNK.size + len(body)
 
     def sync(self) -> None:

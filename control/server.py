@@ -18,6 +18,7 @@ campaign is written to DATA/reports/report-PERIOD.json as each period ends (reco
 `--clock records`, else wall time; periods are whole multiples of it since the epoch, UTC) and,
 incomplete, at shutdown.
 """
+import errno
 import fcntl
 import json
 import os
@@ -54,6 +55,7 @@ NAME = "touchpoint engine"
 COALESCE = 16384            # records the engine takes at a time, at most (when they are there)
 REPLAY_STEP_NS = 60 * 10**9     # --clock records: the dispatcher's time moves a minute at a time
 REPLAY_STEP_MAX = 1 << 18       # records; and at most this many at a time
+MIN_FREE = 64 << 20             # bytes free on the data directory's disk below which no record is taken
 JOURNAL_MAX = 256 << 20     # bytes of journal that make a snapshot due before its interval
 SYNC_S = 1.0                # the journal goes to the disk this often (a host crash loses at most this)
 STREAMS_KEPT = 256          # probe streams (runs) whose sequence numbers a snapshot keeps
@@ -112,6 +114,7 @@ class EngineServer:
         self.taken = {}                     # the same, of the pending batches
         self.duplicates = 0                 # batches sent again that were here already
         self.carry = np.zeros(0, RECORD_DTYPE)  # --clock records: the records of a minute not yet whole
+        self.full_since = 0.0               # monotonic time the disk filled up; 0: there is room
         self.replaying = None               # at start: the lengths of the log's lines the journal's triggers have
         self.log_pos = 0                    # ... and where in the log the replay is
         self.offered_to = 0                 # ... and how far the outbox had offered the log
@@ -138,6 +141,12 @@ class EngineServer:
         restore = self._signals()
         try:
             return self._run(on_ready)
+        except OSError as e:                    # a write the full disk refused past the checks
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.say(f"stopped: {e.filename or self.cfg.data_dir}: {e.strerror}; the journal and the last snapshot "
+                     f"hold what was acknowledged: start again when there is room")
+            return 1
         finally:
             restore()
 
@@ -254,6 +263,9 @@ class EngineServer:
             if self.reload.is_set():
                 self.reload.clear()
                 self._reload()
+            if not self._room(log, push):
+                self.stop.wait(0.5)
+                continue
             try:
                 got = rx.recv(100)
             except WireError as e:
@@ -285,7 +297,7 @@ class EngineServer:
                 rx.ack(st, self.durable.get((st.probe_id, st.shard, st.epoch), 0))
                 continue
             if got.end_of_stream:
-                self._flush(log, push)          # what came before it is journaled and acknowledged first
+                self._flush_all(ctl, log, push)     # what came before it is journaled and acknowledged first
                 self._process(self.carry[:0], log, push, whole=True)
                 rx.end(st)
                 eos += 1
@@ -294,6 +306,48 @@ class EngineServer:
                 continue
             self.taken[(st.probe_id, st.shard, st.epoch)] = got.header.seq + 1
             self._take(got.records, log, push)
+
+    def _room(self, log, push) -> bool:
+        """Whether there is room on the disk to take records. Below MIN_FREE, or once a write found
+        the disk full, none is taken, so none is acknowledged: the probes keep them (a lossless one
+        waits, another drops the oldest, counted) until twice MIN_FREE is free and what was taken
+        is in the journal."""
+        free = self._free()
+        if not self.full_since:
+            if free >= MIN_FREE:
+                return True
+            self._full(f"{free >> 20} MB free, below {MIN_FREE >> 20} MB")
+            return False
+        if free < 2 * MIN_FREE:
+            return False
+        self._flush(log, push)
+        if self.pending:                        # full again
+            return False
+        self.say(f"room again on {self.cfg.data_dir} ({free >> 20} MB free): taking records again, "
+                 f"{time.monotonic() - self.full_since:.0f} s after the disk filled up")
+        self.full_since = 0.0
+        return True
+
+    def _free(self) -> int:
+        try:
+            st = os.statvfs(self.cfg.data_dir)
+        except OSError:
+            return MIN_FREE << 1                # nothing to tell: the writes will
+        return st.f_bavail * st.f_frsize
+
+    def _full(self, why: str) -> None:
+        if not self.full_since:
+            self.full_since = time.monotonic()
+            self.say(f"the disk of {self.cfg.data_dir} is full ({why}): taking no records, the probes keep them, "
+                     f"until there is room")
+
+    def _flush_all(self, ctl, log, push) -> None:
+        """What was taken, into the journal and processed, waiting for room if need be."""
+        self._flush(log, push)
+        while self.pending and not self.stop.is_set():
+            ctl.serve()
+            self.stop.wait(0.5)
+            self._room(log, push)
 
     def _close(self, rx, ctl, push) -> None:
         """The last snapshot and health, the sockets, the dispatcher, the goals and the period's report."""
@@ -323,8 +377,14 @@ class EngineServer:
         generation = (self.journal.generation or 0) + 1
         streams = [[*k, n] for k, n in list(self.durable.items())[-STREAMS_KEPT:]]
         log_bytes = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        self.engine.snapshot(self.snapshot_path, {"journal": generation, "log_bytes": log_bytes, "streams": streams},
-                             self.health.arrays())
+        try:
+            self.engine.snapshot(self.snapshot_path, {"journal": generation, "log_bytes": log_bytes,
+                                                      "streams": streams}, self.health.arrays())
+        except OSError as e:                    # the last snapshot and the journal still cover it all
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self._full(f"the snapshot could not be written: {e.strerror}")
+            return
         self.journal.start(generation)
         if len(self.carry):                 # taken, not yet processed: the new journal's first chunk
             self.journal.append(self.carry, np.zeros(0, journal.MARK))
@@ -341,9 +401,15 @@ class EngineServer:
         if not self.pending:
             return
         records = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
+        try:
+            self.journal.append(records, np.array([(*k, n) for k, n in self.taken.items()], journal.MARK))
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self._full(e.strerror)
+            return                              # kept, neither acknowledged nor processed
         self.pending, self.pending_n = [], 0
         taken, self.taken = self.taken, {}
-        self.journal.append(records, np.array([(*k, n) for k, n in taken.items()], journal.MARK))
         self.durable.update(taken)
         for key, n in taken.items():
             st = self.rx.streams.get(key)
