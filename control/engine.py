@@ -20,6 +20,7 @@ import numpy as np
 from touchpoint.probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, pack, unpack
 
 from ._state import EVENT_DTYPE, STATE_DTYPE, TIMER_DTYPE, State
+from .e212 import mccmnc
 from .events import EVENT_FIELDS, Event
 from .fields import EVENTS, HANDSET_CAPS, RECORD_FIELDS, STATE_FIELDS
 from .lists import imei_tac
@@ -361,7 +362,7 @@ class Columns:
                 return unpack(v)
             return v
         if name == "mccmnc":
-            return pack(np.char.ljust(unpack(self._row("imsi")).astype("U5"), 5))
+            return pack(mccmnc(unpack(self._row("imsi"))))
         if name in ("imsi", "msisdn", "imei"):         # the subscriber's, also for timer events
             known = self._row(name)
             return np.where(known != NO_DIGITS, known, self._rec(name))

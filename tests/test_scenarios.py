@@ -58,6 +58,8 @@ EXPECTED = {
         "visitor power_on 0",
         "local power_on 5",
         "visitor sms_mo 60",
+        "us-visitor inbound_roamer 120",
+        "us-visitor power_on 120",
         "visitor roaming_out 360",
         "visitor roaming_in 360",
     ],
@@ -200,6 +202,37 @@ def dry(rules_dir, *pcaps) -> list:
 def test_story_fires_exactly_the_expected_triggers(rules_dir, tmp_path, story):
     pcap, steps = render(tmp_path, story)
     assert story_view(steps, dry(rules_dir, pcap)) == EXPECTED[story]
+
+
+def test_an_inbound_roamers_mccmnc_has_its_countrys_mnc_length(rules_dir, tmp_path):
+    """E.212: 310 (the US) has 3-digit MNCs, 234 (the UK) 2; `{not: ["310410"]}` keeps AT&T's out."""
+    pcap, steps = render(tmp_path, "inbound-roamer")
+    ours = {"234150000000021", "310410000000023"}                  # not the background's
+    fired = {t["imsi"]: t["fields"]["mccmnc"] for t in dry(rules_dir, pcap)
+             if t["campaign"] == "inbound_roamer" and t["imsi"] in ours}
+    assert fired == {"234150000000021": "23415", "310410000000023": "310410"}
+    only = tmp_path / "only"
+    shutil.copytree(rules_dir, only)
+    (only / "inbound_roamer.yaml").write_text(
+        "id: inbound_roamer\nstatus: active\ntrigger:\n  event: inbound_roamer\n"
+        "  where:\n    mccmnc: {not: [\"310410\"]}\nmessage: {text: hi}\n")
+    assert {t["imsi"] for t in dry(only, pcap) if t["campaign"] == "inbound_roamer"} & ours == {"234150000000021"}
+
+
+def test_the_mnc_length_table_agrees_with_pycrates_networks():
+    """Every country of the table has 3-digit MNCs in pycrate's MCC/MNC list, and none of the
+    countries pycrate lists with 2-digit MNCs alone is in it."""
+    from pycrate_mobile.MCC_MNC import MNC_dict
+
+    from touchpoint.control.e212 import THREE_DIGIT_MNC, mccmnc
+    lengths = {}
+    for k in MNC_dict:
+        lengths.setdefault(k[:3], set()).add(len(k) - 3)
+    assert all(3 in lengths[mcc] for mcc in THREE_DIGIT_MNC if mcc in lengths), \
+        [mcc for mcc in THREE_DIGIT_MNC if 3 not in lengths.get(mcc, {3})]
+    assert not {mcc for mcc, n in lengths.items() if n == {2}} & THREE_DIGIT_MNC
+    assert sum(mcc in lengths for mcc in THREE_DIGIT_MNC) >= 20
+    assert mccmnc(["310410123456789", "460001234567890", ""]).tolist() == ["310410", "46000", ""]
 
 
 def key(t: dict) -> tuple:
