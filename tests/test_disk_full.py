@@ -57,7 +57,7 @@ def wait_for(path: Path, text: str, proc) -> None:
         time.sleep(0.05)
 
 
-def test_a_full_disk_pauses_the_engine_and_loses_nothing(setup, small_disk, tmp_path):  # noqa: F811
+def test_a_full_disk_pauses_the_engine_and_loses_nothing(setup, small_disk, tmp_path):  # noqa: F811 - the fixture
     rules, pcap = setup
     calm = run(rules, pcap, tmp_path / "calm")
     data = small_disk / "data"
