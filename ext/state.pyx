@@ -478,7 +478,7 @@ cdef class State:
         cdef int32_t ar
         cdef int gen, j
         cdef uint8_t bits
-        cdef bint first, failed, located
+        cdef bint first, new_imsi, failed, located
         cdef uint16_t[:] dwell = self.dwell
         assert records.flags.c_contiguous and stride == sizeof(tp_record), "records: RECORD_DTYPE, contiguous"
         assert region.shape[0] == n and area.shape[0] == n
@@ -496,6 +496,7 @@ cdef class State:
                     self._fire_due(self.clock_ns)
             # the subscriber: by IMSI, else by MSISDN; a new IMSI adopts a row known by MSISDN only
             row = -1
+            new_imsi = False
             if r.imsi != NO_DIGITS:
                 row = self._find(r.imsi, 1)
                 if row < 0 and r.msisdn != NO_DIGITS:
@@ -504,6 +505,7 @@ cdef class State:
                         self.subs[row].imsi = r.imsi
                         self._room()
                         self._put(r.imsi, <uint32_t>row, 1)
+                        new_imsi = True
                     else:
                         row = -1
             elif r.msisdn != NO_DIGITS:
@@ -513,6 +515,9 @@ cdef class State:
             first = row < 0
             if first:
                 row = self._new(r.imsi, r.msisdn)
+                new_imsi = r.imsi != NO_DIGITS
+            # (the IMSI's first sighting: a visitor is welcomed, and attached, when its IMSI is
+            # first seen, even if its number was seen before, in an ISUP call)
             sub = <uint32_t>row
             s = &self.subs[sub]
             if r.msisdn != NO_DIGITS and s.msisdn != r.msisdn:
@@ -535,8 +540,9 @@ cdef class State:
             if t > s.last_seen:
                 s.last_seen = t
 
-            if first and r.imsi != NO_DIGITS and self.nhome and not self._home(r.imsi):
+            if new_imsi and self.nhome and not self._home(r.imsi):
                 e = self._event(E_INBOUND_ROAMER, r.ts_ns, i, sub)
+            located = (s.flags & (S_LOCATED | S_CELL)) != 0 or s.node != NO_DIGITS     # before this record
 
             if not failed:
                 # handset
@@ -581,13 +587,15 @@ cdef class State:
                 ar = area[i]
                 if ar >= 0:
                     if not s.flags & S_CELL or ar != s.area:
-                        if ar and s.flags & S_CELL:
+                        # an entry when the last known location (a cell, or only a VLR) was not
+                        # in the area; the first location known is no entry, and no visit: the
+                        # dwell timers start with the entry, so enter and dwell always agree
+                        s.area = <uint16_t>ar
+                        s.area_since = t
+                        if ar and located:
                             e = self._event(E_AREA_ENTER, r.ts_ns, i, sub)
                             if e != NULL:
                                 e.area = <uint16_t>ar
-                        s.area = <uint16_t>ar
-                        s.area_since = t
-                        if ar:
                             for j in range(dwell.shape[0]):
                                 self._push_timer(r.ts_ns + <int64_t>dwell[j] * 60000000000, sub, t,
                                                  <uint16_t>ar, dwell[j])
@@ -607,11 +615,11 @@ cdef class State:
                             self._power_off(s, sub, r, i, t)
                 elif (r.kind == TP_K_LOCATION_UPDATE or r.kind == TP_K_GPRS_LOCATION_UPDATE
                       or r.kind == TP_K_SESSION_CREATE or r.kind == TP_K_PDP_CREATE):
-                    if first or s.flags & S_OFF:
+                    if new_imsi or first or s.flags & S_OFF:
                         e = self._event(E_POWER_ON, r.ts_ns, i, sub)
-                        if e != NULL and not first:
+                        if e != NULL and s.flags & S_OFF:
                             e.seconds = t - s.off_at if t > s.off_at else 0
-                        if not first and s.cf & CF_MASK and s.off_at >= s.cf_at:
+                        if s.flags & S_OFF and s.cf & CF_MASK and s.off_at >= s.cf_at:
                             e = self._event(E_CF_THEN_POWER_ON, r.ts_ns, i, sub)
                             if e != NULL:
                                 e.seconds = t - s.cf_at if t > s.cf_at else 0

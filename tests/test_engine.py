@@ -142,15 +142,16 @@ def test_snapshot_restore_gives_the_same_triggers(tmp_path):
         tmp_path / "r", campaign("swap", "event: imei_change"), campaign("d", "event: area_dwell\nminutes: 10")
     )
     cell = dict(lac=4100, loc=Loc.CGI)
-    recs = [rec(Kind.CHECK_IMEI, 0, imei=IMEI_A + "0"), rec(Kind.SUBSCRIBER_INFO, 1, cell=501, **cell),
+    recs = [rec(Kind.LOCATION_UPDATE, 0, node="8613900000001"), rec(Kind.CHECK_IMEI, 0, imei=IMEI_A + "0"),
+            rec(Kind.SUBSCRIBER_INFO, 1, cell=501, **cell),             # from a VLR into the area
             rec(Kind.CHECK_IMEI, 5, imei=IMEI_B + "0"), rec(Kind.MO_SMS, 20, imsi="460009999999999")]
     whole = fired(Engine(rs), *recs)
     a = Engine(rs)
-    first = fired(a, *recs[:2])
+    first = fired(a, *recs[:3])
     a.snapshot(str(tmp_path / "s.npz"))
     b = Engine(rs)
     b.restore(str(tmp_path / "s.npz"))
-    assert first + fired(b, *recs[2:]) == whole == [("swap", "imei_change", 5), ("d", "area_dwell", 11)]
+    assert first + fired(b, *recs[3:]) == whole == [("swap", "imei_change", 5), ("d", "area_dwell", 11)]
 
 
 def test_reload_keeps_state(tmp_path):

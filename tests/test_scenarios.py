@@ -60,16 +60,21 @@ EXPECTED = {
         "visitor sms_mo 60",
         "us-visitor inbound_roamer 120",
         "us-visitor power_on 120",
+        "caller-first inbound_roamer 180",  # its number called at 30 (ISUP): the IMSI's first sighting
+        "caller-first power_on 180",
         "visitor roaming_out 360",
         "visitor roaming_in 360",
     ],
     "area-dwell": [
         "passer-by power_on 0",
         "passer-by data_session_start 0",
+        "node-first power_on 0",
         "shopper power_on 0",
         "shopper area_enter 5",
         "passer-by area_enter 5",
+        "node-first area_enter 10",         # an SGSN was all it knew: the first cell, in the area, enters
         "shopper area_dwell 35",            # once per visit, 30 minutes after entering
+        "node-first area_dwell 40",         # the dwell of that entry, never one without it
         "passer-by area_enter 40",          # left at 15 (dwell interrupted), back at 40
         "passer-by area_dwell 70",
     ],

@@ -44,6 +44,38 @@ def test_first_sighting_is_power_on_and_no_change():
     assert ev[0]["seconds"] == 0 and run.st.count == 1
 
 
+# docs/rules.md, "first sighting": the changes, never at a first sighting (there is nothing to
+# compare with), and the events of what a record is, which fire at a first sighting too
+CHANGES = {"imei_change", "rat_change", "roaming_in", "roaming_out", "area_enter", "area_dwell", "cf_then_power_on"}
+NOT_CHANGES = {"power_on", "inbound_roamer", "power_off", "hotline_call", "sms_mo", "sms_mt", "mms_mt", "ussd",
+               "data_session_start"}
+
+
+def test_a_first_sighting_fires_what_the_record_is_and_never_a_change():
+    assert CHANGES | NOT_CHANGES | {"record"} == {e.label for e in Event}
+    run = Run(dwell=[30], home=["46000"])
+    imsi = lambda n: f"46000100000{n:04d}"
+    first = [((rec(Kind.LOCATION_UPDATE, 0, imsi=imsi(1), imei=IMEI_A + "0", rat=1, node="8613900010001"), 2, 7),
+              ["power_on"]),                                        # in a region, in an area: neither entered
+             ((rec(Kind.LOCATION_UPDATE, 0, imsi="234150000000002"), 1, -1), ["inbound_roamer", "power_on"]),
+             ((rec(Kind.SESSION_CREATE, 0, imsi=imsi(3), rat=6), -1, -1), ["power_on", "data_session_start"]),
+             ((rec(Kind.PURGE_MS, 0, imsi=imsi(4)), -1, -1), ["power_off"]),
+             ((rec(Kind.CALL_ATTEMPT, 0, imsi="", msisdn="8613800000005", peer="10086"), -1, -1), ["hotline_call"]),
+             ((rec(Kind.MO_SMS, 0, imsi=imsi(6)), -1, -1), ["sms_mo"]),
+             ((rec(Kind.MT_SMS, 0, imsi=imsi(7)), -1, -1), ["sms_mt"]),
+             ((rec(Kind.MMS_NOTIFICATION, 0, imsi=imsi(8)), -1, -1), ["mms_mt"]),
+             ((rec(Kind.USSD, 0, imsi=imsi(9)), -1, -1), ["ussd"])]
+    got = [names(run.feed(item)) for item, _ in first]
+    assert got == [want for _, want in first]
+    assert {n for g in got for n in g} == NOT_CHANGES
+    assert names(run.st.flush(T0 + 90 * MIN)) == []                 # no visit began: no area_dwell
+    # the same subscriber a second time, elsewhere, on another handset and radio: the changes
+    again = run.feed((rec(Kind.LOCATION_UPDATE, 100, imsi=imsi(1), imei=IMEI_B + "0", rat=6, node="8613900210001"),
+                      3, 0),
+                     (rec(Kind.SUBSCRIBER_INFO, 101, imsi=imsi(1)), 3, 7))
+    assert names(again) == ["imei_change", "rat_change", "roaming_out", "roaming_in", "area_enter"]
+
+
 def test_imei_change_new_handset_and_same_model():
     run = Run()
     ev = run.feed(rec(Kind.CHECK_IMEI, 0, imei=IMEI_A + "0"),
