@@ -298,6 +298,8 @@ class EngineServer:
                 continue
             if got.end_of_stream:
                 self._flush_all(ctl, log, push)     # what came before it is journaled and acknowledged first
+                if self.pending:                # stopped while the disk was full: not ended, the probe keeps it
+                    return
                 self._process(self.carry[:0], log, push, whole=True)
                 rx.end(st)
                 eos += 1
