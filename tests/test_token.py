@@ -16,7 +16,9 @@ import time
 import pytest
 import zmq
 
-from touchpoint.probe.transport import load_token
+from zmq.utils.monitor import recv_monitor_message
+
+from touchpoint.probe.transport import HANDSHAKE_FAILED, load_token
 
 from .test_ctl import CLI, PCAP_A, TIMEOUT, Engine, probe, write_rules
 from .test_probe import _batch
@@ -88,10 +90,15 @@ def test_a_client_without_any_security_feeds_nothing(engine):
     before = records(engine)
     with zmq.Context() as ctx, ctx.socket(zmq.DEALER) as d:
         d.setsockopt(zmq.LINGER, 0)
+        monitor = d.get_monitor_socket(HANDSHAKE_FAILED)
         d.connect(engine.listen)
         d.send_multipart(_batch(0))
         d.send_multipart(_batch(1))
-        assert not d.poll(1000)                 # no acknowledgement: nothing reached the engine
+        assert monitor.poll(TIMEOUT * 1000), "the engine never turned it away"
+        assert recv_monitor_message(monitor)["event"] & HANDSHAKE_FAILED
+        assert not d.poll(0)                    # no acknowledgement: nothing reached the engine
+        d.disable_monitor()
+        monitor.close(linger=0)
     assert records(engine) == before
 
 
