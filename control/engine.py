@@ -370,6 +370,8 @@ class Columns:
             return self._rec(name)
         if name == "roaming":
             return self._roaming()
+        if name == "visitor":
+            return self._visitor()
         if name == "segment":           # at the event, not at the end of the batch
             return self._ev("segment").astype(np.int64)
         if name.startswith("handset"):
@@ -384,6 +386,14 @@ class Columns:
         for h in self.engine.places.home_table:
             at_home |= (mcc == h["mcc"]) & (mnc == h["mnc"])
         return (mcc != NO_PLMN) & ~at_home
+
+    def _visitor(self) -> np.ndarray:
+        """An IMSI of another operator's (served by a home network, `roaming` is false for it)."""
+        imsi = unpack(self._row("imsi")).astype("U15")
+        own = np.zeros(len(imsi), bool)
+        for h in self.engine.places.home:
+            own |= np.char.startswith(imsi, h)
+        return (imsi != "") & ~own if self.engine.places.home else own
 
     def _handset(self, name: str) -> np.ndarray:
         """From the TAC table: brand, model, or the capabilities as control.fields.HANDSET_CAPS

@@ -148,6 +148,7 @@ EVENTS = _names((e.name, e) for e in (
 
 STATE_FIELDS = _names((f.name, f) for f in (
     Field("roaming", BOOL, STATE, "the serving network is not a home network"),
+    Field("visitor", BOOL, STATE, "the IMSI is not of a home network: an inbound roamer (false: no IMSI known)"),
     Field("segment", ENUM, STATE, "behavioural segment from the data counters", names=SEGMENTS),
 ))
 

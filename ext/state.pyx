@@ -525,7 +525,9 @@ cdef class State:
                 self._room()
                 self._put(r.msisdn, sub, 0)
             t = <uint32_t>(r.ts_ns // 1000000000) if r.ts_ns > 0 else 0
-            failed = (r.flags & F_FAILED) != 0
+            # a call attempt is one whatever became of it (busy, unanswered, longer than the
+            # dialogue time-out): the subscriber called
+            failed = (r.flags & F_FAILED) != 0 and r.kind != TP_K_CALL_ATTEMPT
 
             # counters: roll the windows forward to this record's time
             if not first and t > s.last_seen:

@@ -136,6 +136,29 @@ def test_roaming_state_and_inbound_roamer(tmp_path):
     assert got == [("visitor", "inbound_roamer", 0), ("abroad-sms", "sms_mo", 2)]
 
 
+def test_the_shanghai_welcome_is_for_our_subscribers_not_for_foreign_visitors():
+    """rules/roaming-shanghai.yaml offered a domestic pack to inbound roamers arriving from Beijing
+    (served by a home network, `roaming` is false for them): `visitor: false` keeps them out."""
+    from pathlib import Path
+    rs = rules.load(str(Path(__file__).resolve().parents[1] / "rules"))
+    assert not rs.errors, [str(e) for e in rs.errors]
+    e = Engine(rs)
+    ours, theirs = "460001000000071", "234150000000072"
+    recs = [rec(Kind.LOCATION_UPDATE, 0, imsi=i, node="861390020003") for i in (ours, theirs)] + \
+        [rec(Kind.LOCATION_UPDATE, 60, imsi=i, node="861390020005") for i in (ours, theirs)]
+    got = [(t.imsi, t.event) for t in e.process(np.concatenate(recs)) if t.campaign == "roaming-in-shanghai"]
+    assert got == [(ours, "roaming_in")]
+
+
+def test_visitor_is_an_imsi_of_another_operators(tmp_path):
+    rs = ruleset(tmp_path, campaign("guests", "event: sms_mo\nwhere: {visitor: true}"),
+                 campaign("hosts", "event: sms_mo\nwhere: {visitor: false}"))
+    got = [(t.campaign, t.imsi or t.msisdn) for t in Engine(rs).process(np.concatenate([
+        rec(Kind.MO_SMS, 0, imsi="234150000000073"), rec(Kind.MO_SMS, 1, imsi="460001000000074"),
+        rec(Kind.MO_SMS, 2, imsi="", msisdn="8613800000075")]))]
+    assert got == [("guests", "234150000000073"), ("hosts", "460001000000074"), ("hosts", "8613800000075")]
+
+
 def test_snapshot_restore_gives_the_same_triggers(tmp_path):
     (tmp_path / "r").mkdir()
     rs = ruleset(

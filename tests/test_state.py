@@ -98,6 +98,17 @@ def test_failed_records_change_nothing():
     assert run.st.rows[0]["imei"] == to_digits(IMEI_A + "0")
 
 
+def test_a_call_attempt_counts_whatever_became_of_it():
+    """A call to the hotline that was busy (REL with a cause), or longer than the dialogue time-out
+    (emitted with TIMEOUT, its end unseen), was ignored as failed: the subscriber did call."""
+    run = Run()
+    ev = run.feed(rec(Kind.CALL_ATTEMPT, 0, peer="10086", flags=Flag.REQUEST | Flag.ERROR),
+                  rec(Kind.CALL_ATTEMPT, 1, peer="10086", flags=Flag.REQUEST | Flag.RESPONSE | Flag.TIMEOUT),
+                  rec(Kind.CALL_ATTEMPT, 2, peer="114", flags=Flag.REQUEST | Flag.RESPONSE))
+    calls = ev[ev["event"] == Event.HOTLINE_CALL]
+    assert len(calls) == 3 and calls["ts_ns"].tolist() == [T0, T0 + MIN, T0 + 2 * MIN]
+
+
 def test_roaming_between_regions():
     run = Run()
     ev = run.feed((rec(Kind.LOCATION_UPDATE, 0), 1, -1),                # first location: no change
