@@ -24,19 +24,23 @@ CAMPAIGNS = {
 POLICY = "caps: [{per: 1h, max: 3}]\narbitration: 60s\nchannels: {file: {path: sent.jsonl}}\n"
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("kill")
+def rules_and_day(d: Path, campaigns: dict, *synth: str) -> tuple:
+    """A rules directory of these campaigns (and POLICY) and a synth day, in d."""
     rules = d / "rules"
     rules.mkdir()
-    for cid, body in CAMPAIGNS.items():
+    for cid, body in campaigns.items():
         (rules / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\n{body}message: {{text: 'hi {{msisdn}}'}}\n")
     (rules / "policy.yaml").write_text(POLICY)
     pcap = d / "day.pcap"
-    res = subprocess.run(CLI + ["synth", str(pcap), "--subscribers", "400", "--packets", "60000", "--rate", "20",
-                                "--seed", "7"], capture_output=True, text=True, timeout=TIMEOUT)
+    res = subprocess.run(CLI + ["synth", str(pcap), *synth], capture_output=True, text=True, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr
     return rules, pcap
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    return rules_and_day(tmp_path_factory.mktemp("kill"), CAMPAIGNS,
+                         "--subscribers", "400", "--packets", "60000", "--rate", "20", "--seed", "7")
 
 
 def engine(rules, data, sock, err: Path) -> subprocess.Popen:

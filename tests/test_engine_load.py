@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_engine_kill import rules_and_day
 from tests.test_engine_run import CLI, TIMEOUT
 
 ROUNDS = int(os.environ.get("TOUCHPOINT_LOAD_ROUNDS", "8"))
@@ -28,22 +29,12 @@ CAMPAIGNS = {
     "on": "trigger: {event: power_on}\n",
     "data": "trigger: {event: data_session_start}\nholdout: 20%\n",
 }
-POLICY = "caps: [{per: 1h, max: 3}]\narbitration: 60s\nchannels: {file: {path: sent.jsonl}}\n"
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("load")
-    rules = d / "rules"
-    rules.mkdir()
-    for cid, body in CAMPAIGNS.items():
-        (rules / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\n{body}message: {{text: 'hi {{msisdn}}'}}\n")
-    (rules / "policy.yaml").write_text(POLICY)
-    pcap = d / "day.pcap"
-    res = subprocess.run(CLI + ["synth", str(pcap), "--subscribers", "3000", "--packets", "210000", "--seed", "11"],
-                         capture_output=True, text=True, timeout=TIMEOUT)
-    assert res.returncode == 0, res.stderr
-    return rules, pcap
+    return rules_and_day(tmp_path_factory.mktemp("load"), CAMPAIGNS,
+                         "--subscribers", "3000", "--packets", "210000", "--seed", "11")
 
 
 def engine(rules, data: Path, sock: str, err) -> subprocess.Popen:
