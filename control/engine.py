@@ -19,7 +19,7 @@ import numpy as np
 
 from touchpoint.probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, pack, unpack
 
-from ._state import EVENT_DTYPE, STATE_DTYPE, TIMER_DTYPE, State
+from ._state import EVENT_DTYPE, FORWARD_DTYPE, STATE_DTYPE, TIMER_DTYPE, State
 from .e212 import mccmnc
 from .events import EVENT_FIELDS, Event
 from .fields import EVENTS, HANDSET_CAPS, RECORD_FIELDS, STATE_FIELDS
@@ -38,7 +38,7 @@ LOCATING[[Kind.LOCATION_UPDATE, Kind.GPRS_LOCATION_UPDATE, Kind.MO_SMS, Kind.MT_
           Kind.CALL_ATTEMPT, Kind.PDP_CREATE, Kind.PDP_UPDATE, Kind.SESSION_CREATE, Kind.SESSION_MODIFY]] = True
 CELL = np.zeros(256, bool)
 CELL[[Loc.CGI, Loc.SAI, Loc.ECGI]] = True      # a cell, not only an area code
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 REGION_FIELDS = ("node", "mcc", "mnc", "lac_tac", "loc_type")      # what places.region_of reads
 MEMBER_CACHE = 1 << 20                  # subscribers whose list rows are remembered, a list
 ABSENT = empty(1)[0]                    # a record field's value when the record does not have it
@@ -190,6 +190,9 @@ class Engine:
                 continue
             col = Columns(self, ev, sel, records, c.audience.lists + c.exclude.lists)
             keep = t.where.mask(col, len(sel))
+            if t.event == "cf_then_power_on":       # of a power-on's forwardings, the latest set that qualifies
+                at = np.flatnonzero(keep)
+                keep[at[1:][ev["rec"][sel[at[1:]]] == ev["rec"][sel[at[:-1]]]]] = False
             if not keep.any():
                 continue
             if not keep.all():                  # the audience is looked up for these only
@@ -278,7 +281,8 @@ class Engine:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with open(fd, "wb") as f:
-                np.savez(f, rows=st.rows[:st.count], timers=st.pending_timers(), **(arrays or {}),
+                np.savez(f, rows=st.rows[:st.count], timers=st.pending_timers(), forwards=st.forwards(),
+                         **(arrays or {}),
                          meta=np.frombuffer(json.dumps({
                              **(meta or {}), "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns, "window": st.window,
                              "subscribers": st.count}).encode(), np.uint8))
@@ -293,11 +297,17 @@ class Engine:
         """The state of a snapshot; returns its (meta, other arrays)."""
         with np.load(path) as z:
             meta = json.loads(z["meta"].tobytes())
-            if meta.get("version") != SNAPSHOT_VERSION or z["rows"].dtype != STATE_DTYPE:
-                raise ValueError(f"{path}: a snapshot of another version ({meta.get('version')})")
+            rows, version = z["rows"], meta.get("version")
+            if version == 1 and "cf_to" in (rows.dtype.names or ()):
+                rows, forwards = _from_v1(rows)
+            elif version == SNAPSHOT_VERSION and rows.dtype == STATE_DTYPE:
+                forwards = z["forwards"]
+            else:
+                raise ValueError(f"{path}: a snapshot of version {version}, which this touchpoint does not "
+                                 f"read (it reads {SNAPSHOT_VERSION} and 1)")
             self.state.window = meta["window"]
-            self.state.restore(z["rows"], z["timers"].astype(TIMER_DTYPE), meta["clock_ns"])
-            return meta, {k: z[k] for k in z.files if k not in ("rows", "timers", "meta")}
+            self.state.restore(rows, z["timers"].astype(TIMER_DTYPE), meta["clock_ns"], forwards)
+            return meta, {k: z[k] for k in z.files if k not in ("rows", "timers", "forwards", "meta")}
 
     def memory(self) -> dict:
         st = self.state
@@ -307,6 +317,19 @@ class Engine:
 
     def event_counts(self) -> dict:
         return {e.label: int(self.events[e]) for e in Event}
+
+
+def _from_v1(old: np.ndarray) -> tuple:
+    """A version 1 snapshot's rows and forwardings: it kept one set time and number for all of
+    a subscriber's forwardings, which each active code now takes as its own."""
+    rows = np.zeros(len(old), STATE_DTYPE)
+    for name in STATE_DTYPE.names:
+        rows[name] = old[name]
+    sub, bit = np.nonzero((old["cf"][:, None] >> np.arange(4)) & 1)
+    forwards = np.zeros(len(sub), FORWARD_DTYPE)
+    forwards["sub"], forwards["bit"] = sub, bit
+    forwards["at"], forwards["to"] = old["cf_at"][sub], old["cf_to"][sub]
+    return rows, forwards
 
 
 class Columns:

@@ -50,13 +50,13 @@ DEF S_LOCATED = 0x02       # in a region
 DEF S_CELL = 0x04          # a cell has been seen (area is meaningful)
 DEF S_CS = 0x08            # attached in the circuit-switched domain (a location update since the last purge)
 DEF S_SEEN_2G = 0x10       # radio generations seen (first time on a RAT)
-DEF CF_MASK = 0x0F         # Sub.cf: cfu, cfb, cfnry, cfnrc; the high nibble counts open sessions
+DEF CF_MASK = 0x0F         # Sub.cf: cfu, cfb, cfnry, cfnrc active (State.fwd: when, to whom); the high nibble counts open sessions
 
 
 cdef extern from "state.h":
     ctypedef struct tp_sub:
-        uint64_t imsi, msisdn, imei, node, cf_to
-        uint32_t lac_tac, cell, last_seen, area_since, off_at, cf_at, data_days, kib, kib_prev
+        uint64_t imsi, msisdn, imei, node
+        uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days, kib, kib_prev
         uint16_t mcc, mnc, area, data_day
         uint16_t cnt[5]
         uint16_t prev[5]
@@ -76,9 +76,9 @@ cdef extern from "state.h":
 
 
 STATE_DTYPE = np.dtype([
-    ("imsi", "<u8"), ("msisdn", "<u8"), ("imei", "<u8"), ("node", "<u8"), ("cf_to", "<u8"),
+    ("imsi", "<u8"), ("msisdn", "<u8"), ("imei", "<u8"), ("node", "<u8"),
     ("lac_tac", "<u4"), ("cell", "<u4"), ("last_seen", "<u4"), ("area_since", "<u4"), ("off_at", "<u4"),
-    ("cf_at", "<u4"), ("data_days", "<u4"), ("kib", "<u4"), ("kib_prev", "<u4"),
+    ("data_days", "<u4"), ("kib", "<u4"), ("kib_prev", "<u4"),
     ("mcc", "<u2"), ("mnc", "<u2"), ("area", "<u2"), ("data_day", "<u2"),
     ("cnt", "<u2", (COUNTERS,)), ("prev", "<u2", (COUNTERS,)),
     ("rat", "u1"), ("region", "u1"), ("flags", "u1"), ("cf", "u1"),
@@ -91,6 +91,9 @@ EVENT_DTYPE = np.dtype([
     ("rat", "u1"), ("from_rat", "u1"), ("ss_code", "u1"), ("segment", "u1"),
     ("number", "<u8"),
 ])
+# a registered call forwarding (few subscribers have one, so they live beside the rows): the
+# subscriber's row, the code's bit in Sub.cf, when it was last set (activated) and the number
+FORWARD_DTYPE = np.dtype([("sub", "<u4"), ("bit", "u1"), ("at", "<u4"), ("to", "<u8")])
 TIMER_DTYPE = np.dtype([("ts_ns", "<i8"), ("sub", "<u4"), ("since", "<u4"), ("area", "<u2"), ("minutes", "<u2")])
 SUB_SIZE = sizeof(tp_sub)
 EVENT_SIZE = sizeof(tp_event)
@@ -109,13 +112,6 @@ cdef extern from *:
     const uint64_t IMSI_SALT "TP_IMSI_SALT"     # IMSI and MSISDN keys hash apart
 
 cdef uint8_t[4] CF_CODES = [0x21, 0x29, 0x2a, 0x2b]
-
-
-cdef inline int lowest_bit(uint8_t v) noexcept nogil:
-    cdef int b = 0
-    while b < 7 and not (v >> b) & 1:
-        b += 1
-    return b
 
 
 cdef inline uint8_t segment_of(const tp_sub *s, int64_t ts_ns) noexcept nogil:
@@ -199,6 +195,7 @@ cdef class State:
     cdef int nhome
     cdef uint32_t cap                 # rows allocated
     cdef public uint32_t emit         # bit per event code: which events the campaigns want
+    cdef dict fwd                     # Sub row * 4 + code bit -> (set at, forwarded-to number)
     cdef object _timers
     cdef tp_timer *timers
     cdef public uint32_t ntimers
@@ -216,6 +213,7 @@ cdef class State:
         self.emit = 0xFFFFFFFF
         self._set_timers(np.zeros(64, TIMER_DTYPE))
         self.ntimers = 0
+        self.fwd = {}
         self._index(self.cap)
 
     cdef void _set_rows(self, a):
@@ -324,7 +322,6 @@ cdef class State:
         self.subs[row].msisdn = msisdn
         self.subs[row].imei = NO_DIGITS
         self.subs[row].node = NO_DIGITS
-        self.subs[row].cf_to = NO_DIGITS
         self.subs[row].mcc = NO_PLMN
         self.subs[row].mnc = NO_PLMN
         self._room()
@@ -363,8 +360,9 @@ cdef class State:
     def index_bytes(self):
         return self._slots.nbytes
 
-    def restore(self, rows, timers, clock_ns):
-        """Take rows and dwell timers from a snapshot; the index is rebuilt."""
+    def restore(self, rows, timers, clock_ns, forwards=()):
+        """Take rows, dwell timers and call forwardings from a snapshot; the index is rebuilt."""
+        self.fwd = {int(f["sub"]) * 4 + int(f["bit"]): (int(f["at"]), int(f["to"])) for f in forwards}
         self.count = len(rows)
         self._set_rows(np.zeros(max(len(rows) * 5 // 4, 1024), STATE_DTYPE))
         self.rows[:len(rows)] = rows
@@ -621,12 +619,8 @@ cdef class State:
                         e = self._event(E_POWER_ON, r.ts_ns, i, sub)
                         if e != NULL and s.flags & S_OFF:
                             e.seconds = t - s.off_at if t > s.off_at else 0
-                        if s.flags & S_OFF and s.cf & CF_MASK and s.off_at >= s.cf_at:
-                            e = self._event(E_CF_THEN_POWER_ON, r.ts_ns, i, sub)
-                            if e != NULL:
-                                e.seconds = t - s.cf_at if t > s.cf_at else 0
-                                e.number = s.cf_to
-                                e.ss_code = CF_CODES[lowest_bit(s.cf & CF_MASK)]
+                        if s.flags & S_OFF and s.cf & CF_MASK:
+                            self._forwarded_then_on(s, sub, r, i, t)
                         s.flags &= ~S_OFF
                     if r.kind == TP_K_LOCATION_UPDATE:
                         s.flags |= S_CS
@@ -641,14 +635,16 @@ cdef class State:
                 elif r.kind == TP_K_SS_REGISTER or r.kind == TP_K_SS_ACTIVATE:
                     bits = cf_bits(r.ss_code)
                     if bits:
+                        self._forward(sub, bits, t, r.peer)
                         s.cf |= bits
-                        s.cf_at = t
-                        if r.peer != NO_DIGITS:
-                            s.cf_to = r.peer
                 elif r.kind == TP_K_SS_ERASE or r.kind == TP_K_SS_DEACTIVATE:
                     bits = cf_bits(r.ss_code)
                     if bits:
                         s.cf &= ~bits
+                        if r.kind == TP_K_SS_ERASE:         # deactivated, the number stays registered
+                            for j in range(4):
+                                if (bits >> j) & 1:
+                                    self.fwd.pop(sub * 4 + j, None)
                 elif r.kind == TP_K_CALL_ATTEMPT:
                     self._count(s, 3)
                     e = self._event(E_HOTLINE_CALL, r.ts_ns, i, sub)
@@ -696,6 +692,40 @@ cdef class State:
         s.flags &= ~S_CS
         s.off_at = t
         s.cf &= CF_MASK             # nothing is open once the subscriber is off
+
+    cdef void _forward(self, uint32_t sub, uint8_t bits, uint32_t t, uint64_t to):
+        """registerSS / activateSS: these forwardings are on from t; a number given replaces the
+        one registered."""
+        cdef int b
+        for b in range(4):
+            if (bits >> b) & 1:
+                old = self.fwd.get(sub * 4 + b)
+                self.fwd[sub * 4 + b] = (t, old[1] if to == NO_DIGITS and old is not None else to)
+
+    cdef void _forwarded_then_on(self, tp_sub *s, uint32_t sub, const tp_record *r, Py_ssize_t i, uint32_t t):
+        """cf_then_power_on for each forwarding on since before the power-off, with its own code,
+        time and number: the most recently set first (a campaign takes the first that qualifies)."""
+        cdef tp_event *e
+        cdef int b
+        found = []
+        for b in range(4):
+            f = self.fwd.get(sub * 4 + b) if (s.cf >> b) & 1 else None
+            if f is not None and f[0] <= s.off_at:
+                found.append((-f[0], b, f[1]))
+        found.sort()
+        for latest, b, to in found:
+            e = self._event(E_CF_THEN_POWER_ON, r.ts_ns, i, sub)
+            if e != NULL:
+                e.seconds = t + latest if t > -latest else 0
+                e.number = to
+                e.ss_code = CF_CODES[b]
+
+    def forwards(self):
+        """The registered call forwardings (FORWARD_DTYPE), for a snapshot."""
+        out = np.zeros(len(self.fwd), FORWARD_DTYPE)
+        for j, (k, (at, to)) in enumerate(sorted(self.fwd.items())):
+            out[j] = (k >> 2, k & 3, at, to)
+        return out
 
     cdef void _usage(self, tp_sub *s, uint64_t octets, uint32_t t) noexcept:
         cdef uint32_t today = t // DAY, d

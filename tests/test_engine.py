@@ -1,5 +1,6 @@
 """The engine core: scenario events matched against campaigns (trigger conditions, validity,
 dwell minutes, forwarding window, hotline numbers, deadline), places, snapshots and reload."""
+import json
 import textwrap
 
 import numpy as np
@@ -109,6 +110,16 @@ def test_cf_within_and_condition(tmp_path):
     assert fired(e, *own, rec(Kind.PURGE_MS, 2), rec(Kind.LOCATION_UPDATE, 10)) == []
 
 
+def test_two_forwardings_fire_once_with_the_latest_that_qualifies(tmp_path):
+    rs = ruleset(tmp_path, campaign("any", "event: cf_then_power_on\nwithin: 2h"),
+                 campaign("cfu", "event: cf_then_power_on\nwithin: 2h\nwhere: {ss_code: cfu}"))
+    recs = [rec(Kind.LOCATION_UPDATE, 0), rec(Kind.SS_REGISTER, 1, ss=0x21, peer="13600000001"),
+            rec(Kind.SS_REGISTER, 2, ss=0x29, peer="13600000002"), rec(Kind.PURGE_MS, 3), rec(Kind.LOCATION_UPDATE, 9)]
+    out = Engine(rs).process(np.concatenate(recs))
+    got = sorted((t.campaign, t.fields["ss_code"], t.fields["forwarded_to"]) for t in out)
+    assert got == [("any", "cfb", "13600000002"), ("cfu", "cfu", "13600000001")]
+
+
 def test_hotline_numbers(tmp_path):
     rs = ruleset(tmp_path, campaign("hot", "event: hotline_call\nhotlines: [service]"),
                  campaign("bank", "event: hotline_call\nnumbers: ['95*']"))
@@ -175,6 +186,53 @@ def test_snapshot_restore_gives_the_same_triggers(tmp_path):
     b = Engine(rs)
     b.restore(str(tmp_path / "s.npz"))
     assert first + fired(b, *recs[3:]) == whole == [("swap", "imei_change", 5), ("d", "area_dwell", 11)]
+
+
+def forwarding_campaign(tmp_path):
+    (tmp_path / "r").mkdir()
+    rs = ruleset(tmp_path / "r", campaign("churn", "event: cf_then_power_on\nwithin: 2h"))
+    before = [rec(Kind.LOCATION_UPDATE, 0), rec(Kind.SS_REGISTER, 1, ss=0x29, peer="13600000002"),
+              rec(Kind.SS_REGISTER, 30, ss=0x21, peer="13600000001"), rec(Kind.PURGE_MS, 40)]
+    return rs, before, [rec(Kind.LOCATION_UPDATE, 100)]
+
+
+def test_a_snapshot_keeps_each_forwarding(tmp_path):
+    rs, before, after = forwarding_campaign(tmp_path)
+    a = Engine(rs)
+    fired(a, *before)
+    a.snapshot(str(tmp_path / "s.npz"))
+    b = Engine(rs)
+    b.restore(str(tmp_path / "s.npz"))
+    assert [(t.fields["ss_code"], t.fields["forwarded_to"]) for t in b.process(np.concatenate(after))] == [
+        ("cfu", "13600000001")]                 # cfb, set 99 minutes before, is past `within`
+
+
+def test_a_version_1_snapshot_is_migrated_and_another_refused(tmp_path):
+    """Version 1 kept one set time and number for all of a subscriber's forwardings (the latest)."""
+    rs, before, after = forwarding_campaign(tmp_path)
+    a = Engine(rs)
+    fired(a, *before)
+    a.snapshot(str(tmp_path / "s.npz"))
+    with np.load(tmp_path / "s.npz") as z:
+        rows, fwd, meta, timers = z["rows"], z["forwards"], json.loads(z["meta"].tobytes()), z["timers"]
+    names = list(rows.dtype.names)
+    field = [(n, rows.dtype[n]) for n in names]
+    v1 = np.dtype(field[:4] + [("cf_to", "<u8")] + field[4:9] + [("cf_at", "<u4")] + field[9:])
+    old = np.zeros(len(rows), v1)
+    for n in names:
+        old[n] = rows[n]
+    latest = fwd[np.argmax(fwd["at"])]
+    old["cf_to"][latest["sub"]], old["cf_at"][latest["sub"]] = latest["to"], latest["at"]
+    for version, path in ((1, tmp_path / "v1.npz"), (99, tmp_path / "v99.npz")):
+        np.savez(path, rows=old, timers=timers,
+                 meta=np.frombuffer(json.dumps({**meta, "version": version}).encode(), np.uint8))
+    b = Engine(rs)
+    b.restore(str(tmp_path / "v1.npz"))
+    # both forwardings take the one time and number (cfu's): both qualify, and the lower code wins
+    assert [(t.fields["ss_code"], t.fields["forwarded_to"]) for t in b.process(np.concatenate(after))] == [
+        ("cfu", "13600000001")]
+    with pytest.raises(ValueError, match="v99.npz: a snapshot of version 99, which this touchpoint does not read"):
+        Engine(rs).restore(str(tmp_path / "v99.npz"))
 
 
 def test_reload_keeps_state(tmp_path):

@@ -82,12 +82,24 @@ EXPECTED = {
         "churner power_on 0",
         "changed-mind power_on 0",
         "late power_on 0",
+        "two-codes power_on 0",
+        "erased-one power_on 0",
+        "reactivated power_on 0",
         "churner power_off 120",
         "changed-mind power_off 120",
         "late power_off 120",
+        "erased-one power_off 240",
+        "reactivated power_off 240",
+        "erased-one power_on 300",
+        "erased-one cf 300",                # cfu, the one left after cfb was erased
         "changed-mind power_on 360",        # forwarding erased before the power-on: no cf
+        "reactivated power_on 360",
+        "reactivated cf 360",
         "churner power_on 1440",
         "churner cf 1440",
+        "two-codes power_off 4320",
+        "two-codes power_on 4450",
+        "two-codes cf 4450",                # cfb (3 h); cfu, set 74 h before, is past `within`
         "late power_on 5760",               # 4 days after the forwarding: past `within`
     ],
     "hotline": [
@@ -207,6 +219,25 @@ def dry(rules_dir, *pcaps) -> list:
 def test_story_fires_exactly_the_expected_triggers(rules_dir, tmp_path, story):
     pcap, steps = render(tmp_path, story)
     assert story_view(steps, dry(rules_dir, pcap)) == EXPECTED[story]
+
+
+def test_each_forwarding_fires_with_its_own_code_and_number(rules_dir, tmp_path):
+    """A subscriber's forwardings are kept apart: the one that qualifies fires with its own code,
+    number and set time, never another's (a merged state gave cfu with cfb's number)."""
+    pcap, _ = render(tmp_path, "cf-then-power-on")
+    fired = {t["msisdn"]: t["fields"] for t in dry(rules_dir, pcap) if t["campaign"] == "cf"}
+    assert fired == {
+        "8613800000041": {"ss_code": "cfu", "forwarded_to": "8613312345678"},
+        "8613800000044": {"ss_code": "cfb", "forwarded_to": "8613312345602"},
+        "8613800000045": {"ss_code": "cfu", "forwarded_to": "8613312345603"},
+        "8613800000046": {"ss_code": "cfnry", "forwarded_to": "8613312345605"},   # deactivated, activated again
+    }
+    since = tmp_path / "since"                  # each its own set time: cfb's 3 h, not cfu's 74 h
+    shutil.copytree(rules_dir, since)
+    (since / "cf.yaml").write_text("id: cf\nstatus: active\ntrigger:\n  event: cf_then_power_on\n  within: 210m\n"
+                                   "message: {text: hi}\n")
+    assert sorted(t["msisdn"] for t in dry(since, pcap) if t["campaign"] == "cf") == [
+        "8613800000044", "8613800000046"]
 
 
 def test_an_inbound_roamers_mccmnc_has_its_countrys_mnc_length(rules_dir, tmp_path):

@@ -33,7 +33,7 @@ def names(ev, skip=(Event.RECORD,)):
 
 
 def test_layouts_agree():
-    assert STATE_DTYPE.itemsize == SUB_SIZE == 108          # at most 128 bytes a subscriber with its index
+    assert STATE_DTYPE.itemsize == SUB_SIZE == 96          # at most 128 bytes a subscriber with its index
     assert EVENT_DTYPE.itemsize == 48
 
 
@@ -284,7 +284,7 @@ def test_restore_continues_as_if_never_stopped(cut):
     a = Run(dwell=[30])
     first = a.feed(*items[:cut])
     b = Run(dwell=[30])
-    b.st.restore(a.st.rows[:a.st.count].copy(), a.st.pending_timers(), a.st.clock_ns)
+    b.st.restore(a.st.rows[:a.st.count].copy(), a.st.pending_timers(), a.st.clock_ns, a.st.forwards())
     second = b.feed(*items[cut:])
     got = np.concatenate([first, second])
     assert names(got) == names(want)
