@@ -137,6 +137,7 @@ cdef struct Dlg:             # one TCAP dialogue
     uint8_t ninv
     uint8_t fb_set
     int64_t start_ns
+    int64_t answer_ns        # a call: when it was answered (0: not yet)
     uint8_t inv_id[DLG_INVOKES]
     uint16_t inv_op[DLG_INVOKES]
     uint64_t fb_sender       # GTs of the first invoke's sender and receiver
@@ -200,6 +201,7 @@ cdef struct Dec:
     int messages             # one record per component instead of per dialogue
     int mtp3                 # MTP3_ITU / MTP3_ANSI / MTP3_JAPAN
     int64_t dlg_timeout_ns
+    int64_t call_timeout_ns  # an answered call lives this long after its answer
     uint8_t map_ssn[256]     # SSNs whose TCAP users are MAP when no application context says
     uint8_t cap_ssn[256]     # ... and CAP
     uint8_t gtp_port[65536]  # PORT_GTPC / PORT_GTPU / PORT_GTP0 by UDP port; over TCP only GTP-C

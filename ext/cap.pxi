@@ -1,5 +1,5 @@
-# CAP (3GPP TS 29.078, phases 2-4): InitialDP, InitialDPSMS and InitialDPGPRS into
-# records; every other operation is recorded by its opcode only.
+# CAP (3GPP TS 29.078, phases 2-4): InitialDP, InitialDPSMS and InitialDPGPRS into records, and
+# the answer of a call from its event reports; every other operation is recorded by its opcode only.
 
 cdef inline uint32_t tag_hi(uint8_t cls_cons, uint32_t num) noexcept nogil:
     """The Tlv.tag of a high-numbered tag ([31] and up)."""
@@ -34,7 +34,7 @@ cdef int cap_arg(const Dec *d, int op, const Tlv *prm, tp_record *r) noexcept no
     cdef int rc
     cdef uint64_t called = NO_DIGITS, called_bcd = NO_DIGITS, calling = NO_DIGITS
     cdef uint8_t nai = 0, calling_nai = 0
-    if op != 0 and op != 60 and op != 78:
+    if op != 0 and op != 24 and op != 60 and op != 78:
         return 0
     if prm.tag != 0x30:
         return AN_CAMEL_MALFORMED
@@ -42,7 +42,10 @@ cdef int cap_arg(const Dec *d, int op, const Tlv *prm, tp_record *r) noexcept no
         rc = ber_read(&c, &t, 0)
         if rc:
             return rc
-        if t.tag == 0x80:                              # serviceKey [0] in all three
+        if op == 24:                                   # eventReportBCSM: eventTypeBCSM [0]
+            if t.tag == 0x80 and (ber_uint(&t) == 7 or ber_uint(&t) == 15):
+                r.flags |= TP_F_ANSWERED               # oAnswer, tAnswer
+        elif t.tag == 0x80:                            # serviceKey [0] in the InitialDPs
             r.service_key = ber_uint(&t)
         elif op == 0:                                  # InitialDP
             if t.tag == 0x82:

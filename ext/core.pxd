@@ -46,7 +46,7 @@ cdef extern from "record.h" nogil:
         uint8_t part
         uint8_t event
         uint8_t nai
-        uint32_t pad1
+        uint32_t duration_ms
         char peer_alpha[TP_ALPHA_LEN]
         uint8_t bearers
         uint8_t ebi
@@ -56,7 +56,8 @@ cdef extern from "record.h" nogil:
         TP_PROTO_NONE, TP_PROTO_MAP, TP_PROTO_CAP, TP_PROTO_ISUP, TP_PROTO_GTPV1C, TP_PROTO_GTPV2C,
         TP_PROTO_GTPU
     enum:
-        TP_F_REQUEST, TP_F_RESPONSE, TP_F_ERROR, TP_F_ABORT, TP_F_TIMEOUT, TP_F_PARTIAL, TP_F_CORRELATED
+        TP_F_REQUEST, TP_F_RESPONSE, TP_F_ERROR, TP_F_ABORT, TP_F_TIMEOUT, TP_F_PARTIAL, TP_F_CORRELATED,
+        TP_F_ANSWERED
     enum:
         TP_LOC_NONE, TP_LOC_CGI, TP_LOC_SAI, TP_LOC_RAI, TP_LOC_TAI, TP_LOC_ECGI, TP_LOC_LAI
     enum:
@@ -65,7 +66,7 @@ cdef extern from "record.h" nogil:
         TP_K_MT_SMS, TP_K_MMS_NOTIFICATION, TP_K_SS_REGISTER, TP_K_SS_ACTIVATE, TP_K_SS_DEACTIVATE, TP_K_SS_ERASE,
         TP_K_CHECK_IMEI, TP_K_SUBSCRIBER_INFO, TP_K_USSD, TP_K_CALL_ATTEMPT, TP_K_PDP_CREATE,
         TP_K_PDP_UPDATE, TP_K_PDP_DELETE, TP_K_SESSION_CREATE, TP_K_SESSION_MODIFY, TP_K_SESSION_DELETE,
-        TP_K_BEARER_CREATE, TP_K_BEARER_UPDATE, TP_K_BEARER_DELETE, TP_K_DATA_USAGE
+        TP_K_BEARER_CREATE, TP_K_BEARER_UPDATE, TP_K_BEARER_DELETE, TP_K_DATA_USAGE, TP_K_CALL_END
 
 cdef extern from "hash.h" nogil:
     const uint64_t TP_GOLDEN

@@ -33,7 +33,7 @@ def record_layout():
         ("sms_dcs", <char *>&r.sms_dcs - b, sizeof(r.sms_dcs)),
         ("parts", <char *>&r.parts - b, sizeof(r.parts)), ("part", <char *>&r.part - b, sizeof(r.part)),
         ("event", <char *>&r.event - b, sizeof(r.event)), ("nai", <char *>&r.nai - b, sizeof(r.nai)),
-        ("pad1", <char *>&r.pad1 - b, sizeof(r.pad1)),
+        ("duration_ms", <char *>&r.duration_ms - b, sizeof(r.duration_ms)),
         ("peer_alpha", <char *>&r.peer_alpha - b, sizeof(r.peer_alpha)),
         ("bearers", <char *>&r.bearers - b, sizeof(r.bearers)), ("ebi", <char *>&r.ebi - b, sizeof(r.ebi)),
         ("qci", <char *>&r.qci - b, sizeof(r.qci)), ("pad2", <char *>&r.pad2 - b, sizeof(r.pad2)),
@@ -47,7 +47,7 @@ def enum_values():
                   "GTPV2C": TP_PROTO_GTPV2C, "GTPU": TP_PROTO_GTPU},
         "flag": {"REQUEST": TP_F_REQUEST, "RESPONSE": TP_F_RESPONSE, "ERROR": TP_F_ERROR,
                  "ABORT": TP_F_ABORT, "TIMEOUT": TP_F_TIMEOUT, "PARTIAL": TP_F_PARTIAL,
-                 "CORRELATED": TP_F_CORRELATED},
+                 "CORRELATED": TP_F_CORRELATED, "ANSWERED": TP_F_ANSWERED},
         "loc": {"CGI": TP_LOC_CGI, "SAI": TP_LOC_SAI, "RAI": TP_LOC_RAI, "TAI": TP_LOC_TAI, "ECGI": TP_LOC_ECGI,
                 "LAI": TP_LOC_LAI},
         "kind": {"LOCATION_UPDATE": TP_K_LOCATION_UPDATE, "GPRS_LOCATION_UPDATE": TP_K_GPRS_LOCATION_UPDATE,
@@ -62,7 +62,8 @@ def enum_values():
                  "PDP_DELETE": TP_K_PDP_DELETE, "SESSION_CREATE": TP_K_SESSION_CREATE,
                  "SESSION_MODIFY": TP_K_SESSION_MODIFY, "SESSION_DELETE": TP_K_SESSION_DELETE,
                  "BEARER_CREATE": TP_K_BEARER_CREATE, "BEARER_UPDATE": TP_K_BEARER_UPDATE,
-                 "BEARER_DELETE": TP_K_BEARER_DELETE, "DATA_USAGE": TP_K_DATA_USAGE},
+                 "BEARER_DELETE": TP_K_BEARER_DELETE, "DATA_USAGE": TP_K_DATA_USAGE,
+                 "CALL_END": TP_K_CALL_END},
     }
 
 
@@ -90,7 +91,8 @@ cdef class Decoder:
     cdef readonly object dtype
 
     def __cinit__(self, dtype, *, bint messages=False, str mtp3="itu", int probe_id=0,
-                  Py_ssize_t capacity=65536, double dialogue_timeout=600.0, int max_dialogues=131072,
+                  Py_ssize_t capacity=65536, double dialogue_timeout=600.0, double call_timeout=14400.0,
+                  int max_dialogues=131072,
                   map_ssns=(6, 7, 8, 9, 145, 148, 149, 150), cap_ssns=(146,), gtpc_ports=(2123,), gtpu_ports=(2152,),
                   double usage_interval=60.0, int max_tunnels=131072, str country_code=""):
         cdef int32_t i
@@ -110,6 +112,7 @@ cdef class Decoder:
         self.d.mtp3 = MTP3_VARIANTS[mtp3]
         self.d.probe_id = probe_id
         self.d.dlg_timeout_ns = <int64_t>(dialogue_timeout * 1e9)
+        self.d.call_timeout_ns = <int64_t>(call_timeout * 1e9)
         for i in map_ssns:
             if not 0 < i < 256:
                 raise ValueError(f"SSN {i} is not between 1 and 255")

@@ -1,5 +1,6 @@
-# ISUP (ITU-T Q.763): one call-attempt record per IAM, with the answer (ANM/CON)
-# and the release cause (REL) folded in; calls are keyed by point codes and CIC.
+# ISUP (ITU-T Q.763): a call gives a call-attempt record at its IAM and a call-end record at its
+# release, with the answer (ANM/CON), its time and the release cause (REL) folded in; calls are
+# keyed by point codes and CIC.
 
 cdef enum:
     ISUP_IAM = 0x01
@@ -109,6 +110,7 @@ cdef int isup(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
             dlg_release(&d.dlg, e)
         e = dlg_new(d, key, pcs)
         memcpy(&e.rec, &r, sizeof(tp_record))
+        call_setup(d, e)
         return 0
     if e == NULL:
         if mt != ISUP_RLC:
@@ -118,8 +120,7 @@ cdef int isup(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
     e.rec.ts_ns = r.ts_ns
     if mt == ISUP_ANM or mt == ISUP_CON:
         e.rec.flags |= TP_F_RESPONSE
-        e.start_ns = d.pkt.ts_ns                       # an answered call lives on: restart its clock
-        pool_touch(&d.dlg.pool, <int32_t>(e - d.dlg.e))
+        call_answered(d, e)
     elif mt == ISUP_REL or mt == ISUP_RLC:
         if mt == ISUP_REL:
             e.rec.cause = r.cause
@@ -128,3 +129,24 @@ cdef int isup(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         dlg_emit(d, e, 0)
         dlg_release(&d.dlg, e)
     return 0
+
+
+cdef void call_setup(Dec *d, Dlg *e) noexcept nogil:
+    """The call's set-up (an IAM, a CAP InitialDP) goes out at once as its call attempt, so a
+    campaign can answer while the phone rings; the dialogue goes on as the call, to its end."""
+    cdef tp_record *out
+    if not d.messages:
+        out = emit(d)
+        if out != NULL:
+            memcpy(out, &e.rec, sizeof(tp_record))
+            out.kind = TP_K_CALL_ATTEMPT
+    e.rec.kind = TP_K_CALL_END
+
+
+cdef void call_answered(Dec *d, Dlg *e) noexcept nogil:
+    """An answered call lives on (up to --call-timeout): its clock restarts at the answer."""
+    e.rec.flags |= TP_F_ANSWERED
+    if not e.answer_ns:
+        e.answer_ns = d.pkt.ts_ns
+    e.start_ns = d.pkt.ts_ns
+    pool_touch(&d.dlg.pool, <int32_t>(e - d.dlg.e))

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#define TP_SCHEMA_VERSION 2
+#define TP_SCHEMA_VERSION 3
 #define TP_APN_LEN 24
 #define TP_ALPHA_LEN 12
 #define TP_NO_DIGITS UINT64_MAX   /* packed digits of the empty string */
@@ -55,7 +55,7 @@ typedef struct {
     uint8_t  part;       /* SMS concatenation: this part's number */
     uint8_t  event;      /* CAP eventTypeBCSM */
     uint8_t  nai;        /* ISUP/CAP called party nature of address */
-    uint32_t pad1;
+    uint32_t duration_ms;/* call_end: answer to release, ms (0: not answered, or its end not seen) */
     char     peer_alpha[TP_ALPHA_LEN]; /* alphanumeric other party (SMS TP-OA/TP-DA), NUL padded */
     uint8_t  bearers;    /* GTPv2 bearer contexts (GTPv1: 1 with an NSAPI), the most of request and response */
     uint8_t  ebi;        /* first EPS bearer id (linked/default bearer first) or GTPv1 NSAPI */
@@ -77,6 +77,7 @@ enum tp_flag {
     TP_F_TIMEOUT = 0x10,     /* no end seen before the time-out or end of capture */
     TP_F_PARTIAL = 0x20,     /* part of the message could not be decoded */
     TP_F_CORRELATED = 0x40,  /* request and response merged into this record */
+    TP_F_ANSWERED = 0x80,    /* a call: answered (ISUP ANM/CON, a CAP o/tAnswer event report) */
 };
 
 enum tp_loc {
@@ -115,6 +116,7 @@ enum tp_kind {
     TP_K_BEARER_UPDATE = 27,
     TP_K_BEARER_DELETE = 28,
     TP_K_DATA_USAGE = 29,
+    TP_K_CALL_END = 30,
 };
 
 /* The type allocation code of a packed IMEI: its first 8 digits as a number. */

@@ -254,6 +254,7 @@ cdef void dlg_emit(Dec *d, Dlg *e, uint8_t flags) noexcept nogil:
     """The dialogue's record, completed, to the output (dialogue mode only)."""
     cdef tp_record *r
     cdef int side
+    cdef int64_t talk
     if d.messages:
         return
     r = emit(d)
@@ -261,6 +262,9 @@ cdef void dlg_emit(Dec *d, Dlg *e, uint8_t flags) noexcept nogil:
         return
     memcpy(r, &e.rec, sizeof(tp_record))
     r.flags |= flags
+    if e.answer_ns and not flags & TP_F_TIMEOUT and r.ts_ns > e.answer_ns:
+        talk = (r.ts_ns - e.answer_ns) // 1000000
+        r.duration_ms = <uint32_t>talk if talk < <int64_t>0xFFFFFFFF else <uint32_t>0xFFFFFFFF
     if (r.flags & TP_F_REQUEST) and (r.flags & TP_F_RESPONSE):
         r.flags |= TP_F_CORRELATED
     if r.node == NO_DIGITS and r.proto == TP_PROTO_MAP:
@@ -312,6 +316,10 @@ cdef void dialogue_expire(Dec *d, int64_t now) noexcept nogil:
         e = &t.e[t.pool.head]
         if now - e.start_ns <= d.dlg_timeout_ns:
             break
+        if e.answer_ns and now - e.answer_ns <= d.call_timeout_ns:    # a call in progress: look again later
+            e.start_ns = now
+            pool_touch(&t.pool, <int32_t>(e - t.e))
+            continue
         anomaly(d, timeout_anomaly(e), NULL)
         dlg_emit(d, e, TP_F_TIMEOUT)
         dlg_release(t, e)
@@ -600,6 +608,10 @@ cdef int tcap(Dec *d, const uint8_t *p, Py_ssize_t n) noexcept nogil:
                     memcpy(o, &r, sizeof(tp_record))
             else:
                 fold(e, &r, is_invoke, sender, receiver)
+                if r.kind == TP_K_CALL_ATTEMPT and proto == TP_PROTO_CAP:
+                    call_setup(d, e)
+                elif r.flags & TP_F_ANSWERED and not temp:
+                    call_answered(d, e)
     if d.messages and m.type == T_ABORT:
         o = emit(d)
         if o != NULL:

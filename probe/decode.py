@@ -34,6 +34,7 @@ class Options:
     mtp3: str = "itu"               # itu | ansi | japan
     probe_id: int = 0
     dialogue_timeout: float = 600.0 # seconds of capture time
+    call_timeout: float = 14400.0   # seconds of capture time an answered call lives after its answer
     max_dialogues: int = 131072
     capacity: int = 65536  # records per batch
     map_ssns: tuple = (
@@ -107,6 +108,7 @@ class Decoder:
         self.source = source
         self._d = _decode.Decoder(RECORD_DTYPE, messages=o.messages, mtp3=o.mtp3, probe_id=o.probe_id,
                                   capacity=o.capacity, dialogue_timeout=o.dialogue_timeout,
+                                  call_timeout=o.call_timeout,
                                   max_dialogues=o.max_dialogues, map_ssns=o.map_ssns, cap_ssns=o.cap_ssns,
                                   gtpc_ports=o.gtpc_ports, gtpu_ports=o.gtpu_ports, usage_interval=o.usage_interval,
                                   max_tunnels=o.max_tunnels, country_code=o.country_code)

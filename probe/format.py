@@ -9,12 +9,12 @@ from .record import DIGIT_FIELDS, Flag, Kind, Loc, Proto, unpack
 
 ALWAYS = ("ts_ns", "frame", "kind", "proto", "flags", "op", "tid", "src", "dst", "probe_id")
 IF_NONZERO = ("cause", "rat", "ss_code", "version", "packets", "octets", "service_key", "app_port",
-              "sms_pid", "sms_dcs", "parts", "part", "event", "nai", "bearers", "ebi", "qci")
+              "sms_pid", "sms_dcs", "parts", "part", "event", "nai", "bearers", "ebi", "qci", "duration_ms")
 COLUMNS = ("ts_ns", "frame", "kind", "proto", "flags", "op", "cause", "imsi", "msisdn", "imei",
            "peer", "node", "mcc", "mnc", "lac_tac", "cell", "loc_type", "rat", "ss_code",
            "version", "apn", "tid", "src", "dst", "probe_id", "packets", "octets", "service_key",
            "app_port", "sms_pid", "sms_dcs", "parts", "part", "event", "nai", "peer_alpha", "bearers", "ebi",
-           "qci")
+           "qci", "duration_ms")
 
 _KIND = {k.value: k.name.lower() for k in Kind}
 _PROTO = {p.value: p.name.lower() for p in Proto}

@@ -7,7 +7,7 @@ from enum import IntEnum, IntFlag
 
 import numpy as np
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APN_LEN = 24
 ALPHA_LEN = 12
 NO_DIGITS = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -49,7 +49,7 @@ RECORD_DTYPE = np.dtype([
     ("part", "u1"),
     ("event", "u1"),
     ("nai", "u1"),
-    ("pad1", "<u4"),
+    ("duration_ms", "<u4"),
     ("peer_alpha", f"S{ALPHA_LEN}"),
     ("bearers", "u1"),
     ("ebi", "u1"),
@@ -79,6 +79,7 @@ class Flag(IntFlag):
     TIMEOUT = 0x10
     PARTIAL = 0x20
     CORRELATED = 0x40
+    ANSWERED = 0x80
 
 
 class Loc(IntEnum):
@@ -122,6 +123,7 @@ class Kind(IntEnum):
     BEARER_UPDATE = 27
     BEARER_DELETE = 28
     DATA_USAGE = 29
+    CALL_END = 30
 
 
 def empty(n: int) -> np.ndarray:

@@ -32,10 +32,10 @@ FEW = settings(SETTINGS, max_examples=10)
 # Identity fields compared strictly: equal when expected, absent when not.
 STRICT = ("imsi", "msisdn", "imei", "peer", "node", "mcc", "mnc", "lac_tac", "cell", "loc_type", "apn",
           "cause", "service_key", "event", "nai", "version", "app_port", "sms_pid", "sms_dcs", "parts",
-          "part", "octets", "ss_code")
+          "part", "octets", "ss_code", "duration_ms")
 # Fields format.to_dicts leaves out when zero.
 IF_NONZERO = ("cause", "version", "octets", "service_key", "app_port", "sms_pid", "sms_dcs", "parts", "part",
-              "event", "nai")
+              "event", "nai", "duration_ms")
 
 D = "0123456789"
 

@@ -74,14 +74,32 @@ def test_isup_call_folds_answer_and_release():
     frames = [iam(5), isup(5, 0x06, b"\x00\x00\x00"), isup(5, 0x09, b"\x00"), rel(5, 16), isup(5, 0x10, b"\x00"),
               iam(6), rel(6, 17)]
     recs, st = decode(frames, 141)
-    assert len(recs) == 2
-    a, b = recs
-    assert (a["kind"], a["proto"], a["tid"], a["msisdn"], a["peer"], a["nai"]) == (
-        "call_attempt", "isup", 5, CALLING, CALLED, 3)
-    assert set(a["flags"]) == {"request", "response", "correlated"} and a["cause"] == 16 and a["frame"] == 4
-    assert "error" in b["flags"] and b["cause"] == 17 and "response" not in b["flags"]
+    assert [(r["kind"], r["tid"], r["frame"]) for r in recs] == [
+        ("call_attempt", 5, 1), ("call_end", 5, 4), ("call_attempt", 6, 6), ("call_end", 6, 7)]
+    setup, a, _, b = recs
+    for r in setup, a:
+        assert (r["proto"], r["msisdn"], r["peer"], r["nai"]) == ("isup", CALLING, CALLED, 3)
+    assert setup["flags"] == ["request"] and "cause" not in setup and "duration_ms" not in setup
+    assert set(a["flags"]) == {"request", "response", "correlated", "answered"} and a["cause"] == 16
+    assert a["duration_ms"] == 1000                    # ANM to REL, a frame a second
+    assert "error" in b["flags"] and b["cause"] == 17 and "response" not in b["flags"] and "duration_ms" not in b
     msgs, _ = decode(frames, 141, messages=True)
     assert [m["op"] for m in msgs] == [1, 6, 9, 12, 16, 1, 12]
+
+
+def test_an_answered_call_outlives_the_dialogue_timeout_up_to_the_call_timeout():
+    """A frame a second: call 5 answered at 1 s, released at 3 s (2 s in silence, longer than the
+    dialogue time-out); call 7 never answered, still open when the capture ends."""
+    frames = [iam(5), isup(5, 0x09, b"\x00"), iam(7), rel(5, 16)]
+    ends = lambda recs: {r["tid"]: r for r in recs if r["kind"] == "call_end"}
+    recs, st = decode(frames, 141, dialogue_timeout=1.5, call_timeout=3)
+    five, seven = ends(recs)[5], ends(recs)[7]
+    assert five["duration_ms"] == 2000 and "timeout" not in five["flags"] and "answered" in five["flags"]
+    assert "timeout" in seven["flags"] and st.anomalies[Anomaly.ISUP_TIMEOUT] == 1
+    recs, st = decode(frames, 141, dialogue_timeout=1.5, call_timeout=1.5)         # too long a call
+    five = ends(recs)[5]
+    assert "timeout" in five["flags"] and "answered" in five["flags"] and "duration_ms" not in five
+    assert st.anomalies[Anomaly.ISUP_TIMEOUT] == 2 and st.anomalies[Anomaly.ISUP_UNMATCHED] == 1
 
 
 def test_isup_over_m3ua_and_bicc_counted():

@@ -125,7 +125,8 @@ def test_hotline_numbers(tmp_path):
                  campaign("bank", "event: hotline_call\nnumbers: ['95*']"))
     e = Engine(rs)
     got = fired(e, rec(Kind.CALL_ATTEMPT, 0, peer="10086"), rec(Kind.CALL_ATTEMPT, 1, peer="100861"),
-                rec(Kind.CALL_ATTEMPT, 2, peer="95588"), rec(Kind.CALL_ATTEMPT, 3, peer="13800000000"))
+                rec(Kind.CALL_ATTEMPT, 2, peer="95588"), rec(Kind.CALL_ATTEMPT, 3, peer="13800000000"),
+                rec(Kind.CALL_END, 4, peer="10086"))         # the call's end: it fired at its set-up
     assert sorted(got) == [("bank", "hotline_call", 2), ("hot", "hotline_call", 0)]
 
 

@@ -83,12 +83,13 @@ def test_mixed_golden_covers_every_flow():
     kinds = {(r["proto"], r["kind"]) for r in want}
     for k in (("gtpv2c", "session_create"), ("gtpv2c", "session_modify"), ("gtpv2c", "session_delete"),
               ("gtpv1c", "pdp_create"), ("gtpv1c", "pdp_delete"), ("gtpu", "data_usage"), ("cap", "call_attempt"),
-              ("isup", "call_attempt"), ("map", "mms_notification"), ("map", "mt_sms"), ("map", "location_update")):
+              ("isup", "call_attempt"), ("cap", "call_end"), ("isup", "call_end"), ("map", "mms_notification"),
+              ("map", "mt_sms"), ("map", "location_update")):
         assert k in kinds, k
     last = max(r["frame"] for r in want)
     usage = [r for r in want if r["kind"] == "data_usage"]
     assert any(r["frame"] < last for r in usage) and any(r["frame"] == last for r in usage)
     assert any(r["proto"] == "gtpv2c" and "error" in r["flags"] for r in want)
     assert {r["event"] for r in want if r["proto"] == "cap"} == {2, 3, 12}
-    assert {r["cause"] for r in want if r["proto"] == "isup"} >= {16, 17, 19}
+    assert {r["cause"] for r in want if r["proto"] == "isup" and r["kind"] == "call_end"} >= {16, 17, 19}
     assert any(r.get("parts", 0) > 1 for r in want)

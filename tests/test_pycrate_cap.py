@@ -147,15 +147,27 @@ def test_cap_initial_dp_per_message(f, otid, dtid, ops1, ops2, style, cc):
 
 
 @SETTINGS
-@given(f=idps, otid=otids, dtid=otids, ops1=other_ops, end=st.booleans())
-def test_cap_initial_dp_dialogue(f, otid, dtid, ops1, end):
-    """Dialogue mode: the whole SSF-SCF dialogue is one call_attempt record with the IDP's fields."""
+@given(f=idps, otid=otids, dtid=otids, ops1=other_ops, end=st.booleans(),
+       report=st.sampled_from([None, "oAnswer", "tAnswer", "oDisconnect", "oNoAnswer"]))
+def test_cap_initial_dp_dialogue(f, otid, dtid, ops1, end, report):
+    """Dialogue mode: a call_attempt record with the IDP's fields at the IDP, and a call_end
+    record with them at the dialogue's end: answered when an event report says so, and then
+    its duration from the answer to the end."""
     b, c, e = cap_idp_dialogue(f, otid, dtid, ops1, [22])
-    frames = [frame(b, SSF, SCF, 1, 2), frame(c, SCF, SSF, 2, 1)] + ([frame(e, SCF, SSF, 2, 1)] if end else [])
+    frames = [frame(b, SSF, SCF, 1, 2), frame(c, SCF, SSF, 2, 1)]
+    if report:                                             # the SSF reports an event of the call
+        erb = {"eventTypeBCSM": report, "miscCallInfo": {"messageType": "notification"}}
+        frames.append(frame(cap_tcap("continue", otid=otid, dtid=dtid, comps=[
+            invoke(5, 24, ((SSF_OPS, "EventReportBCSMArg"), erb))]), SSF, SCF, 1, 2))
+    frames += [frame(e, SCF, SSF, 2, 1)] if end else []
     recs, stats = decode(frames, messages=False)
-    assert len(recs) == 1, (recs, stats.anomalies)
-    flags = ["request"] if end else ["request", "timeout"]
-    check(recs[0], dict(idp_want(f, otid), flags=flags, frame=len(frames)), where=f"begin {b.hex()}")
+    assert [r["kind"] for r in recs] == ["call_attempt", "call_end"], (recs, stats.anomalies)
+    check(recs[0], dict(idp_want(f, otid), flags=["request"], frame=1), where=f"begin {b.hex()}")
+    answered = report in ("oAnswer", "tAnswer")
+    flags = ["request"] + (["timeout"] if not end else []) + (["answered"] if answered else [])
+    talk = (len(frames) - 3) * 1000 if answered and end else None         # a frame a second
+    check(recs[1], dict(idp_want(f, otid), kind="call_end", flags=flags, frame=len(frames), duration_ms=talk),
+          where=f"begin {b.hex()}")
 
 
 idp_sms = st.fixed_dictionaries({

@@ -122,25 +122,30 @@ def test_isup_calls_dialogue(cc, opc, dpc, carrier, country):
     frames, order = isup_capture(cics, cs, opc, dpc, carrier)
     recs, stats = decode(frames, 141 if carrier == "mtp3" else 1, messages=False, country_code=country)
     where = "\n".join(f"{n} {name} {msg.hex()}" for n, _c, name, msg, _f in order)
-    assert sorted(r["tid"] for r in recs) == sorted(cics), (recs, stats.anomalies, where)
-    by_cic = {r["tid"]: r for r in recs}
+    # a call: its attempt at the IAM, its end at the release (or the time-out)
+    assert sorted((r["tid"], r["kind"]) for r in recs) == sorted(
+        (cic, kind) for cic in cics for kind in ("call_attempt", "call_end")), (recs, stats.anomalies, where)
+    by_cic = {(r["tid"], r["kind"]): r for r in recs}
     for cic, c in zip(cics, cs):
-        r = by_cic[cic]
         mine = [o for o in order if o[1] == cic]
+        frame = {name: n for n, _cic, name, _m, _f in mine}
         answered = c["answer"] is not None
         released = c["release"] is not None
         flags = {"request"}
         if answered:
-            flags |= {"response", "correlated"}
+            flags |= {"response", "correlated", "answered"}
         if released and not answered and c["release"] not in (16, 31):
             flags.add("error")
         if not released:
             flags.add("timeout")
         last = [o[0] for o in mine if o[2] != "RLC"][-1]
-        check(r, want_of(proto="isup", kind="call_attempt", op=1, tid=cic, peer=c["called"], nai=c["called_nai"],
-                         msisdn=international(c["calling"], c["calling_nai"] == 3, country),
-                         cause=c["release"], src=opc, dst=dpc, frame=last), where=where)
-        assert set(r["flags"]) == flags, (r, where)
+        call = want_of(proto="isup", op=1, tid=cic, peer=c["called"], nai=c["called_nai"],
+                       msisdn=international(c["calling"], c["calling_nai"] == 3, country), src=opc, dst=dpc)
+        setup, end = by_cic[cic, "call_attempt"], by_cic[cic, "call_end"]
+        check(setup, dict(call, kind="call_attempt", frame=frame["IAM"], flags=["request"]), where=where)
+        talk = (frame["REL"] - frame[c["answer"]]) * 1000 if answered and released else None   # a frame a second
+        check(end, dict(call, kind="call_end", cause=c["release"], frame=last, duration_ms=talk), where=where)
+        assert set(end["flags"]) == flags, (end, where)
 
 
 @SETTINGS

@@ -104,10 +104,13 @@ EXPECTED = {
     ],
     "hotline": [
         "caller power_on 0",
-        "caller hotline 31",                # CAP InitialDP to 10086
-        "msisdn-only hotline 61",           # known only by its MSISDN (ISUP)
+        "long-talker power_on 0",
+        "caller hotline 30",                # CAP InitialDP to 10086, at the InitialDP
+        "msisdn-only hotline 60",           # known only by its MSISDN (ISUP), at the IAM
         "msisdn-only sms_mo 70",
         "caller hotline 120",               # ISUP to 114; the call to a mobile number is no hotline
+        "long-talker hotline 240",          # 45 minutes long: at its set-up, as CAP and as ISUP
+        "long-talker hotline 240",
     ],
     "power": [
         "sleeper power_on 0",
@@ -140,9 +143,9 @@ EXPECTED = {
         "li-na power_on 0",
         "li-na imei_change 30",
         "li-na data_session_start 60",
+        "li-na hotline 120",                # one call seen twice, as CAP InitialDP and ISUP IAM: two
+        "li-na hotline 120",                # call attempts (the dispatcher's frequency cap keeps one)
         "zhao-lei power_off 120",
-        "li-na hotline 121",                # one call seen twice, as CAP InitialDP and ISUP IAM: two
-        "li-na hotline 121",                # call attempts (the dispatcher's frequency cap keeps one)
         "visitor inbound_roamer 180",
         "visitor power_on 180",
         "visitor sms_mo 185",

@@ -15,7 +15,7 @@ from touchpoint.probe.synth import storyfile
 
 STORIES = sorted((Path(__file__).resolve().parent.parent / "rules" / "stories").glob("*.yaml"))
 FIELDS = ("kind", "proto", "flags", "op", "imsi", "msisdn", "imei", "peer", "peer_alpha", "node", "mcc", "mnc",
-          "lac_tac", "cell", "loc_type", "ss_code", "rat", "apn", "packets", "octets", "ts_ns")
+          "lac_tac", "cell", "loc_type", "ss_code", "rat", "apn", "packets", "octets", "duration_ms", "ts_ns")
 
 
 def _render(tmp_path, path, seed=1):
@@ -61,10 +61,7 @@ def test_story_decodes_to_its_records(tmp_path, path):
         spec = who["steps"][st["step"] - 1]
         decoded = [got[_key(r)] for r in st["records"]]
         assert decoded, st
-        late = 10**9                                              # a step starts at its time ...
-        if spec["do"] == "call":                                  # ... a call's record is its end
-            late += storyfile.duration_ns(spec.get("duration", "60s"), None, 0) + 5 * 10**9
-        assert decoded[0]["ts_ns"] - st["ts_ns"] < late
+        assert decoded[0]["ts_ns"] - st["ts_ns"] < 10**9          # a step starts at its time (a call: its set-up)
         assert all(r["ts_ns"] >= st["ts_ns"] for r in decoded)
         _check_step(spec, who, decoded, steps)
 
@@ -149,13 +146,19 @@ def _check_call(spec, who, recs, kinds, steps):
     places = yaml.safe_load((STORIES[0].parent.parent / "places.yaml").read_text())
     to = places["hotlines"].get(spec["to"], [spec["to"]])[0]
     via = spec.get("via", "cap")
-    assert sorted(r["proto"] for r in recs) == sorted({"cap": ["cap"], "isup": ["isup"],
-                                                       "both": ["cap", "isup"]}[via])
-    for r in recs:
-        assert r["kind"] == "call_attempt" and r["peer"] == to and r["msisdn"] == who["msisdn"]
-        assert ("imsi" in r) == (r["proto"] == "cap")     # ISUP carries no IMSI
-        if r["proto"] == "isup" and spec.get("answer") is False:
-            assert "response" not in r["flags"]
+    protos = {"cap": ["cap"], "isup": ["isup"], "both": ["cap", "isup"]}[via]
+    assert sorted(r["proto"] for r in recs) == sorted(protos * 2)
+    talk = storyfile.duration_ns(spec.get("duration", "60s"), None, 0) // 10**6
+    for proto in protos:
+        setup, end = [r for r in recs if r["proto"] == proto]       # at the IAM or InitialDP, then at the end
+        assert (setup["kind"], end["kind"]) == ("call_attempt", "call_end")
+        assert setup["flags"] == ["request"] and setup["ts_ns"] < end["ts_ns"]
+        for r in setup, end:
+            assert r["peer"] == to and r["msisdn"] == who["msisdn"]
+            assert ("imsi" in r) == (proto == "cap")                # ISUP carries no IMSI
+        answered = proto == "cap" or spec.get("answer") is not False
+        assert ("answered" in end["flags"]) == answered
+        assert end.get("duration_ms", 0) == (talk if answered else 0)
 
 
 def _check_sms_mo(spec, who, recs, kinds, steps):

@@ -157,7 +157,8 @@ def test_mixed_records(mixed):
     kinds = collections.Counter((r["proto"], r["kind"]) for r in exp)
     for k in (("gtpv2c", "session_create"), ("gtpv2c", "session_modify"), ("gtpv2c", "session_delete"),
               ("gtpv1c", "pdp_create"), ("gtpv1c", "pdp_delete"), ("gtpu", "data_usage"), ("cap", "call_attempt"),
-              ("isup", "call_attempt"), ("map", "mms_notification"), ("map", "mt_sms"), ("map", "auth_info")):
+              ("isup", "call_attempt"), ("cap", "call_end"), ("isup", "call_end"), ("map", "mms_notification"),
+              ("map", "mt_sms"), ("map", "auth_info")):
         assert kinds[k] > 0, k
     for r in exp:
         if r["proto"] in ("gtpv2c", "gtpv1c"):
@@ -166,10 +167,13 @@ def test_mixed_records(mixed):
             assert "imsi" in r and "msisdn" in r and "imei" in r
         if r["kind"] in ("session_create", "pdp_create"):
             assert r["apn"] in ("cmnet", "cmwap", "ims", "internet") and r["rat"] in (1, 2, 6)
-        if r["proto"] == "isup":
-            answered = "response" in r["flags"]
+        if r["proto"] == "isup" and r["kind"] == "call_end":
+            answered = "answered" in r["flags"]
+            assert answered == ("response" in r["flags"]) == ("duration_ms" in r)
             assert r["cause"] == 16 if answered else r["cause"] in (16, 17, 19)
             assert ("error" in r["flags"]) == (r["cause"] != 16)
+        if r["kind"] == "call_attempt":
+            assert r["flags"] == ["request"] and "cause" not in r
         if r["kind"] == "data_usage":
             assert r["packets"] > 0 and r["octets"] >= 40 * r["packets"] and r["op"] == 255 and r["flags"] == []
     usage = [r for r in exp if r["kind"] == "data_usage"]

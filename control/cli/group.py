@@ -75,6 +75,9 @@ def decoder_options(f):
                      help="Seconds of capture time between data-usage records of one GTP-U tunnel."),
         click.option("--dialogue-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
                      help="Seconds of capture time before an unanswered dialogue is reported as timed out."),
+        click.option("--call-timeout", type=click.FloatRange(min=0), default=14400.0, show_default=True,
+                     help="Seconds of capture time an answered call (ISUP, CAP) may last before it is "
+                          "reported as timed out, its end unseen."),
         click.option("--country-code", default="", metavar="CC",
                      help="Country code put in front of subscriber numbers signalled in national format "
                           "(ISUP NAI 3, type of number national), so MSISDNs are international as lists have them."),
@@ -84,11 +87,12 @@ def decoder_options(f):
 
 
 def decoder_settings(messages, mtp3, map_ssns, cap_ssns, gtpu_ports, usage_interval, dialogue_timeout,
-                     country_code="", probe_id=0):
+                     call_timeout, country_code="", probe_id=0):
     from touchpoint.probe.decode import Options
     if country_code and not (country_code.isascii() and country_code.isdigit() and len(country_code) <= 3):
         raise click.BadParameter(f"{country_code!r} is not a country code (1 to 3 digits)", param_hint="--country-code")
-    return Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout, probe_id=probe_id,
+    return Options(messages=messages, mtp3=mtp3, dialogue_timeout=dialogue_timeout, call_timeout=call_timeout,
+                   probe_id=probe_id,
                    map_ssns=parse_ranges(map_ssns, "--map-ssn"), cap_ssns=parse_ranges(cap_ssns, "--cap-ssn"),
                    gtpu_ports=(2152, *gtpu_ports), usage_interval=usage_interval, country_code=country_code)
 

@@ -42,13 +42,13 @@ class Writer:
 
 TABLE = "{frame:>8} {time:<23} {kind:<21} {op:>3} {flags:<6} {imsi:<16} {msisdn:<16} {peer:<16} {node:<16} {extra}"
 FLAG_LETTERS = {"request": "Q", "response": "R", "error": "E", "abort": "A", "timeout": "T", "partial": "P",
-                "correlated": "C"}
+                "correlated": "C", "answered": "N"}
 
 
 EXTRA = (("imei", "imei={}"), ("ss_code", "ss=0x{:02x}"), ("cause", "cause={}"), ("apn", "apn={}"),
          ("rat", "rat={}"), ("service_key", "key={}"), ("event", "event={}"), ("packets", "pkts={}"),
          ("octets", "bytes={}"), ("parts", "parts={}"), ("part", "part={}"), ("app_port", "port={}"),
-         ("version", "v{}"))
+         ("version", "v{}"), ("duration_ms", "talk={}ms"))
 
 
 def table_row(d: dict) -> str:

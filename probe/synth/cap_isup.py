@@ -137,6 +137,15 @@ def _b_cap_rrbe(f, term):
         ("basicROS", ("invoke", {"invokeId": ("present", 2), "opcode": ("local", 31)}))])
 
 
+def _b_cap_erb_answer(f, term):
+    """gsmSSF -> gsmSCF Continue: eventReportBCSM (answer, notification)."""
+    erb = {"eventTypeBCSM": "tAnswer" if term else "oAnswer",
+           "legID": ("receivingSideID", b"\x02"), "miscCallInfo": {"messageType": "notification"}}
+    return encode_cap("continue", otid=f["otid"], dtid=f["dtid"], components=[
+        ("basicROS", ("invoke", {"invokeId": ("present", 2), "opcode": ("local", 24),
+                                 "argument": ((_CAP_OPS, "EventReportBCSMArg"), erb)}))])
+
+
 def _b_cap_erb_end(f, term):
     """gsmSSF -> gsmSCF End: eventReportBCSM (disconnect, notification)."""
     erb = {"eventTypeBCSM": "tDisconnect" if term else "oDisconnect",

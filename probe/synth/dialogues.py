@@ -40,7 +40,7 @@ _KIND = {2: "location_update", 3: "cancel_location", 7: "insert_sub_data", 10: "
          11: "ss_erase", 12: "ss_activate", 13: "ss_deactivate", 22: "sri", 23: "gprs_location_update",
          43: "check_imei", 44: "mt_sms", 45: "sri_sm", 46: "mo_sms", 56: "auth_info", 59: "ussd",
          67: "purge_ms", 70: "subscriber_info", 71: "subscriber_info"}
-_FLAG_ORDER = ("request", "response", "error", "abort", "timeout", "partial", "correlated")
+_FLAG_ORDER = ("request", "response", "error", "abort", "timeout", "partial", "correlated", "answered")
 
 
 def _flags(*names) -> list:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import struct
 
-from .cap_isup import SSN_CAP, _b_acm, _b_anm, _b_cap_erb_end, _b_cap_idp, _b_cap_rrbe, _b_iam, _b_rel, _b_rlc
+from .cap_isup import (SSN_CAP, _b_acm, _b_anm, _b_cap_erb_answer, _b_cap_erb_end, _b_cap_idp, _b_cap_rrbe, _b_iam,
+                       _b_rel, _b_rlc)
 from .dialogues import _b_end_result, _flags, _Gen
 from .digits import cgi, plmn, sms_addr, tbcd
 from .gtp import (
@@ -25,12 +26,13 @@ class _Step:
     """One packet of a flow. TCAP and ISUP steps go between Nodes over SCTP/M3UA;
     GTP steps between IPv4 addresses over UDP. exp: the record this packet completes;
     learn: [(tunnel key, identity)] the tunnels it announces; tun/size: the tunnel a
-    G-PDU counts on and its inner IP length."""
+    G-PDU counts on and its inner IP length; answer: the call's answer ({"ts"}, set by the
+    answering packet, read by the one that ends the call: its duration)."""
     __slots__ = ("kind", "builder", "disc", "vals", "src", "dst", "called", "calling", "exp", "learn", "tun", "size",
-                 "free")
+                 "free", "answers", "answer")
 
     def __init__(self, kind, builder, disc, vals, src, dst, called=None, calling=None, exp=None, learn=None,
-                 tun=None, size=0, free=None):
+                 tun=None, size=0, free=None, answers=None, answer=None):
         self.kind = kind
         self.builder = builder
         self.disc = disc
@@ -44,6 +46,8 @@ class _Step:
         self.tun = tun
         self.size = size
         self.free = free                 # (set, item): the circuit this packet gives back
+        self.answers = answers           # this packet answers the call
+        self.answer = answer             # this packet ends the answered call
 
 
 class _Flow:
@@ -58,16 +62,28 @@ class _Flow:
 
 _ORDER_ALL = ("frame", "kind", "proto", "flags", "op", "cause", "imsi", "msisdn", "imei", "peer", "node",
               "mcc", "mnc", "lac_tac", "cell", "loc_type", "rat", "apn", "ss_code", "version", "tid",
-              "packets", "octets", "service_key", "app_port", "sms_pid", "sms_dcs", "parts", "part", "event", "nai")
+              "packets", "octets", "service_key", "app_port", "sms_pid", "sms_dcs", "parts", "part", "event", "nai",
+              "duration_ms")
 
 
 # what probe.format.to_dicts leaves out when zero
 _IF_NONZERO = frozenset(("cause", "rat", "ss_code", "version", "packets", "octets", "service_key", "app_port",
-                         "sms_pid", "sms_dcs", "parts", "part", "event", "nai"))
+                         "sms_pid", "sms_dcs", "parts", "part", "event", "nai", "duration_ms"))
 
 
 def _finish_record(exp: dict, frame: int) -> dict:
     return _order_exp(dict(exp, frame=frame))
+
+
+def _step_record(m: _Step, frame: int, tus: int) -> dict | None:
+    """The record the step's packet (frame, at tus) completes, if any."""
+    if m.answers is not None:
+        m.answers["ts"] = tus
+    if m.exp is None:
+        return None
+    if m.answer is not None and "ts" in m.answer:
+        return _finish_record(dict(m.exp, duration_ms=(tus - m.answer["ts"]) // 1_000_000), frame)
+    return _finish_record(m.exp, frame)
 
 
 def _ip(a: int, b: int, c: int, d: int) -> int:
@@ -310,7 +326,7 @@ class _Mixed:
     def cap_call(self, sub, budget: int, to=None):
         """to: an originating call to this number (short numbers national, NAI 3)."""
         r = self.rng
-        if budget < 3:
+        if budget < 4:
             return None
         gen = self.gen
         scf = sub.home.scfs[0]
@@ -352,10 +368,13 @@ class _Mixed:
             exp.update(mcc=sub.mcc, mnc=sub.mnc, lac_tac=sub.lac, cell=sub.ci, loc_type="cgi")
         if variant != "bcd":
             exp["nai"] = nai
-        return [_Step(S_TCAP, _b_cap_idp, disc, fields, ssf, scf, called=b, calling=a),
+        answer = {}
+        return [_Step(S_TCAP, _b_cap_idp, disc, fields, ssf, scf, called=b, calling=a, exp=_order_exp(exp)),
                 _Step(S_TCAP, _b_cap_rrbe, (term,), {"otid": dtid, "dtid": otid}, scf, ssf, called=a, calling=b),
+                _Step(S_TCAP, _b_cap_erb_answer, (term,), {"otid": otid, "dtid": dtid}, ssf, scf, called=b, calling=a,
+                      answers=answer),
                 _Step(S_TCAP, _b_cap_erb_end, (term,), {"dtid": dtid}, ssf, scf, called=b, calling=a,
-                      exp=_order_exp(exp))]
+                      exp=_order_exp(dict(exp, kind="call_end", flags=_flags("request", "answered"))), answer=answer)]
 
     # --- ISUP: IAM, ACM, ANM, REL, RLC; unanswered and busy calls ---------------
     def isup_call(self, sub, budget: int, to=None, answer=None):
@@ -388,15 +407,18 @@ class _Mixed:
             x = 0.95                                   # busy: IAM, REL, RLC
         elif budget < 5:
             x = 0.85                                   # no answer: IAM, ACM, REL, RLC
-        rec = dict(kind="call_attempt", proto="isup", op=1, msisdn=calling, peer=called, tid=cic, nai=nai)
+        rec = dict(kind="call_attempt", proto="isup", op=1, msisdn=calling, peer=called, tid=cic, nai=nai,
+                   flags=_flags("request"))
         iam = _Step(S_ISUP, _b_iam, (len(called), nai, len(calling)),
-                    {"cic": c["cic"], "called_isup": _isup_digits(called), "calling_isup": _isup_digits(calling)}, o, t)
-        steps = [iam]
+                    {"cic": c["cic"], "called_isup": _isup_digits(called), "calling_isup": _isup_digits(calling)}, o, t,
+                    exp=_order_exp(rec))
+        rec = dict(rec, kind="call_end")
+        steps, answer = [iam], {}
         if x < 0.7:                                    # answered, released by either side
             cause = 16
-            steps += [_Step(S_ISUP, _b_acm, (), c, t, o), _Step(S_ISUP, _b_anm, (), c, t, o)]
+            steps += [_Step(S_ISUP, _b_acm, (), c, t, o), _Step(S_ISUP, _b_anm, (), c, t, o, answers=answer)]
             a, b = (o, t) if r.random() < 0.5 else (t, o)
-            rec.update(flags=_flags("request", "response", "correlated"), cause=16)
+            rec.update(flags=_flags("request", "response", "correlated", "answered"), cause=16)
         elif x < 0.78:                                 # the caller gives up while it rings
             cause = 16
             steps.append(_Step(S_ISUP, _b_acm, (), c, t, o))
@@ -411,7 +433,7 @@ class _Mixed:
             cause = 17
             a, b = t, o
             rec.update(flags=_flags("request", "error"), cause=17)
-        steps.append(_Step(S_ISUP, _b_rel, (cause,), c, a, b, exp=_order_exp(rec)))
+        steps.append(_Step(S_ISUP, _b_rel, (cause,), c, a, b, exp=_order_exp(rec), answer=answer))
         steps.append(_Step(S_ISUP, _b_rlc, (), c, b, a, free=(busy, cic)))
         return steps
 

@@ -41,7 +41,7 @@ import zlib
 
 from .dialogues import _TEMPLATES, _finish_expect, _flags, _Gen, _Msg
 from .digits import luhn, plmn, tbcd
-from .flows import S_GTPC, S_ISUP, S_TCAP, _finish_record, _Mixed, _order_exp, _Step
+from .flows import S_GTPC, S_ISUP, S_TCAP, _Mixed, _order_exp, _Step, _step_record
 from .framer import _Framer, _PcapOut
 from .gtp import _b_g2_csr, _b_g2_csresp, _b_g2_dsr, _b_g2_dsresp, _b_g2_mbr, _b_g2_mbresp
 from .network import _TACS, SSN_MSC, SSN_VLR, Network, Node, Subscriber, _networks
@@ -410,8 +410,9 @@ def _call(w, a, t, p, st) -> int:
         _, busy, cic = heapq.heappop(w.cic_release)
         busy.discard(cic)
     if p.get("via", "cap") in ("cap", "both"):
-        steps = w.mixed.cap_call(a.sub, 3, to=p["to"])
-        end = max(end, w.flow([t, t + GAP_NS, t + GAP_NS + dur], steps, st))
+        steps = w.mixed.cap_call(a.sub, 4, to=p["to"])
+        ring = 5 * 10**9
+        end = max(end, w.flow([t, t + GAP_NS, t + ring, t + ring + dur], steps, st))
     if p.get("via", "cap") in ("isup", "both"):
         answer = p.get("answer", True)
         steps = w.mixed.isup_call(a.sub, 5, to=p["to"], answer=answer)
@@ -586,8 +587,8 @@ def _write(w: _World, path) -> dict:
                 for k in ("peer_alpha",):
                     if k in e.exp:
                         rec[k] = e.exp[k]
-            elif not isinstance(m, _Msg) and m.exp is not None:
-                rec = _finish_record(m.exp, frame_no)
+            elif not isinstance(m, _Msg):
+                rec = _step_record(m, frame_no, tus)
             else:
                 rec = None
             if rec is not None:
