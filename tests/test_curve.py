@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from touchpoint.control.cli import main
 from touchpoint.probe.transport import plain_allowed
-from tests.test_probe import CLI, PCAPS, ROOT, TIMEOUT, decode_lines, finish, run_probe, start_tap
+from tests.test_probe import CLI, MIXED_RECORDS, PCAPS, ROOT, TIMEOUT, decode_lines, finish, run_probe, start_tap
 
 MIXED = ROOT / "pcaps" / "mixed_small.pcap"
 
@@ -85,7 +85,7 @@ def test_without_a_client_list_any_curve_probe_with_the_server_key_gets_in(keys)
     tap, eps = curve_tap(keys, "--count", "--expect-eos", "1")
     probe = curve_probe(keys, eps[0], client="rogue.key_secret")
     code, out, err = finish(tap)
-    assert probe.returncode == 0 and code == 0 and int(out) == 144, probe.stderr + err
+    assert probe.returncode == 0 and code == 0 and int(out) == MIXED_RECORDS, probe.stderr + err
 
 
 MISMATCH = r"(security mismatch|closed during the handshake)"      # whichever side notices first

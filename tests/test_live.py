@@ -2,8 +2,9 @@
 
 tcpreplay sends captures into one end (tpa), the probe captures on the other (tpb) and pushes
 to `touchpoint tap` over ipc (a file: it crosses network namespaces). The records must be those
-of `touchpoint decode` on the same file, every field but ts_ns (the capture time is now) and
-frame (the packet count of the worker that decoded it).
+of `touchpoint decode` on the same file, every field but ts_ns (the capture time is now),
+duration_ms (a call's, from those times) and frame (the packet count of the worker that
+decoded it).
 
 Time-outs: the probe's clock is the capture's, and tcpreplay --topspeed packs a capture's
 minutes into milliseconds, so what the decoder emits on a capture-time schedule would differ.
@@ -89,6 +90,7 @@ def comparable(line: str) -> str:
     d = json.loads(line)
     d.pop("ts_ns")
     d.pop("frame")
+    d.pop("duration_ms", None)
     return json.dumps(d, sort_keys=True)
 
 

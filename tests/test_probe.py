@@ -30,6 +30,8 @@ from touchpoint.probe.transport.wire import ACK, END_OF_STREAM, REJECT, Header, 
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = sorted((ROOT / "pcaps").glob("*.pcap"))
+# the records mixed_small.pcap decodes to (tests/test_goldens.py holds the decoder to that file)
+MIXED_RECORDS = len((ROOT / "pcaps" / "mixed_small.expected.jsonl").read_text().splitlines())
 PUBLIC = ROOT.parent / "shared" / "pcaps-public"
 PUBLIC_PICKS = ["velyfw_isup_load_generator.pcap", "open5gs_volte.pcapng", "arkime_gtp-iphone.pcap"]
 CLI = [
@@ -183,10 +185,11 @@ def test_engine_absent_at_start_does_not_block_and_counts_drops(tmp_path):
     assert time.monotonic() - t0 < 15
     assert probe.returncode == 0, probe.stderr
     st = json.loads(stats.read_text())
-    assert st["drops"]["engine_absent"]["records"] == st["records"] == 144
+    assert st["drops"]["engine_absent"]["records"] == st["records"] == MIXED_RECORDS
     assert st["drops"]["queue_full"]["batches"] == 0
     assert all(not s["acknowledged"] and not s["connected"] for s in st["shards"])
-    assert "engine absent 2 batches (144 records)" in probe.stderr and "acknowledged by 0/2" in probe.stderr
+    assert f"engine absent 2 batches ({MIXED_RECORDS} records)" in probe.stderr
+    assert "acknowledged by 0/2" in probe.stderr
 
 
 def test_lossless_without_engine_exits_3(tmp_path):
@@ -390,7 +393,7 @@ def test_paced_replay_follows_the_capture_timing():
     got = [r for r in src if len(r)]
     elapsed = time.monotonic() - t0
     span = (max(int(r["ts_ns"].max()) for r in got) - min(int(r["ts_ns"].min()) for r in got)) / 1e9
-    assert sum(map(len, got)) == 144 and len(got) > 1
+    assert sum(map(len, got)) == MIXED_RECORDS and len(got) > 1
     assert elapsed >= 0.8 * span / 400
 
 
@@ -466,7 +469,7 @@ def test_a_capture_over_three_shards_keeps_each_imsi_on_one_shard(tmp_path):
                    err=open("/dev/null", "w"))
     assert run.run() == 0
     shards = col.join()
-    assert sum(map(len, shards)) == 144 and all(len(s) for s in shards)
+    assert sum(map(len, shards)) == MIXED_RECORDS and all(len(s) for s in shards)
     where = {}
     for s, recs in enumerate(shards):
         for imsi in recs["imsi"][recs["imsi"] != np.uint64(NONE)].tolist():

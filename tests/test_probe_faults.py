@@ -193,7 +193,7 @@ def test_slower_engine_than_probe_drops_the_oldest_and_the_probe_never_waits(tmp
     summary = json.loads(engine.stdout.readline())
     engine.wait(TIMEOUT)
     assert code == 0, perr
-    assert st["records"] == 300 * 144
+    assert st["records"] == 300 * test_probe.MIXED_RECORDS
     assert dropped(st, "queue_full", "batches") > 0
     assert summary["records"] + all_dropped(st) == st["records"]
     assert summary["lost_batches"] == all_dropped(st, "batches") and summary["gap_reports"] > 0

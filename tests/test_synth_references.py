@@ -387,8 +387,20 @@ def test_tshark_agrees_on_cap_isup_sms(mixed, mixed_tshark):
             assert x["node"] in b["e164.msisdn"]
             if "nai" in x:
                 assert _one(b, "isup.called_party_nature_of_address_indicator", int) == x["nai"]
-            assert "24" in rows[x["frame"]]["camel.local"]       # the End: eventReportBCSM
-            checked["cap"] += 1
+            if x["kind"] == "call_attempt":
+                assert rows[x["frame"]] is b                          # at the InitialDP
+            else:
+                assert "24" in rows[x["frame"]]["camel.local"]       # the End: eventReportBCSM
+                reports = [v for r in rows.values() if r["tcap.dtid"] and r["camel.local"] == ["24"]
+                           and [int(t.replace(":", ""), 16) for t in r["tcap.otid"]] == [x["tid"]]
+                           for v in r["camel.eventTypeBCSM"]]
+                assert bool({"7", "15"} & set(reports)) == ("answered" in x["flags"])     # o/tAnswer
+            checked[x["kind"]] += 1
+        elif x["proto"] == "isup" and x["kind"] == "call_attempt":
+            iam = rows[x["frame"]]
+            assert _one(iam, "isup.message_type", int) == 1 and _one(iam, "isup.cic", int) == x["tid"]
+            assert iam["isup.called"] == [x["peer"]] and iam["isup.calling"] == [x["msisdn"]]
+            checked["isup"] += 1
         elif x["proto"] == "isup":
             rel = rows[x["frame"]]
             assert _one(rel, "isup.message_type", int) == 12 and _one(rel, "isup.cic", int) == x["tid"]
@@ -398,8 +410,8 @@ def test_tshark_agrees_on_cap_isup_sms(mixed, mixed_tshark):
             assert rows[iam]["isup.called"] == [x["peer"]] and rows[iam]["isup.calling"] == [x["msisdn"]]
             assert _one(rows[iam], "isup.called_party_nature_of_address_indicator", int) == x["nai"]
             answered = any(rows[n]["isup.message_type"] == ["9"] for n in call if n > iam)
-            assert answered == ("response" in x["flags"])
-            checked["isup"] += 1
+            assert answered == ("response" in x["flags"]) == ("answered" in x["flags"])
+            checked["isup_end"] += 1
         elif x["kind"] == "mt_sms" and "parts" in x:
             b = begins[x["tid"]]
             assert _one(b, "e212.imsi") == x["imsi"] and _one(b, "gsm_sms.tp-oa") == x["peer"]
@@ -415,4 +427,4 @@ def test_tshark_agrees_on_cap_isup_sms(mixed, mixed_tshark):
             assert _one(b, "gsm_sms.destination_port", int) == x["app_port"] == 2948
             assert _one(b, "gsm_sms.tp-dcs", int) == x["sms_dcs"] == 4
             checked["mms"] += 1
-    assert checked["cap"] and checked["isup"] and checked["concat"] and checked["mms"]
+    assert all(checked[k] for k in ("call_attempt", "call_end", "isup", "isup_end", "concat", "mms")), checked
