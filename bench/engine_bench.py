@@ -211,8 +211,9 @@ def main() -> None:
         print(f"pass 2 (known subscribers, events):      {a.records / t2:,.0f} records/s "
               f"({a.records / c2:,.0f} a CPU second), {n2:,} triggers")
         print("events: " + ", ".join(f"{k}={v:,}" for k, v in engine.event_counts().items() if v))
+        each = ", ".join(f"{k} {v / max(mem['subscribers'], 1):.1f}" for k, v in mem["parts"].items())
         print(f"state: {mem['subscribers']:,} subscribers, {mem['row_bytes']} bytes a row, "
-              f"{mem['bytes_per_subscriber']:.1f} bytes a subscriber allocated (rows and index)")
+              f"{mem['bytes_per_subscriber']:.1f} bytes a subscriber allocated ({each})")
         print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
               f"(before the passes: {rss0 / 1024:.0f} MB; the list is memory-mapped)")
 

@@ -14,6 +14,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from . import fields as F
 from .places import Places
+from .profiles import MAX_DAYS
 from .predicates import OP_TEXT, AllOf, Compare, Digits, Has, Not, Pred, Text, Values, frozen
 from .yamldoc import BAD, INTEGER, MAX_INTEGER, NUMBER, TEMPLATE_FIELD, Doc, line_of, one_of, suggest
 
@@ -27,6 +28,7 @@ class _Column:
     """A list column: typed by the values a rule compares it with."""
     name: str
     type: str = "list"
+    source: str = "list"
 
 
 class Conditions:
@@ -59,10 +61,40 @@ class Conditions:
                 f = self.unknown(knode, fpath, name, fields, context)
                 if f is None:
                     continue
-            p = self.test(f, vnode, fpath)
+            p = self.profile(f, vnode, fpath) if f.source == F.PROFILE else self.test(f, vnode, fpath)
             if p is not BAD:
                 parts.append(p)
         return AllOf(tuple(parts))
+
+    def profile(self, f, node, path):
+        """A profile field over a window of days, `{last: 30d, gte: 5}`: a test of the column
+        `field/30d` (control.profiles)."""
+        doc = self.doc
+        if not isinstance(node, MappingNode) or not any(getattr(k, "value", "") == "last" for k, _ in node.value):
+            return doc.err(node, path, f"{f.name} counts over days: say over how many, e.g. {{last: 30d, gte: 5}}")
+        days, rest = BAD, []
+        for knode, vnode in node.value:
+            if getattr(knode, "value", "") == "last":
+                days = self.days(vnode, f"{path}.last")
+            else:
+                rest.append((knode, vnode))
+        if days is BAD:
+            return BAD
+        if not rest:
+            return doc.err(node, path, f"a window alone tests nothing: add a test, e.g. {{last: {days}d, gte: 1}}")
+        col = F.Field(f"{f.name}/{days}d", F.INT, F.PROFILE, f.doc, series=f.series, scale=f.scale)
+        return self.test(col, MappingNode(node.tag, rest, node.start_mark, node.end_mark), path)
+
+    def days(self, node, path):
+        """A window in whole days: today and the days before, in the policy's time zone."""
+        s = self.doc.duration(node, path)
+        if s is BAD:
+            return s
+        if s % 86400:
+            return self.doc.err(node, path, "profiles count whole days (in the policy's time zone): 1d, 7d, 30d")
+        if s // 86400 > MAX_DAYS:
+            return self.doc.err(node, path, f"at most {MAX_DAYS}d: profiles keep {MAX_DAYS} days")
+        return s // 86400
 
     def unknown(self, knode, path, name, fields, context):
         """A name not in the catalogue: a list column in an audience, else an error with a hint."""

@@ -22,8 +22,9 @@ from touchpoint.probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, p
 from ._state import EVENT_DTYPE, FORWARD_DTYPE, STATE_DTYPE, TIMER_DTYPE, State
 from .e212 import mccmnc
 from .events import EVENT_FIELDS, Event
-from .fields import EVENTS, HANDSET_CAPS, RECORD_FIELDS, STATE_FIELDS
+from .fields import EVENTS, HANDSET_CAPS, PROFILE_FIELDS, RECORD_FIELDS, STATE_FIELDS
 from .lists import imei_tac
+from .profiles import Days, Profiles
 from .lists.layout import ListError
 
 # Every condition field by name, to show values in the trigger log (event fields last: they win).
@@ -105,8 +106,10 @@ class Triggers:
 
 class Engine:
     def __init__(self, ruleset, lists=None, *, capacity: int = 1 << 16, counter_window_s: int = 7 * DAY_S,
-                 warn=None, watch=()):
+                 warn=None, watch=(), days: Days | None = None):
         self.state = State(capacity, counter_window_s)      # the SMS/MMS/call/session counters' window
+        self.profiles = Profiles(ruleset.policy.tz, days)
+        self.query_values = np.zeros((0, 0), np.uint32)   # the last batch's profile values, by event
         self.watch = {Event.named(e) for e in watch}       # events written for others (control.health)
         self.last_events = np.zeros(0, EVENT_DTYPE)       # the last batch's events
         self.goal_hits = []                 # the last batch's goal events: (campaign, ts_ns, imsi, msisdn)
@@ -135,6 +138,19 @@ class Engine:
         self.state.dwell = np.array(sorted({c.trigger.minutes for c in self.campaigns
                                             if c.trigger.event == "area_dwell"}), np.uint16)
         self.state.home = [(int(pack([h])[0]), len(h)) for h in self.places.home]
+        self.profiles.tz = ruleset.policy.tz
+        self._profile_columns(want)
+
+    def _profile_columns(self, events) -> None:
+        """The profile windows the campaigns test, computed at these events."""
+        preds = [p for c in self.campaigns for p in (c.trigger.where, c.audience.where, c.exclude.where) if p]
+        preds += [c.goal.where for c in self.goal_campaigns]
+        columns = set()
+        for name in frozenset().union(*(p.fields for p in preds)):
+            metric, _, days = name.partition("/")
+            if metric in PROFILE_FIELDS and days.endswith("d"):
+                columns.add((PROFILE_FIELDS[metric].series, int(days[:-1])))
+        self.profiles.configure(self.state, columns, events)
 
     # ---- records in, triggers out ------------------------------------------------------------------
 
@@ -145,11 +161,13 @@ class Engine:
         records = np.ascontiguousarray(records)
         self.records += len(records)
         ev = self.state.process(records, *self._where(records))
+        self.query_values = self.state.query_values
         return self._match(ev, records)
 
     def finish(self, now_ns: int | None = None) -> "Triggers":
         """Fire the dwell timers due by now_ns (default: the latest record time seen)."""
         ev = self.state.flush(now_ns if now_ns is not None else self.state.clock_ns)
+        self.query_values = self.state.query_values
         return self._match(ev, empty(0))
 
     def _where(self, records: np.ndarray):
@@ -277,15 +295,16 @@ class Engine:
         """Write the subscriber state (never a record) to path, atomically, with the caller's own
         meta (JSON) and arrays."""
         st = self.state
+        pmeta, parrays = self.profiles.snapshot(st)
         tmp = f"{path}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with open(fd, "wb") as f:
                 np.savez(f, rows=st.rows[:st.count], timers=st.pending_timers(), forwards=st.forwards(),
-                         **(arrays or {}),
+                         **parrays, **(arrays or {}),
                          meta=np.frombuffer(json.dumps({
-                             **(meta or {}), "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns, "window": st.window,
-                             "subscribers": st.count}).encode(), np.uint8))
+                             **(meta or {}), **pmeta, "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns,
+                             "window": st.window, "subscribers": st.count}).encode(), np.uint8))
                 f.flush()
                 os.fsync(f.fileno())
         except BaseException:
@@ -307,16 +326,28 @@ class Engine:
                                  f"read (it reads {SNAPSHOT_VERSION} and 1)")
             self.state.window = meta["window"]
             self.state.restore(rows, z["timers"].astype(TIMER_DTYPE), meta["clock_ns"], forwards)
-            return meta, {k: z[k] for k in z.files if k not in ("rows", "timers", "forwards", "meta")}
+            mine = ("rows", "timers", "forwards", "meta", "profile_today", "profile_sums")
+            self.profiles.restore(self.state, meta, {k: z[k] for k in mine[4:] if k in z.files})
+            self._profile_columns(want_events(self.state.emit))
+            return meta, {k: z[k] for k in z.files if k not in mine}
 
     def memory(self) -> dict:
+        """What the state holds, in bytes allocated: rows, their index, today's profile counts
+        and the windows' sums, and the call forwardings (a dict entry each, about 150 bytes)."""
         st = self.state
-        allocated = st.rows.nbytes + st.index_bytes
+        parts = {"rows": st.rows.nbytes, "index": st.index_bytes, "profiles": st.today.nbytes + st.sums.nbytes,
+                 "forwardings": 150 * st.nforwards}
+        allocated = sum(parts.values())
         return {"subscribers": st.count, "row_bytes": STATE_DTYPE.itemsize, "allocated_bytes": allocated,
-                "bytes_per_subscriber": allocated / max(st.count, 1)}
+                "bytes_per_subscriber": allocated / max(st.count, 1), "parts": parts}
 
     def event_counts(self) -> dict:
         return {e.label: int(self.events[e]) for e in Event}
+
+
+def want_events(emit: int) -> set:
+    """The event codes of an emit mask."""
+    return {e for e in range(32) if (emit >> e) & 1}
 
 
 def _from_v1(old: np.ndarray) -> tuple:
@@ -384,6 +415,11 @@ class Columns:
             if name == "code":
                 return unpack(v)
             return v
+        metric, _, days = name.partition("/")
+        if metric in PROFILE_FIELDS:                  # at the event: today so far and the days before
+            f = PROFILE_FIELDS[metric]
+            v = self.engine.query_values[self.sel, self.engine.profiles.columns[f.series, int(days[:-1])]]
+            return v / f.scale if f.scale != 1 else v.astype(np.int64)
         if name == "mccmnc":
             return pack(mccmnc(unpack(self._row("imsi"))))
         if name in ("imsi", "msisdn", "imei"):         # the subscriber's, also for timer events

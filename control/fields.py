@@ -7,6 +7,7 @@ engine finds it:
   event     computed by the scenario event (`new_handset`, `region`, ...)
   record    the signaling record that caused the event (probe.record.RECORD_DTYPE)
   state     the subscriber's state in the engine (`roaming`, `segment`)
+  profile   the subscriber's counts over the last days (`sms_mo: {last: 30d, gte: 5}`)
   audience  the TAC table (`handset...`) and, not listed here, any column of an imported list
 """
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from types import MappingProxyType
 from touchpoint.probe.record import DIGIT_FIELDS, PLMN_FIELDS, RECORD_DTYPE, Flag, Kind, Loc, Proto
 
 DIGITS, INT, BOOL, ENUM, TEXT, CAPS = "digits", "int", "bool", "enum", "text", "caps"
-EVENT, RECORD, STATE, AUDIENCE = "event", "record", "state", "audience"
+EVENT, RECORD, STATE, PROFILE, AUDIENCE = "event", "record", "state", "profile", "audience"
 
 
 def _names(pairs) -> MappingProxyType:
@@ -33,6 +34,8 @@ class Field:
     width: int = 16                 # digits per packed value: 16 (uint64) or 4 (uint16: mcc, mnc)
     fold: bool = False              # text compared without regard to case (APNs are DNS names)
     seconds: bool = False           # an int of seconds: a rule may also write a duration (`1h`)
+    series: str = ""                # a profile field: the state's series (control.profiles.SERIES) ...
+    scale: int = 1                  # ... and what one unit of the field is in the series' units
 
 
 KINDS = _names((k.name.lower(), k.value) for k in Kind)
@@ -152,6 +155,22 @@ STATE_FIELDS = _names((f.name, f) for f in (
     Field("segment", ENUM, STATE, "behavioural segment from the data counters", names=SEGMENTS),
 ))
 
+# A profile field is tested over a window of days: `{last: 30d, gte: 5}` (control.profiles).
+PROFILE_FIELDS = _names((f.name, f) for f in (
+    Field("sms_mo", INT, PROFILE, "short messages sent", series="sms_mo"),
+    Field("sms_mt", INT, PROFILE, "short messages received", series="sms_mt"),
+    Field("mms_mt", INT, PROFILE, "MMS notifications received", series="mms_mt"),
+    Field("calls_mo", INT, PROFILE, "calls made (attempts, whatever became of them)", series="calls_mo"),
+    Field("calls_mt", INT, PROFILE, "calls received (CAP terminating attempts)", series="calls_mt"),
+    Field("answered_mo", INT, PROFILE, "calls made and answered", series="answered_mo"),
+    Field("answered_mt", INT, PROFILE, "calls received and answered", series="answered_mt"),
+    Field("call_minutes", INT, PROFILE, "minutes talked, answer to end, of the calls whose end was seen",
+          series="call_ms", scale=60_000),
+    Field("data_sessions", INT, PROFILE, "data sessions (GTP sessions, PDP contexts) created", series="sessions"),
+    Field("data_mb", INT, PROFILE, "MiB of user data (GTP-U)", series="data_kib", scale=1024),
+    Field("days_active", INT, PROFILE, "days with any record of the subscriber", series="active"),
+))
+
 AUDIENCE_FIELDS = _names((f.name, f) for f in (
     Field("handset", CAPS, AUDIENCE, "capabilities of the last IMEI's TAC", names=HANDSET_CAPS),
     Field("handset_brand", TEXT, AUDIENCE, "brand of the last IMEI's TAC", fold=True),
@@ -162,9 +181,9 @@ AUDIENCE_FIELDS = _names((f.name, f) for f in (
 def trigger_fields(event: str) -> MappingProxyType:
     """What a trigger's (or a goal's) `where` may name for this event: its own fields, the
     record's and the subscriber state's. An event field wins over a record field of that name."""
-    return _names({**RECORD_FIELDS, **STATE_FIELDS, **EVENTS[event].fields})
+    return _names({**RECORD_FIELDS, **STATE_FIELDS, **PROFILE_FIELDS, **EVENTS[event].fields})
 
 
 def audience_fields() -> MappingProxyType:
     """What an audience's `where` may name besides the list columns."""
-    return _names({**AUDIENCE_FIELDS, **STATE_FIELDS})
+    return _names({**AUDIENCE_FIELDS, **STATE_FIELDS, **PROFILE_FIELDS})

@@ -49,6 +49,7 @@ from .engine import Engine
 from .goals import Goals
 from .health import WATCH, Health
 from .policy import make_clock
+from .profiles import Days
 from .report import ReportError, build as build_report
 
 NAME = "touchpoint engine"
@@ -104,7 +105,8 @@ class EngineServer:
         if errors:
             raise ValueError("\n".join(str(e) for e in errors))
         self.ruleset = ruleset
-        self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say, watch=WATCH)
+        self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say, watch=WATCH,
+                             days=Days(os.path.join(private(cfg.data_dir), "profiles", f"shard-{cfg.shard}")))
         os.makedirs(os.path.join(private(cfg.data_dir), "state"), exist_ok=True)
         self.lock = _lock(os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.lock"), cfg.shard)
         self.snapshot_path = os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.npz")

@@ -44,6 +44,21 @@ DEF E_DATA_SESSION_START = 15
 DEF E_RAT_CHANGE = 16
 DEF E_RECORD = 17
 
+# profile series: today's count of each, a subscriber (State.today; control/profiles.py names them)
+DEF P_SMS_MO = 0
+DEF P_SMS_MT = 1
+DEF P_MMS_MT = 2
+DEF P_CALLS_MO = 3           # call attempts made
+DEF P_CALLS_MT = 4           # ... and received
+DEF P_ANSWERED_MO = 5
+DEF P_ANSWERED_MT = 6
+DEF P_CALL_MS = 7            # talk time of the calls whose end was seen, answer to end
+DEF P_SESSIONS = 8
+DEF P_DATA_KIB = 9
+DEF P_ACTIVE = 10            # 1: any record today
+DEF SERIES = 11
+cdef uint64_t MAX_U32 = 0xFFFFFFFF     # a count saturates there
+
 # Sub.flags
 DEF S_OFF = 0x01           # powered off (purged, or its last session deleted)
 DEF S_LOCATED = 0x02       # in a region
@@ -202,6 +217,21 @@ cdef class State:
     cdef object _events
     cdef tp_event *ev
     cdef uint32_t nev, evcap, timercap
+    # profiles (control/profiles.py): today's series, the windows' sums of the days before, and
+    # the queries whose values events carry: a query is a series and a window (-1: today only)
+    cdef public object today          # (rows, SERIES) uint32
+    cdef uint32_t *td
+    cdef public object sums           # (rows, windows) uint32
+    cdef uint32_t *sm
+    cdef public int nwin
+    cdef public int64_t day_end_ns    # the current day's end; the first record after it calls on_day
+    cdef public object on_day         # on_day(state, ts_ns): archive the day, move the windows on
+    cdef int nq
+    cdef int q_series[64]
+    cdef int q_window[64]
+    cdef public uint32_t q_events     # bit per event code whose events carry the query values
+    cdef object _qv
+    cdef uint32_t *qv
 
     def __init__(self, capacity=1024, window=7 * DAY):
         self._set_rows(np.zeros(max(int(capacity), 16), STATE_DTYPE))
@@ -214,12 +244,46 @@ cdef class State:
         self._set_timers(np.zeros(64, TIMER_DTYPE))
         self.ntimers = 0
         self.fwd = {}
+        self.nwin = 0
+        self.nq = 0
+        self.q_events = 0
+        self.day_end_ns = 0
+        self.on_day = None
+        self._profile_arrays(np.zeros((self.cap, SERIES), np.uint32), np.zeros((self.cap, 0), np.uint32))
         self._index(self.cap)
 
     cdef void _set_rows(self, a):
         self.rows = a
         self.subs = <tp_sub *>cnp.PyArray_DATA(a)
         self.cap = a.shape[0]
+        if self.today is not None and self.today.shape[0] != self.cap:
+            self._profile_arrays(_grown(self.today, self.cap), _grown(self.sums, self.cap))
+
+    def _profile_arrays(self, today, sums):
+        assert today.dtype == np.uint32 and sums.dtype == np.uint32 and today.shape[1] == SERIES
+        self.today = np.ascontiguousarray(today)
+        self.sums = np.ascontiguousarray(sums)
+        self.td = <uint32_t *>cnp.PyArray_DATA(self.today)
+        self.sm = <uint32_t *>cnp.PyArray_DATA(self.sums)
+        self.nwin = self.sums.shape[1]
+
+    def profile(self, today, sums, queries, events):
+        """Set the profile arrays (rows as the state's) and the queries: [(series, window
+        index or -1)], carried by the events whose codes are in `events`."""
+        assert len(queries) <= 64
+        self._profile_arrays(_grown(today, self.cap), _grown(sums, self.cap))
+        self.nq = len(queries)
+        for j, (s, w) in enumerate(queries):
+            assert 0 <= s < SERIES and -1 <= w < self.nwin
+            self.q_series[j], self.q_window[j] = s, w
+        self.q_events = 0
+        for code in events:
+            self.q_events |= <uint32_t>1 << code
+
+    @property
+    def query_values(self):
+        """The queries' values at each event of the last process() or flush() (events x queries)."""
+        return self._qv[:self.nev]
 
     @property
     def home(self):
@@ -383,6 +447,11 @@ cdef class State:
         self.timercap = a.shape[0]
 
     cdef void _set_events(self, a):
+        if self._qv is None or self._qv.shape[1] != self.nq:
+            self._qv = np.zeros((a.shape[0], self.nq), np.uint32)
+        elif self._qv.shape[0] != a.shape[0]:
+            self._qv = _grown(self._qv, a.shape[0])
+        self.qv = <uint32_t *>cnp.PyArray_DATA(self._qv)
         self._events = a
         self.ev = <tp_event *>cnp.PyArray_DATA(a)
         self.evcap = a.shape[0]
@@ -451,7 +520,48 @@ cdef class State:
         e.ts_ns, e.rec, e.sub, e.event = ts_ns, rec, sub, code
         e.number = NO_DIGITS
         e.segment = segment_of(&self.subs[sub], ts_ns)
+        if (self.q_events >> code) & 1:
+            self._query(self.nev - 1, sub)
         return e
+
+    cdef void _query(self, uint32_t at, uint32_t sub) noexcept nogil:
+        """The queries' values for this subscriber now, into row `at` of the query values."""
+        cdef int j, w
+        cdef uint64_t v
+        for j in range(self.nq):
+            v = self.td[<uint64_t>sub * SERIES + self.q_series[j]]
+            w = self.q_window[j]
+            if w >= 0:
+                v += self.sm[<uint64_t>sub * self.nwin + w]
+            self.qv[<uint64_t>at * self.nq + j] = <uint32_t>(v if v < MAX_U32 else MAX_U32)
+
+    cdef void _profile_count(self, uint32_t sub, const tp_record *r, bint failed) noexcept nogil:
+        """Today's series, before the record's events (an event sees its own record counted)."""
+        cdef bint mt = r.proto == TP_PROTO_CAP and r.event >= 12     # DP12: the served party is called
+        self.td[<uint64_t>sub * SERIES + P_ACTIVE] = 1
+        if r.kind == TP_K_CALL_END:                  # answered, even when its end was not seen
+            if r.flags & TP_F_ANSWERED:
+                self._add(sub, P_ANSWERED_MT if mt else P_ANSWERED_MO, 1)
+                self._add(sub, P_CALL_MS, r.duration_ms)
+        elif failed:
+            return
+        elif r.kind == TP_K_CALL_ATTEMPT:
+            self._add(sub, P_CALLS_MT if mt else P_CALLS_MO, 1)
+        elif r.kind == TP_K_MO_SMS:
+            self._add(sub, P_SMS_MO, 1)
+        elif r.kind == TP_K_MT_SMS:
+            self._add(sub, P_SMS_MT, 1)
+        elif r.kind == TP_K_MMS_NOTIFICATION:
+            self._add(sub, P_MMS_MT, 1)
+        elif r.kind == TP_K_SESSION_CREATE or r.kind == TP_K_PDP_CREATE:
+            self._add(sub, P_SESSIONS, 1)
+        elif r.kind == TP_K_DATA_USAGE:
+            self._add(sub, P_DATA_KIB, (r.octets + 512) // 1024)
+
+    cdef inline void _add(self, uint32_t sub, int series, uint64_t n) noexcept nogil:
+        cdef uint32_t *c = &self.td[<uint64_t>sub * SERIES + series]
+        n += c[0]
+        c[0] = <uint32_t>(n if n < MAX_U32 else MAX_U32)
 
     cdef bint _home(self, uint64_t imsi) noexcept nogil:
         cdef int i
@@ -492,6 +602,8 @@ cdef class State:
                 self.clock_ns = r.ts_ns
                 if self.ntimers:
                     self._fire_due(self.clock_ns)
+                if self.on_day is not None and self.clock_ns >= self.day_end_ns:
+                    self.on_day(self, self.clock_ns)        # a new day (the first: the profiles start)
             # the subscriber: by IMSI, else by MSISDN; a new IMSI adopts a row known by MSISDN only
             row = -1
             new_imsi = False
@@ -526,6 +638,8 @@ cdef class State:
             # a call attempt is one whatever became of it (busy, unanswered, longer than the
             # dialogue time-out): the subscriber called
             failed = (r.flags & F_FAILED) != 0 and r.kind != TP_K_CALL_ATTEMPT
+            if self.on_day is not None:
+                self._profile_count(sub, r, failed)
 
             # counters: roll the windows forward to this record's time
             if not first and t > s.last_seen:
@@ -720,6 +834,10 @@ cdef class State:
                 e.number = to
                 e.ss_code = CF_CODES[b]
 
+    @property
+    def nforwards(self):
+        return len(self.fwd)
+
     def forwards(self):
         """The registered call forwardings (FORWARD_DTYPE), for a snapshot."""
         out = np.zeros(len(self.fwd), FORWARD_DTYPE)
@@ -736,3 +854,11 @@ cdef class State:
             s.data_days = (s.data_days << d) | 1 if d < 32 else 1
             if today > s.data_day:
                 s.data_day = <uint16_t>today
+
+
+def _grown(a, rows):
+    """a with `rows` rows: cut, or padded with zeros."""
+    out = np.zeros((rows,) + a.shape[1:], a.dtype)
+    n = min(rows, a.shape[0])
+    out[:n] = a[:n]
+    return out

@@ -322,3 +322,20 @@ def split_at_longest_gap(pcap: Path, tmp_path: Path) -> tuple:
         path.write_bytes(head + b"".join(p for _, p in part))
         out.append(path)
     return tuple(out)
+
+
+def test_profile_windows_at_their_borders(tmp_path):
+    """`last: 30d` is today and the 29 days before it in the policy's time zone (Beijing: in UTC
+    both fifth messages fall on one day); call minutes count the talk of the calls that ended."""
+    d = tmp_path / "rules"
+    d.mkdir()
+    shutil.copy(ROOT / "rules" / "places.yaml", d)
+    (d / "policy.yaml").write_text("timezone: Asia/Shanghai\n")
+    for cid, where in (("texter", "sms_mo: {last: 30d, gte: 5}"), ("talker", "call_minutes: {last: 1d, gte: 30}")):
+        (d / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger: {{event: sms_mo}}\n"
+                                       f"audience: {{where: {{{where}}}}}\nmessage: {{text: hi}}\n")
+    pcap, steps = render(tmp_path, "profiles")
+    assert story_view(steps, dry(d, pcap)) == [
+        "talker talker 240",            # 29 minutes (ISUP) and 1 (CAP): 30; the SMS after the 29 alone did not fire
+        "regular texter 42540",         # the fifth SMS on day 29 counts day 0's; `late`'s on day 30 does not
+    ]

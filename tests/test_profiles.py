@@ -1,0 +1,87 @@
+"""Profiles (control/profiles.py): counts over the last days, at the event, in the policy's time
+zone, kept across days, snapshots, restarts and reloads; windows checked by `rules check`."""
+import numpy as np
+import pytest
+
+from touchpoint.control import rules
+from touchpoint.control.engine import Engine
+from touchpoint.control.profiles import Days
+from touchpoint.probe.record import Flag, Kind
+
+from .records import MIN, T0, rec
+from .test_engine import campaign, ruleset
+
+DAY = 24 * 60
+
+
+def fired(engine, *records):
+    return [(t.campaign, (t.ts_ns - T0) // MIN) for t in engine.process(np.concatenate(records))]
+
+
+def sms(t, n=1):
+    return [rec(Kind.MO_SMS, t + i) for i in range(n)]
+
+
+def test_a_window_is_today_and_the_days_before(tmp_path):
+    """Counted at the event, never at the end of its batch (all of these are one batch)."""
+    e = Engine(ruleset(tmp_path, campaign("few", "event: sms_mo", "audience: {where: {sms_mo: {last: 3d, lte: 2}}}")))
+    # day 0: the first and the second fire, the third does not; day 2: day 0's three are in the
+    # window; day 3: they have left it, the next two fire
+    got = fired(e, *sms(0, 3), *sms(2 * DAY), *sms(3 * DAY), *sms(3 * DAY + 10))
+    assert got == [("few", 0), ("few", 1), ("few", 3 * DAY)]
+
+
+def test_the_history_lives_in_files_and_a_restart_keeps_the_windows(tmp_path):
+    (tmp_path / "r").mkdir()
+    rs = ruleset(tmp_path / "r", campaign("busy", "event: sms_mo", "audience: {where: {sms_mo: {last: 7d, gte: 4}}}"))
+    days = tmp_path / "profiles"
+    a = Engine(rs, days=Days(str(days)))
+    assert fired(a, *sms(0), *sms(DAY), *sms(2 * DAY)) == []
+    assert sorted(p.name for p in days.iterdir()) == ["2026-01-01.npy", "2026-01-02.npy"]    # the finished days
+    a.snapshot(str(tmp_path / "s.npz"))
+    b = Engine(rs, days=Days(str(days)))
+    b.restore(str(tmp_path / "s.npz"))
+    assert fired(b, *sms(2 * DAY + 5)) == [("busy", 2 * DAY + 5)]       # the fourth in 7 days
+    assert fired(b, *sms(8 * DAY)) == []                  # days 2 to 8: day 2's two and this one
+
+
+def test_a_window_a_reload_adds_is_summed_from_the_history(tmp_path):
+    for d in "ab":
+        (tmp_path / d).mkdir()
+    e = Engine(ruleset(tmp_path / "a", campaign("any", "event: sms_mo")), days=Days(str(tmp_path / "p")))
+    fired(e, *sms(0, 3), *sms(DAY, 2), *sms(2 * DAY))
+    loyal = campaign("loyal", "event: sms_mo", "audience: {where: {sms_mo: {last: 30d, gte: 7}}}")
+    e.load(ruleset(tmp_path / "b", loyal))
+    assert fired(e, *sms(2 * DAY + 1)) == [("loyal", 2 * DAY + 1)]     # 3 + 2 + 1, and this one
+
+
+def test_calls_count_by_direction_answer_and_minutes(tmp_path):
+    rs = ruleset(tmp_path, *(campaign(f"c{i}", "event: sms_mo", f"audience: {{where: {{{w}}}}}") for i, w in enumerate((
+        "calls_mo: {last: 1d, gte: 2}", "answered_mo: {last: 1d, gte: 1}", "call_minutes: {last: 1d, gte: 2}",
+        "days_active: {last: 2d, gte: 2}"))))
+    e = Engine(rs)
+    end = dict(flags=Flag.REQUEST | Flag.RESPONSE | Flag.ANSWERED)
+    talk = rec(Kind.CALL_END, 3, **end)
+    talk["duration_ms"] = 119_999                       # a millisecond short of two minutes
+    timed_out = rec(Kind.CALL_END, 4, flags=Flag.REQUEST | Flag.TIMEOUT)
+    assert fired(e, rec(Kind.CALL_ATTEMPT, 0, flags=Flag.REQUEST), rec(Kind.CALL_ATTEMPT, 1, flags=Flag.REQUEST),
+                 talk, timed_out, *sms(5)) == [("c0", 5), ("c1", 5)]
+    more = rec(Kind.CALL_END, 6, **end)
+    more["duration_ms"] = 1
+    assert fired(e, more, *sms(7), *sms(DAY)) == [("c0", 7), ("c1", 7), ("c2", 7), ("c3", DAY)]
+
+
+@pytest.mark.parametrize("where, why", [
+    ("sms_mo: {gte: 5}", "sms_mo counts over days: say over how many, e.g. {last: 30d, gte: 5}"),
+    ("sms_mo: 5", "sms_mo counts over days: say over how many"),
+    ("sms_mo: {last: 12h, gte: 5}", "profiles count whole days (in the policy's time zone): 1d, 7d, 30d"),
+    ("sms_mo: {last: 100d, gte: 5}", "at most 92d: profiles keep 92 days"),
+    ("sms_mo: {last: 30d}", "a window alone tests nothing: add a test, e.g. {last: 30d, gte: 1}"),
+    ("sms_mo: {last: 30d, gt: many}", "'many' is not"),
+    ("sms_moo: {last: 30d, gte: 5}", "unknown field: did you mean 'sms_mo'?"),
+])
+def test_profile_conditions_are_checked(tmp_path, where, why):
+    (tmp_path / "c.yaml").write_text(f"id: c\nstatus: active\ntrigger: {{event: sms_mo}}\n"
+                                     f"audience: {{where: {{{where}}}}}\nmessage: {{text: hi}}\n")
+    errors = [str(e) for e in rules.load(str(tmp_path)).errors]
+    assert len(errors) == 1 and why in errors[0] and "c.yaml:4: audience.where.sms_mo" in errors[0], errors
