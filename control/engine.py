@@ -354,7 +354,7 @@ def _from_v1(old: np.ndarray) -> tuple:
     """A version 1 snapshot's rows and forwardings: it kept one set time and number for all of
     a subscriber's forwardings, which each active code now takes as its own."""
     rows = np.zeros(len(old), STATE_DTYPE)
-    for name in STATE_DTYPE.names:
+    for name in set(STATE_DTYPE.names) & set(old.dtype.names):
         rows[name] = old[name]
     sub, bit = np.nonzero((old["cf"][:, None] >> np.arange(4)) & 1)
     forwards = np.zeros(len(sub), FORWARD_DTYPE)
@@ -433,7 +433,13 @@ class Columns:
             return self._visitor()
         if name == "segment":           # at the event, not at the end of the batch
             return self._ev("segment").astype(np.int64)
-        if name.startswith("handset"):
+        if name in ("handset_age", "in_region_for"):   # seconds at the event; unknown (NaN) fails every test
+            since = self._row("imei_since" if name == "handset_age" else "region_since").astype(np.float64)
+            known = self._row("imei") != NO_DIGITS if name == "handset_age" else self._row("region") > 0
+            return np.where(known, np.maximum(self._ev("ts_ns") / 1e9 - since, 0), np.nan)
+        if name == "in_region":
+            return self._row("region").astype(np.int64)
+        if name.startswith("handset") or name == "previous_handset_brand":
             return self._handset(name)
         return self._list_column(name)
 
@@ -461,6 +467,8 @@ class Columns:
         n = self.n
         if table is None:
             return np.zeros(n, np.int64) if name == "handset" else np.full(n, "", object)
+        if name == "previous_handset_brand":
+            return table.lookup(self._row("prev_tac").astype(np.uint32))[0]
         brand, model, caps = table.lookup(imei_tac(self._row("imei")))
         if name != "handset":
             return brand if name == "handset_brand" else model

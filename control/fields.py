@@ -153,6 +153,10 @@ STATE_FIELDS = _names((f.name, f) for f in (
     Field("roaming", BOOL, STATE, "the serving network is not a home network"),
     Field("visitor", BOOL, STATE, "the IMSI is not of a home network: an inbound roamer (false: no IMSI known)"),
     Field("segment", ENUM, STATE, "behavioural segment from the data counters", names=SEGMENTS),
+    Field("handset_age", INT, STATE, "how long the current handset (IMEI) has been seen, since its first sighting",
+          seconds=True),
+    Field("in_region", ENUM, STATE, "the region the subscriber is in", places="regions"),
+    Field("in_region_for", INT, STATE, "how long the subscriber has been in its current region", seconds=True),
 ))
 
 # A profile field is tested over a window of days: `{last: 30d, gte: 5}` (control.profiles).
@@ -175,6 +179,7 @@ AUDIENCE_FIELDS = _names((f.name, f) for f in (
     Field("handset", CAPS, AUDIENCE, "capabilities of the last IMEI's TAC", names=HANDSET_CAPS),
     Field("handset_brand", TEXT, AUDIENCE, "brand of the last IMEI's TAC", fold=True),
     Field("handset_model", TEXT, AUDIENCE, "model of the last IMEI's TAC", fold=True),
+    Field("previous_handset_brand", TEXT, AUDIENCE, "brand of the TAC before the last change of model", fold=True),
 ))
 
 

@@ -72,6 +72,7 @@ cdef extern from "state.h":
     ctypedef struct tp_sub:
         uint64_t imsi, msisdn, imei, node
         uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days, kib, kib_prev
+        uint32_t imei_since, prev_tac, region_since
         uint16_t mcc, mnc, area, data_day
         uint16_t cnt[5]
         uint16_t prev[5]
@@ -94,6 +95,7 @@ STATE_DTYPE = np.dtype([
     ("imsi", "<u8"), ("msisdn", "<u8"), ("imei", "<u8"), ("node", "<u8"),
     ("lac_tac", "<u4"), ("cell", "<u4"), ("last_seen", "<u4"), ("area_since", "<u4"), ("off_at", "<u4"),
     ("data_days", "<u4"), ("kib", "<u4"), ("kib_prev", "<u4"),
+    ("imei_since", "<u4"), ("prev_tac", "<u4"), ("region_since", "<u4"),
     ("mcc", "<u2"), ("mnc", "<u2"), ("area", "<u2"), ("data_day", "<u2"),
     ("cnt", "<u2", (COUNTERS,)), ("prev", "<u2", (COUNTERS,)),
     ("rat", "u1"), ("region", "u1"), ("flags", "u1"), ("cf", "u1"),
@@ -667,6 +669,10 @@ cdef class State:
                         if e != NULL:
                             e.flag = tac_new != tac_old
                             e.tac, e.old_tac = tac_new, tac_old
+                        if tac_new != tac_old:
+                            s.prev_tac = tac_old
+                    if s.imei == NO_DIGITS or (s.imei >> 8) != (r.imei >> 8):
+                        s.imei_since = t            # this handset, since (first seen, for the first)
                     s.imei = r.imei
                 # radio access type
                 if r.rat:
@@ -691,6 +697,8 @@ cdef class State:
                         e = self._event(E_ROAMING_IN, r.ts_ns, i, sub)
                         if e != NULL:
                             e.region, e.other_region = <uint8_t>reg, s.region
+                    if not s.flags & S_LOCATED or reg != s.region:
+                        s.region_since = t
                     s.region = <uint8_t>reg
                     s.flags |= S_LOCATED
                 if reg >= 0:

@@ -8,7 +8,7 @@ from touchpoint.control.engine import Engine
 from touchpoint.control.profiles import Days
 from touchpoint.probe.record import Flag, Kind
 
-from .records import MIN, T0, rec
+from .records import IMEI_A, IMEI_A2, IMEI_B, MIN, T0, rec
 from .test_engine import campaign, ruleset
 
 DAY = 24 * 60
@@ -85,3 +85,36 @@ def test_profile_conditions_are_checked(tmp_path, where, why):
                                      f"audience: {{where: {{{where}}}}}\nmessage: {{text: hi}}\n")
     errors = [str(e) for e in rules.load(str(tmp_path)).errors]
     assert len(errors) == 1 and why in errors[0] and "c.yaml:4: audience.where.sms_mo" in errors[0], errors
+
+
+def test_handset_age_and_the_brand_before(tmp_path):
+    """An 18-month-old handset, and who switched from brand X: the IMEI's first sighting is when
+    its age starts; another unit of the same model is another handset, not another brand."""
+    from touchpoint.control.lists import ListStore, import_tac
+    (tmp_path / "tac.csv").write_text("tac,brand,model,capabilities\n35693803,华为,Mate,4g;5g\n86012345,小米,Note,4g\n")
+    import_tac(tmp_path / "data", tmp_path / "tac.csv")
+    (tmp_path / "r").mkdir()
+    rs = ruleset(tmp_path / "r", campaign("old", "event: sms_mo", "audience: {where: {handset_age: {gte: 540d}}}"),
+                 campaign("new", "event: sms_mo", "audience: {where: {handset_age: {lt: 1d}}}"),
+                 campaign("was-xiaomi", "event: sms_mo", "audience: {where: {previous_handset_brand: 小米}}"))
+    e = Engine(rs, ListStore(tmp_path / "data"))
+    a, b, a2 = IMEI_A + "0", IMEI_B + "0", IMEI_A2 + "0"
+    assert fired(e, rec(Kind.MO_SMS, 0)) == []                           # no IMEI yet: no age, not even "new"
+    assert fired(e, rec(Kind.CHECK_IMEI, 1, imei=b), rec(Kind.MO_SMS, 2)) == [("new", 2)]
+    assert fired(e, rec(Kind.MO_SMS, 540 * DAY - 1)) == []
+    assert fired(e, rec(Kind.MO_SMS, 540 * DAY + 1)) == [("old", 540 * DAY + 1)]
+    t = 541 * DAY
+    assert fired(e, rec(Kind.CHECK_IMEI, t, imei=a), rec(Kind.MO_SMS, t + 1)) == [("new", t + 1), ("was-xiaomi", t + 1)]
+    assert fired(e, rec(Kind.CHECK_IMEI, t + 2, imei=a2), rec(Kind.MO_SMS, t + 3)) == [("new", t + 3),
+                                                                                     ("was-xiaomi", t + 3)]
+
+
+def test_how_long_in_the_current_region(tmp_path):
+    rs = ruleset(tmp_path, campaign("stayer", "event: sms_mo", "audience: {where: {in_region: shanghai, "
+                                                               "in_region_for: {gte: 6h}}}"))
+    e = Engine(rs)
+    bj, sh = dict(node="8613900010001"), dict(node="8613900021001")
+    assert fired(e, rec(Kind.LOCATION_UPDATE, 0, **bj), rec(Kind.MO_SMS, 7 * 60)) == []       # Beijing
+    assert fired(e, rec(Kind.LOCATION_UPDATE, 480, **sh), rec(Kind.LOCATION_UPDATE, 600, **sh),
+                 rec(Kind.MO_SMS, 480 + 359)) == []                       # in Shanghai since 480, not 600
+    assert fired(e, rec(Kind.MO_SMS, 480 + 360)) == [("stayer", 480 + 360)]
