@@ -108,6 +108,8 @@ class Conditions:
         elif context == "audience":
             # Lists are imported later: any name may be a column, but not a near miss of a built-in one.
             if TEMPLATE_FIELD.match(name) and not suggest(name, fields, cutoff=0.75):
+                self.doc.warn(knode, path, f"{name} is taken for a list column, not checked: no imported lists "
+                                           "(with --lists DATA, a column no list has is an error)")
                 return _Column(name)
             hint = suggest(name, fields) or ": a list column name is lower-case letters, digits and _"
         else:

@@ -29,6 +29,7 @@ class RuleSet:
     places: Places
     errors: tuple                   # Error, by file and line
     policy: Policy = Policy()
+    warnings: tuple = ()            # Error too: what could not be checked (list columns without lists)
 
     @property
     def ok(self) -> bool:
@@ -89,7 +90,7 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
     for pname in [n for n in names if n in PLACES_FILES][:1]:
         places, errs = read_places(os.path.join(path, pname))
         errors += errs
-    campaigns, ids = [], {}
+    campaigns, ids, warnings = [], {}, []
     for name in names:
         if name in PLACES_FILES:
             if places is None or name != os.path.basename(places.file):
@@ -102,9 +103,10 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
         doc = Doc(os.path.join(path, name))
         c = _campaign_file(doc, places, columns, policy or Policy(), ids)
         errors += doc.sorted_errors()
+        warnings += doc.warnings
         if c is not None:
             campaigns.append(c)
-    return RuleSet(path, tuple(campaigns), places or Places(), tuple(errors), policy or Policy())
+    return RuleSet(path, tuple(campaigns), places or Places(), tuple(errors), policy or Policy(), tuple(warnings))
 
 
 def _campaign_file(doc: Doc, places, columns, policy: Policy, ids: dict):

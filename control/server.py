@@ -105,6 +105,7 @@ class EngineServer:
         if errors:
             raise ValueError("\n".join(str(e) for e in errors))
         self.ruleset = ruleset
+        self._warn_rules(ruleset)
         self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say, watch=WATCH,
                              days=Days(os.path.join(private(cfg.data_dir), "profiles", f"shard-{cfg.shard}")))
         os.makedirs(os.path.join(private(cfg.data_dir), "state"), exist_ok=True)
@@ -518,6 +519,7 @@ class EngineServer:
             self.say(f"rules not reloaded: {len(errors)} errors, the first: {errors[0]}")
             return [str(e) for e in errors], None
         self.ruleset = ruleset
+        self._warn_rules(ruleset)
         self.engine.load(ruleset)
         self.goals.reload(ruleset)
         if self.dispatcher is not None:
@@ -525,6 +527,10 @@ class EngineServer:
         active = sum(c.status == 'active' for c in ruleset.campaigns)
         self.say(f"rules reloaded: {active} active campaigns")
         return [], {"campaigns": len(ruleset.campaigns), "active": active, "lists_changed": changed}
+
+    def _warn_rules(self, ruleset) -> None:
+        for w in ruleset.warnings:
+            self.say(f"rules: {w}")
 
     def _status(self, final: bool = False) -> None:
         e = self.engine

@@ -77,11 +77,15 @@ class Doc:
     def __init__(self, file: str):
         self.file = file
         self.errors = []
+        self.warnings = []              # what could not be checked, or may not be meant (Error too)
 
     def err(self, where, path: str, why: str):
         line = where if isinstance(where, int) else line_of(where)
         self.errors.append(Error(self.file, line, path, why))
         return BAD
+
+    def warn(self, where, path: str, why: str) -> None:
+        self.warnings.append(Error(self.file, line_of(where), path, why))
 
     def root(self):
         """The file's YAML node tree, or None after reporting why not (unreadable, not UTF-8,

@@ -559,3 +559,32 @@ def test_spec_examples_pass(tmp_path):
     assert rs.campaigns[0].holdout == 0.1 and rs.places.hotlines["service"] == ("10086", "114")
     block = re.findall(r"```yaml\n(.*?)```", rules_doc[rules_doc.index("## Write a rule"):], re.S)[0]
     assert load(write(tmp_path, {"c.yaml": block})).ok
+
+
+def test_audiences_are_checked_against_the_imported_lists(tmp_path):
+    """A condition on a column no list has would reach nobody: with the lists it is an error of
+    `rules check --lists` and of the engine at its start; without, a warning says it is unchecked."""
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from touchpoint.control.cli import main
+    from touchpoint.control.lists import import_list
+
+    from .test_engine_run import CLI
+    (tmp_path / "members.csv").write_text("msisdn,age,plan\n8613800000001,30,gold\n")
+    import_list(tmp_path / "data", "members", tmp_path / "members.csv")
+    rules_dir = tmp_path / "r"
+    rules_dir.mkdir()
+    (rules_dir / "c.yaml").write_text("id: c\nstatus: active\ntrigger: {event: sms_mo}\n"
+                                      "audience: {lists: [members], where: {agee: {gte: 18}}}\nmessage: {text: hi}\n")
+    env = {"TOUCHPOINT_DATA": ""}
+    res = CliRunner().invoke(main, ["rules", "check", str(rules_dir), "--lists", str(tmp_path / "data")], env=env)
+    assert res.exit_code == 1 and "c.yaml:4: audience.where.agee: unknown field: did you mean 'age'?" in res.output
+    res = CliRunner().invoke(main, ["rules", "check", str(rules_dir)], env=env)
+    assert res.exit_code == 0, res.output
+    assert "c.yaml:4: audience.where.agee: agee is taken for a list column, not checked" in res.output
+    assert res.output.rstrip().endswith("; 1 warning")
+    eng = subprocess.run(CLI + ["engine", "--rules", str(rules_dir), "--data", str(tmp_path / "data"), "--listen",
+                                "tcp://127.0.0.1:0", "--no-dispatch"], capture_output=True, text=True, timeout=60)
+    assert eng.returncode == 2 and "audience.where.agee: unknown field: did you mean 'age'?" in eng.stderr

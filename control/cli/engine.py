@@ -92,9 +92,10 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
                          ctl=ctl_endpoint, ctl_curve=ctl_curve, ctl_clients=ctl_curve_clients, curve=curve,
                          curve_clients=curve_clients, dispatch=not no_dispatch, clock=clock,
                          report_every=report_every, token=token)
-    load = lambda path: (lambda rs: (rs, rs.errors))(rules.load(path))
+    lists = ListStore(data_dir)
+    load = lambda path: (lambda rs: (rs, rs.errors))(rules.load(path, lists.catalogue()))
     try:
-        server = EngineServer(cfg, load, ListStore(data_dir))
+        server = EngineServer(cfg, load, lists)
     except DataInUse as e:
         click.echo(f"touchpoint engine: {e}", err=True)
         sys.exit(2)

@@ -14,22 +14,28 @@ def rules():
 
 @rules.command("check")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-def rules_check(directory):
-    """Check a rules directory: every campaign file (*.yaml) and places.yaml.
+@click.option("--lists", "data_dir", type=click.Path(file_okay=False), envvar="TOUCHPOINT_DATA",
+              help="Data directory whose imported lists the audiences are checked against (a column or list "
+                   "none has is an error); without: list columns are not checked, and said so.")
+def rules_check(directory, data_dir):
+    """Check a rules directory: every campaign file (*.yaml), places.yaml and policy.yaml.
 
     \b
     touchpoint rules check rules/
+    touchpoint rules check rules/ --lists touchpoint-data
 
-    Prints every error as FILE:LINE: FIELD: WHY, then a summary. Exit codes: 0 no errors,
-    1 errors, 2 usage.
+    Prints every error as FILE:LINE: FIELD: WHY, then what could not be checked (warnings),
+    then a summary. Exit codes: 0 no errors, 1 errors, 2 usage.
     """
     from collections import Counter
 
     from touchpoint.control.rules import load
 
-    rs = load(directory)
+    rs = load(directory, _catalogue(data_dir))
     for e in rs.errors:
         click.echo(str(e))
+    for w in rs.warnings:
+        click.echo(f"{w} (a warning)")
     status = Counter(c.status for c in rs.campaigns)
     p = rs.places
     summary = (f"{len(rs.campaigns)} campaigns ({status['active']} active, {status['draft']} draft, "
@@ -40,7 +46,8 @@ def rules_check(directory):
         click.echo(f"{len(rs.errors)} error{'s' * (len(rs.errors) > 1)} in {files} file{'s' * (files > 1)}; "
                    f"without errors: {summary}")
         sys.exit(1)
-    click.echo(f"ok: {summary}")
+    unchecked = f"; {len(rs.warnings)} warning{'s' * (len(rs.warnings) > 1)}" if rs.warnings else ""
+    click.echo(f"ok: {summary}{unchecked}")
 
 
 @rules.command("test")
@@ -66,7 +73,9 @@ def rules_test(rules_dir, pcaps, data_dir, fmt, **decoder):
     from touchpoint.control.lists import ListStore
     from touchpoint.control.rules import load
 
-    rs = load(rules_dir)
+    rs = load(rules_dir, _catalogue(data_dir))
+    for w in rs.warnings:
+        click.echo(f"touchpoint rules test: {w} (a warning)", err=True)
     if rs.errors:
         for e in rs.errors:
             click.echo(str(e), err=True)
@@ -82,3 +91,9 @@ def rules_test(rules_dir, pcaps, data_dir, fmt, **decoder):
 
 
 # --- lists ---------------------------------------------------------------------------------------
+
+
+def _catalogue(data_dir):
+    """The imported lists' columns of a data directory (None: none given, or none imported)."""
+    from touchpoint.control.lists import ListStore
+    return ListStore(data_dir).catalogue() if data_dir else None

@@ -259,6 +259,12 @@ class ListStore:
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_symlink() and NAME_RE.fullmatch(p.name))
 
+    def catalogue(self) -> dict | None:
+        """Each imported list's columns, for control.rules.load to check audiences against;
+        None when no list is imported (nothing to check against yet)."""
+        names = self.names()
+        return {n: list(self.get(n).columns) for n in names} if names else None
+
     def get(self, name: str) -> StaticList:
         if name != TAC:
             check_name(name)
