@@ -70,19 +70,27 @@ class Conditions:
         """A profile field over a window of days, `{last: 30d, gte: 5}`: a test of the column
         `field/30d` (control.profiles)."""
         doc = self.doc
+        per_area = f.name in F.AREA_PROFILE
+        example = "{area: colleges, last: 30d, gte: 10}" if per_area else "{last: 30d, gte: 5}"
         if not isinstance(node, MappingNode) or not any(getattr(k, "value", "") == "last" for k, _ in node.value):
-            return doc.err(node, path, f"{f.name} counts over days: say over how many, e.g. {{last: 30d, gte: 5}}")
-        days, rest = BAD, []
+            return doc.err(node, path, f"{f.name} counts over days: say over how many, e.g. {example}")
+        days, area, rest = BAD, 0, []
         for knode, vnode in node.value:
-            if getattr(knode, "value", "") == "last":
+            key = getattr(knode, "value", "")
+            if key == "last":
                 days = self.days(vnode, f"{path}.last")
+            elif key == "area" and per_area:
+                area = self.value(F.Field("area", F.ENUM, F.STATE, places="areas"), vnode, f"{path}.area")
             else:
                 rest.append((knode, vnode))
+        if per_area and not area:
+            return doc.err(node, path, f"{f.name} is of one area: name it, e.g. {example}") if area == 0 else BAD
         if days is BAD:
             return BAD
         if not rest:
             return doc.err(node, path, f"a window alone tests nothing: add a test, e.g. {{last: {days}d, gte: 1}}")
-        col = F.Field(f"{f.name}/{days}d", F.INT, F.PROFILE, f.doc, series=f.series, scale=f.scale)
+        name = f"{f.name}/{days}d" + (f"@{area}" if per_area else "")
+        col = F.Field(name, F.INT, F.PROFILE, f.doc, series=f.series, scale=f.scale)
         return self.test(col, MappingNode(node.tag, rest, node.start_mark, node.end_mark), path)
 
     def days(self, node, path):

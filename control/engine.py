@@ -145,11 +145,7 @@ class Engine:
         """The profile windows the campaigns test, computed at these events."""
         preds = [p for c in self.campaigns for p in (c.trigger.where, c.audience.where, c.exclude.where) if p]
         preds += [c.goal.where for c in self.goal_campaigns]
-        columns = set()
-        for name in frozenset().union(*(p.fields for p in preds)):
-            metric, _, days = name.partition("/")
-            if metric in PROFILE_FIELDS and days.endswith("d"):
-                columns.add((PROFILE_FIELDS[metric].series, int(days[:-1])))
+        columns = {_profile_column(n) for n in frozenset().union(*(p.fields for p in preds))} - {None}
         self.profiles.configure(self.state, columns, events)
 
     # ---- records in, triggers out ------------------------------------------------------------------
@@ -326,7 +322,7 @@ class Engine:
                                  f"read (it reads {SNAPSHOT_VERSION} and 1)")
             self.state.window = meta["window"]
             self.state.restore(rows, z["timers"].astype(TIMER_DTYPE), meta["clock_ns"], forwards)
-            mine = ("rows", "timers", "forwards", "meta", "profile_today", "profile_sums")
+            mine = ("rows", "timers", "forwards", "meta", "profile_today", "profile_sums", "profile_facts")
             self.profiles.restore(self.state, meta, {k: z[k] for k in mine[4:] if k in z.files})
             self._profile_columns(want_events(self.state.emit))
             return meta, {k: z[k] for k in z.files if k not in mine}
@@ -343,6 +339,16 @@ class Engine:
 
     def event_counts(self) -> dict:
         return {e.label: int(self.events[e]) for e in Event}
+
+
+def _profile_column(name: str):
+    """A profile condition's column name (control.conditions: `sms_mo/30d`, `area_days/30d@2`)
+    as control.profiles has it, (series, days, area); None for another field."""
+    metric, _, window = name.partition("/")
+    if metric not in PROFILE_FIELDS or not window:
+        return None
+    days, _, area = window.partition("@")
+    return PROFILE_FIELDS[metric].series, int(days[:-1]), int(area or 0)
 
 
 def want_events(emit: int) -> set:
@@ -415,10 +421,10 @@ class Columns:
             if name == "code":
                 return unpack(v)
             return v
-        metric, _, days = name.partition("/")
-        if metric in PROFILE_FIELDS:                  # at the event: today so far and the days before
-            f = PROFILE_FIELDS[metric]
-            v = self.engine.query_values[self.sel, self.engine.profiles.columns[f.series, int(days[:-1])]]
+        column = _profile_column(name)
+        if column is not None:                      # at the event: today so far and the days before
+            f = PROFILE_FIELDS[name.partition("/")[0]]
+            v = self.engine.query_values[self.sel, self.engine.profiles.columns[column]]
             return v / f.scale if f.scale != 1 else v.astype(np.int64)
         if name == "mccmnc":
             return pack(mccmnc(unpack(self._row("imsi"))))

@@ -173,7 +173,11 @@ PROFILE_FIELDS = _names((f.name, f) for f in (
     Field("data_sessions", INT, PROFILE, "data sessions (GTP sessions, PDP contexts) created", series="sessions"),
     Field("data_mb", INT, PROFILE, "MiB of user data (GTP-U)", series="data_kib", scale=1024),
     Field("days_active", INT, PROFILE, "days with any record of the subscriber", series="active"),
+    Field("area_days", INT, PROFILE, "days a record placed the subscriber in the `area`", series="area_days"),
+    Field("area_visits", INT, PROFILE, "entries into the `area`", series="area_visits"),
+    Field("area_minutes", INT, PROFILE, "minutes in the `area`, of the visits that ended", series="area_minutes"),
 ))
+AREA_PROFILE = frozenset(("area_days", "area_visits", "area_minutes"))    # they take `area: NAME`
 
 AUDIENCE_FIELDS = _names((f.name, f) for f in (
     Field("handset", CAPS, AUDIENCE, "capabilities of the last IMEI's TAC", names=HANDSET_CAPS),

@@ -1,14 +1,15 @@
 """Profiles: what each subscriber did, day by day, over weeks (docs/rules.md, "Profiles").
 
-The state counts today's series for every subscriber (State.today, ext/state.pyx). When the
-records' clock passes midnight in the policy's time zone, the day goes to the history (Days: in
-memory for a dry run, a file a day in the engine's data directory) and the sums of the windows
-the rules ask for move on by a day. A window `last: 30d` is today and the 29 days before it, so
-its value at an event is today's count so far plus one sum: the state computes it at the event
-(it is never the value at the end of a batch), for the events of the campaigns that ask.
+The state counts today's series for every subscriber (State.today, ext/state.pyx), and keeps
+today's facts about subscribers in named areas (State.area_facts: present, a visit, a visit's
+minutes). When the records' clock passes midnight in the policy's time zone, the day goes to the
+history (Days: in memory for a dry run, files a day in the engine's data directory) and the sums
+of the windows the rules ask for move on by a day. A window `last: 30d` is today and the 29 days
+before it, so its value at an event is today's so far plus one sum: the state computes it at the
+event (never the value at the end of a batch), for the events of the campaigns that ask.
 
     profiles = Profiles(tz, Days(directory))
-    profiles.configure(state, columns, events)      # columns: {(series, days)}, from the rules
+    profiles.configure(state, columns, events)      # columns: {(series, days, area)}, from the rules
 """
 import os
 import re
@@ -19,13 +20,18 @@ import numpy as np
 # The state's series (ext/state.pyx P_*), in its order.
 SERIES = ("sms_mo", "sms_mt", "mms_mt", "calls_mo", "calls_mt", "answered_mo", "answered_mt", "call_ms",
           "sessions", "data_kib", "active")
+AREA_SERIES = ("area_days", "area_visits", "area_minutes")     # State.area_facts' series, in order
+AREA_QUERY = 100                    # ext/state.pyx: the series number of an area query
+AREA_DAY_DTYPE = np.dtype([("sub", "<u4"), ("area", "<u2"), ("days", "u1"), ("visits", "<u4"), ("minutes", "<u4")])
 MAX_DAYS = 92                       # the longest window: three months; the history keeps as many days
-DAY_FILE = re.compile(r"\d{4}-\d{2}-\d{2}\.npy")
+DAY_FILE = re.compile(r"(\d{4}-\d{2}-\d{2})(\.areas)?\.npy")
+EPOCH = date(1970, 1, 1)
 
 
 class Days:
-    """The finished days' series, one (subscribers, SERIES) uint32 array a day; a subscriber is
-    its state row (rows never move). directory None: in memory."""
+    """The finished days: each day's series, one (subscribers, SERIES) uint32 array, and its area
+    facts (AREA_DAY_DTYPE); a subscriber is its state row (rows never move). directory None: in
+    memory."""
 
     def __init__(self, directory: str | None = None):
         self.directory = directory
@@ -33,103 +39,150 @@ class Days:
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
 
-    def put(self, day: date, series: np.ndarray) -> None:
+    def put(self, day: date, series: np.ndarray, areas: np.ndarray) -> None:
         if self.directory is None:
-            self._mem[day] = series
+            self._mem[day] = (series, areas)
             return
-        path = os.path.join(self.directory, f"{day.isoformat()}.npy")
-        with open(f"{path}.tmp", "wb") as f:
-            np.save(f, series)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(f"{path}.tmp", path)
+        for suffix, a in ((".areas.npy", areas), (".npy", series)):
+            path = os.path.join(self.directory, f"{day.isoformat()}{suffix}")
+            with open(f"{path}.tmp", "wb") as f:
+                np.save(f, a)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(f"{path}.tmp", path)
         for name in sorted(os.listdir(self.directory)):        # what no window reaches any more
-            if DAY_FILE.fullmatch(name) and date.fromisoformat(name[:10]) <= day - timedelta(MAX_DAYS):
+            m = DAY_FILE.fullmatch(name)
+            if m and date.fromisoformat(m.group(1)) <= day - timedelta(MAX_DAYS):
                 os.unlink(os.path.join(self.directory, name))
 
-    def get(self, day: date) -> np.ndarray | None:
+    def get(self, day: date, areas: bool = False) -> np.ndarray | None:
+        """A day's series, or with areas its area facts; None: no such day."""
         if self.directory is None:
-            return self._mem.get(day)
-        path = os.path.join(self.directory, f"{day.isoformat()}.npy")
-        return np.load(path, mmap_mode="r") if os.path.exists(path) else None
+            return self._mem[day][areas] if day in self._mem else None
+        path = os.path.join(self.directory, f"{day.isoformat()}{'.areas' if areas else ''}.npy")
+        return np.load(path, mmap_mode=None if areas else "r") if os.path.exists(path) else None
 
 
 class Profiles:
-    """The day in the policy's time zone, and the window sums the state keeps."""
+    """The day in the policy's time zone, and the window sums the state keeps. A column is
+    (series, days, area): a series of SERIES with area 0, or of AREA_SERIES with the area's
+    number in places.yaml."""
 
     def __init__(self, tz, days: Days | None = None):
         self.tz = tz
         self.days = days or Days()
         self.day = None                     # today, once the first record came
-        self.pairs = []                     # (series index, days) of the state's sums' columns
-        self.columns = {}                   # (series name, days) -> query number
+        self.pairs = []                     # the columns of more than a day: the state's sums, in order
+        self.columns = {}                   # column -> query number
 
     def configure(self, state, columns, events) -> None:
-        """Keep the sums of these (series name, days) windows, and have the events of these
-        codes carry their values. Windows kept before keep their sums; new ones are summed
-        from the history."""
-        want = sorted({(SERIES.index(s), n) for s, n in columns if n > 1})
-        old = dict(zip(self.pairs, range(len(self.pairs))))
+        """Keep the sums of these columns' windows, and have the events of these codes carry
+        their values. Windows kept before keep their sums; new ones are summed from the history."""
+        columns = sorted(columns)
+        want = [c for c in columns if c[1] > 1]
+        old = {p: k for k, p in enumerate(self.pairs)}
         sums = np.zeros((state.count, len(want)), np.uint32)
         for k, pair in enumerate(want):
             if pair in old:
                 sums[:, k] = state.sums[:state.count, old[pair]]
             elif self.day is not None:
                 sums[:, k] = self._history(pair, self.day, state.count)
+        atoday = np.zeros((state.count, len(columns)), np.uint32)
+        today = _aggregate(state.area_facts)
+        for j, c in enumerate(columns):               # an area query's today, from today's facts
+            if c[2]:
+                atoday[:, j] = np.minimum(_values(today, c, state.count), 0xFFFFFFFF)
         self.pairs = want
-        self.columns = {c: j for j, c in enumerate(sorted(columns))}
+        self.columns = {c: j for j, c in enumerate(columns)}
         index = {p: k for k, p in enumerate(want)}
-        queries = [(SERIES.index(s), index[SERIES.index(s), n] if n > 1 else -1) for s, n in sorted(columns)]
-        state.profile(state.today[:state.count], sums, queries, sorted(events) if queries else [])
+        queries = [(_series_number(s), index[s, n, a] if n > 1 else -1, a) for s, n, a in columns]
+        state.profile(state.today[:state.count], sums, queries, sorted(events) if queries else [], atoday)
         state.on_day = self.on_day
 
-    def _history(self, pair, today: date, rows: int) -> np.ndarray:
-        """The series' sum over the n - 1 days before today."""
-        s, n = pair
+    def _history(self, column, today: date, rows: int) -> np.ndarray:
+        """A column's sum over the days - 1 days before today."""
         out = np.zeros(rows, np.uint64)
-        for k in range(1, n):
-            d = self.days.get(today - timedelta(k))
-            if d is not None:
-                m = min(len(d), rows)
-                out[:m] += d[:m, s]
+        for k in range(1, column[1]):
+            out += self._day_values(today - timedelta(k), column, rows)
         return np.minimum(out, 0xFFFFFFFF).astype(np.uint32)
+
+    def _day_values(self, day: date, column, rows: int) -> np.ndarray:
+        """A finished day's value of the column for each subscriber (0 for a day not kept)."""
+        s, _, a = column
+        got = self.days.get(day, areas=bool(a))
+        if got is None:
+            return np.zeros(rows, np.uint64)
+        if a:
+            return _values(got, column, rows)
+        out = np.zeros(rows, np.uint64)
+        m = min(len(got), rows)
+        out[:m] = got[:m, SERIES.index(s)]
+        return out
 
     def on_day(self, state, ts_ns: int) -> None:
         """The records' clock reached ts_ns, past the end of today (or the first record came)."""
         if self.day is None:
-            self.day = datetime.fromtimestamp(ts_ns / 1e9, self.tz).date()
-            state.day_end_ns = self._end(self.day)
+            self._today(state, datetime.fromtimestamp(ts_ns / 1e9, self.tz).date())
             return
         while ts_ns >= state.day_end_ns:
-            done = state.today[:state.count].copy()
-            self.days.put(self.day, done)
-            for k, (s, n) in enumerate(self.pairs):        # the window of tomorrow: + today, - the day it leaves
-                col = state.sums[:state.count, k].astype(np.int64) + done[:, s]
-                gone = self.days.get(self.day - timedelta(n - 1))
-                if gone is not None:
-                    m = min(len(gone), state.count)
-                    col[:m] -= gone[:m, s]
+            self.days.put(self.day, state.today[:state.count].copy(), _aggregate(state.area_facts))
+            for k, pair in enumerate(self.pairs):         # the window of tomorrow: + today, - the day it leaves
+                col = state.sums[:state.count, k].astype(np.int64)
+                col += self._day_values(self.day, pair, state.count).astype(np.int64)
+                col -= self._day_values(self.day - timedelta(pair[1] - 1), pair, state.count).astype(np.int64)
                 state.sums[:state.count, k] = np.clip(col, 0, 0xFFFFFFFF)
             state.today[:] = 0
-            self.day += timedelta(1)
-            state.day_end_ns = self._end(self.day)
+            state.atoday[:] = 0
+            state.area_facts = np.zeros(0, state.area_facts.dtype)
+            self._today(state, self.day + timedelta(1))
 
-    def _end(self, day: date) -> int:
-        return int(datetime.combine(day + timedelta(1), time(0), self.tz).timestamp()) * 1_000_000_000
+    def _today(self, state, day: date) -> None:
+        self.day = day
+        state.day_no = (day - EPOCH).days
+        state.day_end_ns = int(datetime.combine(day + timedelta(1), time(0), self.tz).timestamp()) * 1_000_000_000
 
     # ---- snapshots ----------------------------------------------------------------------------
 
     def snapshot(self, state) -> tuple:
         """(meta, arrays) for the engine's snapshot."""
         return ({"profile_day": self.day.isoformat() if self.day else None,
-                 "profile_windows": [[SERIES[s], n] for s, n in self.pairs]},
-                {"profile_today": state.today[:state.count], "profile_sums": state.sums[:state.count]})
+                 "profile_windows": [list(p) for p in self.pairs]},
+                {"profile_today": state.today[:state.count], "profile_sums": state.sums[:state.count],
+                 "profile_facts": state.area_facts})
 
     def restore(self, state, meta: dict, arrays: dict) -> None:
-        """Back to a snapshot's day, counts and sums (configure() then keeps the sums it can)."""
+        """Back to a snapshot's day, counts, facts and sums (configure() then keeps the sums it can)."""
         if meta.get("profile_day") is None or "profile_today" not in arrays:
             return
-        self.day = date.fromisoformat(meta["profile_day"])
-        self.pairs = [(SERIES.index(s), n) for s, n in meta["profile_windows"]]
+        self.pairs = [tuple(p) for p in meta["profile_windows"]]
         state.profile(arrays["profile_today"], arrays["profile_sums"], [], [])
-        state.day_end_ns = self._end(self.day)
+        state.area_facts = arrays["profile_facts"]
+        self._today(state, date.fromisoformat(meta["profile_day"]))
+
+
+def _series_number(s: str) -> int:
+    return AREA_QUERY + AREA_SERIES.index(s) if s in AREA_SERIES else SERIES.index(s)
+
+
+def _aggregate(facts: np.ndarray) -> np.ndarray:
+    """A day's area facts, a row a subscriber and an area: present (0/1), visits, minutes."""
+    if not len(facts):
+        return np.zeros(0, AREA_DAY_DTYPE)
+    key = facts["sub"].astype(np.uint64) << np.uint64(16) | facts["area"].astype(np.uint64)
+    keys, inverse = np.unique(key, return_inverse=True)
+    out = np.zeros(len(keys), AREA_DAY_DTYPE)
+    out["sub"], out["area"] = keys >> np.uint64(16), keys & np.uint64(0xFFFF)
+    out["days"][np.unique(inverse[facts["series"] == 0])] = 1
+    for i, name in ((1, "visits"), (2, "minutes")):
+        mine = facts["series"] == i
+        np.add.at(out[name], inverse[mine], facts["value"][mine])
+    return out
+
+
+def _values(day: np.ndarray, column, rows: int) -> np.ndarray:
+    """An area column's values for each subscriber from a day's aggregated facts."""
+    s, _, a = column
+    day = day[(day["area"] == a) & (day["sub"] < rows)]
+    out = np.zeros(rows, np.uint64)
+    out[day["sub"]] = day[s[5:]]
+    return out

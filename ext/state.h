@@ -9,7 +9,7 @@ typedef struct {
     uint64_t imsi, msisdn, imei, node;
     uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days, kib, kib_prev;
     uint32_t imei_since, prev_tac, region_since;
-    uint16_t mcc, mnc, area, data_day;
+    uint16_t mcc, mnc, area, data_day, area_day;
     uint16_t cnt[5], prev[5];
     uint8_t  rat, region, flags, cf;
 } tp_sub;
@@ -27,6 +27,11 @@ typedef struct {
     uint32_t sub, since;
     uint16_t area, minutes;
 } tp_timer;
+typedef struct {             /* a fact of the day about a subscriber in a named area */
+    uint32_t sub, value;
+    uint16_t area;
+    uint8_t  series, pad;
+} tp_fact;
 #pragma pack(pop)
 
 #endif

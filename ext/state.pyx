@@ -57,6 +57,12 @@ DEF P_SESSIONS = 8
 DEF P_DATA_KIB = 9
 DEF P_ACTIVE = 10            # 1: any record today
 DEF SERIES = 11
+# ... and of each named area, as facts of the day (State.area_facts): present (1 a day, a
+# record placed it there), a visit (an entry), minutes (a visit's, when it ends)
+DEF A_DAYS = 0
+DEF A_VISITS = 1
+DEF A_MINUTES = 2
+DEF AREA_QUERY = 100                  # q_series of an area query: AREA_QUERY + A_*
 cdef uint64_t MAX_U32 = 0xFFFFFFFF     # a count saturates there
 
 # Sub.flags
@@ -73,7 +79,7 @@ cdef extern from "state.h":
         uint64_t imsi, msisdn, imei, node
         uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days, kib, kib_prev
         uint32_t imei_since, prev_tac, region_since
-        uint16_t mcc, mnc, area, data_day
+        uint16_t mcc, mnc, area, data_day, area_day
         uint16_t cnt[5]
         uint16_t prev[5]
         uint8_t rat, region, flags, cf
@@ -89,6 +95,10 @@ cdef extern from "state.h":
         int64_t ts_ns
         uint32_t sub, since
         uint16_t area, minutes
+    ctypedef struct tp_fact:
+        uint32_t sub, value
+        uint16_t area
+        uint8_t series, pad
 
 
 STATE_DTYPE = np.dtype([
@@ -96,7 +106,7 @@ STATE_DTYPE = np.dtype([
     ("lac_tac", "<u4"), ("cell", "<u4"), ("last_seen", "<u4"), ("area_since", "<u4"), ("off_at", "<u4"),
     ("data_days", "<u4"), ("kib", "<u4"), ("kib_prev", "<u4"),
     ("imei_since", "<u4"), ("prev_tac", "<u4"), ("region_since", "<u4"),
-    ("mcc", "<u2"), ("mnc", "<u2"), ("area", "<u2"), ("data_day", "<u2"),
+    ("mcc", "<u2"), ("mnc", "<u2"), ("area", "<u2"), ("data_day", "<u2"), ("area_day", "<u2"),
     ("cnt", "<u2", (COUNTERS,)), ("prev", "<u2", (COUNTERS,)),
     ("rat", "u1"), ("region", "u1"), ("flags", "u1"), ("cf", "u1"),
 ])
@@ -112,10 +122,11 @@ EVENT_DTYPE = np.dtype([
 # subscriber's row, the code's bit in Sub.cf, when it was last set (activated) and the number
 FORWARD_DTYPE = np.dtype([("sub", "<u4"), ("bit", "u1"), ("at", "<u4"), ("to", "<u8")])
 TIMER_DTYPE = np.dtype([("ts_ns", "<i8"), ("sub", "<u4"), ("since", "<u4"), ("area", "<u2"), ("minutes", "<u2")])
+FACT_DTYPE = np.dtype([("sub", "<u4"), ("value", "<u4"), ("area", "<u2"), ("series", "u1"), ("pad", "u1")])
 SUB_SIZE = sizeof(tp_sub)
 EVENT_SIZE = sizeof(tp_event)
 assert STATE_DTYPE.itemsize == SUB_SIZE and EVENT_DTYPE.itemsize == EVENT_SIZE
-assert TIMER_DTYPE.itemsize == sizeof(tp_timer)
+assert TIMER_DTYPE.itemsize == sizeof(tp_timer) and FACT_DTYPE.itemsize == sizeof(tp_fact)
 
 
 cdef extern from *:
@@ -231,6 +242,14 @@ cdef class State:
     cdef int nq
     cdef int q_series[64]
     cdef int q_window[64]
+    cdef uint16_t q_area[64]
+    cdef public int day_no            # today, days since 1970-01-01 in the policy's time zone
+    cdef public object atoday         # (rows, queries) uint32: today's value of each area query
+    cdef uint32_t *atd
+    cdef object _facts
+    cdef tp_fact *facts
+    cdef public uint32_t nfacts
+    cdef uint32_t factcap
     cdef public uint32_t q_events     # bit per event code whose events carry the query values
     cdef object _qv
     cdef uint32_t *qv
@@ -250,8 +269,11 @@ cdef class State:
         self.nq = 0
         self.q_events = 0
         self.day_end_ns = 0
+        self.day_no = 0
         self.on_day = None
-        self._profile_arrays(np.zeros((self.cap, SERIES), np.uint32), np.zeros((self.cap, 0), np.uint32))
+        self._set_facts(np.zeros(1024, FACT_DTYPE), 0)
+        self._profile_arrays(np.zeros((self.cap, SERIES), np.uint32), np.zeros((self.cap, 0), np.uint32),
+                             np.zeros((self.cap, 0), np.uint32))
         self._index(self.cap)
 
     cdef void _set_rows(self, a):
@@ -259,25 +281,47 @@ cdef class State:
         self.subs = <tp_sub *>cnp.PyArray_DATA(a)
         self.cap = a.shape[0]
         if self.today is not None and self.today.shape[0] != self.cap:
-            self._profile_arrays(_grown(self.today, self.cap), _grown(self.sums, self.cap))
+            self._profile_arrays(_grown(self.today, self.cap), _grown(self.sums, self.cap),
+                                 _grown(self.atoday, self.cap))
 
-    def _profile_arrays(self, today, sums):
-        assert today.dtype == np.uint32 and sums.dtype == np.uint32 and today.shape[1] == SERIES
+    def _profile_arrays(self, today, sums, atoday):
+        assert today.dtype == sums.dtype == atoday.dtype == np.uint32 and today.shape[1] == SERIES
         self.today = np.ascontiguousarray(today)
         self.sums = np.ascontiguousarray(sums)
+        self.atoday = np.ascontiguousarray(atoday)
         self.td = <uint32_t *>cnp.PyArray_DATA(self.today)
         self.sm = <uint32_t *>cnp.PyArray_DATA(self.sums)
+        self.atd = <uint32_t *>cnp.PyArray_DATA(self.atoday)
         self.nwin = self.sums.shape[1]
 
-    def profile(self, today, sums, queries, events):
+    cdef void _set_facts(self, a, uint32_t n):
+        self._facts = a
+        self.facts = <tp_fact *>cnp.PyArray_DATA(a)
+        self.factcap = a.shape[0]
+        self.nfacts = n
+
+    @property
+    def area_facts(self):
+        """Today's facts about subscribers in named areas (FACT_DTYPE), in order."""
+        return self._facts[:self.nfacts]
+
+    @area_facts.setter
+    def area_facts(self, a):
+        self._set_facts(np.concatenate([np.asarray(a, FACT_DTYPE), np.zeros(1024, FACT_DTYPE)]), len(a))
+
+    def profile(self, today, sums, queries, events, atoday=None):
         """Set the profile arrays (rows as the state's) and the queries: [(series, window
-        index or -1)], carried by the events whose codes are in `events`."""
+        index or -1, area)] (an area's series are AREA_QUERY + A_*; area 0 for the others),
+        carried by the events whose codes are in `events`; atoday: the area queries' today."""
         assert len(queries) <= 64
-        self._profile_arrays(_grown(today, self.cap), _grown(sums, self.cap))
+        if atoday is None:
+            atoday = np.zeros((self.cap, len(queries)), np.uint32)
+        self._profile_arrays(_grown(today, self.cap), _grown(sums, self.cap), _grown(atoday, self.cap))
         self.nq = len(queries)
-        for j, (s, w) in enumerate(queries):
-            assert 0 <= s < SERIES and -1 <= w < self.nwin
-            self.q_series[j], self.q_window[j] = s, w
+        for j, (s, w, a) in enumerate(queries):
+            assert (0 <= s < SERIES and not a) or (AREA_QUERY <= s < AREA_QUERY + 3 and a), (s, a)
+            assert -1 <= w < self.nwin
+            self.q_series[j], self.q_window[j], self.q_area[j] = s, w, a
         self.q_events = 0
         for code in events:
             self.q_events |= <uint32_t>1 << code
@@ -531,11 +575,29 @@ cdef class State:
         cdef int j, w
         cdef uint64_t v
         for j in range(self.nq):
-            v = self.td[<uint64_t>sub * SERIES + self.q_series[j]]
+            if self.q_area[j]:
+                v = self.atd[<uint64_t>sub * self.nq + j]
+            else:
+                v = self.td[<uint64_t>sub * SERIES + self.q_series[j]]
             w = self.q_window[j]
             if w >= 0:
                 v += self.sm[<uint64_t>sub * self.nwin + w]
             self.qv[<uint64_t>at * self.nq + j] = <uint32_t>(v if v < MAX_U32 else MAX_U32)
+
+    cdef void _fact(self, uint32_t sub, uint16_t area, uint8_t series, uint32_t value):
+        """A fact of the day about the subscriber in a named area; the area queries that ask see it."""
+        cdef tp_fact *f
+        cdef uint32_t *c
+        cdef int j
+        if self.nfacts == self.factcap:
+            self._set_facts(np.resize(self._facts, self.factcap * 2), self.nfacts)
+        f = &self.facts[self.nfacts]
+        self.nfacts += 1
+        f.sub, f.area, f.series, f.value, f.pad = sub, area, series, value, 0
+        for j in range(self.nq):
+            if self.q_area[j] == area and self.q_series[j] == AREA_QUERY + series:
+                c = &self.atd[<uint64_t>sub * self.nq + j]
+                c[0] = 1 if series == A_DAYS else c[0] + value
 
     cdef void _profile_count(self, uint32_t sub, const tp_record *r, bint failed) noexcept nogil:
         """Today's series, before the record's events (an event sees its own record counted)."""
@@ -712,6 +774,14 @@ cdef class State:
                         # an entry when the last known location (a cell, or only a VLR) was not
                         # in the area; the first location known is no entry, and no visit: the
                         # dwell timers start with the entry, so enter and dwell always agree
+                        if self.on_day is not None:
+                            if s.area and s.flags & S_CELL:         # a visit ends: its minutes
+                                self._fact(sub, s.area, A_MINUTES, (t - s.area_since) // 60 if t > s.area_since else 0)
+                            if ar:
+                                if located:
+                                    self._fact(sub, <uint16_t>ar, A_VISITS, 1)
+                                self._fact(sub, <uint16_t>ar, A_DAYS, 1)
+                                s.area_day = <uint16_t>self.day_no
                         s.area = <uint16_t>ar
                         s.area_since = t
                         if ar and located:
@@ -723,6 +793,9 @@ cdef class State:
                                                  <uint16_t>ar, dwell[j])
                     s.flags |= S_CELL
                     s.lac_tac, s.cell = r.lac_tac, r.cell
+                if s.area and s.flags & S_CELL and s.area_day != <uint16_t>self.day_no and self.on_day is not None:
+                    self._fact(sub, s.area, A_DAYS, 1)              # still there on another day
+                    s.area_day = <uint16_t>self.day_no
 
                 # what the record is
                 if r.kind == TP_K_PURGE_MS:

@@ -6,7 +6,7 @@ import pytest
 from touchpoint.control import rules
 from touchpoint.control.engine import Engine
 from touchpoint.control.profiles import Days
-from touchpoint.probe.record import Flag, Kind
+from touchpoint.probe.record import Flag, Kind, Loc
 
 from .records import IMEI_A, IMEI_A2, IMEI_B, MIN, T0, rec
 from .test_engine import campaign, ruleset
@@ -37,7 +37,8 @@ def test_the_history_lives_in_files_and_a_restart_keeps_the_windows(tmp_path):
     days = tmp_path / "profiles"
     a = Engine(rs, days=Days(str(days)))
     assert fired(a, *sms(0), *sms(DAY), *sms(2 * DAY)) == []
-    assert sorted(p.name for p in days.iterdir()) == ["2026-01-01.npy", "2026-01-02.npy"]    # the finished days
+    assert sorted(p.name for p in days.iterdir()) == [                  # the finished days
+        "2026-01-01.areas.npy", "2026-01-01.npy", "2026-01-02.areas.npy", "2026-01-02.npy"]
     a.snapshot(str(tmp_path / "s.npz"))
     b = Engine(rs, days=Days(str(days)))
     b.restore(str(tmp_path / "s.npz"))
@@ -79,12 +80,15 @@ def test_calls_count_by_direction_answer_and_minutes(tmp_path):
     ("sms_mo: {last: 30d}", "a window alone tests nothing: add a test, e.g. {last: 30d, gte: 1}"),
     ("sms_mo: {last: 30d, gt: many}", "'many' is not"),
     ("sms_moo: {last: 30d, gte: 5}", "unknown field: did you mean 'sms_mo'?"),
+    ("area_days: {last: 30d, gte: 3}", "area_days is of one area: name it, e.g. {area: colleges, last: 30d, gte: 10}"),
+    ("area_visits: {area: mall, last: 7d, gte: 3}", "areas are named in places.yaml, which is missing"),
 ])
 def test_profile_conditions_are_checked(tmp_path, where, why):
     (tmp_path / "c.yaml").write_text(f"id: c\nstatus: active\ntrigger: {{event: sms_mo}}\n"
                                      f"audience: {{where: {{{where}}}}}\nmessage: {{text: hi}}\n")
     errors = [str(e) for e in rules.load(str(tmp_path)).errors]
-    assert len(errors) == 1 and why in errors[0] and "c.yaml:4: audience.where.sms_mo" in errors[0], errors
+    field = where.split(":")[0]
+    assert len(errors) == 1 and why in errors[0] and f"c.yaml:4: audience.where.{field}" in errors[0], errors
 
 
 def test_handset_age_and_the_brand_before(tmp_path):
@@ -118,3 +122,19 @@ def test_how_long_in_the_current_region(tmp_path):
     assert fired(e, rec(Kind.LOCATION_UPDATE, 480, **sh), rec(Kind.LOCATION_UPDATE, 600, **sh),
                  rec(Kind.MO_SMS, 480 + 359)) == []                       # in Shanghai since 480, not 600
     assert fired(e, rec(Kind.MO_SMS, 480 + 360)) == [("stayer", 480 + 360)]
+
+
+def test_area_minutes_and_a_snapshot_in_the_middle_of_the_day(tmp_path):
+    """A visit's minutes count when it ends; today's facts come back with a snapshot."""
+    (tmp_path / "r").mkdir()
+    rs = ruleset(tmp_path / "r", campaign("long", "event: sms_mo", "audience: {where: "
+                                          "{area_minutes: {area: mall, last: 2d, gte: 90}}}"))
+    cell = dict(lac=4100, loc=Loc.CGI)
+    a = Engine(rs, days=Days(str(tmp_path / "p")))
+    assert fired(a, rec(Kind.LOCATION_UPDATE, 0, node="8613900010001"), rec(Kind.SUBSCRIBER_INFO, 10, cell=501, **cell),
+                 rec(Kind.SUBSCRIBER_INFO, 70, cell=9, **cell), *sms(71)) == []        # 60 minutes
+    a.snapshot(str(tmp_path / "s.npz"))
+    b = Engine(rs, days=Days(str(tmp_path / "p")))
+    b.restore(str(tmp_path / "s.npz"))
+    assert fired(b, rec(Kind.SUBSCRIBER_INFO, DAY + 10, cell=501, **cell), *sms(DAY + 20)) == []   # still in the shop
+    assert fired(b, rec(Kind.SUBSCRIBER_INFO, DAY + 40, cell=9, **cell), *sms(DAY + 41)) == [("long", DAY + 41)]

@@ -102,7 +102,7 @@ def test_examples_pass():
 def test_cli_check_examples():
     res = CliRunner().invoke(main, ["rules", "check", RULES])
     assert res.exit_code == 0, res.output
-    assert re.search(r"ok: \d+ campaigns \(\d+ active, 1 draft, 1 paused\); places: 4 regions, 3 areas", res.output)
+    assert re.search(r"ok: \d+ campaigns \(\d+ active, 1 draft, 1 paused\); places: 4 regions, 5 areas", res.output)
 
 
 def test_cli_check_reports_errors(tmp_path):

@@ -324,16 +324,35 @@ def split_at_longest_gap(pcap: Path, tmp_path: Path) -> tuple:
     return tuple(out)
 
 
-def test_profile_windows_at_their_borders(tmp_path):
-    """`last: 30d` is today and the 29 days before it in the policy's time zone (Beijing: in UTC
-    both fifth messages fall on one day); call minutes count the talk of the calls that ended."""
+def profile_rules(tmp_path, campaigns: dict) -> Path:
     d = tmp_path / "rules"
     d.mkdir()
     shutil.copy(ROOT / "rules" / "places.yaml", d)
     (d / "policy.yaml").write_text("timezone: Asia/Shanghai\n")
-    for cid, where in (("texter", "sms_mo: {last: 30d, gte: 5}"), ("talker", "call_minutes: {last: 1d, gte: 30}")):
-        (d / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger: {{event: sms_mo}}\n"
+    for cid, (trigger, where) in campaigns.items():
+        (d / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger: {trigger}\n"
                                        f"audience: {{where: {{{where}}}}}\nmessage: {{text: hi}}\n")
+    return d
+
+
+def test_area_days_and_visits_at_their_borders(tmp_path):
+    """Often around the colleges (10 days of 30), three visits to the phone shops in 7 days."""
+    d = profile_rules(tmp_path, {
+        "campus": ("{event: sms_mo}", "area_days: {area: colleges, last: 30d, gte: 10}"),
+        "shops": ("{event: area_enter, where: {area: phone-shops}}",
+                  "area_visits: {area: phone-shops, last: 7d, gte: 3}")})
+    pcap, steps = render(tmp_path, "areas")
+    assert story_view(steps, dry(d, pcap)) == [
+        "browser shops 7800",           # the third visit, on day 5; slow-browser's third is 7 days after its first
+        "student campus 13080",         # the tenth day around the colleges; the SMS on the ninth did not fire
+    ]
+
+
+def test_profile_windows_at_their_borders(tmp_path):
+    """`last: 30d` is today and the 29 days before it in the policy's time zone (Beijing: in UTC
+    both fifth messages fall on one day); call minutes count the talk of the calls that ended."""
+    d = profile_rules(tmp_path, {"texter": ("{event: sms_mo}", "sms_mo: {last: 30d, gte: 5}"),
+                                 "talker": ("{event: sms_mo}", "call_minutes: {last: 1d, gte: 30}")})
     pcap, steps = render(tmp_path, "profiles")
     assert story_view(steps, dry(d, pcap)) == [
         "talker talker 240",            # 29 minutes (ISUP) and 1 (CAP): 30; the SMS after the 29 alone did not fire
