@@ -139,13 +139,18 @@ class Engine:
                                             if c.trigger.event == "area_dwell"}), np.uint16)
         self.state.home = [(int(pack([h])[0]), len(h)) for h in self.places.home]
         self.profiles.tz = ruleset.policy.tz
-        self._profile_columns(want)
+        self._profile_columns()
 
-    def _profile_columns(self, events) -> None:
-        """The profile windows the campaigns test, computed at these events."""
-        preds = [p for c in self.campaigns for p in (c.trigger.where, c.audience.where, c.exclude.where) if p]
-        preds += [c.goal.where for c in self.goal_campaigns]
-        columns = {_profile_column(n) for n in frozenset().union(*(p.fields for p in preds))} - {None}
+    def _profile_columns(self) -> None:
+        """The profile windows the campaigns and goals test, computed at the events they look at."""
+        uses = [(c.trigger.event, (c.trigger.where, c.audience.where, c.exclude.where)) for c in self.campaigns]
+        uses += [(c.goal.event, (c.goal.where,)) for c in self.goal_campaigns]
+        columns, events = set(), set()
+        for event, preds in uses:
+            mine = {_profile_column(n) for p in preds if p for n in p.fields} - {None}
+            if mine:
+                columns |= mine
+                events.add(Event.named(event))
         self.profiles.configure(self.state, columns, events)
 
     # ---- records in, triggers out ------------------------------------------------------------------
@@ -324,7 +329,7 @@ class Engine:
             self.state.restore(rows, z["timers"].astype(TIMER_DTYPE), meta["clock_ns"], forwards)
             mine = ("rows", "timers", "forwards", "meta", "profile_today", "profile_sums", "profile_facts")
             self.profiles.restore(self.state, meta, {k: z[k] for k in mine[4:] if k in z.files})
-            self._profile_columns(want_events(self.state.emit))
+            self._profile_columns()
             return meta, {k: z[k] for k in z.files if k not in mine}
 
     def memory(self) -> dict:
@@ -349,11 +354,6 @@ def _profile_column(name: str):
         return None
     days, _, area = window.partition("@")
     return PROFILE_FIELDS[metric].series, int(days[:-1]), int(area or 0)
-
-
-def want_events(emit: int) -> set:
-    """The event codes of an emit mask."""
-    return {e for e in range(32) if (emit >> e) & 1}
 
 
 def _from_v1(old: np.ndarray) -> tuple:

@@ -399,6 +399,9 @@ cdef class State:
         s = self.slots[h]
         if s:
             __builtin_prefetch(&self.subs[s - 1])
+            __builtin_prefetch(<char *>&self.subs[s - 1] + 64)       # a row spans two lines
+            if s - 1 < self.cap:
+                __builtin_prefetch(&self.td[<uint64_t>(s - 1) * SERIES])
 
     cdef void _room(self):
         """Keep the table at most 0.8 full (stale slots count): rebuild, doubling if the live
