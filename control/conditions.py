@@ -72,13 +72,17 @@ class Conditions:
         doc = self.doc
         per_area = f.name in F.AREA_PROFILE
         example = "{area: colleges, last: 30d, gte: 10}" if per_area else "{last: 30d, gte: 5}"
-        if not isinstance(node, MappingNode) or not any(getattr(k, "value", "") == "last" for k, _ in node.value):
-            return doc.err(node, path, f"{f.name} counts over days: say over how many, e.g. {example}")
+        keys = [getattr(k, "value", "") for k, _ in node.value] if isinstance(node, MappingNode) else []
+        if ("last" in keys) == ("month" in keys):
+            return doc.err(node, path, f"{f.name} counts over days: say over how many, e.g. {example}, "
+                                       "or over which calendar month, {month: last, gte: 5} (this or last)")
         days, area, rest = BAD, 0, []
         for knode, vnode in node.value:
             key = getattr(knode, "value", "")
             if key == "last":
                 days = self.days(vnode, f"{path}.last")
+            elif key == "month":
+                days = doc.choice(vnode, f"{path}.month", ("this", "last"))
             elif key == "area" and per_area:
                 area = self.value(F.Field("area", F.ENUM, F.STATE, places="areas"), vnode, f"{path}.area")
             else:
@@ -87,9 +91,11 @@ class Conditions:
             return doc.err(node, path, f"{f.name} is of one area: name it, e.g. {example}") if area == 0 else BAD
         if days is BAD:
             return BAD
+        window = f"{days}-month" if isinstance(days, str) else f"{days}d"
         if not rest:
-            return doc.err(node, path, f"a window alone tests nothing: add a test, e.g. {{last: {days}d, gte: 1}}")
-        name = f"{f.name}/{days}d" + (f"@{area}" if per_area else "")
+            shown = f"month: {days}" if isinstance(days, str) else f"last: {days}d"
+            return doc.err(node, path, f"a window alone tests nothing: add a test, e.g. {{{shown}, gte: 1}}")
+        name = f"{f.name}/{window}" + (f"@{area}" if per_area else "")
         col = F.Field(name, F.INT, F.PROFILE, f.doc, series=f.series, scale=f.scale)
         return self.test(col, MappingNode(node.tag, rest, node.start_mark, node.end_mark), path)
 

@@ -24,7 +24,7 @@ from .e212 import mccmnc
 from .events import EVENT_FIELDS, Event
 from .fields import EVENTS, HANDSET_CAPS, PROFILE_FIELDS, RECORD_FIELDS, STATE_FIELDS
 from .lists import imei_tac
-from .profiles import Days, Profiles
+from .profiles import LAST_MONTH, THIS_MONTH, Days, Profiles
 from .lists.layout import ListError
 
 # Every condition field by name, to show values in the trigger log (event fields last: they win).
@@ -347,13 +347,15 @@ class Engine:
 
 
 def _profile_column(name: str):
-    """A profile condition's column name (control.conditions: `sms_mo/30d`, `area_days/30d@2`)
+    """A profile condition's column name (control.conditions: `sms_mo/30d`, `sms_mo/last-month`,
+    `area_days/30d@2`)
     as control.profiles has it, (series, days, area); None for another field."""
     metric, _, window = name.partition("/")
     if metric not in PROFILE_FIELDS or not window:
         return None
     days, _, area = window.partition("@")
-    return PROFILE_FIELDS[metric].series, int(days[:-1]), int(area or 0)
+    n = {"this-month": THIS_MONTH, "last-month": LAST_MONTH}.get(days) or int(days[:-1])
+    return PROFILE_FIELDS[metric].series, n, int(area or 0)
 
 
 def _from_v1(old: np.ndarray) -> tuple:

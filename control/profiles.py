@@ -24,6 +24,7 @@ AREA_SERIES = ("area_days", "area_visits", "area_minutes")     # State.area_fact
 AREA_QUERY = 100                    # ext/state.pyx: the series number of an area query
 AREA_DAY_DTYPE = np.dtype([("sub", "<u4"), ("area", "<u2"), ("days", "u1"), ("visits", "<u4"), ("minutes", "<u4")])
 MAX_DAYS = 92                       # the longest window: three months; the history keeps as many days
+THIS_MONTH, LAST_MONTH = -1, -2     # a column's days: the calendar month so far, the one before it
 DAY_FILE = re.compile(r"(\d{4}-\d{2}-\d{2})(\.areas)?\.npy")
 EPOCH = date(1970, 1, 1)
 
@@ -66,7 +67,7 @@ class Days:
 class Profiles:
     """The day in the policy's time zone, and the window sums the state keeps. A column is
     (series, days, area): a series of SERIES with area 0, or of AREA_SERIES with the area's
-    number in places.yaml."""
+    number in places.yaml; days is a window of days, or THIS_MONTH or LAST_MONTH."""
 
     def __init__(self, tz, days: Days | None = None):
         self.tz = tz
@@ -79,7 +80,7 @@ class Profiles:
         """Keep the sums of these columns' windows, and have the events of these codes carry
         their values. Windows kept before keep their sums; new ones are summed from the history."""
         columns = sorted(columns)
-        want = [c for c in columns if c[1] > 1]
+        want = [c for c in columns if c[1] != 1]
         old = {p: k for k, p in enumerate(self.pairs)}
         sums = np.zeros((state.count, len(want)), np.uint32)
         for k, pair in enumerate(want):
@@ -95,15 +96,24 @@ class Profiles:
         self.pairs = want
         self.columns = {c: j for j, c in enumerate(columns)}
         index = {p: k for k, p in enumerate(want)}
-        queries = [(_series_number(s), index[s, n, a] if n > 1 else -1, a) for s, n, a in columns]
+        queries = [(_series_number(s), index[s, n, a] if n != 1 else -1, a, n != LAST_MONTH) for s, n, a in columns]
         state.profile(state.today[:state.count], sums, queries, sorted(events) if queries else [], atoday)
         state.on_day = self.on_day
 
     def _history(self, column, today: date, rows: int) -> np.ndarray:
-        """A column's sum over the days - 1 days before today."""
+        """A column's sum of the days before today it covers: the window's days - 1, or this
+        month's days before today, or all of last month's."""
+        n = column[1]
+        if n == THIS_MONTH:
+            days = [today.replace(day=d) for d in range(1, today.day)]
+        elif n == LAST_MONTH:
+            end = today.replace(day=1)
+            days = [end - timedelta(k) for k in range(1, (end - (end - timedelta(1)).replace(day=1)).days + 1)]
+        else:
+            days = [today - timedelta(k) for k in range(1, n)]
         out = np.zeros(rows, np.uint64)
-        for k in range(1, column[1]):
-            out += self._day_values(today - timedelta(k), column, rows)
+        for d in days:
+            out += self._day_values(d, column, rows)
         return np.minimum(out, 0xFFFFFFFF).astype(np.uint32)
 
     def _day_values(self, day: date, column, rows: int) -> np.ndarray:
@@ -126,10 +136,19 @@ class Profiles:
             return
         while ts_ns >= state.day_end_ns:
             self.days.put(self.day, state.today[:state.count].copy(), _aggregate(state.area_facts))
+            new_month = (self.day + timedelta(1)).day == 1
             for k, pair in enumerate(self.pairs):         # the window of tomorrow: + today, - the day it leaves
+                if pair[1] == LAST_MONTH:
+                    if new_month:
+                        state.sums[:state.count, k] = self._history(pair, self.day + timedelta(1), state.count)
+                    continue
+                if pair[1] == THIS_MONTH and new_month:
+                    state.sums[:state.count, k] = 0
+                    continue
                 col = state.sums[:state.count, k].astype(np.int64)
                 col += self._day_values(self.day, pair, state.count).astype(np.int64)
-                col -= self._day_values(self.day - timedelta(pair[1] - 1), pair, state.count).astype(np.int64)
+                if pair[1] > 1:
+                    col -= self._day_values(self.day - timedelta(pair[1] - 1), pair, state.count).astype(np.int64)
                 state.sums[:state.count, k] = np.clip(col, 0, 0xFFFFFFFF)
             state.today[:] = 0
             state.atoday[:] = 0

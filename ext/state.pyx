@@ -243,6 +243,7 @@ cdef class State:
     cdef int q_series[64]
     cdef int q_window[64]
     cdef uint16_t q_area[64]
+    cdef bint q_today[64]             # today's counts are in the value (not in "last month")
     cdef public int day_no            # today, days since 1970-01-01 in the policy's time zone
     cdef public object atoday         # (rows, queries) uint32: today's value of each area query
     cdef uint32_t *atd
@@ -311,17 +312,17 @@ cdef class State:
 
     def profile(self, today, sums, queries, events, atoday=None):
         """Set the profile arrays (rows as the state's) and the queries: [(series, window
-        index or -1, area)] (an area's series are AREA_QUERY + A_*; area 0 for the others),
-        carried by the events whose codes are in `events`; atoday: the area queries' today."""
+        index or -1, area, with today)] (an area's series are AREA_QUERY + A_*; area 0 for the
+        others), carried by the events whose codes are in `events`; atoday: the area queries' today."""
         assert len(queries) <= 64
         if atoday is None:
             atoday = np.zeros((self.cap, len(queries)), np.uint32)
         self._profile_arrays(_grown(today, self.cap), _grown(sums, self.cap), _grown(atoday, self.cap))
         self.nq = len(queries)
-        for j, (s, w, a) in enumerate(queries):
+        for j, (s, w, a, with_today) in enumerate(queries):
             assert (0 <= s < SERIES and not a) or (AREA_QUERY <= s < AREA_QUERY + 3 and a), (s, a)
             assert -1 <= w < self.nwin
-            self.q_series[j], self.q_window[j], self.q_area[j] = s, w, a
+            self.q_series[j], self.q_window[j], self.q_area[j], self.q_today[j] = s, w, a, with_today
         self.q_events = 0
         for code in events:
             self.q_events |= <uint32_t>1 << code
@@ -578,7 +579,9 @@ cdef class State:
         cdef int j, w
         cdef uint64_t v
         for j in range(self.nq):
-            if self.q_area[j]:
+            if not self.q_today[j]:
+                v = 0
+            elif self.q_area[j]:
                 v = self.atd[<uint64_t>sub * self.nq + j]
             else:
                 v = self.td[<uint64_t>sub * SERIES + self.q_series[j]]

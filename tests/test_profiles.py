@@ -80,6 +80,8 @@ def test_calls_count_by_direction_answer_and_minutes(tmp_path):
     ("sms_mo: {last: 30d}", "a window alone tests nothing: add a test, e.g. {last: 30d, gte: 1}"),
     ("sms_mo: {last: 30d, gt: many}", "'many' is not"),
     ("sms_moo: {last: 30d, gte: 5}", "unknown field: did you mean 'sms_mo'?"),
+    ("sms_mo: {month: next, gte: 5}", "'next' is not one of this, last"),
+    ("sms_mo: {month: last, last: 30d, gte: 5}", "or over which calendar month, {month: last, gte: 5} (this or last)"),
     ("area_days: {last: 30d, gte: 3}", "area_days is of one area: name it, e.g. {area: colleges, last: 30d, gte: 10}"),
     ("area_visits: {area: mall, last: 7d, gte: 3}", "areas are named in places.yaml, which is missing"),
 ])
@@ -138,3 +140,17 @@ def test_area_minutes_and_a_snapshot_in_the_middle_of_the_day(tmp_path):
     b.restore(str(tmp_path / "s.npz"))
     assert fired(b, rec(Kind.SUBSCRIBER_INFO, DAY + 10, cell=501, **cell), *sms(DAY + 20)) == []   # still in the shop
     assert fired(b, rec(Kind.SUBSCRIBER_INFO, DAY + 40, cell=9, **cell), *sms(DAY + 41)) == [("long", DAY + 41)]
+
+
+def test_calendar_months(tmp_path):
+    """`month: last` is the calendar month before this one, without today; `month: this` the
+    month so far (T0 is 2026-01-01 00:00 UTC, the policy's time zone here)."""
+    rs = ruleset(tmp_path, campaign("last", "event: sms_mo", "audience: {where: {sms_mo: {month: last, gte: 2}}}"),
+                 campaign("this", "event: sms_mo", "audience: {where: {sms_mo: {month: this, gte: 3}}}"))
+    e = Engine(rs)
+    feb, mar = 31 * DAY, 59 * DAY
+    assert fired(e, *sms(9 * DAY), *sms(30 * DAY + 5, 2)) == [("this", 30 * DAY + 6)]   # January's third
+    assert fired(e, *sms(feb + 1, 2)) == [("last", feb + 1), ("last", feb + 2)]      # January had 3
+    assert fired(e, *sms(mar)) == [("last", mar)]             # March 1st: February had 2, this month 1
+    e = Engine(rs)
+    assert fired(e, *sms(feb - 1), *sms(feb)) == []           # January 31st's one is not February's
