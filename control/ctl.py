@@ -170,8 +170,10 @@ class Commands:
     """Each command is a method; its arguments are checked here, the work is the engine's
     (`srv`, a control.server.EngineServer) and its dispatcher's."""
 
-    NAMES = ("status", "campaigns", "pause", "resume", "reload", "optout", "lists", "pending", "approve", "reject")
+    NAMES = ("status", "campaigns", "audience", "pause", "resume", "reload", "optout", "lists", "pending", "approve",
+             "reject")
     ARGS = {"optout": {"action", "msisdn", "campaign"}, "pause": {"campaign"}, "resume": {"campaign"},
+            "audience": {"campaign"},
             "pending": {"campaign"}, "approve": {"campaign", "id"}, "reject": {"campaign", "id"}}
 
     def __init__(self, srv):
@@ -227,6 +229,15 @@ class Commands:
                         "pending": n.get("pending", 0), "queued": n.get("queued", 0), "expired": n.get("expired", 0),
                         "suppressed": n.get("suppressed", 0)})
         return out
+
+    def audience(self, args: dict) -> dict:
+        cid = self.campaign(args)
+        try:
+            steps = self.srv.engine.audience(self.srv.campaigns()[cid])
+        except LookupError as e:
+            raise Refused(str(e)) from None
+        return {"campaign": cid, "steps": [{"what": w, "subscribers": n} for w, n in steps],
+                "audience": steps[-1][1]}
 
     def pause(self, args: dict) -> dict:
         cid = self.campaign(args)

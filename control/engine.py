@@ -19,7 +19,7 @@ import numpy as np
 
 from touchpoint.probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, pack, unpack
 
-from ._state import EVENT_DTYPE, FORWARD_DTYPE, STATE_DTYPE, TIMER_DTYPE, State
+from ._state import EVENT_DTYPE, FORWARD_DTYPE, STATE_DTYPE, TIMER_DTYPE, State, segments
 from .e212 import mccmnc
 from .events import EVENT_FIELDS, Event
 from .fields import EVENTS, HANDSET_CAPS, PROFILE_FIELDS, RECORD_FIELDS, STATE_FIELDS
@@ -342,8 +342,51 @@ class Engine:
         return {"subscribers": st.count, "row_bytes": STATE_DTYPE.itemsize, "allocated_bytes": allocated,
                 "bytes_per_subscriber": allocated / max(st.count, 1), "parts": parts}
 
+    def audience(self, campaign) -> list:
+        """How many of the subscribers the state knows are in the campaign's audience now, step
+        by step: [(what, how many are left)]: known, in its lists, each of its conditions, not
+        excluded (the trigger's own conditions are the event's, and not counted)."""
+        preds = [p for p in (campaign.audience.where, campaign.exclude.where) if p is not None]
+        kept = {_profile_column(f) for p in preds for f in p.fields} - {None} - set(self.profiles.columns)
+        if kept:
+            raise LookupError(f"{campaign.id} tests profile windows the engine keeps for active campaigns only")
+        st = self.state
+        n = st.count
+        ev = np.zeros(n, EVENT_DTYPE)
+        ev["sub"], ev["rec"], ev["event"], ev["ts_ns"] = np.arange(n), -1, Event.RECORD, st.clock_ns
+        ev["segment"] = segments(st.rows[:n], st.clock_ns)
+        saved = self._ev, self._rows, self.query_values
+        self._ev, self._rows, self.query_values = ev, {}, st.query_now()
+        try:
+            a, x = campaign.audience, campaign.exclude
+            col = Columns(self, ev, np.arange(n), empty(0), a.lists + x.lists)
+            m = np.ones(n, bool)
+            steps = [("subscribers known", n)]
+            if a.lists:
+                m &= col.in_lists(a.lists)
+                steps.append((f"in {' or '.join(a.lists)}", int(m.sum())))
+            for part in _parts(a.where):
+                m &= col.holds(part)
+                steps.append((str(part), int(m.sum())))
+            if x.lists:
+                m &= ~col.in_lists(x.lists)
+                steps.append((f"not in {' or '.join(x.lists)}", int(m.sum())))
+            if x.where is not None:
+                m &= ~col.holds(x.where)
+                steps.append((f"not ({x.where})", int(m.sum())))
+            return steps
+        finally:
+            self._ev, self._rows, self.query_values = saved
+
     def event_counts(self) -> dict:
         return {e.label: int(self.events[e]) for e in Event}
+
+
+def _parts(where) -> tuple:
+    """A where-block's conditions, one by one."""
+    if where is None:
+        return ()
+    return getattr(where, "parts", None) or (where,)
 
 
 def _profile_column(name: str):

@@ -327,6 +327,18 @@ cdef class State:
         for code in events:
             self.q_events |= <uint32_t>1 << code
 
+    def query_now(self):
+        """The queries' values for every subscriber now (subscribers x queries)."""
+        out = np.zeros((self.count, self.nq), np.uint32)
+        cdef uint32_t *keep = self.qv
+        cdef uint32_t i
+        if self.count and self.nq:
+            self.qv = <uint32_t *>cnp.PyArray_DATA(out)
+            for i in range(self.count):
+                self._query(i, i)
+            self.qv = keep
+        return out
+
     @property
     def query_values(self):
         """The queries' values at each event of the last process() or flush() (events x queries)."""

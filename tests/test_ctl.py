@@ -157,6 +157,19 @@ def test_campaigns_show_every_campaign_with_its_triggers(engine):
     assert text[0].split()[:2] == ["campaign", "status"] and len(text) == 1 + len(CAMPAIGNS)
 
 
+def test_audience_counts_a_campaigns_group_now(engine):
+    """`mt` is for the vip list: of the subscribers the engine knows, those in it (the list's
+    MSISDNs 8613800000001 and 02 are not in the capture: nobody)."""
+    got = engine.json("audience", "mt")
+    known = engine.json("status")["engine"]["subscribers"]
+    assert got == {"campaign": "mt", "audience": 0, "steps": [{"what": "subscribers known", "subscribers": known},
+                                                              {"what": "in vip", "subscribers": 0}]}
+    assert engine.json("audience", "sms")["audience"] == known            # no audience: everyone
+    text = engine.ctl("audience", "mt").stdout
+    assert text.splitlines()[0].split() == ["step", "subscribers"] and "mt: 0 subscribers in the audience now" in text
+    assert "no campaign 'nope'" in engine.ctl("audience", "nope", expect=1).stderr
+
+
 def test_lists_show_rows_columns_generation_and_users(engine):
     [vip] = engine.json("lists")
     assert (vip["name"], vip["rows"], vip["columns"], vip["used_by"]) == ("vip", 2, ["level"], ["mt"])

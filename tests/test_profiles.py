@@ -154,3 +154,21 @@ def test_calendar_months(tmp_path):
     assert fired(e, *sms(mar)) == [("last", mar)]             # March 1st: February had 2, this month 1
     e = Engine(rs)
     assert fired(e, *sms(feb - 1), *sms(feb)) == []           # January 31st's one is not February's
+
+
+def test_an_audience_counted_now_condition_by_condition(tmp_path):
+    from touchpoint.control.lists import ListStore, import_list
+    (tmp_path / "members.csv").write_text("imsi,age\n460001000000001,30\n460001000000002,12\n460001000000003,40\n")
+    import_list(tmp_path / "data", "members", tmp_path / "members.csv")
+    (tmp_path / "staff.csv").write_text("imsi\n460001000000003\n")
+    import_list(tmp_path / "data", "staff", tmp_path / "staff.csv")
+    (tmp_path / "r").mkdir()
+    rs = ruleset(tmp_path / "r", campaign("adults", "event: sms_mo", "audience: {lists: [members], where: "
+                                          "{age: {gte: 18}, sms_mo: {last: 7d, gte: 2}}}\nexclude: {lists: [staff]}"))
+    e = Engine(rs, ListStore(tmp_path / "data"))
+    who = [f"46000100000000{i}" for i in (1, 2, 3, 4)]
+    e.process(np.concatenate([rec(Kind.MO_SMS, t, imsi=i) for i in who for t in (0, 1)]))
+    assert e.audience(rs.campaigns[0]) == [
+        ("subscribers known", 4), ("in members", 3), ("age >= 18", 2), ("sms_mo/7d >= 2", 2), ("not in staff", 1)]
+    e.process(np.concatenate([rec(Kind.MO_SMS, 8 * DAY, imsi=who[3])]))    # a week later: 0 SMS in 7 days for 1
+    assert e.audience(rs.campaigns[0])[-2:] == [("sms_mo/7d >= 2", 0), ("not in staff", 0)]

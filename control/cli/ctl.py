@@ -113,6 +113,13 @@ def ctl_campaigns():
     ctl_call("campaigns")
 
 
+@ctl.command("audience")
+@click.argument("campaign", type=CAMPAIGN)
+def ctl_audience(campaign):
+    """How many subscribers a campaign's audience holds now, condition by condition."""
+    ctl_call("audience", campaign=campaign)
+
+
 @ctl.command("pause")
 @click.argument("campaign", type=CAMPAIGN)
 def ctl_pause(campaign):

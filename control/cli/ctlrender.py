@@ -151,6 +151,11 @@ def shorten(text: str, n: int) -> str:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
+def render_audience(r: dict, args) -> str:
+    steps = table(r["steps"], [("what", "step"), ("subscribers", "subscribers")])
+    return steps + f"\n{r['campaign']}: {r['audience']:,} subscribers in the audience now"
+
+
 RENDER = {
     "status": render_status,
     "campaigns": render_campaigns,
@@ -160,6 +165,7 @@ RENDER = {
                            f"{', '.join(r['lists_changed']) or 'none'}",
     "optout": render_optout,
     "lists": render_lists,
+    "audience": render_audience,
     "pending": render_pending,
     "approve": lambda r, a: f"approved {messages(r['approved'])} (each checked again against the policy)",
     "reject": lambda r, a: f"rejected {messages(r['rejected'])}",
