@@ -170,10 +170,10 @@ class Commands:
     """Each command is a method; its arguments are checked here, the work is the engine's
     (`srv`, a control.server.EngineServer) and its dispatcher's."""
 
-    NAMES = ("status", "campaigns", "audience", "pause", "resume", "reload", "optout", "lists", "pending", "approve",
-             "reject")
+    NAMES = ("status", "campaigns", "audience", "subscriber", "pause", "resume", "reload", "optout", "lists", "pending",
+             "approve", "reject")
     ARGS = {"optout": {"action", "msisdn", "campaign"}, "pause": {"campaign"}, "resume": {"campaign"},
-            "audience": {"campaign"},
+            "audience": {"campaign"}, "subscriber": {"msisdn"},
             "pending": {"campaign"}, "approve": {"campaign", "id"}, "reject": {"campaign", "id"}}
 
     def __init__(self, srv):
@@ -238,6 +238,17 @@ class Commands:
             raise Refused(str(e)) from None
         return {"campaign": cid, "steps": [{"what": w, "subscribers": n} for w, n in steps],
                 "audience": steps[-1][1]}
+
+    def subscriber(self, args: dict) -> dict:
+        """One subscriber's state, profile and marketing trail (the client masks the numbers)."""
+        msisdn = arg(args, "msisdn", MSISDN_RE, "an MSISDN (up to 15 digits)")
+        known = self.srv.engine.subscriber(msisdn)
+        d = getattr(self.srv, "dispatcher", None)
+        trail = d.trail(msisdn) if d is not None else []
+        if known is None and not trail:
+            raise Refused("no such subscriber in this engine's state or outbox")
+        return {"msisdn": msisdn, "state": known, "trail": trail,
+                "optouts": d.optout_check(msisdn) if d is not None else []}
 
     def pause(self, args: dict) -> dict:
         cid = self.campaign(args)

@@ -469,6 +469,10 @@ class Dispatcher:
             return rows + [{"campaign": "*", "source": f"list {name}", "at": None}
                            for name in self.policy.lists_holding(msisdn)]
 
+    def trail(self, msisdn: str) -> list:
+        with self.lock:
+            return self.outbox.trail(msisdn)
+
     def pending(self, campaign: str | None = None, limit: int = 1000) -> list:
         with self.lock:
             return self.outbox.pending(campaign, limit=limit)

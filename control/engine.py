@@ -22,9 +22,9 @@ from touchpoint.probe.record import NO_DIGITS, RECORD_DTYPE, Kind, Loc, empty, p
 from ._state import EVENT_DTYPE, FORWARD_DTYPE, STATE_DTYPE, TIMER_DTYPE, State, segments
 from .e212 import mccmnc
 from .events import EVENT_FIELDS, Event
-from .fields import EVENTS, HANDSET_CAPS, PROFILE_FIELDS, RECORD_FIELDS, STATE_FIELDS
+from .fields import EVENTS, HANDSET_CAPS, PROFILE_FIELDS, RECORD_FIELDS, SEGMENTS, STATE_FIELDS
 from .lists import imei_tac
-from .profiles import LAST_MONTH, THIS_MONTH, Days, Profiles
+from .profiles import LAST_MONTH, SERIES, THIS_MONTH, Days, Profiles
 from .lists.layout import ListError
 
 # Every condition field by name, to show values in the trigger log (event fields last: they win).
@@ -377,6 +377,40 @@ class Engine:
             return steps
         finally:
             self._ev, self._rows, self.query_values = saved
+
+    def subscriber(self, msisdn: str) -> dict | None:
+        """What the state knows of one subscriber now: identities, where, handset, and its
+        profile (today, the last 7 and 30 days; its areas today). None: not known."""
+        st = self.state
+        row = st.find(msisdn=int(pack([msisdn])[0]))
+        if row < 0:
+            return None
+        r = st.rows[row]
+        now = st.clock_ns / 1e9
+        names = {a.index: a.name for a in self.places.areas}
+        regions = {x.index: x.name for x in self.places.regions}
+        counts = {}
+        for name, f in PROFILE_FIELDS.items():
+            if f.series in SERIES:
+                today = int(st.today[row, SERIES.index(f.series)])
+                week, month = (today + int(self.profiles.history((f.series, n, 0), st.count)[row]) for n in (7, 30))
+                counts[name] = [v / f.scale if f.scale != 1 else v for v in (today, week, month)]
+        facts = st.area_facts
+        mine = facts[facts["sub"] == row]
+        areas = {names.get(int(a), str(a)): {s: int(mine["value"][(mine["area"] == a) & (mine["series"] == i)].sum())
+                                             for i, s in enumerate(("present", "visits", "minutes"))}
+                 for a in sorted(set(mine["area"].tolist()))}
+        return {"imsi": str(unpack(np.array([r["imsi"]]))[0]), "msisdn": str(unpack(np.array([r["msisdn"]]))[0]),
+                "imei": str(unpack(np.array([r["imei"]]))[0]), "region": regions.get(int(r["region"]), ""),
+                "in_region_for_s": int(now - r["region_since"]) if r["region"] else None,
+                "area": names.get(int(r["area"]), ""), "roaming": bool(self._roaming_row(r)),
+                "handset_age_s": int(now - r["imei_since"]) if r["imei"] != NO_DIGITS else None,
+                "segment": {v: k for k, v in SEGMENTS.items()}[int(segments(st.rows[row:row + 1], st.clock_ns)[0])],
+                "profile": counts, "areas_today": areas}
+
+    def _roaming_row(self, r) -> bool:
+        return r["mcc"] != NO_PLMN and not any(r["mcc"] == h["mcc"] and r["mnc"] == h["mnc"]
+                                               for h in self.places.home_table)
 
     def event_counts(self) -> dict:
         return {e.label: int(self.events[e]) for e in Event}

@@ -272,6 +272,15 @@ class Outbox:
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
+    def trail(self, msisdn: str, limit: int = 50) -> list:
+        """A subscriber's messages, newest trigger first, with their outcome (conversion)."""
+        cur = self.db.execute(
+            "SELECT m.campaign, m.event, m.trigger_ns, m.state, m.reason, m.channel, m.sent_ns, m.done_ns, m.holdout,"
+            " c.converted_ns FROM messages m LEFT JOIN conversions c ON c.message = m.id"
+            " WHERE m.msisdn = ? ORDER BY m.trigger_ns DESC LIMIT ?", (msisdn, int(limit)))
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
     # ---- status --------------------------------------------------------------------------------------------
 
     def counts(self) -> list:

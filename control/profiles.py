@@ -100,6 +100,10 @@ class Profiles:
         state.profile(state.today[:state.count], sums, queries, sorted(events) if queries else [], atoday)
         state.on_day = self.on_day
 
+    def history(self, column, rows: int) -> np.ndarray:
+        """A column's days before today, summed from the history (0 before the first record)."""
+        return self._history(column, self.day, rows) if self.day is not None else np.zeros(rows, np.uint32)
+
     def _history(self, column, today: date, rows: int) -> np.ndarray:
         """A column's sum of the days before today it covers: the window's days - 1, or this
         month's days before today, or all of last month's."""

@@ -398,3 +398,20 @@ def test_a_wrong_key_is_refused_without_hanging(curve_engine, keys, client, serv
     curve = ["--curve-server-key", str(keys / server), "--curve-key", str(keys / client)] if client else []
     res = curve_engine.ctl(*curve, "status", socket=curve_engine.ctl_endpoint, expect=3)
     assert re.search(says, res.stderr) and "check the keys" in res.stderr and "no answer" not in res.stderr
+
+
+def test_subscriber_shows_one_profile_and_trail_masked(engine):
+    """A subscriber of the capture with messages: its state and trail, the numbers masked
+    unless --reveal (they are personal data)."""
+    log = logged_triggers(engine.data)
+    msisdn = next(t["msisdn"] for t in log if t["msisdn"] and t["campaign"] == "sms")
+    full = engine.json("subscriber", msisdn, "--reveal")
+    assert full["msisdn"] == msisdn and full["state"]["msisdn"] == msisdn
+    mine = [t for t in log if t["msisdn"] == msisdn]
+    assert sorted(m["campaign"] for m in full["trail"]) == sorted(t["campaign"] for t in mine)
+    assert full["state"]["profile"]["sms_mo"][0] >= sum(t["campaign"] == "sms" for t in mine)
+    masked = engine.json("subscriber", msisdn)
+    assert masked["msisdn"] != msisdn and "*" in masked["msisdn"] and msisdn not in json.dumps(masked)
+    text = engine.ctl("subscriber", msisdn).stdout
+    assert msisdn not in text and "profile" in text and "messages:" in text
+    assert "no such subscriber" in engine.ctl("subscriber", "8613999999999", expect=1).stderr

@@ -71,8 +71,9 @@ def ctl(ctx, endpoint, data_dir, shard, as_json, curve_server_key, curve_key, to
                "hint": hint}
 
 
-def ctl_call(cmd: str, **args) -> None:
-    """Send one command, print its result; exit 1 when refused, 3 when nobody answers."""
+def ctl_call(cmd: str, shown=None, **args) -> None:
+    """Send one command, print its result (through shown(result), if given); exit 1 when
+    refused, 3 when nobody answers."""
     from touchpoint.control.ctlclient import Unreachable, request
 
     from .ctlrender import render
@@ -95,10 +96,11 @@ def ctl_call(cmd: str, **args) -> None:
     if not reply["ok"]:
         click.echo(f"{name}: {reply.get('error')}", err=True)
         sys.exit(1)
+    result = shown(reply["result"]) if shown else reply["result"]
     if obj["json"]:
-        click.echo(json.dumps(reply["result"], ensure_ascii=False, indent=2))
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        click.echo(render(cmd, reply["result"], args))
+        click.echo(render(cmd, result, args))
 
 
 @ctl.command("status")
@@ -118,6 +120,22 @@ def ctl_campaigns():
 def ctl_audience(campaign):
     """How many subscribers a campaign's audience holds now, condition by condition."""
     ctl_call("audience", campaign=campaign)
+
+
+@ctl.command("subscriber")
+@click.argument("msisdn", type=MSISDN)
+@click.option("--reveal", is_flag=True, help="Print the MSISDN, IMSI and IMEI in full (they are personal data).")
+def ctl_subscriber(msisdn, reveal):
+    """One subscriber: where it is, its handset, its profile (today, 7 and 30 days), and its
+    marketing trail (messages, their outcomes, opt-outs). Numbers masked unless --reveal."""
+    from .render import mask_digits
+
+    def masked(r: dict) -> dict:
+        if reveal:
+            return r
+        state = r["state"] and {**r["state"], **{k: mask_digits(r["state"][k]) for k in ("imsi", "msisdn", "imei")}}
+        return {**r, "msisdn": mask_digits(r["msisdn"]), "state": state}
+    ctl_call("subscriber", shown=masked, msisdn=msisdn)
 
 
 @ctl.command("pause")

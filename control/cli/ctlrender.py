@@ -156,6 +156,33 @@ def render_audience(r: dict, args) -> str:
     return steps + f"\n{r['campaign']}: {r['audience']:,} subscribers in the audience now"
 
 
+def render_subscriber(r: dict, args) -> str:
+    s = r["state"]
+    lines = [f"subscriber {r['msisdn']}"]
+    if s is None:
+        lines.append("  not in the state (only in the outbox)")
+    else:
+        lines.append(f"  imsi {s['imsi'] or '-'}, imei {s['imei'] or '-'}, segment {s['segment']}, "
+                     f"{'roaming' if s['roaming'] else 'at home'}")
+        since = f" for {duration(s['in_region_for_s'])}" if s["region"] else ""
+        age = duration(s["handset_age_s"]) if s["handset_age_s"] is not None else "-"
+        lines.append(f"  region {s['region'] or '-'}{since}, area {s['area'] or '-'}; handset seen for {age}")
+        rows = [{"what": k, "today": v[0], "7 days": v[1], "30 days": v[2]} for k, v in s["profile"].items()]
+        lines.append(indent(table(rows, [("what", "profile"), ("today", "today"), ("7 days", "7 days"),
+                                         ("30 days", "30 days")])))
+        for area, v in s["areas_today"].items():
+            lines.append(f"  today in {area}: {v['visits']} visits, {v['minutes']} minutes")
+    lines.append(f"messages: {len(r['trail'])}" + (" (the newest first)" if r["trail"] else ""))
+    if r["trail"]:
+        rows = [{"trigger": when(m["trigger_ns"]), "campaign": m["campaign"], "state": m["state"],
+                 "reason": m["reason"] or "-", "converted": when(m["converted_ns"]) if m["converted_ns"] else "-"}
+                for m in r["trail"]]
+        lines.append(indent(table(rows, [(k, k) for k in ("trigger", "campaign", "state", "reason", "converted")])))
+    if r["optouts"]:
+        lines.append("opt-outs: " + ", ".join(f"{o['campaign']} ({o['source']})" for o in r["optouts"]))
+    return "\n".join(lines)
+
+
 RENDER = {
     "status": render_status,
     "campaigns": render_campaigns,
@@ -166,6 +193,7 @@ RENDER = {
     "optout": render_optout,
     "lists": render_lists,
     "audience": render_audience,
+    "subscriber": render_subscriber,
     "pending": render_pending,
     "approve": lambda r, a: f"approved {messages(r['approved'])} (each checked again against the policy)",
     "reject": lambda r, a: f"rejected {messages(r['rejected'])}",
