@@ -221,13 +221,15 @@ class Commands:
         overrides = d.overrides() if d is not None else {}
         counts = d.campaign_counts() if d is not None else {}
         out = []
+        active = {c.id for c in self.srv.engine.campaigns}
         for c in self.srv.campaigns().values():
             n = counts.get(c.id, {})
+            audience = self.srv.engine.audience(c)[-1][1] if c.id in active else None
             out.append({"id": c.id, "name": c.name, "status": overrides.get(c.id, c.status), "rule_status": c.status,
                         "override": overrides.get(c.id), "send": c.send, "priority": c.priority,
                         "triggers": self.srv.fired.get(c.id, 0), "sent": n.get("sent", 0) + n.get("delivered", 0),
                         "pending": n.get("pending", 0), "queued": n.get("queued", 0), "expired": n.get("expired", 0),
-                        "suppressed": n.get("suppressed", 0)})
+                        "suppressed": n.get("suppressed", 0), "audience": audience})
         return out
 
     def audience(self, args: dict) -> dict:

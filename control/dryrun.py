@@ -51,4 +51,10 @@ def run(ruleset, pcaps, options, lists=None, fmt: str = "table", out=None, warn=
         for batch in decode_file(path, options):
             show(engine.process(batch))
     show(engine.finish())
+    for c in engine.campaigns:              # a campaign that would reach nobody says so
+        if c.audience.lists or c.audience.where is not None or c.exclude.lists or c.exclude.where is not None:
+            steps = engine.audience(c)
+            if engine.state.count and not steps[-1][1] and warn:
+                warn(f"{c.id}: its audience is empty at the end of the capture (" +
+                     ", ".join(f"{w}: {n:,}" for w, n in steps) + ")")
     return counts

@@ -110,6 +110,7 @@ class Engine:
         self.state = State(capacity, counter_window_s)      # the SMS/MMS/call/session counters' window
         self.profiles = Profiles(ruleset.policy.tz, days)
         self.query_values = np.zeros((0, 0), np.uint32)   # the last batch's profile values, by event
+        self._ev, self._rows = np.zeros(0, EVENT_DTYPE), {}   # the batch being matched, its list rows
         self.watch = {Event.named(e) for e in watch}       # events written for others (control.health)
         self.last_events = np.zeros(0, EVENT_DTYPE)       # the last batch's events
         self.goal_hits = []                 # the last batch's goal events: (campaign, ts_ns, imsi, msisdn)

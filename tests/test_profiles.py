@@ -1,5 +1,8 @@
 """Profiles (control/profiles.py): counts over the last days, at the event, in the policy's time
 zone, kept across days, snapshots, restarts and reloads; windows checked by `rules check`."""
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -172,3 +175,17 @@ def test_an_audience_counted_now_condition_by_condition(tmp_path):
         ("subscribers known", 4), ("in members", 3), ("age >= 18", 2), ("sms_mo/7d >= 2", 2), ("not in staff", 1)]
     e.process(np.concatenate([rec(Kind.MO_SMS, 8 * DAY, imsi=who[3])]))    # a week later: 0 SMS in 7 days for 1
     assert e.audience(rs.campaigns[0])[-2:] == [("sms_mo/7d >= 2", 0), ("not in staff", 0)]
+
+
+def test_rules_test_says_when_an_audience_is_empty(tmp_path):
+    from click.testing import CliRunner
+
+    from touchpoint.control.cli import main
+    (tmp_path / "c.yaml").write_text("id: busy\nstatus: active\ntrigger: {event: sms_mo}\n"
+                                     "audience: {where: {sms_mo: {last: 1d, gte: 1000}}}\nmessage: {text: hi}\n")
+    pcap = Path(__file__).parents[1] / "pcaps" / "mixed_small.pcap"
+    res = CliRunner().invoke(main, ["rules", "test", "--rules", str(tmp_path), "--pcap", str(pcap)],
+                             env={"TOUCHPOINT_DATA": ""})
+    assert res.exit_code == 0, res.output
+    assert re.search(r"busy: its audience is empty at the end of the capture \(subscribers known: \d+, "
+                     r"sms_mo/1d >= 1000: 0\)", res.output), res.output

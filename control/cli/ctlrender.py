@@ -106,7 +106,7 @@ def render_campaigns(rows: list, args) -> str:
         r["shown_status"] = r["status"] + (" (ctl)" if r["override"] else "")
     return table(rows, [("id", "campaign"), ("shown_status", "status"), ("send", "send"), ("priority", "priority"),
                         ("triggers", "triggers"), ("pending", "pending"), ("queued", "queued"), ("sent", "sent"),
-                        ("expired", "expired"), ("suppressed", "suppressed")])
+                        ("expired", "expired"), ("suppressed", "suppressed"), ("audience", "audience now")])
 
 
 def render_optout(r: dict, args) -> str:
