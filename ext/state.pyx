@@ -79,6 +79,7 @@ cdef extern from "state.h":
         uint64_t imsi, msisdn, imei, node
         uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days, kib, kib_prev
         uint32_t imei_since, prev_tac, region_since
+        uint32_t call_at, call_peer, end_at, end_peer
         uint16_t mcc, mnc, area, data_day, area_day
         uint16_t cnt[5]
         uint16_t prev[5]
@@ -106,6 +107,7 @@ STATE_DTYPE = np.dtype([
     ("lac_tac", "<u4"), ("cell", "<u4"), ("last_seen", "<u4"), ("area_since", "<u4"), ("off_at", "<u4"),
     ("data_days", "<u4"), ("kib", "<u4"), ("kib_prev", "<u4"),
     ("imei_since", "<u4"), ("prev_tac", "<u4"), ("region_since", "<u4"),
+    ("call_at", "<u4"), ("call_peer", "<u4"), ("end_at", "<u4"), ("end_peer", "<u4"),
     ("mcc", "<u2"), ("mnc", "<u2"), ("area", "<u2"), ("data_day", "<u2"), ("area_day", "<u2"),
     ("cnt", "<u2", (COUNTERS,)), ("prev", "<u2", (COUNTERS,)),
     ("rat", "u1"), ("region", "u1"), ("flags", "u1"), ("cf", "u1"),
@@ -140,6 +142,14 @@ cdef extern from *:
     const uint64_t IMSI_SALT "TP_IMSI_SALT"     # IMSI and MSISDN keys hash apart
 
 cdef uint8_t[4] CF_CODES = [0x21, 0x29, 0x2a, 0x2b]
+
+
+DEF CALL_TWIN = 5             # seconds: a call's CAP and ISUP records as far apart as this are one call
+
+
+cdef inline bint _twin(uint32_t at, uint32_t peer_then, uint32_t t, uint32_t peer) noexcept nogil:
+    """The same call as the one at `at`, seen on another protocol."""
+    return at != 0 and peer == peer_then and (t - at if t >= at else at - t) <= CALL_TWIN
 
 
 cdef inline uint8_t segment_of(const tp_sub *s, int64_t ts_ns) noexcept nogil:
@@ -618,16 +628,27 @@ cdef class State:
                 c[0] = 1 if series == A_DAYS else c[0] + value
 
     cdef void _profile_count(self, uint32_t sub, const tp_record *r, bint failed) noexcept nogil:
-        """Today's series, before the record's events (an event sees its own record counted)."""
+        """Today's series, before the record's events (an event sees its own record counted). A
+        call seen twice, as CAP and as ISUP (its set-up, or its end, to the same number within
+        CALL_TWIN seconds), counts once."""
         cdef bint mt = r.proto == TP_PROTO_CAP and r.event >= 12     # DP12: the served party is called
+        cdef tp_sub *s = &self.subs[sub]
+        cdef uint32_t t = <uint32_t>(r.ts_ns // 1000000000) if r.ts_ns > 0 else 0
+        cdef uint32_t peer = <uint32_t>(r.peer ^ (r.peer >> 32))
         self.td[<uint64_t>sub * SERIES + P_ACTIVE] = 1
         if r.kind == TP_K_CALL_END:                  # answered, even when its end was not seen
+            if _twin(s.end_at, s.end_peer, t, peer):
+                return
+            s.end_at, s.end_peer = t, peer
             if r.flags & TP_F_ANSWERED:
                 self._add(sub, P_ANSWERED_MT if mt else P_ANSWERED_MO, 1)
                 self._add(sub, P_CALL_MS, r.duration_ms)
         elif failed:
             return
         elif r.kind == TP_K_CALL_ATTEMPT:
+            if _twin(s.call_at, s.call_peer, t, peer):
+                return
+            s.call_at, s.call_peer = t, peer
             self._add(sub, P_CALLS_MT if mt else P_CALLS_MO, 1)
         elif r.kind == TP_K_MO_SMS:
             self._add(sub, P_SMS_MO, 1)

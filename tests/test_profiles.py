@@ -189,3 +189,20 @@ def test_rules_test_says_when_an_audience_is_empty(tmp_path):
     assert res.exit_code == 0, res.output
     assert re.search(r"busy: its audience is empty at the end of the capture \(subscribers known: \d+, "
                      r"sms_mo/1d >= 1000: 0\)", res.output), res.output
+
+
+def test_a_call_seen_as_cap_and_as_isup_counts_once(tmp_path):
+    rs = ruleset(tmp_path, *(campaign(f"c{n}", "event: sms_mo", f"audience: {{where: {{{w}}}}}") for n, w in enumerate((
+        "calls_mo: {last: 1d, gte: 2}", "answered_mo: {last: 1d, gte: 2}", "call_minutes: {last: 1d, gte: 2}"))))
+    e = Engine(rs)
+
+    def call(t, proto, end=False):
+        r = rec(Kind.CALL_END if end else Kind.CALL_ATTEMPT, t, peer="10086",
+                flags=Flag.REQUEST | (Flag.ANSWERED if end else 0))
+        r["proto"], r["duration_ms"] = proto, 60_000 if end else 0
+        return r
+    # one call, its set-up and its end each seen by CAP (2) and ISUP (3) a second apart
+    one = [call(0, 2), call(1 / 60, 3), call(2, 2, True), call(2 + 1 / 60, 3, True)]
+    assert fired(e, *one, *sms(3)) == []                      # 1 call, 1 answered, 1 minute
+    assert fired(e, *[call(t + 10, p, end) for t, p, end in ((0, 2, 0), (2, 2, 1))], *sms(13)) == [
+        ("c0", 13), ("c1", 13), ("c2", 13)]                   # a second call, 10 minutes later

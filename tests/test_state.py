@@ -33,7 +33,7 @@ def names(ev, skip=(Event.RECORD,)):
 
 
 def test_layouts_agree():
-    assert STATE_DTYPE.itemsize == SUB_SIZE == 110          # at most 128 bytes a subscriber with its index
+    assert STATE_DTYPE.itemsize == SUB_SIZE == 126          # at most 128 bytes a subscriber with its index
     assert EVENT_DTYPE.itemsize == 48
 
 
