@@ -394,7 +394,7 @@ class Engine:
         for name, f in PROFILE_FIELDS.items():
             if f.series in SERIES:
                 today = int(st.today[row, SERIES.index(f.series)])
-                week, month = (today + int(self.profiles.history((f.series, n, 0), st.count)[row]) for n in (7, 30))
+                week, month = (today + self.profiles.history_of((f.series, n, 0), row) for n in (7, 30))
                 counts[name] = [v / f.scale if f.scale != 1 else v for v in (today, week, month)]
         facts = st.area_facts
         mine = facts[facts["sub"] == row]
@@ -426,8 +426,7 @@ def _parts(where) -> tuple:
 
 def _profile_column(name: str):
     """A profile condition's column name (control.conditions: `sms_mo/30d`, `sms_mo/last-month`,
-    `area_days/30d@2`)
-    as control.profiles has it, (series, days, area); None for another field."""
+    `area_days/30d@2`) as control.profiles has it, (series, days, area); None for another field."""
     metric, _, window = name.partition("/")
     if metric not in PROFILE_FIELDS or not window:
         return None

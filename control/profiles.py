@@ -100,9 +100,11 @@ class Profiles:
         state.profile(state.today[:state.count], sums, queries, sorted(events) if queries else [], atoday)
         state.on_day = self.on_day
 
-    def history(self, column, rows: int) -> np.ndarray:
-        """A column's days before today, summed from the history (0 before the first record)."""
-        return self._history(column, self.day, rows) if self.day is not None else np.zeros(rows, np.uint32)
+    def history_of(self, column, row: int) -> int:
+        """One subscriber's sum of a series over the days - 1 days before today (`ctl subscriber`)."""
+        s, n, _ = column
+        days = [self.days.get(self.day - timedelta(k)) for k in range(1, n)] if self.day is not None else []
+        return sum(int(d[row, SERIES.index(s)]) for d in days if d is not None and row < len(d))
 
     def _history(self, column, today: date, rows: int) -> np.ndarray:
         """A column's sum of the days before today it covers: the window's days - 1, or this

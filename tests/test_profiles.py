@@ -206,3 +206,12 @@ def test_a_call_seen_as_cap_and_as_isup_counts_once(tmp_path):
     assert fired(e, *one, *sms(3)) == []                      # 1 call, 1 answered, 1 minute
     assert fired(e, *[call(t + 10, p, end) for t, p, end in ((0, 2, 0), (2, 2, 1))], *sms(13)) == [
         ("c0", 13), ("c1", 13), ("c2", 13)]                   # a second call, 10 minutes later
+
+
+def test_one_subscribers_profile_today_7_and_30_days(tmp_path):
+    e = Engine(ruleset(tmp_path, campaign("any", "event: sms_mo")), days=Days(str(tmp_path / "p")))
+    mine = dict(imsi="460001234567890", msisdn="8613800000001")
+    e.process(np.concatenate([rec(Kind.MO_SMS, t, **mine) for t in (0, 1, 10 * DAY, 20 * DAY, 20 * DAY + 1)]))
+    got = e.subscriber("8613800000001")
+    assert got["profile"]["sms_mo"] == [2, 2, 5] and got["profile"]["days_active"] == [1, 1, 3]   # days 0, 10, 20
+    assert got["imsi"] == mine["imsi"] and e.subscriber("8613899999999") is None
