@@ -76,10 +76,12 @@ class Conditions:
         if ("last" in keys) == ("month" in keys):
             return doc.err(node, path, f"{f.name} counts over days: say over how many, e.g. {example}, "
                                        "or over which calendar month, {month: last, gte: 5} (this or last)")
-        days, area, rest = BAD, 0, []
+        days, area, rest, during = BAD, 0, [], ""
         for knode, vnode in node.value:
             key = getattr(knode, "value", "")
-            if key == "last":
+            if key == "while" and f.name == "call_minutes":
+                during = doc.choice(vnode, f"{path}.while", ("roaming",))
+            elif key == "last":
                 days = self.days(vnode, f"{path}.last")
             elif key == "month":
                 days = doc.choice(vnode, f"{path}.month", ("this", "last"))
@@ -95,7 +97,9 @@ class Conditions:
         if not rest:
             shown = f"month: {days}" if isinstance(days, str) else f"last: {days}d"
             return doc.err(node, path, f"a window alone tests nothing: add a test, e.g. {{{shown}, gte: 1}}")
-        name = f"{f.name}/{window}" + (f"@{area}" if per_area else "")
+        if during is BAD:
+            return BAD
+        name = f"{f.name}{':' + during if during else ''}/{window}" + (f"@{area}" if per_area else "")
         col = F.Field(name, F.INT, F.PROFILE, f.doc, series=f.series, scale=f.scale)
         return self.test(col, MappingNode(node.tag, rest, node.start_mark, node.end_mark), path)
 

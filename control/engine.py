@@ -139,6 +139,7 @@ class Engine:
         self.state.dwell = np.array(sorted({c.trigger.minutes for c in self.campaigns
                                             if c.trigger.event == "area_dwell"}), np.uint16)
         self.state.home = [(int(pack([h])[0]), len(h)) for h in self.places.home]
+        self.state.home_networks = [(int(h["mcc"]), int(h["mnc"])) for h in self.places.home_table]
         self.profiles.tz = ruleset.policy.tz
         self._profile_columns()
 
@@ -417,6 +418,9 @@ class Engine:
         return {e.label: int(self.events[e]) for e in Event}
 
 
+WHILE_SERIES = {"roaming": "roaming_call_ms"}      # call_minutes `while: roaming`
+
+
 def _parts(where) -> tuple:
     """A where-block's conditions, one by one."""
     if where is None:
@@ -428,11 +432,12 @@ def _profile_column(name: str):
     """A profile condition's column name (control.conditions: `sms_mo/30d`, `sms_mo/last-month`,
     `area_days/30d@2`) as control.profiles has it, (series, days, area); None for another field."""
     metric, _, window = name.partition("/")
+    metric, _, condition = metric.partition(":")
     if metric not in PROFILE_FIELDS or not window:
         return None
     days, _, area = window.partition("@")
     n = {"this-month": THIS_MONTH, "last-month": LAST_MONTH}.get(days) or int(days[:-1])
-    return PROFILE_FIELDS[metric].series, n, int(area or 0)
+    return WHILE_SERIES[condition] if condition else PROFILE_FIELDS[metric].series, n, int(area or 0)
 
 
 def _from_v1(old: np.ndarray) -> tuple:
@@ -502,7 +507,7 @@ class Columns:
             return v
         column = _profile_column(name)
         if column is not None:                      # at the event: today so far and the days before
-            f = PROFILE_FIELDS[name.partition("/")[0]]
+            f = PROFILE_FIELDS[name.partition("/")[0].partition(":")[0]]
             v = self.engine.query_values[self.sel, self.engine.profiles.columns[column]]
             return v / f.scale if f.scale != 1 else v.astype(np.int64)
         if name == "mccmnc":

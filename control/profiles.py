@@ -19,7 +19,7 @@ import numpy as np
 
 # The state's series (ext/state.pyx P_*), in its order.
 SERIES = ("sms_mo", "sms_mt", "mms_mt", "calls_mo", "calls_mt", "answered_mo", "answered_mt", "call_ms",
-          "sessions", "data_kib", "active")
+          "sessions", "data_kib", "active", "roaming_call_ms")
 AREA_SERIES = ("area_days", "area_visits", "area_minutes")     # State.area_facts' series, in order
 AREA_QUERY = 100                    # ext/state.pyx: the series number of an area query
 AREA_DAY_DTYPE = np.dtype([("sub", "<u4"), ("area", "<u2"), ("days", "u1"), ("visits", "<u4"), ("minutes", "<u4")])

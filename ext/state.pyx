@@ -56,7 +56,8 @@ DEF P_CALL_MS = 7            # talk time of the calls whose end was seen, answer
 DEF P_SESSIONS = 8
 DEF P_DATA_KIB = 9
 DEF P_ACTIVE = 10            # 1: any record today
-DEF SERIES = 11
+DEF P_ROAMING_CALL_MS = 11   # talk time of those calls answered while roaming (served by another network)
+DEF SERIES = 12
 # ... and of each named area, as facts of the day (State.area_facts): present (1 a day, a
 # record placed it there), a visit (an entry), minutes (a visit's, when it ends)
 DEF A_DAYS = 0
@@ -227,6 +228,9 @@ cdef class State:
     cdef public int64_t clock_ns
     cdef public uint32_t window       # seconds of one counter window
     cdef public object dwell          # uint16 array of minute thresholds
+    cdef uint16_t home_mcc[16]        # home networks as the records' mcc and mnc say them (packed digits)
+    cdef uint16_t home_mnc[16]
+    cdef int nplmn
     cdef uint64_t home_mask[16]       # home MCC+MNC prefixes of IMSIs: mask and packed value
     cdef uint64_t home_value[16]
     cdef uint8_t home_len[16]
@@ -272,6 +276,7 @@ cdef class State:
         self.clock_ns = 0
         self.dwell = np.zeros(0, np.uint16)
         self.nhome = 0
+        self.nplmn = 0
         self.emit = 0xFFFFFFFF
         self._set_timers(np.zeros(64, TIMER_DTYPE))
         self.ntimers = 0
@@ -353,6 +358,29 @@ cdef class State:
     def query_values(self):
         """The queries' values at each event of the last process() or flush() (events x queries)."""
         return self._qv[:self.nev]
+
+    @property
+    def home_networks(self):
+        return [(self.home_mcc[i], self.home_mnc[i]) for i in range(self.nplmn)]
+
+    @home_networks.setter
+    def home_networks(self, pairs):
+        """(mcc, mnc) of the home networks, packed as the records' (probe.record.pack, 4 digits)."""
+        cdef int i = 0
+        for mcc, mnc in list(pairs)[:16]:
+            self.home_mcc[i], self.home_mnc[i] = mcc, mnc
+            i += 1
+        self.nplmn = i
+
+    cdef bint _roaming(self, const tp_sub *s) noexcept nogil:
+        """Served by a network that is not a home network (as the `roaming` field)."""
+        cdef int i
+        if s.mcc == NO_PLMN:
+            return False
+        for i in range(self.nplmn):
+            if s.mcc == self.home_mcc[i] and s.mnc == self.home_mnc[i]:
+                return False
+        return True
 
     @property
     def home(self):
@@ -643,6 +671,8 @@ cdef class State:
             if r.flags & TP_F_ANSWERED:
                 self._add(sub, P_ANSWERED_MT if mt else P_ANSWERED_MO, 1)
                 self._add(sub, P_CALL_MS, r.duration_ms)
+                if self._roaming(s):
+                    self._add(sub, P_ROAMING_CALL_MS, r.duration_ms)
         elif failed:
             return
         elif r.kind == TP_K_CALL_ATTEMPT:

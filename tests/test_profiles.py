@@ -9,7 +9,7 @@ import pytest
 from touchpoint.control import rules
 from touchpoint.control.engine import Engine
 from touchpoint.control.profiles import Days
-from touchpoint.probe.record import Flag, Kind, Loc
+from touchpoint.probe.record import Flag, Kind, Loc, pack
 
 from .records import IMEI_A, IMEI_A2, IMEI_B, MIN, T0, rec
 from .test_engine import campaign, ruleset
@@ -84,6 +84,8 @@ def test_calls_count_by_direction_answer_and_minutes(tmp_path):
     ("sms_mo: {last: 30d, gt: many}", "'many' is not"),
     ("sms_moo: {last: 30d, gte: 5}", "unknown field: did you mean 'sms_mo'?"),
     ("sms_mo: {month: next, gte: 5}", "'next' is not one of this, last"),
+    ("call_minutes: {last: 1d, while: home, gte: 30}", "'home' is not one of roaming"),
+    ("sms_mo: {last: 1d, while: roaming, gte: 30}", "unknown operator"),
     ("sms_mo: {month: last, last: 30d, gte: 5}", "or over which calendar month, {month: last, gte: 5} (this or last)"),
     ("area_days: {last: 30d, gte: 3}", "area_days is of one area: name it, e.g. {area: colleges, last: 30d, gte: 10}"),
     ("area_visits: {area: mall, last: 7d, gte: 3}", "areas are named in places.yaml, which is missing"),
@@ -215,3 +217,19 @@ def test_one_subscribers_profile_today_7_and_30_days(tmp_path):
     got = e.subscriber("8613800000001")
     assert got["profile"]["sms_mo"] == [2, 2, 5] and got["profile"]["days_active"] == [1, 1, 3]   # days 0, 10, 20
     assert got["imsi"] == mine["imsi"] and e.subscriber("8613899999999") is None
+
+
+def test_call_minutes_while_roaming(tmp_path):
+    """Talk time of calls answered while served by another operator's network."""
+    rs = ruleset(tmp_path, campaign("away", "event: sms_mo", "audience: {where: "
+                                    "{call_minutes: {last: 1d, while: roaming, gte: 30}}}"))
+    e = Engine(rs)
+
+    def talk(t, minutes):
+        r = rec(Kind.CALL_END, t, flags=Flag.REQUEST | Flag.ANSWERED)
+        r["proto"], r["duration_ms"], r["peer"] = 3, minutes * 60_000, pack([str(13900000000 + t)])[0]
+        return r
+    home = rec(Kind.LOCATION_UPDATE, 0, mcc="460", mnc="00", node="8613900010001")
+    abroad = rec(Kind.LOCATION_UPDATE, 100, mcc="234", mnc="15", node="447700900001")
+    assert fired(e, home, talk(10, 40), *sms(20), abroad, talk(110, 29), *sms(120)) == []     # 40 at home, 29 away
+    assert fired(e, talk(130, 1), *sms(140)) == [("away", 140)]
