@@ -177,6 +177,20 @@ def test_an_audience_counted_now_condition_by_condition(tmp_path):
         ("subscribers known", 4), ("in members", 3), ("age >= 18", 2), ("sms_mo/7d >= 2", 2), ("not in staff", 1)]
     e.process(np.concatenate([rec(Kind.MO_SMS, 8 * DAY, imsi=who[3])]))    # a week later: 0 SMS in 7 days for 1
     assert e.audience(rs.campaigns[0])[-2:] == [("sms_mo/7d >= 2", 0), ("not in staff", 0)]
+    # the same from the engine's last snapshot, without an engine (`rules audience`)
+    from click.testing import CliRunner
+
+    from touchpoint.control.cli import main
+    (tmp_path / "data" / "state").mkdir()
+    e.snapshot(str(tmp_path / "data" / "state" / "shard-0.npz"))
+    res = CliRunner().invoke(main, ["rules", "audience", "adults", "--rules", str(tmp_path / "r"),
+                                    "--data", str(tmp_path / "data")])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[-3:] == ["           0  sms_mo/7d >= 2", "           0  not in staff",
+                                            "adults: 0 subscribers in the audience (snapshot of shard 0)"]
+    res = CliRunner().invoke(main, ["rules", "audience", "nope", "--rules", str(tmp_path / "r"),
+                                    "--data", str(tmp_path / "data")])
+    assert res.exit_code == 1 and "no active campaign 'nope'" in res.output
 
 
 def test_rules_test_says_when_an_audience_is_empty(tmp_path):

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .group import decoder_options, decoder_settings
+from .group import data_dir_option, decoder_options, decoder_settings
 
 
 @click.group()
@@ -97,3 +97,45 @@ def _catalogue(data_dir):
     """The imported lists' columns of a data directory (None: none given, or none imported)."""
     from touchpoint.control.lists import ListStore
     return ListStore(data_dir).catalogue() if data_dir else None
+
+
+@rules.command("audience")
+@click.argument("campaign")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), default="rules",
+              show_default=True, help="The campaign rules directory.")
+@data_dir_option
+@click.option("--shard", type=click.IntRange(0, 1023), default=0, show_default=True,
+              help="The engine shard whose last snapshot is read.")
+def rules_audience(campaign, rules_dir, data_dir, shard):
+    """How many subscribers a campaign's audience holds, condition by condition, in the last
+    snapshot of an engine's data directory (the dry-run `ctl audience`: no engine needed).
+
+    \b
+    touchpoint rules audience roaming-in-shanghai --rules rules --data touchpoint-data
+
+    Exit codes: 0, 1 no such campaign, rules with errors or no snapshot, 2 usage.
+    """
+    import os
+
+    from touchpoint.control.engine import Engine
+    from touchpoint.control.lists import ListStore
+    from touchpoint.control.profiles import Days
+    from touchpoint.control.rules import load
+
+    lists = ListStore(data_dir)
+    rs = load(rules_dir, lists.catalogue())
+    found = [c for c in rs.campaigns if c.id == campaign and c.status == "active"]
+    snapshot = os.path.join(data_dir, "state", f"shard-{shard}.npz")
+    why = (f"{len(rs.errors)} errors in {rules_dir} (see `touchpoint rules check`)" if rs.errors else
+           f"no active campaign {campaign!r} in {rules_dir}" if not found else
+           f"no snapshot of shard {shard} in {data_dir} (an engine writes it every minute and when it stops)"
+           if not os.path.exists(snapshot) else "")
+    if why:
+        click.echo(f"touchpoint rules audience: {why}", err=True)
+        sys.exit(1)
+    engine = Engine(rs, lists, days=Days(os.path.join(data_dir, "profiles", f"shard-{shard}")))
+    engine.restore(snapshot)
+    steps = engine.audience(found[0])
+    for what, n in steps:
+        click.echo(f"{n:>12,}  {what}")
+    click.echo(f"{campaign}: {steps[-1][1]:,} subscribers in the audience (snapshot of shard {shard})")
