@@ -67,8 +67,10 @@ class Conditions:
         return AllOf(tuple(parts))
 
     def profile(self, f, node, path):
-        """A profile field over a window of days, `{last: 30d, gte: 5}`: a test of the column
-        `field/30d` (control.profiles)."""
+        """A profile field over a window of days, `{last: 30d, gte: 5}`, or a calendar month,
+        `{month: last, ...}`; an area's field names it (`area: colleges`), call_minutes may be
+        `while: roaming`. It is a test of the column `field/30d`, `field/last-month`,
+        `field/30d@AREA` or `call_minutes:roaming/1d` (control.engine reads them)."""
         doc = self.doc
         per_area = f.name in F.AREA_PROFILE
         example = "{area: colleges, last: 30d, gte: 10}" if per_area else "{last: 30d, gte: 5}"

@@ -21,6 +21,7 @@ import numpy as np
 SERIES = ("sms_mo", "sms_mt", "mms_mt", "calls_mo", "calls_mt", "answered_mo", "answered_mt", "call_ms",
           "sessions", "data_kib", "active", "roaming_call_ms")
 AREA_SERIES = ("area_days", "area_visits", "area_minutes")     # State.area_facts' series, in order
+AREA_COLUMN = {"area_days": "days", "area_visits": "visits", "area_minutes": "minutes"}   # in AREA_DAY_DTYPE
 AREA_QUERY = 100                    # ext/state.pyx: the series number of an area query
 AREA_DAY_DTYPE = np.dtype([("sub", "<u4"), ("area", "<u2"), ("days", "u1"), ("visits", "<u4"), ("minutes", "<u4")])
 MAX_DAYS = 92                       # the longest window: three months; the history keeps as many days
@@ -209,5 +210,5 @@ def _values(day: np.ndarray, column, rows: int) -> np.ndarray:
     s, _, a = column
     day = day[(day["area"] == a) & (day["sub"] < rows)]
     out = np.zeros(rows, np.uint64)
-    out[day["sub"]] = day[s[5:]]
+    out[day["sub"]] = day[AREA_COLUMN[s]]
     return out

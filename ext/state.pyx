@@ -244,8 +244,9 @@ cdef class State:
     cdef object _events
     cdef tp_event *ev
     cdef uint32_t nev, evcap, timercap
-    # profiles (control/profiles.py): today's series, the windows' sums of the days before, and
-    # the queries whose values events carry: a query is a series and a window (-1: today only)
+    # profiles (control/profiles.py): today's series and area facts, the windows' sums of the days
+    # before, and the queries whose values events carry: a query is a series (of an area, or not),
+    # a window's sum (-1: none, today only) and whether today's count is in it
     cdef public object today          # (rows, SERIES) uint32
     cdef uint32_t *td
     cdef public object sums           # (rows, windows) uint32

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from touchpoint.control._state import EVENT_DTYPE, STATE_DTYPE, SUB_SIZE, State
+from touchpoint.control.profiles import SERIES
 from touchpoint.control.events import Event
 from touchpoint.probe.record import Flag, Kind, empty, to_digits
 
@@ -33,6 +34,7 @@ def names(ev, skip=(Event.RECORD,)):
 
 
 def test_layouts_agree():
+    assert State().today.shape[1] == len(SERIES)             # control.profiles names the state's series
     assert STATE_DTYPE.itemsize == SUB_SIZE == 126          # at most 128 bytes a subscriber with its index
     assert EVENT_DTYPE.itemsize == 48
 
