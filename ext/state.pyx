@@ -656,16 +656,21 @@ cdef class State:
                 c = &self.atd[<uint64_t>sub * self.nq + j]
                 c[0] = 1 if series == A_DAYS else c[0] + value
 
-    cdef void _profile_count(self, uint32_t sub, const tp_record *r, bint failed) noexcept nogil:
+    cdef void _present(self, uint32_t sub, tp_sub *s, uint16_t area):
+        """The subscriber is in the area today (Sub.area_day: counted once a day)."""
+        self._fact(sub, area, A_DAYS, 1)
+        s.area_day = <uint16_t>self.day_no
+
+    cdef void _profile_count(self, uint32_t sub, const tp_record *r, bint failed, uint32_t t) noexcept nogil:
         """Today's series, before the record's events (an event sees its own record counted). A
         call seen twice, as CAP and as ISUP (its set-up, or its end, to the same number within
         CALL_TWIN seconds), counts once."""
         cdef bint mt = r.proto == TP_PROTO_CAP and r.event >= 12     # DP12: the served party is called
         cdef tp_sub *s = &self.subs[sub]
-        cdef uint32_t t = <uint32_t>(r.ts_ns // 1000000000) if r.ts_ns > 0 else 0
-        cdef uint32_t peer = <uint32_t>(r.peer ^ (r.peer >> 32))
+        cdef uint32_t peer
         self.td[<uint64_t>sub * SERIES + P_ACTIVE] = 1
         if r.kind == TP_K_CALL_END:                  # answered, even when its end was not seen
+            peer = <uint32_t>(r.peer ^ (r.peer >> 32))
             if _twin(s.end_at, s.end_peer, t, peer):
                 return
             s.end_at, s.end_peer = t, peer
@@ -677,6 +682,7 @@ cdef class State:
         elif failed:
             return
         elif r.kind == TP_K_CALL_ATTEMPT:
+            peer = <uint32_t>(r.peer ^ (r.peer >> 32))
             if _twin(s.call_at, s.call_peer, t, peer):
                 return
             s.call_at, s.call_peer = t, peer
@@ -773,7 +779,7 @@ cdef class State:
             # dialogue time-out): the subscriber called
             failed = (r.flags & F_FAILED) != 0 and r.kind != TP_K_CALL_ATTEMPT
             if self.on_day is not None:
-                self._profile_count(sub, r, failed)
+                self._profile_count(sub, r, failed, t)
 
             # counters: roll the windows forward to this record's time
             if not first and t > s.last_seen:
@@ -847,11 +853,10 @@ cdef class State:
                         if self.on_day is not None:
                             if s.area and s.flags & S_CELL:         # a visit ends: its minutes
                                 self._fact(sub, s.area, A_MINUTES, (t - s.area_since) // 60 if t > s.area_since else 0)
-                            if ar:
-                                if located:
-                                    self._fact(sub, <uint16_t>ar, A_VISITS, 1)
-                                self._fact(sub, <uint16_t>ar, A_DAYS, 1)
-                                s.area_day = <uint16_t>self.day_no
+                            if ar and located:
+                                self._fact(sub, <uint16_t>ar, A_VISITS, 1)
+                            if ar:                                  # before area_enter: its queries see it
+                                self._present(sub, s, <uint16_t>ar)
                         s.area = <uint16_t>ar
                         s.area_since = t
                         if ar and located:
@@ -864,8 +869,7 @@ cdef class State:
                     s.flags |= S_CELL
                     s.lac_tac, s.cell = r.lac_tac, r.cell
                 if s.area and s.flags & S_CELL and s.area_day != <uint16_t>self.day_no and self.on_day is not None:
-                    self._fact(sub, s.area, A_DAYS, 1)              # still there on another day
-                    s.area_day = <uint16_t>self.day_no
+                    self._present(sub, s, s.area)                   # still there on another day
 
                 # what the record is
                 if r.kind == TP_K_PURGE_MS:
@@ -976,12 +980,12 @@ cdef class State:
         for b in range(4):
             f = self.fwd.get(sub * 4 + b) if (s.cf >> b) & 1 else None
             if f is not None and f[0] <= s.off_at:
-                found.append((-f[0], b, f[1]))
+                found.append((-f[0], b, f[0], f[1]))            # the latest set first
         found.sort()
-        for latest, b, to in found:
+        for _, b, at, to in found:
             e = self._event(E_CF_THEN_POWER_ON, r.ts_ns, i, sub)
             if e != NULL:
-                e.seconds = t + latest if t > -latest else 0
+                e.seconds = t - at if t > at else 0
                 e.number = to
                 e.ss_code = CF_CODES[b]
 
