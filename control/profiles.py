@@ -114,8 +114,8 @@ class Profiles:
         if n == THIS_MONTH:
             days = [today.replace(day=d) for d in range(1, today.day)]
         elif n == LAST_MONTH:
-            end = today.replace(day=1)
-            days = [end - timedelta(k) for k in range(1, (end - (end - timedelta(1)).replace(day=1)).days + 1)]
+            last = today.replace(day=1) - timedelta(1)
+            days = [last.replace(day=d) for d in range(1, last.day + 1)]
         else:
             days = [today - timedelta(k) for k in range(1, n)]
         out = np.zeros(rows, np.uint64)
@@ -123,10 +123,12 @@ class Profiles:
             out += self._day_values(d, column, rows)
         return np.minimum(out, 0xFFFFFFFF).astype(np.uint32)
 
-    def _day_values(self, day: date, column, rows: int) -> np.ndarray:
-        """A finished day's value of the column for each subscriber (0 for a day not kept)."""
+    def _day_values(self, day: date, column, rows: int, got=None) -> np.ndarray:
+        """A finished day's value of the column for each subscriber (0 for a day not kept);
+        got: the day's series or area facts, when they are at hand."""
         s, _, a = column
-        got = self.days.get(day, areas=bool(a))
+        if got is None:
+            got = self.days.get(day, areas=bool(a))
         if got is None:
             return np.zeros(rows, np.uint64)
         if a:
@@ -142,7 +144,8 @@ class Profiles:
             self._today(state, datetime.fromtimestamp(ts_ns / 1e9, self.tz).date())
             return
         while ts_ns >= state.day_end_ns:
-            self.days.put(self.day, state.today[:state.count].copy(), _aggregate(state.area_facts))
+            done = (state.today[:state.count].copy(), _aggregate(state.area_facts))
+            self.days.put(self.day, *done)
             new_month = (self.day + timedelta(1)).day == 1
             for k, pair in enumerate(self.pairs):         # the window of tomorrow: + today, - the day it leaves
                 if pair[1] == LAST_MONTH:
@@ -153,7 +156,7 @@ class Profiles:
                     state.sums[:state.count, k] = 0
                     continue
                 col = state.sums[:state.count, k].astype(np.int64)
-                col += self._day_values(self.day, pair, state.count).astype(np.int64)
+                col += self._day_values(self.day, pair, state.count, done[bool(pair[2])]).astype(np.int64)
                 if pair[1] > 1:
                     col -= self._day_values(self.day - timedelta(pair[1] - 1), pair, state.count).astype(np.int64)
                 state.sums[:state.count, k] = np.clip(col, 0, 0xFFFFFFFF)
