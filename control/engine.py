@@ -13,6 +13,7 @@ lookup in the imported lists (control.lists). Time is the records' time througho
 """
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -352,16 +353,9 @@ class Engine:
         kept = {_profile_column(f) for p in preds for f in p.fields} - {None} - set(self.profiles.columns)
         if kept:
             raise LookupError(f"{campaign.id} tests profile windows the engine keeps for active campaigns only")
-        st = self.state
-        n = st.count
-        ev = np.zeros(n, EVENT_DTYPE)
-        ev["sub"], ev["rec"], ev["event"], ev["ts_ns"] = np.arange(n), -1, Event.RECORD, st.clock_ns
-        ev["segment"] = segments(st.rows[:n], st.clock_ns)
-        saved = self._ev, self._rows, self.query_values
-        self._ev, self._rows, self.query_values = ev, {}, st.query_now()
-        try:
-            a, x = campaign.audience, campaign.exclude
-            col = Columns(self, ev, np.arange(n), empty(0), a.lists + x.lists)
+        n = self.state.count
+        a, x = campaign.audience, campaign.exclude
+        with self._now(np.arange(n), a.lists + x.lists) as col:
             m = np.ones(n, bool)
             steps = [("subscribers known", n)]
             if a.lists:
@@ -376,7 +370,19 @@ class Engine:
             if x.where is not None:
                 m &= ~col.holds(x.where)
                 steps.append((f"not ({x.where})", int(m.sum())))
-            return steps
+        return steps
+
+    @contextmanager
+    def _now(self, subs: np.ndarray, lists=()):
+        """Columns of these subscribers (state rows) as they are now: one event each, of no record."""
+        st = self.state
+        ev = np.zeros(len(subs), EVENT_DTYPE)
+        ev["sub"], ev["rec"], ev["event"], ev["ts_ns"] = subs, -1, Event.RECORD, st.clock_ns
+        ev["segment"] = segments(st.rows[:st.count] if len(subs) == st.count else st.rows[subs], st.clock_ns)
+        saved = self._ev, self._rows, self.query_values
+        self._ev, self._rows, self.query_values = ev, {}, st.query_now()[subs]
+        try:
+            yield Columns(self, ev, np.arange(len(subs)), empty(0), lists)
         finally:
             self._ev, self._rows, self.query_values = saved
 
@@ -388,7 +394,6 @@ class Engine:
         if row < 0:
             return None
         r = st.rows[row]
-        now = st.clock_ns / 1e9
         names = {a.index: a.name for a in self.places.areas}
         regions = {x.index: x.name for x in self.places.regions}
         counts = {}
@@ -402,17 +407,15 @@ class Engine:
         areas = {names.get(int(a), str(a)): {s: int(mine["value"][(mine["area"] == a) & (mine["series"] == i)].sum())
                                              for i, s in enumerate(("present", "visits", "minutes"))}
                  for a in sorted(set(mine["area"].tolist()))}
-        return {"imsi": str(unpack(np.array([r["imsi"]]))[0]), "msisdn": str(unpack(np.array([r["msisdn"]]))[0]),
-                "imei": str(unpack(np.array([r["imei"]]))[0]), "region": regions.get(int(r["region"]), ""),
-                "in_region_for_s": int(now - r["region_since"]) if r["region"] else None,
-                "area": names.get(int(r["area"]), ""), "roaming": bool(self._roaming_row(r)),
-                "handset_age_s": int(now - r["imei_since"]) if r["imei"] != NO_DIGITS else None,
-                "segment": {v: k for k, v in SEGMENTS.items()}[int(segments(st.rows[row:row + 1], st.clock_ns)[0])],
+        with self._now(np.array([row])) as col:
+            now = {f: col(f)[0] for f in ("in_region", "in_region_for", "roaming", "handset_age", "segment")}
+        seconds = {f: None if np.isnan(now[f]) else int(now[f]) for f in ("in_region_for", "handset_age")}
+        ids = {k: str(unpack(np.array([r[k]]))[0]) for k in ("imsi", "msisdn", "imei")}
+        return {**ids, "region": regions.get(int(now["in_region"]), ""), "in_region_for_s": seconds["in_region_for"],
+                "area": names.get(int(r["area"]), ""), "roaming": bool(now["roaming"]),
+                "handset_age_s": seconds["handset_age"],
+                "segment": {v: k for k, v in SEGMENTS.items()}[int(now["segment"])],
                 "profile": counts, "areas_today": areas}
-
-    def _roaming_row(self, r) -> bool:
-        return r["mcc"] != NO_PLMN and not any(r["mcc"] == h["mcc"] and r["mnc"] == h["mnc"]
-                                               for h in self.places.home_table)
 
     def event_counts(self) -> dict:
         return {e.label: int(self.events[e]) for e in Event}
