@@ -405,18 +405,17 @@ def _cf(w, a, t, p, st) -> int:
 
 def _call(w, a, t, p, st) -> int:
     dur = p.get("duration", 60 * 10**9)
+    ring = 5 * 10**9                                   # from the set-up to the answer
     end = t
     while w.cic_release and w.cic_release[0][0] <= t:
         _, busy, cic = heapq.heappop(w.cic_release)
         busy.discard(cic)
     if p.get("via", "cap") in ("cap", "both"):
         steps = w.mixed.cap_call(a.sub, 4, to=p["to"])
-        ring = 5 * 10**9
         end = max(end, w.flow([t, t + GAP_NS, t + ring, t + ring + dur], steps, st))
     if p.get("via", "cap") in ("isup", "both"):
         answer = p.get("answer", True)
         steps = w.mixed.isup_call(a.sub, 5, to=p["to"], answer=answer)
-        ring = 5 * 10**9
         if len(steps) == 5:
             times = [t, t + 10**9, t + ring, t + ring + dur, t + ring + dur + GAP_NS]
         else:
