@@ -136,7 +136,7 @@ def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy
     top = doc.mapping(root, "", CAMPAIGN_KEYS, required=("id", "trigger", "message"), hints=CAMPAIGN_HINTS)
     if top is None:
         return None
-    cond = Conditions(doc, places, columns)
+    cond = Conditions(doc, places, columns, (name for name, _ in policy.lifecycle))
     get = lambda key, fn, default: fn(top[key], key) if key in top else default
     cid = get("id", lambda n, p: doc.name(n, p, "an id of lower-case letters, digits, _ and -"), BAD)
     name = get("name", doc.scalar, cid if isinstance(cid, str) else "")

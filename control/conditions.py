@@ -34,10 +34,11 @@ class _Column:
 class Conditions:
     """Compiles where-blocks of one file against the field catalogue and the places."""
 
-    def __init__(self, doc: Doc, places: Places | None, columns=None):
+    def __init__(self, doc: Doc, places: Places | None, columns=None, lifecycle=()):
         self.doc = doc
         self.places = places
         self.columns = columns          # known list columns, or None: any name may be a list column
+        self.lifecycle = tuple(lifecycle)   # the lifecycle segments' names (policy.yaml)
 
     def where(self, node, path, fields, context) -> Pred:
         """context: 'trigger' (event fields given) or 'audience' (list columns allowed)."""
@@ -85,6 +86,8 @@ class Conditions:
                 during = doc.choice(vnode, f"{path}.while", ("roaming",))
             elif key == "last":
                 days = self.days(vnode, f"{path}.last")
+            elif key == "month" and f.name == "data_services":
+                days = doc.err(vnode, f"{path}.month", "data services are counted over days: {last: 30d, gte: 1}")
             elif key == "month":
                 days = doc.choice(vnode, f"{path}.month", ("this", "last"))
             elif key == "area" and per_area:
@@ -223,6 +226,11 @@ class Conditions:
         v = doc.scalar(node, path)
         if v is BAD:
             return v
+        if f.places == "lifecycle":
+            if v not in self.lifecycle:
+                return doc.err(node, path, f"{v!r} is not a lifecycle segment of the policy"
+                                           f"{suggest(v, self.lifecycle) or ' (' + one_of(self.lifecycle) + ')'}")
+            return self.lifecycle.index(v) + 1
         if f.places:
             if self.places is None:
                 return doc.err(node, path, f"{f.places} are named in places.yaml, which is missing")

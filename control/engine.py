@@ -38,9 +38,11 @@ NO_PLMN = 0xFFFF
 LOCATING = np.zeros(1 << 16, bool)
 LOCATING[[Kind.LOCATION_UPDATE, Kind.GPRS_LOCATION_UPDATE, Kind.MO_SMS, Kind.MT_SMS, Kind.SUBSCRIBER_INFO,
           Kind.CALL_ATTEMPT, Kind.PDP_CREATE, Kind.PDP_UPDATE, Kind.SESSION_CREATE, Kind.SESSION_MODIFY]] = True
+SESSION_START = np.zeros(1 << 16, bool)
+SESSION_START[[Kind.PDP_CREATE, Kind.SESSION_CREATE]] = True
 CELL = np.zeros(256, bool)
 CELL[[Loc.CGI, Loc.SAI, Loc.ECGI]] = True      # a cell, not only an area code
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 REGION_FIELDS = ("node", "mcc", "mnc", "lac_tac", "loc_type")      # what places.region_of reads
 MEMBER_CACHE = 1 << 20                  # subscribers whose list rows are remembered, a list
 ABSENT = empty(1)[0]                    # a record field's value when the record does not have it
@@ -106,9 +108,9 @@ class Triggers:
 
 
 class Engine:
-    def __init__(self, ruleset, lists=None, *, capacity: int = 1 << 16, counter_window_s: int = 7 * DAY_S,
-                 warn=None, watch=(), days: Days | None = None):
-        self.state = State(capacity, counter_window_s)      # the SMS/MMS/call/session counters' window
+    def __init__(self, ruleset, lists=None, *, capacity: int = 1 << 16, warn=None, watch=(),
+                 days: Days | None = None):
+        self.state = State(capacity)
         self.profiles = Profiles(ruleset.policy.tz, days)
         self.query_values = np.zeros((0, 0), np.uint32)   # the last batch's profile values, by event
         self._ev, self._rows = np.zeros(0, EVENT_DTYPE), {}   # the batch being matched, its list rows
@@ -142,15 +144,21 @@ class Engine:
         self.state.home = [(int(pack([h])[0]), len(h)) for h in self.places.home]
         self.state.home_networks = [(int(h["mcc"]), int(h["mnc"])) for h in self.places.home_table]
         self.profiles.tz = ruleset.policy.tz
+        self.lifecycle, self.lifecycle_lists = ruleset.policy.lifecycle, ruleset.policy.lifecycle_lists
+        self.services = {apn.encode(): i for i, apns in enumerate(ruleset.policy.data_services.values())
+                         for apn in apns}
         self._profile_columns()
 
     def _profile_columns(self) -> None:
         """The profile windows the campaigns and goals test, computed at the events they look at."""
         uses = [(c.trigger.event, (c.trigger.where, c.audience.where, c.exclude.where)) for c in self.campaigns]
         uses += [(c.goal.event, (c.goal.where,)) for c in self.goal_campaigns]
-        columns, events = set(), set()
+        # the lifecycle's windows are always kept: the health counts every subscriber's segment
+        lifecycle = {_profile_column(n) for _, where in self.lifecycle for n in where.fields} - {None}
+        columns, events = set(lifecycle), set()
         for event, preds in uses:
-            mine = {_profile_column(n) for p in preds if p for n in p.fields} - {None}
+            names = {n for p in preds if p for n in p.fields}
+            mine = {_profile_column(n) for n in names} - {None} | (lifecycle if "lifecycle" in names else set())
             if mine:
                 columns |= mine
                 events.add(Event.named(event))
@@ -164,7 +172,7 @@ class Engine:
             return Triggers([])
         records = np.ascontiguousarray(records)
         self.records += len(records)
-        ev = self.state.process(records, *self._where(records))
+        ev = self.state.process(records, *self._where(records), self._services(records))
         self.query_values = self.state.query_values
         return self._match(ev, records)
 
@@ -188,6 +196,15 @@ class Engine:
         if cell.any():
             area[cell] = self.places.area_of(records["lac_tac"][cell], records["cell"][cell])
         return region, area
+
+    def _services(self, records: np.ndarray) -> np.ndarray:
+        """Each record's data service (policy.yaml's data_services, by the session's APN), -1: none."""
+        out = np.full(len(records), -1, np.int8)
+        at = np.flatnonzero(SESSION_START[records["kind"]])
+        if len(at) and self.services:
+            apns, inverse = np.unique(np.char.lower(records["apn"][at]), return_inverse=True)
+            out[at] = np.array([self.services.get(a, -1) for a in apns.tolist()], np.int8)[inverse]
+        return out
 
     def _match(self, ev: np.ndarray, records: np.ndarray) -> "Triggers":
         self.last_events, self.goal_hits = ev, []
@@ -308,7 +325,7 @@ class Engine:
                          **parrays, **(arrays or {}),
                          meta=np.frombuffer(json.dumps({
                              **(meta or {}), **pmeta, "version": SNAPSHOT_VERSION, "clock_ns": st.clock_ns,
-                             "window": st.window, "subscribers": st.count}).encode(), np.uint8))
+                             "subscribers": st.count}).encode(), np.uint8))
                 f.flush()
                 os.fsync(f.fileno())
         except BaseException:
@@ -323,12 +340,11 @@ class Engine:
             rows, version = z["rows"], meta.get("version")
             if version == 1 and "cf_to" in (rows.dtype.names or ()):
                 rows, forwards = _from_v1(rows)
-            elif version == SNAPSHOT_VERSION and rows.dtype == STATE_DTYPE:
-                forwards = z["forwards"]
+            elif version in (2, SNAPSHOT_VERSION) and rows.dtype.names:
+                rows, forwards = _by_name(rows), z["forwards"]      # 2: before the data services' days
             else:
                 raise ValueError(f"{path}: a snapshot of version {version}, which this touchpoint does not "
-                                 f"read (it reads {SNAPSHOT_VERSION} and 1)")
-            self.state.window = meta["window"]
+                                 f"read (it reads {SNAPSHOT_VERSION}, 2 and 1)")
             self.state.restore(rows, z["timers"].astype(TIMER_DTYPE), meta["clock_ns"], forwards)
             mine = ("rows", "timers", "forwards", "meta", "profile_today", "profile_sums", "profile_facts")
             self.profiles.restore(self.state, meta, {k: z[k] for k in mine[4:] if k in z.files})
@@ -402,20 +418,32 @@ class Engine:
                 today = int(st.today[row, SERIES.index(f.series)])
                 week, month = (today + self.profiles.history_of((f.series, n, 0), row) for n in (7, 30))
                 counts[name] = [v / f.scale if f.scale != 1 else v for v in (today, week, month)]
+        used = r["svc"][r["svc"] != 0].astype(np.int64)
+        counts["data_services"] = [int((st.day_no - used < n).sum()) for n in (1, 7, 30)]
         facts = st.area_facts
         mine = facts[facts["sub"] == row]
         areas = {names.get(int(a), str(a)): {s: int(mine["value"][(mine["area"] == a) & (mine["series"] == i)].sum())
                                              for i, s in enumerate(("present", "visits", "minutes"))}
                  for a in sorted(set(mine["area"].tolist()))}
-        with self._now(np.array([row])) as col:
-            now = {f: col(f)[0] for f in ("in_region", "in_region_for", "roaming", "handset_age", "segment")}
+        with self._now(np.array([row]), self.lifecycle_lists) as col:
+            now = {f: col(f)[0] for f in ("in_region", "in_region_for", "roaming", "handset_age", "segment",
+                                          "lifecycle")}
         seconds = {f: None if np.isnan(now[f]) else int(now[f]) for f in ("in_region_for", "handset_age")}
         ids = {k: str(unpack(np.array([r[k]]))[0]) for k in ("imsi", "msisdn", "imei")}
         return {**ids, "region": regions.get(int(now["in_region"]), ""), "in_region_for_s": seconds["in_region_for"],
                 "area": names.get(int(r["area"]), ""), "roaming": bool(now["roaming"]),
                 "handset_age_s": seconds["handset_age"],
                 "segment": {v: k for k, v in SEGMENTS.items()}[int(now["segment"])],
+                "lifecycle": self.lifecycle_names()[int(now["lifecycle"]) - 1] if now["lifecycle"] else "",
                 "profile": counts, "areas_today": areas}
+
+    def lifecycle_names(self) -> tuple:
+        return tuple(name for name, _ in self.lifecycle)
+
+    def lifecycle_now(self) -> np.ndarray:
+        """Every known subscriber's lifecycle segment now: 1-based in lifecycle_names(), 0 none."""
+        with self._now(np.arange(self.state.count), self.lifecycle_lists) as col:
+            return col("lifecycle").astype(np.uint8)
 
     def event_counts(self) -> dict:
         return {e.label: int(self.events[e]) for e in Event}
@@ -443,12 +471,20 @@ def _profile_column(name: str):
     return WHILE_SERIES[condition] if condition else PROFILE_FIELDS[metric].series, n, int(area or 0)
 
 
-def _from_v1(old: np.ndarray) -> tuple:
-    """A version 1 snapshot's rows and forwardings: it kept one set time and number for all of
-    a subscriber's forwardings, which each active code now takes as its own."""
+def _by_name(old: np.ndarray) -> np.ndarray:
+    """Rows of an older layout as STATE_DTYPE: the fields both have, the others zero."""
+    if old.dtype == STATE_DTYPE:
+        return old
     rows = np.zeros(len(old), STATE_DTYPE)
     for name in set(STATE_DTYPE.names) & set(old.dtype.names):
         rows[name] = old[name]
+    return rows
+
+
+def _from_v1(old: np.ndarray) -> tuple:
+    """A version 1 snapshot's rows and forwardings: it kept one set time and number for all of
+    a subscriber's forwardings, which each active code now takes as its own."""
+    rows = _by_name(old)
     sub, bit = np.nonzero((old["cf"][:, None] >> np.arange(4)) & 1)
     forwards = np.zeros(len(sub), FORWARD_DTYPE)
     forwards["sub"], forwards["bit"] = sub, bit
@@ -526,6 +562,10 @@ class Columns:
             return self._visitor()
         if name == "segment":           # at the event, not at the end of the batch
             return self._ev("segment").astype(np.int64)
+        if name == "lifecycle":
+            return self._lifecycle()
+        if name == "used_data":
+            return (self._row("data_days") != 0) | (self._row("svc") != 0).any(axis=1)
         if name in ("handset_age", "in_region_for"):   # seconds at the event; unknown (NaN) fails every test
             since = self._row("imei_since" if name == "handset_age" else "region_since").astype(np.float64)
             known = self._row("imei") != NO_DIGITS if name == "handset_age" else self._row("region") > 0
@@ -537,6 +577,18 @@ class Columns:
         return self._list_column(name)
 
     # state and audience columns
+
+    def _lifecycle(self) -> np.ndarray:
+        """The first of the policy's lifecycle segments that holds (1-based; 0: none), its list
+        columns from the policy's lifecycle_lists."""
+        col = Columns(self.engine, self._all_ev, self.sel, self._records, self.engine.lifecycle_lists)
+        out, left = np.zeros(self.n, np.int64), np.ones(self.n, bool)
+        for i, (_, where) in enumerate(self.engine.lifecycle, 1):
+            if not left.any():
+                break
+            m = left & col.holds(where)
+            out[m], left = i, left & ~m
+        return out
 
     def _roaming(self) -> np.ndarray:
         mcc, mnc = self._row("mcc"), self._row("mnc")
@@ -649,7 +701,9 @@ class Columns:
             return unpack(v, f.width).tolist()          # absent: all filler, ''
 
         if f is not None and f.type == "enum":
-            if f.places:
+            if f.places == "lifecycle":
+                names = {i: name for i, (name, _) in enumerate(self.engine.lifecycle, 1)}
+            elif f.places:
                 table = self.engine.places.regions if f.places == "regions" else self.engine.places.areas
                 names = {p.index: p.name for p in table}
             else:

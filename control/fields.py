@@ -6,7 +6,7 @@ engine finds it:
 
   event     computed by the scenario event (`new_handset`, `region`, ...)
   record    the signaling record that caused the event (probe.record.RECORD_DTYPE)
-  state     the subscriber's state in the engine (`roaming`, `segment`)
+  state     the subscriber's state in the engine (`roaming`, `segment`, `lifecycle`)
   profile   the subscriber's counts over the last days (`sms_mo: {last: 30d, gte: 5}`)
   audience  the TAC table (`handset...`) and, not listed here, any column of an imported list
 """
@@ -30,7 +30,8 @@ class Field:
     source: str                     # EVENT, RECORD, STATE or AUDIENCE
     doc: str = ""
     names: MappingProxyType = field(default_factory=lambda: _names(()))  # enum: name -> value; caps: name -> bit
-    places: str = ""                # "regions" or "areas": an enum whose names come from places.yaml
+    places: str = ""                # "regions" or "areas": an enum whose names come from places.yaml,
+                                    # "lifecycle": from policy.yaml's lifecycle
     width: int = 16                 # digits per packed value: 16 (uint64) or 4 (uint16: mcc, mnc)
     fold: bool = False              # text compared without regard to case (APNs are DNS names)
     seconds: bool = False           # an int of seconds: a rule may also write a duration (`1h`)
@@ -152,7 +153,9 @@ EVENTS = _names((e.name, e) for e in (
 STATE_FIELDS = _names((f.name, f) for f in (
     Field("roaming", BOOL, STATE, "the serving network is not a home network"),
     Field("visitor", BOOL, STATE, "the IMSI is not of a home network: an inbound roamer (false: no IMSI known)"),
-    Field("segment", ENUM, STATE, "behavioural segment from the data counters", names=SEGMENTS),
+    Field("segment", ENUM, STATE, "behavioural segment from the data-use days", names=SEGMENTS),
+    Field("lifecycle", ENUM, STATE, "lifecycle segment by policy.yaml's definitions", places="lifecycle"),
+    Field("used_data", BOOL, STATE, "ever used data: data volume, or a session on a data service's APN"),
     Field("handset_age", INT, STATE, "how long the current handset (IMEI) has been seen, since its first sighting",
           seconds=True),
     Field("in_region", ENUM, STATE, "the region the subscriber is in", places="regions"),
@@ -172,6 +175,8 @@ PROFILE_FIELDS = _names((f.name, f) for f in (
           series="call_ms", scale=60_000),
     Field("data_sessions", INT, PROFILE, "data sessions (GTP sessions, PDP contexts) created", series="sessions"),
     Field("data_mb", INT, PROFILE, "MiB of user data (GTP-U)", series="data_kib", scale=1024),
+    Field("data_services", INT, PROFILE, "data services used (policy.yaml's data_services, by APN)",
+          series="services"),
     Field("days_active", INT, PROFILE, "days with any record of the subscriber", series="active"),
     Field("area_days", INT, PROFILE, "days a record placed the subscriber in the `area`", series="area_days"),
     Field("area_visits", INT, PROFILE, "entries into the `area`", series="area_visits"),

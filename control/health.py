@@ -5,9 +5,10 @@ cross into the next day and at shutdown (`complete: false`: the day was not over
 for the same day replaces it):
 
     day, seen (subscribers with a record that day), mms_users (with an MMS), data_users (with a
-    data session or data volume), records, mms, sessions, segments {potential, silent, trial,
-    active, loyal} (every subscriber the state knows, at the end of the day), moves {"a>b": n}
-    (segment changes since the previous day's end), new (subscribers first known that day)
+    data session or data volume), records, mms, sessions, segments {name: n} (every subscriber
+    the state knows in each of the policy's lifecycle segments, control.lifecycle, in its order, at
+    the end of the day), moves {"a>b": n} (segment changes since the previous day's end), new
+    (subscribers first known that day)
 
 Nothing per subscriber is written: what the counts need beyond the engine's state (who had an
 MMS or a data session today, each one's segment at the last day's end) is a byte per subscriber,
@@ -18,21 +19,12 @@ import os
 
 import numpy as np
 
-from ._state import segments
 from .engine import DAY_S
 from .events import Event
 
-SEGMENTS = ("potential", "silent", "trial", "active", "loyal")   # codes 1..5; 0: not known yet
 WATCH = ("mms_mt", "data_session_start")
 NS = 10**9
 MMS, DATA = 1, 2                    # today's bits
-
-
-def segments_at(rows: np.ndarray, day: int) -> np.ndarray:
-    """Each subscriber's lifecycle segment (1..5, SEGMENTS) at the end of `day`: the engine's
-    `segment` (control._state), with potential (never any data) told apart from silent."""
-    seg = segments(np.ascontiguousarray(rows), ((day + 1) * DAY_S) * NS - 1)
-    return np.where(rows["data_days"] == 0, 1, seg + 1).astype(np.uint8)
 
 
 class Health:
@@ -91,19 +83,17 @@ class Health:
         today[:m] = self.today[:m]
         seen = (rows["last_seen"].astype(np.int64) // DAY_S) == self.day
         data = ((today & DATA) != 0) | (rows["data_day"].astype(np.int64) == self.day)
-        seg = segments_at(rows, self.day)
+        seg, names = engine.lifecycle_now(), engine.lifecycle_names()
         before = np.zeros(n, np.uint8)
         k = min(n, len(self.segment))
         before[:k] = self.segment[:k]
         moved = (before != 0) & (before != seg)
-        pairs = before[moved].astype(np.int64) * 8 + seg[moved]
-        moves = {
-            f"{SEGMENTS[p // 8 - 1]}>{SEGMENTS[p % 8 - 1]}": int(c)
-            for p, c in zip(*np.unique(pairs, return_counts=True))
-        }
+        pairs = before[moved].astype(np.int64) * 256 + seg[moved]
+        name = lambda code: names[code - 1] if code <= len(names) else str(code)    # the policy changed
+        moves = {f"{name(p // 256)}>{name(p % 256)}": int(c) for p, c in zip(*np.unique(pairs, return_counts=True))}
         line = {"day": str(np.datetime64(self.day, "D")), "complete": complete, "seen": int(seen.sum()),
                 "mms_users": int(((today & MMS) != 0)[seen].sum()), "data_users": int(data[seen].sum()),
-                **self.counts, "segments": {s: int((seg == i + 1).sum()) for i, s in enumerate(SEGMENTS)},
+                **self.counts, "segments": {s: int((seg == i).sum()) for i, s in enumerate(names, 1)},
                 "moves": moves, "new": int(max(n - self.known, 0))}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
@@ -142,8 +132,7 @@ def read(data_dir: str) -> list:
     days = {}
     for (_, day), d in sorted(per.items(), key=lambda kv: kv[0][1]):
         t = days.setdefault(day, {"day": day, "complete": True, "seen": 0, "mms_users": 0, "data_users": 0,
-                                  "records": 0, "mms": 0, "sessions": 0, "new": 0,
-                                  "segments": dict.fromkeys(SEGMENTS, 0), "moves": {}})
+                                  "records": 0, "mms": 0, "sessions": 0, "new": 0, "segments": {}, "moves": {}})
         t["complete"] &= bool(d.get("complete"))
         for k in ("seen", "mms_users", "data_users", "records", "mms", "sessions", "new"):
             t[k] += int(d.get(k, 0))

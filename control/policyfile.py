@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from yaml.nodes import MappingNode, SequenceNode
 
 from .channel_settings import CHANNELS, SETTINGS, required
+from .lifecycle import DEFAULT_SERVICES, default_lifecycle, read_lifecycle, read_services
 from .yamldoc import BAD, CONTROL, LIST_NAME, NUMBER, Doc, one_of, suggest
 
 POLICY_FILES = ("policy.yaml", "policy.yml")
@@ -34,6 +35,9 @@ class Policy:
     optout_lists: tuple = ()
     optout_keywords: tuple = DEFAULT_OPTOUT_KEYWORDS
     country_code: str = ""          # put in front of MO senders in national format
+    data_services: MappingProxyType = field(default_factory=lambda: DEFAULT_SERVICES)   # service -> APNs
+    lifecycle: tuple = field(default_factory=default_lifecycle)     # ((segment, where), ...): the first holds
+    lifecycle_lists: tuple = ()     # the imported lists whose columns the lifecycle reads
     file: str = ""
 
     @property
@@ -44,11 +48,12 @@ class Policy:
 # --- reading policy.yaml -------------------------------------------------------------------------
 
 POLICY_KEYS = ("timezone", "caps", "quiet", "arbitration", "channel", "channels", "optout_lists", "optout_keywords",
-               "country_code")
+               "country_code", "data_services", "lifecycle", "lifecycle_lists")
 CLOCK_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
 
 
-def read_policy(doc: Doc, root) -> Policy:
+def read_policy(doc: Doc, root, places=None, columns=None) -> Policy:
+    """places and columns (control.rules.Lists, None: lists not known) check what the lifecycle names."""
     top = doc.mapping(root, "", POLICY_KEYS)
     if top is None:
         return Policy(file=doc.file)
@@ -78,9 +83,13 @@ def read_policy(doc: Doc, root) -> Policy:
         kw["channel"] = doc.choice(top["channel"], "channel", CHANNELS)
         if kw["channel"] not in (BAD, "file") and kw["channel"] not in channels:
             doc.err(top["channel"], "channel", f"{kw['channel']} has no settings under channels")
-    if "optout_lists" in top and not (isinstance(top["optout_lists"], SequenceNode) and not top["optout_lists"].value):
-        kw["optout_lists"] = tuple(doc.name(n, "optout_lists", "a list name", LIST_NAME)
-                                   for n in doc.items(top["optout_lists"], "optout_lists"))
+    for key in ("optout_lists", "lifecycle_lists"):
+        if key in top and not (isinstance(top[key], SequenceNode) and not top[key].value):
+            kw[key] = tuple(doc.name(n, key, "a list name", LIST_NAME) for n in doc.items(top[key], key))
+    if "data_services" in top:
+        kw["data_services"] = read_services(doc, top["data_services"])
+    if "lifecycle" in top:
+        kw["lifecycle"] = read_lifecycle(doc, top["lifecycle"], places, columns)
     if "optout_keywords" in top:
         kw["optout_keywords"] = tuple(doc.scalar(n, "optout_keywords")
                                       for n in doc.items(top["optout_keywords"], "optout_keywords"))

@@ -23,6 +23,9 @@ SERIES = ("sms_mo", "sms_mt", "mms_mt", "calls_mo", "calls_mt", "answered_mo", "
 AREA_SERIES = ("area_days", "area_visits", "area_minutes")     # State.area_facts' series, in order
 AREA_COLUMN = {"area_days": "days", "area_visits": "visits", "area_minutes": "minutes"}   # in AREA_DAY_DTYPE
 AREA_QUERY = 100                    # ext/state.pyx: the series number of an area query
+SERVICES = "services"               # the data services used in a window: from the state's rows, no sums
+SERVICE_QUERY = 200                 # ext/state.pyx: its series number
+MAX_SERVICES = 4                    # ext/state.pyx SERVICES: the data services the state tells apart
 AREA_DAY_DTYPE = np.dtype([("sub", "<u4"), ("area", "<u2"), ("days", "u1"), ("visits", "<u4"), ("minutes", "<u4")])
 MAX_DAYS = 92                       # the longest window: three months; the history keeps as many days
 THIS_MONTH, LAST_MONTH = -1, -2     # a column's days: the calendar month so far, the one before it
@@ -81,7 +84,7 @@ class Profiles:
         """Keep the sums of these columns' windows, and have the events of these codes carry
         their values. Windows kept before keep their sums; new ones are summed from the history."""
         columns = sorted(columns)
-        want = [c for c in columns if c[1] != 1]
+        want = [c for c in columns if c[1] != 1 and c[0] != SERVICES]
         old = {p: k for k, p in enumerate(self.pairs)}
         sums = np.zeros((state.count, len(want)), np.uint32)
         for k, pair in enumerate(want):
@@ -97,7 +100,8 @@ class Profiles:
         self.pairs = want
         self.columns = {c: j for j, c in enumerate(columns)}
         index = {p: k for k, p in enumerate(want)}
-        queries = [(_series_number(s), index[s, n, a] if n != 1 else -1, a, n != LAST_MONTH) for s, n, a in columns]
+        queries = [(SERVICE_QUERY, n, 0, True) if s == SERVICES else
+                   (_series_number(s), index[s, n, a] if n != 1 else -1, a, n != LAST_MONTH) for s, n, a in columns]
         state.profile(state.today[:state.count], sums, queries, sorted(events) if queries else [], atoday)
         state.on_day = self.on_day
 

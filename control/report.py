@@ -357,8 +357,13 @@ def render(rep: dict) -> str:
     return "\n".join(out)
 
 
+def _segments(days: list) -> list:
+    """The lifecycle segments' names the days give, in their order."""
+    return list(dict.fromkeys(name for d in days for name in d["segments"]))
+
+
 def render_health(days: list) -> str:
-    from .health import SEGMENTS
+    segments = _segments(days)
     rows = []
     for d in days:
         seen = d["seen"] or 1
@@ -367,8 +372,8 @@ def render_health(days: list) -> str:
         )
         rows.append((d["day"] + ("" if d["complete"] else "*"), f"{d['seen']:,}", _pct(d["mms_users"] / seen),
                      _pct(d["data_users"] / seen), f"{d['records'] / seen:.1f}",
-                     *(f"{d['segments'].get(s, 0):,}" for s in SEGMENTS), moves or "–"))
-    text = table(["day", "seen", "MMS pen.", "data pen.", "records/sub", *SEGMENTS, "top moves"], rows)
+                     *(f"{d['segments'].get(s, 0):,}" for s in segments), moves or "–"))
+    text = table(["day", "seen", "MMS pen.", "data pen.", "records/sub", *segments, "top moves"], rows)
     return text + ("\n* the day was not over when it was written" if any(not d["complete"] for d in days) else "")
 
 
@@ -426,7 +431,6 @@ def plot(rep: dict, path: str) -> str:
 
 
 def plot_health(days: list, path: str) -> str:
-    from .health import SEGMENTS
     if not days:
         raise ReportError("nothing to plot: no daily counters")
     plt = _pyplot()
@@ -441,7 +445,7 @@ def plot_health(days: list, path: str) -> str:
     ax[1].bar(x, np.array([d["records"] for d in days]) / seen, color="#4477aa")
     ax[1].set_title("records per subscriber seen")
     bottom = np.zeros(len(days))
-    for s in SEGMENTS:
+    for s in _segments(days):
         v = np.array([d["segments"].get(s, 0) for d in days], float)
         ax[2].bar(x, v, bottom=bottom, label=s)
         bottom += v

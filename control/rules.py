@@ -80,24 +80,25 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
         names, errors = _rule_files(path)
     except OSError as e:
         return RuleSet(path, (), Places(), (Error(path, 0, "", e.strerror or str(e)),))
-    places, policy = None, None
+    places, policy, warnings = None, None, []
+    for pname in [n for n in names if n in PLACES_FILES][:1]:
+        places, errs = read_places(os.path.join(path, pname))
+        errors += errs
     for pname in [n for n in names if n in POLICY_FILES][:1]:
         doc = Doc(os.path.join(path, pname))
         root = doc.root()
         if root is not None:
-            policy = doc.guard(lambda doc=doc, root=root: read_policy(doc, root))
+            policy = doc.guard(lambda doc=doc, root=root: read_policy(doc, root, places, columns))
         errors += doc.sorted_errors()
-    for pname in [n for n in names if n in PLACES_FILES][:1]:
-        places, errs = read_places(os.path.join(path, pname))
-        errors += errs
-    campaigns, ids, warnings = [], {}, []
+        warnings += doc.warnings
+    campaigns, ids = [], {}
     for name in names:
         if name in PLACES_FILES:
-            if places is None or name != os.path.basename(places.file):
+            if name != next(n for n in names if n in PLACES_FILES):
                 errors.append(Error(os.path.join(path, name), 0, "", "a second places file: keep one, places.yaml"))
             continue
         if name in POLICY_FILES:
-            if policy is None or name != os.path.basename(policy.file):
+            if name != next(n for n in names if n in POLICY_FILES):
                 errors.append(Error(os.path.join(path, name), 0, "", "a second policy file: keep one, policy.yaml"))
             continue
         doc = Doc(os.path.join(path, name))

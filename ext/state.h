@@ -7,11 +7,11 @@
 #pragma pack(push, 1)
 typedef struct {
     uint64_t imsi, msisdn, imei, node;
-    uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days, kib, kib_prev;
+    uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days;
     uint32_t imei_since, prev_tac, region_since;
     uint32_t call_at, call_peer, end_at, end_peer;
     uint16_t mcc, mnc, area, data_day, area_day;
-    uint16_t cnt[5], prev[5];
+    uint16_t svc[4];         /* the day (State.day_no) each data service was last used */
     uint8_t  rat, region, flags, cf;
 } tp_sub;
 typedef struct {

@@ -19,7 +19,7 @@ cnp.import_array()
 
 DEF NO_PLMN = 0xFFFF
 DEF DAY = 86400
-DEF COUNTERS = 5
+DEF SERVICES = 4             # data services the state tells apart (Sub.svc)
 
 # record kinds and flags: tp_kind, tp_flag (ext/record.h, through core.pxd)
 cdef enum:
@@ -64,6 +64,7 @@ DEF A_DAYS = 0
 DEF A_VISITS = 1
 DEF A_MINUTES = 2
 DEF AREA_QUERY = 100                  # q_series of an area query: AREA_QUERY + A_*
+DEF SERVICE_QUERY = 200               # q_series of the data services used in the last q_window days
 cdef uint64_t MAX_U32 = 0xFFFFFFFF     # a count saturates there
 
 # Sub.flags
@@ -78,12 +79,11 @@ DEF CF_MASK = 0x0F         # Sub.cf: cfu, cfb, cfnry, cfnrc active (State.fwd: w
 cdef extern from "state.h":
     ctypedef struct tp_sub:
         uint64_t imsi, msisdn, imei, node
-        uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days, kib, kib_prev
+        uint32_t lac_tac, cell, last_seen, area_since, off_at, data_days
         uint32_t imei_since, prev_tac, region_since
         uint32_t call_at, call_peer, end_at, end_peer
         uint16_t mcc, mnc, area, data_day, area_day
-        uint16_t cnt[5]
-        uint16_t prev[5]
+        uint16_t svc[4]
         uint8_t rat, region, flags, cf
     ctypedef struct tp_event:
         int64_t ts_ns
@@ -106,11 +106,11 @@ cdef extern from "state.h":
 STATE_DTYPE = np.dtype([
     ("imsi", "<u8"), ("msisdn", "<u8"), ("imei", "<u8"), ("node", "<u8"),
     ("lac_tac", "<u4"), ("cell", "<u4"), ("last_seen", "<u4"), ("area_since", "<u4"), ("off_at", "<u4"),
-    ("data_days", "<u4"), ("kib", "<u4"), ("kib_prev", "<u4"),
+    ("data_days", "<u4"),
     ("imei_since", "<u4"), ("prev_tac", "<u4"), ("region_since", "<u4"),
     ("call_at", "<u4"), ("call_peer", "<u4"), ("end_at", "<u4"), ("end_peer", "<u4"),
     ("mcc", "<u2"), ("mnc", "<u2"), ("area", "<u2"), ("data_day", "<u2"), ("area_day", "<u2"),
-    ("cnt", "<u2", (COUNTERS,)), ("prev", "<u2", (COUNTERS,)),
+    ("svc", "<u2", (SERVICES,)),
     ("rat", "u1"), ("region", "u1"), ("flags", "u1"), ("cf", "u1"),
 ])
 EVENT_DTYPE = np.dtype([
@@ -226,7 +226,6 @@ cdef class State:
     cdef uint64_t mask
     cdef uint32_t used
     cdef public int64_t clock_ns
-    cdef public uint32_t window       # seconds of one counter window
     cdef public object dwell          # uint16 array of minute thresholds
     cdef uint16_t home_mcc[16]        # home networks as the records' mcc and mnc say them (packed digits)
     cdef uint16_t home_mnc[16]
@@ -270,10 +269,9 @@ cdef class State:
     cdef object _qv
     cdef uint32_t *qv
 
-    def __init__(self, capacity=1024, window=7 * DAY):
+    def __init__(self, capacity=1024):
         self._set_rows(np.zeros(max(int(capacity), 16), STATE_DTYPE))
         self.count = 0
-        self.window = window
         self.clock_ns = 0
         self.dwell = np.zeros(0, np.uint16)
         self.nhome = 0
@@ -336,8 +334,8 @@ cdef class State:
         self._profile_arrays(_grown(today, self.cap), _grown(sums, self.cap), _grown(atoday, self.cap))
         self.nq = len(queries)
         for j, (s, w, a, with_today) in enumerate(queries):
-            assert (0 <= s < SERIES and not a) or (AREA_QUERY <= s < AREA_QUERY + 3 and a), (s, a)
-            assert -1 <= w < self.nwin
+            assert (0 <= s < SERIES and not a) or (AREA_QUERY <= s < AREA_QUERY + 3 and a) or s == SERVICE_QUERY
+            assert -1 <= w < self.nwin or (s == SERVICE_QUERY and w > 0)
             self.q_series[j], self.q_window[j], self.q_area[j], self.q_today[j] = s, w, a, with_today
         self.q_events = 0
         for code in events:
@@ -627,9 +625,16 @@ cdef class State:
 
     cdef void _query(self, uint32_t at, uint32_t sub) noexcept nogil:
         """The queries' values for this subscriber now, into row `at` of the query values."""
-        cdef int j, w
+        cdef int j, w, k
         cdef uint64_t v
+        cdef const uint16_t *svc = self.subs[sub].svc
         for j in range(self.nq):
+            if self.q_series[j] == SERVICE_QUERY:     # a service last used within the window
+                v = 0
+                for k in range(SERVICES):
+                    v += svc[k] != 0 and self.day_no - svc[k] < self.q_window[j]
+                self.qv[<uint64_t>at * self.nq + j] = <uint32_t>v
+                continue
             if not self.q_today[j]:
                 v = 0
             elif self.q_area[j]:
@@ -661,7 +666,8 @@ cdef class State:
         self._fact(sub, area, A_DAYS, 1)
         s.area_day = <uint16_t>self.day_no
 
-    cdef void _profile_count(self, uint32_t sub, const tp_record *r, bint failed, uint32_t t) noexcept nogil:
+    cdef void _profile_count(self, uint32_t sub, const tp_record *r, bint failed, uint32_t t,
+                             int8_t service) noexcept nogil:
         """Today's series, before the record's events (an event sees its own record counted). A
         call seen twice, as CAP and as ISUP (its set-up, or its end, to the same number within
         CALL_TWIN seconds), counts once."""
@@ -695,6 +701,8 @@ cdef class State:
             self._add(sub, P_MMS_MT, 1)
         elif r.kind == TP_K_SESSION_CREATE or r.kind == TP_K_PDP_CREATE:
             self._add(sub, P_SESSIONS, 1)
+            if 0 <= service < SERVICES:
+                s.svc[service] = <uint16_t>self.day_no
         elif r.kind == TP_K_DATA_USAGE:
             self._add(sub, P_DATA_KIB, (r.octets + 512) // 1024)
 
@@ -710,11 +718,11 @@ cdef class State:
                 return True
         return False
 
-    def process(self, records, cnp.int16_t[:] region, cnp.int32_t[:] area):
+    def process(self, records, cnp.int16_t[:] region, cnp.int32_t[:] area, cnp.int8_t[:] service=None):
         """Update the state with a batch of records (RECORD_DTYPE, in arrival order) and return
         the scenario events found (EVENT_DTYPE), in order. region[i]: the region of record i's
         location (0 in none, -1 the record tells no location); area[i]: its area (0 none, -1 no
-        cell)."""
+        cell); service[i]: the data service (0..SERVICES-1) of a session's APN, -1 none."""
         cdef Py_ssize_t n = len(records), i, stride = records.dtype.itemsize
         cdef char *base = <char *>cnp.PyArray_DATA(records)
         cdef const tp_record *r
@@ -730,6 +738,9 @@ cdef class State:
         cdef uint16_t[:] dwell = self.dwell
         assert records.flags.c_contiguous and stride == sizeof(tp_record), "records: RECORD_DTYPE, contiguous"
         assert region.shape[0] == n and area.shape[0] == n
+        if service is None:
+            service = np.full(n, -1, np.int8)
+        assert service.shape[0] == n
         self._set_events(np.zeros(n * 3 + 64, EVENT_DTYPE))
         self.nev = 0
         for i in range(n):
@@ -779,18 +790,8 @@ cdef class State:
             # dialogue time-out): the subscriber called
             failed = (r.flags & F_FAILED) != 0 and r.kind != TP_K_CALL_ATTEMPT
             if self.on_day is not None:
-                self._profile_count(sub, r, failed, t)
+                self._profile_count(sub, r, failed, t, service[i])
 
-            # counters: roll the windows forward to this record's time
-            if not first and t > s.last_seen:
-                w_now = t // self.window
-                w_then = s.last_seen // self.window
-                if w_now != w_then:
-                    for j in range(COUNTERS):
-                        s.prev[j] = s.cnt[j] if w_now == w_then + 1 else 0
-                        s.cnt[j] = 0
-                    s.kib_prev = s.kib if w_now == w_then + 1 else 0
-                    s.kib = 0
             if t > s.last_seen:
                 s.last_seen = t
 
@@ -896,8 +897,6 @@ cdef class State:
                     if r.kind == TP_K_SESSION_CREATE or r.kind == TP_K_PDP_CREATE:
                         if s.cf >> 4 < 15:
                             s.cf += 0x10
-                        if s.cnt[4] < 0xFFFF:
-                            s.cnt[4] += 1
                         e = self._event(E_DATA_SESSION_START, r.ts_ns, i, sub)
                         if e != NULL:
                             e.rat = r.rat
@@ -915,18 +914,14 @@ cdef class State:
                                 if (bits >> j) & 1:
                                     self.fwd.pop(sub * 4 + j, None)
                 elif r.kind == TP_K_CALL_ATTEMPT:
-                    self._count(s, 3)
                     e = self._event(E_HOTLINE_CALL, r.ts_ns, i, sub)
                     if e != NULL:
                         e.number = r.peer
                 elif r.kind == TP_K_MO_SMS:
-                    self._count(s, 0)
                     e = self._event(E_SMS_MO, r.ts_ns, i, sub)
                 elif r.kind == TP_K_MT_SMS:
-                    self._count(s, 1)
                     e = self._event(E_SMS_MT, r.ts_ns, i, sub)
                 elif r.kind == TP_K_MMS_NOTIFICATION:
-                    self._count(s, 2)
                     e = self._event(E_MMS_MT, r.ts_ns, i, sub)
                 elif r.kind == TP_K_USSD:
                     e = self._event(E_USSD, r.ts_ns, i, sub)
@@ -949,10 +944,6 @@ cdef class State:
         out = self._events[:self.nev]
         self._events = None
         return out
-
-    cdef inline void _count(self, tp_sub *s, int j) noexcept:
-        if s.cnt[j] < 0xFFFF:
-            s.cnt[j] += 1
 
     cdef void _power_off(self, tp_sub *s, uint32_t sub, const tp_record *r, Py_ssize_t i, uint32_t t):
         if not s.flags & S_OFF:
@@ -1002,8 +993,6 @@ cdef class State:
 
     cdef void _usage(self, tp_sub *s, uint64_t octets, uint32_t t) noexcept:
         cdef uint32_t today = t // DAY, d
-        cdef uint64_t kib = s.kib + octets // 1024
-        s.kib = <uint32_t>kib if kib < 0xFFFFFFFF else 0xFFFFFFFF
         if octets:
             d = today - s.data_day if today > s.data_day else 0
             s.data_days = (s.data_days << d) | 1 if d < 32 else 1

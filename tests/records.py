@@ -11,7 +11,7 @@ IMEI_B = "86012345000011"           # another TAC
 
 
 def rec(kind, t_min=0.0, *, imsi=IMSI, msisdn="", imei="", peer="", node="", lac=0, cell=0, loc=Loc.NONE,
-        rat=0, ss=0, flags=Flag.REQUEST | Flag.RESPONSE, octets=0, mcc="", mnc=""):
+        rat=0, ss=0, flags=Flag.REQUEST | Flag.RESPONSE, octets=0, mcc="", mnc="", apn=""):
     r = empty(1)
     r["kind"], r["ts_ns"], r["flags"] = kind, T0 + int(t_min * MIN), flags
     for name, v in (("imsi", imsi), ("msisdn", msisdn), ("imei", imei), ("peer", peer), ("node", node)):
@@ -20,4 +20,5 @@ def rec(kind, t_min=0.0, *, imsi=IMSI, msisdn="", imei="", peer="", node="", lac
     if mcc:
         r["mcc"], r["mnc"] = to_digits(mcc, 4), to_digits(mnc, 4)
     r["lac_tac"], r["cell"], r["loc_type"], r["rat"], r["ss_code"], r["octets"] = lac, cell, loc, rat, ss, octets
+    r["apn"] = apn
     return r

@@ -410,8 +410,9 @@ def test_subscriber_shows_one_profile_and_trail_masked(engine):
     mine = [t for t in log if t["msisdn"] == msisdn]
     assert sorted(m["campaign"] for m in full["trail"]) == sorted(t["campaign"] for t in mine)
     assert full["state"]["profile"]["sms_mo"][0] >= sum(t["campaign"] == "sms" for t in mine)
+    assert full["state"]["lifecycle"] in ("loyal", "active", "trial", "silent", "potential")
     masked = engine.json("subscriber", msisdn)
     assert masked["msisdn"] != msisdn and "*" in masked["msisdn"] and msisdn not in json.dumps(masked)
     text = engine.ctl("subscriber", msisdn).stdout
-    assert msisdn not in text and "profile" in text and "messages:" in text
+    assert msisdn not in text and "profile" in text and "messages:" in text and "lifecycle " in text
     assert "no such subscriber" in engine.ctl("subscriber", "8613999999999", expect=1).stderr

@@ -1,5 +1,6 @@
 """Profiles (control/profiles.py): counts over the last days, at the event, in the policy's time
 zone, kept across days, snapshots, restarts and reloads; windows checked by `rules check`."""
+import json
 import re
 from pathlib import Path
 
@@ -247,3 +248,95 @@ def test_call_minutes_while_roaming(tmp_path):
     abroad = rec(Kind.LOCATION_UPDATE, 100, mcc="234", mnc="15", node="447700900001")
     assert fired(e, home, talk(10, 40), *sms(20), abroad, talk(110, 29), *sms(120)) == []     # 40 at home, 29 away
     assert fired(e, talk(130, 1), *sms(140)) == [("away", 140)]
+
+
+def lifecycle_rules(tmp_path, policy: str, *campaigns):
+    (tmp_path / "policy.yaml").write_text(policy)
+    return ruleset(tmp_path, *campaigns)
+
+
+def test_the_default_lifecycle_by_data_volume_and_services(tmp_path):
+    """The playbook's segments, the first that holds: loyal (1500 MB and two services in 90
+    days), active (300 MB), trial (a data service), silent (data once, none of it now), potential."""
+    rs = ruleset(tmp_path, *(campaign(s, "event: sms_mo", f"audience: {{where: {{lifecycle: {s}}}}}")
+                             for s in ("loyal", "active", "trial", "silent", "potential")))
+    e = Engine(rs)
+    who = {n: dict(imsi=f"46000100000{i:04d}") for i, n in enumerate(("heavy", "medium", "light", "ims", "none"))}
+
+    def use(name, t, mb=0, apn=""):
+        out = [rec(Kind.SESSION_CREATE, t, apn=apn, **who[name])] if apn else []
+        return out + ([rec(Kind.DATA_USAGE, t + 1, octets=mb << 20, **who[name])] if mb else [])
+    e.process(np.concatenate([*use("heavy", 0, 1000, "cmnet"), *use("heavy", 10, 499, "cmwap"),
+                              *use("medium", 0, 299, "cmnet"), *use("light", 0, 10, "cmnet"),
+                              *use("ims", 0, 50, "ims"), rec(Kind.LOCATION_UPDATE, 0, **who["none"])]))
+    got = [(t.campaign, t.imsi) for t in e.process(np.concatenate([rec(Kind.MO_SMS, 30, **w) for w in who.values()]))]
+    assert got == [("active", who["heavy"]["imsi"]), ("trial", who["medium"]["imsi"]),
+                   ("trial", who["light"]["imsi"]), ("silent", who["ims"]["imsi"]),
+                   ("potential", who["none"]["imsi"])]          # 1499 MB is not loyal, 299 not active
+    more = [*use("heavy", 40, 1), *use("medium", 40, 1)]
+    got = [(t.campaign, t.imsi) for t in e.process(np.concatenate(
+        [*more, rec(Kind.MO_SMS, 50, **who["heavy"]), rec(Kind.MO_SMS, 50, **who["medium"])]))]
+    assert got == [("loyal", who["heavy"]["imsi"]), ("active", who["medium"]["imsi"])]
+    assert e.lifecycle_names() == ("loyal", "active", "trial", "silent", "potential")
+
+
+def test_a_lifecycle_of_the_operators_with_a_list_column(tmp_path):
+    """A plan from an imported list (lifecycle_lists), and the data services the operator names."""
+    from touchpoint.control.lists import ListStore, import_list
+    (tmp_path / "plans.csv").write_text("imsi,plan\n460001000000001,data-100\n460001000000002,voice\n")
+    import_list(tmp_path / "data", "plans", tmp_path / "plans.csv")
+    (tmp_path / "r").mkdir()
+    rs = lifecycle_rules(tmp_path / "r", "data_services: {web: [internet]}\nlifecycle_lists: [plans]\n"
+                         "lifecycle:\n  subscribed: {plan: data-*, data_services: {last: 7d, gte: 1}}\n"
+                         "  other: {}\n",
+                         campaign("sub", "event: sms_mo", "audience: {where: {lifecycle: subscribed}}"))
+    e = Engine(rs, ListStore(tmp_path / "data"))
+    a, b = dict(imsi="460001000000001"), dict(imsi="460001000000002")
+    recs = [rec(Kind.SESSION_CREATE, 0, apn="INTERNET", **x) for x in (a, b)]
+    recs += [rec(Kind.MO_SMS, 1, **x) for x in (a, b)]
+    assert [t.imsi for t in e.process(np.concatenate(recs))] == [a["imsi"]]
+    assert [t.imsi for t in e.process(np.concatenate([rec(Kind.MO_SMS, 7 * DAY + 1, **a)]))] == []   # 8 days on
+
+
+@pytest.mark.parametrize("policy, campaign_where, why", [
+    ("lifecycle: {gold: {data_mbb: {last: 90d, gte: 1}}}", None,
+     "policy.yaml:1: lifecycle.gold.data_mbb: unknown field: did you mean 'data_mb'?"),
+    ("lifecycle: {gold: {data_services: {month: last, gte: 1}}}", None,
+     "policy.yaml:1: lifecycle.gold.data_services.month: data services are counted over days"),
+    ("lifecycle: {gold: {lifecycle: gold}}", None, "lifecycle.gold.lifecycle: a segment is defined by other fields"),
+    ("data_services: {a: [x], b: [y], c: [z], d: [w], e: [v]}", None,
+     "policy.yaml:1: data_services: 5 services: the state tells at most 4 apart"),
+    ("data_services: {a: [cmnet], b: [CMNET]}", None, "data_services.b[0]: cmnet is already an APN of a"),
+    ("lifecycle: {gold: {}, rest: {}}", "lifecycle: golden",
+     "c0.yaml:6: audience.where.lifecycle: 'golden' is not a lifecycle segment of the policy: did you mean 'gold'?"),
+    ("timezone: UTC", "lifecycle: gold", "'gold' is not a lifecycle segment of the policy (loyal, active, trial"),
+])
+def test_lifecycle_settings_are_checked(tmp_path, policy, campaign_where, why):
+    (tmp_path / "policy.yaml").write_text(policy)
+    if campaign_where:
+        where = f"audience: {{where: {{{campaign_where}}}}}"
+        (tmp_path / "c0.yaml").write_text(campaign("c", "event: sms_mo", where))
+    errors = [str(e) for e in rules.load(str(tmp_path)).errors]
+    assert len(errors) == 1 and why in errors[0], errors
+
+
+def test_a_version_2_snapshot_is_read(tmp_path):
+    """Before the data services' days: its rows are read by field name, the services unknown."""
+    from touchpoint.control._state import STATE_DTYPE
+    rs = ruleset(tmp_path, campaign("any", "event: sms_mo"))
+    a = Engine(rs)
+    a.process(np.concatenate([rec(Kind.SESSION_CREATE, 0, apn="cmnet"), rec(Kind.MO_SMS, 1)]))
+    a.snapshot(str(tmp_path / "s.npz"))
+    with np.load(tmp_path / "s.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    old = np.dtype([(n, STATE_DTYPE.fields[n][0]) for n in STATE_DTYPE.names if n != "svc"])
+    rows = np.zeros(len(arrays["rows"]), old)
+    for n in old.names:
+        rows[n] = arrays["rows"][n]
+    meta = json.loads(arrays["meta"].tobytes())
+    arrays["rows"], arrays["meta"] = rows, np.frombuffer(json.dumps({**meta, "version": 2}).encode(), np.uint8)
+    np.savez(tmp_path / "v2.npz", **arrays)
+    b = Engine(rs)
+    b.restore(str(tmp_path / "v2.npz"))
+    assert b.state.rows[0]["imsi"] == a.state.rows[0]["imsi"] and not b.state.rows[0]["svc"].any()
+    assert a.state.rows[0]["svc"].any()

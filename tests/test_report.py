@@ -158,8 +158,10 @@ def test_a_goal_of_an_imported_conversion_list(tmp_path):
 
 
 def test_health_counters_per_day(tmp_path):
-    """Day 1: 100 seen, 20 with an MMS, 50 with a data session and data; day 2: 60 seen, 10 MMS;
-    day 10: 5 seen. The 50 with data are trial, then active; the rest potential."""
+    """Day 1: 100 seen, 20 with an MMS, 50 with a data session (cmnet) and data; day 2: 60 seen,
+    10 MMS, 20 of the 50 use 400 MB; day 10: 5 seen, each a session on cmwap and 1.2 GB. By the
+    default lifecycle the 50 are trial on day 1, 20 of them active on day 2, 5 of these loyal on
+    day 10 (two services, 1.6 GB in 90 days); the rest potential."""
     D = 24 * H // MIN
     recs = []
     for i in range(100):
@@ -168,14 +170,18 @@ def test_health_counters_per_day(tmp_path):
         if i < 20:
             recs.append(rec(Kind.MMS_NOTIFICATION, 200 + i, imsi=imsi))
         if i < 50:
-            recs.append(rec(Kind.SESSION_CREATE, 300 + i, imsi=imsi, msisdn=msisdn, rat=6))
+            recs.append(rec(Kind.SESSION_CREATE, 300 + i, imsi=imsi, msisdn=msisdn, rat=6, apn="cmnet"))
             recs.append(rec(Kind.DATA_USAGE, 400 + i, imsi=imsi, octets=5 << 20))
         if i < 60:
             recs.append(rec(Kind.LOCATION_UPDATE, D + 10 + i, imsi=imsi, msisdn=msisdn, node="861390001000"))
+        if i < 20:
+            recs.append(rec(Kind.DATA_USAGE, D + 200 + i, imsi=imsi, octets=400 << 20))
         if i < 10:
             recs.append(rec(Kind.MMS_NOTIFICATION, D + 100 + i, imsi=imsi))
         if i < 5:
             recs.append(rec(Kind.LOCATION_UPDATE, 9 * D + 10 + i, imsi=imsi, msisdn=msisdn, node="861390001000"))
+            recs.append(rec(Kind.SESSION_CREATE, 9 * D + 20 + i, imsi=imsi, msisdn=msisdn, rat=6, apn="cmwap"))
+            recs.append(rec(Kind.DATA_USAGE, 9 * D + 30 + i, imsi=imsi, octets=1200 << 20))
     recs = np.concatenate(recs)
     recs = recs[np.argsort(recs["ts_ns"], kind="stable")]
     data = tmp_path / "data"
@@ -196,10 +202,11 @@ def test_health_counters_per_day(tmp_path):
     assert list(days) == ["2026-01-01", "2026-01-02", "2026-01-10"]
     d1, d2, d10 = days.values()
     assert (d1["seen"], d1["mms_users"], d1["data_users"], d1["mms"], d1["sessions"]) == (100, 20, 50, 20, 50)
-    assert d1["segments"] == {"potential": 50, "silent": 0, "trial": 50, "active": 0, "loyal": 0}
-    assert (d2["seen"], d2["mms_users"], d2["data_users"], d2["moves"]) == (60, 10, 0, {})
+    assert d1["segments"] == {"loyal": 0, "active": 0, "trial": 50, "silent": 0, "potential": 50}
+    assert (d2["seen"], d2["mms_users"], d2["data_users"], d2["moves"]) == (60, 10, 20, {"trial>active": 20})
     assert d10["seen"] == 5 and not d10["complete"] and d1["complete"]
-    assert d10["segments"]["active"] == 50 and d10["moves"] == {"trial>active": 50}
+    assert d10["segments"] == {"loyal": 5, "active": 15, "trial": 30, "silent": 0, "potential": 50}
+    assert d10["moves"] == {"active>loyal": 5}
     assert d1["records"] + d2["records"] + d10["records"] == len(recs)
     text = R.render_health(list(days.values()))
     assert "2026-01-10*" in text and "20.0%" in text

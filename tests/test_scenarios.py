@@ -358,3 +358,24 @@ def test_profile_windows_at_their_borders(tmp_path):
         "talker talker 240",            # 29 minutes (ISUP) and 1 (CAP): 30; the SMS after the 29 alone did not fire
         "regular texter 42540",         # the fifth SMS on day 29 counts day 0's; `late`'s on day 30 does not
     ]
+
+
+def test_lifecycle_segments_at_their_borders(tmp_path):
+    """policy.yaml's lifecycle: the first segment that holds, at the event; a data service used
+    on day 0 is in the 90-day window on day 89, not on day 90; an IMS session is no data service."""
+    d = profile_rules(tmp_path, {f"is-{s}": ("{event: sms_mo}", f"lifecycle: {s}")
+                                 for s in ("loyal", "trial", "silent", "potential")})
+    (d / "policy.yaml").write_text("timezone: Asia/Shanghai\n"
+                                   "data_services: {internet: [cmnet], wap: [cmwap]}\n"
+                                   "lifecycle:\n"
+                                   "  loyal: {data_services: {last: 90d, gte: 2}}\n"
+                                   "  trial: {data_services: {last: 90d, gte: 1}}\n"
+                                   "  silent: {used_data: true}\n"
+                                   "  potential: {}\n")
+    pcap, steps = render(tmp_path, "lifecycle")
+    assert sorted(story_view(steps, dry(d, pcap))) == [
+        "ims-only is-silent 1440",
+        "never is-potential 1440",
+        "one-too-late is-trial 129660",
+        "two-services is-loyal 128220",
+    ]

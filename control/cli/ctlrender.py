@@ -162,8 +162,8 @@ def render_subscriber(r: dict, args) -> str:
     if s is None:
         lines.append("  not in the state (only in the outbox)")
     else:
-        lines.append(f"  imsi {s['imsi'] or '-'}, imei {s['imei'] or '-'}, segment {s['segment']}, "
-                     f"{'roaming' if s['roaming'] else 'at home'}")
+        lines.append(f"  imsi {s['imsi'] or '-'}, imei {s['imei'] or '-'}, lifecycle {s['lifecycle'] or '-'}, "
+                     f"segment {s['segment']}, {'roaming' if s['roaming'] else 'at home'}")
         since = f" for {duration(s['in_region_for_s'])}" if s["region"] else ""
         age = duration(s["handset_age_s"]) if s["handset_age_s"] is not None else "-"
         lines.append(f"  region {s['region'] or '-'}{since}, area {s['area'] or '-'}; handset seen for {age}")
