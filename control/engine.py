@@ -281,8 +281,7 @@ class Engine:
             if lst is None:
                 rows[todo] = -1
             else:
-                subs, inverse = np.unique(self._ev["sub"][todo], return_inverse=True)    # once a subscriber
-                rows[todo] = self._member_rows(name, lst, subs)[inverse]
+                rows[todo] = self._member_rows(name, lst, self._ev["sub"][todo])
         return rows[positions]
 
     def _member_rows(self, name: str, lst, subs: np.ndarray) -> np.ndarray:

@@ -212,9 +212,9 @@ def _offset(step) -> int:
     return total * 1_000_000_000
 
 
-def dry(rules_dir, *pcaps) -> list:
+def dry(rules_dir, *pcaps, lists=None) -> list:
     out = io.StringIO()
-    dryrun.run(rules.load(str(rules_dir)), [str(p) for p in pcaps], Options(), fmt="jsonl", out=out)
+    dryrun.run(rules.load(str(rules_dir)), [str(p) for p in pcaps], Options(), lists, fmt="jsonl", out=out)
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -378,4 +378,32 @@ def test_lifecycle_segments_at_their_borders(tmp_path):
         "never is-potential 1440",
         "one-too-late is-trial 129660",
         "two-services is-loyal 128220",
+    ]
+
+
+def test_handset_age_brand_before_and_mms_over_months(tmp_path):
+    """18 months with one handset (an hour short does not fire), switched from Apple (a
+    repaired unit of the same model did not switch), an MMS on day 0 is in the last 92 days on
+    day 91, not on day 92."""
+    from touchpoint.control.lists import ListStore, import_tac
+    import_tac(tmp_path / "data", ROOT / "rules" / "lists" / "tac.csv")
+    d = profile_rules(tmp_path, {"kept": ("{event: sms_mo}", "handset_age: {gte: 540d}"),
+                                 "from-apple": ("{event: sms_mo}", "previous_handset_brand: 苹果"),
+                                 "mms-3m": ("{event: sms_mo}", "mms_mt: {last: 92d, gte: 1}")})
+    pcap, steps = render(tmp_path, "long-profiles")
+    assert sorted(story_view(steps, dry(d, pcap, lists=ListStore(tmp_path / "data")))) == [
+        "keeper kept 777660",
+        "mms-in-time mms-3m 131100",
+        "switcher from-apple 1500",
+    ]
+
+
+def test_time_in_a_region_and_call_minutes_while_roaming(tmp_path):
+    d = profile_rules(tmp_path, {
+        "six-hours": ("{event: sms_mo}", "in_region: shanghai, in_region_for: {gte: 6h}"),
+        "talk-away": ("{event: sms_mo}", "call_minutes: {last: 1d, while: roaming, gte: 30}")})
+    pcap, steps = render(tmp_path, "roaming-time")
+    assert sorted(story_view(steps, dry(d, pcap))) == [
+        "stayer six-hours 421",
+        "traveller talk-away 300",
     ]
