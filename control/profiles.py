@@ -148,7 +148,10 @@ class Profiles:
             self._today(state, datetime.fromtimestamp(ts_ns / 1e9, self.tz).date())
             return
         while ts_ns >= state.day_end_ns:
-            done = (state.today[:state.count].copy(), _aggregate(state.area_facts))
+            done = (state.today[:state.count], _aggregate(state.area_facts))
+            # a fresh day: new zeroed arrays (the OS zeroes them as they are touched), the day
+            # done keeps the old ones
+            state._profile_arrays(np.zeros_like(state.today), state.sums, np.zeros_like(state.atoday))
             self.days.put(self.day, *done)
             new_month = (self.day + timedelta(1)).day == 1
             for k, pair in enumerate(self.pairs):         # the window of tomorrow: + today, - the day it leaves
@@ -164,8 +167,6 @@ class Profiles:
                 if pair[1] > 1:
                     col -= self._day_values(self.day - timedelta(pair[1] - 1), pair, state.count).astype(np.int64)
                 state.sums[:state.count, k] = np.clip(col, 0, 0xFFFFFFFF)
-            state.today[:] = 0
-            state.atoday[:] = 0
             state.area_facts = np.zeros(0, state.area_facts.dtype)
             self._today(state, self.day + timedelta(1))
 
@@ -205,7 +206,7 @@ def _aggregate(facts: np.ndarray) -> np.ndarray:
     keys, inverse = np.unique(key, return_inverse=True)
     out = np.zeros(len(keys), AREA_DAY_DTYPE)
     out["sub"], out["area"] = keys >> np.uint64(16), keys & np.uint64(0xFFFF)
-    out["days"][np.unique(inverse[facts["series"] == 0])] = 1
+    out["days"][inverse[facts["series"] == 0]] = 1
     for i, name in ((1, "visits"), (2, "minutes")):
         mine = facts["series"] == i
         np.add.at(out[name], inverse[mine], facts["value"][mine])
