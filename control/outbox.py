@@ -182,6 +182,11 @@ class Outbox:
         row = self.db.execute("SELECT state FROM messages WHERE id = ?", (message_id,)).fetchone()
         return row[0] if row else None
 
+    def next_due(self, after_ns: int, before_ns: int) -> int | None:
+        """The earliest due time of a queued message in (after_ns, before_ns), or None."""
+        return self.db.execute("SELECT MIN(due_ns) FROM messages WHERE state = 'queued' AND due_ns > ? "
+                               "AND due_ns < ?", (after_ns, before_ns)).fetchone()[0]
+
     def overdue(self, now_ns: int) -> list:
         """Queued and pending messages whose window has closed: (id, msisdn, due_ns, campaign, state)."""
         return self.db.execute("SELECT id, msisdn, due_ns, campaign, state FROM messages "

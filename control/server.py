@@ -50,26 +50,15 @@ from .goals import Goals
 from .health import WATCH, Health
 from .policy import make_clock
 from .profiles import Days
+from .replay import steps as replay_steps
 from .report import ReportError, build as build_report
 
 NAME = "touchpoint engine"
 COALESCE = 16384            # records the engine takes at a time, at most (when they are there)
-REPLAY_STEP_NS = 60 * 10**9     # --clock records: the dispatcher's time moves a minute at a time
-REPLAY_STEP_MAX = 1 << 18       # records; and at most this many at a time
 MIN_FREE = 64 << 20             # bytes free on the data directory's disk below which no record is taken
 JOURNAL_MAX = 256 << 20     # bytes of journal that make a snapshot due before its interval
 SYNC_S = 1.0                # the journal goes to the disk this often (a host crash loses at most this)
 STREAMS_KEPT = 256          # probe streams (runs) whose sequence numbers a snapshot keeps
-
-
-def step_starts(records: np.ndarray, clock_ns: int, step_ns: int, most: int) -> list:
-    """Where the dispatcher's steps of records start: where their time (its running maximum, from
-    clock_ns) enters a new step, and every `most` records within one (time standing still: a
-    looped replay, whose records are all behind the clock). Cut on the records alone, they are
-    the same however the records came in chunks."""
-    t = np.maximum.accumulate(np.maximum(records["ts_ns"], clock_ns)) // step_ns
-    runs = [0, *(np.flatnonzero(np.diff(t)) + 1).tolist(), len(records)]
-    return [s for start, end in zip(runs, runs[1:]) for s in range(start, end, most)]
 
 
 @dataclass
@@ -427,21 +416,20 @@ class EngineServer:
         Replaying on the records' clock, the dispatcher lives through the records' time a minute
         at a time, deciding and sending as it would have live (one batch of a fast replay may span
         hours, more than a campaign's window): records are taken a whole step at a time
-        (step_starts; the last one waits for the next chunk, unless `whole`), so what it decides
+        (control.replay; the last one waits for the next chunk, unless `whole`), so what it decides
         does not depend on where chunks were cut, and a journal replayed after a crash decides the
         same."""
         replay = self.dispatcher is not None and self.dispatcher.clock.name == "records"
         steps = [records]
         if replay:
             records = np.concatenate([self.carry, records]) if len(self.carry) else records
-            starts = step_starts(records, self.engine.state.clock_ns, REPLAY_STEP_NS, REPLAY_STEP_MAX) or [0]
-            done = len(records) if whole or len(records) - starts[-1] == REPLAY_STEP_MAX else starts[-1]
-            steps = [records[a:b] for a, b in zip(starts, [*starts[1:], done]) if a < done]
-            self.carry = records[done:]
+            steps, self.carry = replay_steps(records, self.engine.state.clock_ns, whole)
         for part in (p for step in steps for p in self.health.split(step) if len(p)):     # days end between parts
             if self.cfg.clock == "records":         # the report of a period is of what came before its end
                 self._report_due(int(part["ts_ns"].max()))
             self.health.begin(part, self.engine)
+            if replay:
+                self.dispatcher.live_until(int(part["ts_ns"].max()))
             self._emit(self.engine.process(part), log, push)
             self.health.count(part, self.engine.last_events)
             self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)

@@ -54,7 +54,7 @@ def expected(rules_dir, *pcaps) -> list:
     """The dry run's triggers, as comparable tuples."""
     import io
     out = io.StringIO()
-    dryrun.run(rules.load(str(rules_dir)), [str(p) for p in pcaps], Options(), fmt="jsonl", out=out)
+    dryrun.run(rules.load(str(rules_dir)), [str(p) for p in pcaps], Options(), fmt="jsonl", out=out, policy=False)
     return sorted(key(json.loads(line)) for line in out.getvalue().splitlines())
 
 
@@ -74,10 +74,10 @@ def start_engine(rules_dir, data, *args, umask=None) -> tuple:
     return proc, line.split("listening on ", 1)[1].split(";")[0].strip()
 
 
-def probe(pcap, *endpoints, probe_id=0) -> None:
+def probe(pcap, *endpoints, probe_id=0, args=()) -> None:
     push = [a for ep in endpoints for a in ("--push", ep)]
     res = subprocess.run(CLI + ["probe", "--status-interval", "0", "--lossless", "--probe-id", str(probe_id),
-                                "--pcap", str(pcap), *push],
+                                "--pcap", str(pcap), *push, *args],
                          capture_output=True, text=True, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr
 
@@ -282,7 +282,7 @@ def test_replay_steps_are_cut_on_the_records_whatever_the_chunks():
     """--clock records: the dispatcher steps where the records' running maximum time enters a new
     minute, and every `most` records of a minute that never ends (a looped replay is all behind
     the clock: its records waited for the end of stream, a copy of all of them per chunk)."""
-    from touchpoint.control.server import step_starts
+    from touchpoint.control.replay import step_starts
     from touchpoint.probe.record import RECORD_DTYPE
     r = np.zeros(10, RECORD_DTYPE)
     m = 60 * 10**9

@@ -407,3 +407,45 @@ def test_time_in_a_region_and_call_minutes_while_roaming(tmp_path):
         "stayer six-hours 421",
         "traveller talk-away 300",
     ]
+
+
+SENT = {"queued", "sending", "sent", "delivered", "failed"}     # the policy let it go; the channel did the rest
+
+
+@pytest.fixture(scope="module")
+def example_rules(tmp_path_factory):
+    """The example rules and their lists, every message on the file channel (no SMSC here)."""
+    from touchpoint.control.lists import import_list, import_tac
+    d = tmp_path_factory.mktemp("examples")
+    shutil.copytree(ROOT / "rules", d / "rules", ignore=shutil.ignore_patterns("stories", "lists", "*.py"))
+    for f in (d / "rules").glob("*.yaml"):
+        f.write_text(f.read_text(encoding="utf-8").replace("channel: sms", "channel: file"), encoding="utf-8")
+    data = d / "data"
+    for name in ("postpaid", "staff"):
+        import_list(data, name, ROOT / "rules" / "lists" / f"{name}.csv")
+    import_tac(data, ROOT / "rules" / "lists" / "tac.csv")
+    return d / "rules", data
+
+
+@pytest.mark.parametrize("story", sorted(p.stem for p in STORIES.glob("*.yaml")))
+def test_the_dry_run_decides_what_the_engine_then_sends(example_rules, tmp_path, story):
+    """`rules test` runs the triggers through the dispatcher's contact policy: on every example
+    story its decisions are those the engine (--clock records) stores in its outbox."""
+    import sqlite3
+
+    from touchpoint.control.lists import ListStore
+    rules_dir, lists = example_rules
+    data = tmp_path / "data"
+    shutil.copytree(lists, data)
+    pcap, _ = render(tmp_path, story)
+    want = {t["decision"]["id"]: (t["decision"]["state"], t["decision"]["reason"])
+            for t in dry(rules_dir, pcap, lists=ListStore(data))}
+    proc, ep = start_engine(rules_dir, data, "--expect-eos", "1", "--clock", "records")
+    probe(pcap, ep, args=("--ack-timeout", "300"))    # a month of records replayed a minute at a time
+    finish(proc)
+    got = {}
+    if (data / "outbox.sqlite").exists():
+        with sqlite3.connect(data / "outbox.sqlite") as db:
+            got = {i: ("queued" if s in SENT else s, r if s not in SENT else "")
+                   for i, s, r in db.execute("SELECT id, state, reason FROM messages")}
+    assert got == want

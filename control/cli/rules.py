@@ -59,15 +59,20 @@ def rules_check(directory, data_dir):
               help="Data directory whose imported lists and TAC table audiences use (default: none, "
                    "so audiences that name lists are empty).")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.option("--no-policy", "policy", flag_value=False, default=True,
+              help="The triggers alone, without what the contact policy would make of them.")
 @decoder_options
-def rules_test(rules_dir, pcaps, data_dir, fmt, **decoder):
-    """Dry-run the rules on captures: which campaigns would fire for whom, when and why.
+def rules_test(rules_dir, pcaps, data_dir, fmt, policy, **decoder):
+    """Dry-run the rules on captures: which campaigns would fire for whom, when and why, and
+    what the contact policy would make of each trigger (sent, held out, suppressed and why).
 
     \b
     touchpoint rules test --rules rules --pcap day.pcap --lists touchpoint-data
 
     Nothing is sent and nothing is stored: the captures are decoded here and run through the
-    engine from empty state. Exit codes: 0, 1 the rules have errors, 2 usage.
+    engine from empty state, the triggers through the dispatcher's contact policy on the
+    records' time (as `engine --clock records`) from an empty contact history. Exit codes: 0,
+    1 the rules have errors, 2 usage.
     """
     from touchpoint.control import dryrun
     from touchpoint.control.lists import ListStore
@@ -83,11 +88,14 @@ def rules_test(rules_dir, pcaps, data_dir, fmt, **decoder):
                    err=True)
         sys.exit(1)
     warn = lambda line: click.echo(f"touchpoint rules test: {line}", err=True)
-    counts = dryrun.run(rs, pcaps, decoder_settings(**decoder), ListStore(data_dir) if data_dir else None, fmt=fmt,
-                        out=sys.stdout, warn=warn)
+    counts, outcomes = dryrun.run(rs, pcaps, decoder_settings(**decoder), ListStore(data_dir) if data_dir else None,
+                                  fmt=fmt, out=sys.stdout, warn=warn, policy=policy)
     fired = ", ".join(f"{cid} {n:,}" for cid, n in counts.items() if n) or "none"
     click.echo(f"touchpoint rules test: {sum(counts.values()):,} triggers from {len(counts)} active campaigns "
                f"({fired})", err=True)
+    for cid, got in outcomes.items():       # what the contact policy makes of them
+        click.echo(f"touchpoint rules test: {cid}: " + ", ".join(f"{what} {n:,}" for what, n in sorted(
+            got.items(), key=lambda kv: (kv[0] != "sent", -kv[1], kv[0]))), err=True)
 
 
 # --- lists ---------------------------------------------------------------------------------------
