@@ -36,7 +36,7 @@ def why(campaign, trigger) -> str:
     return "; ".join(parts) + (f" ({shown})" if shown else "")
 
 
-def run(ruleset, pcaps, options, lists=None, fmt: str = "table", out=None, warn=None, policy: bool = True) -> dict:
+def run(ruleset, pcaps, options, lists=None, fmt: str = "table", out=None, warn=None, policy: bool = True) -> tuple:
     """Decode the captures in order through one engine; print each trigger and, with policy,
     its decision. Returns ({campaign: triggers}, {campaign: Counter of outcomes}): "sent",
     "suppressed: cooldown", ... (empty without policy)."""
