@@ -701,7 +701,7 @@ class Columns:
 
         if f is not None and f.type == "enum":
             if f.places == "lifecycle":
-                names = {i: name for i, (name, _) in enumerate(self.engine.lifecycle, 1)}
+                names = dict(enumerate(self.engine.lifecycle_names(), 1))
             elif f.places:
                 table = self.engine.places.regions if f.places == "regions" else self.engine.places.areas
                 names = {p.index: p.name for p in table}

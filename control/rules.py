@@ -81,24 +81,26 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
     except OSError as e:
         return RuleSet(path, (), Places(), (Error(path, 0, "", e.strerror or str(e)),))
     places, policy, warnings = None, None, []
-    for pname in [n for n in names if n in PLACES_FILES][:1]:
-        places, errs = read_places(os.path.join(path, pname))
+    places_file = next((n for n in names if n in PLACES_FILES), None)      # the first; another is an error
+    policy_file = next((n for n in names if n in POLICY_FILES), None)
+    if places_file:
+        places, errs = read_places(os.path.join(path, places_file))
         errors += errs
-    for pname in [n for n in names if n in POLICY_FILES][:1]:
-        doc = Doc(os.path.join(path, pname))
+    if policy_file:
+        doc = Doc(os.path.join(path, policy_file))
         root = doc.root()
         if root is not None:
-            policy = doc.guard(lambda doc=doc, root=root: read_policy(doc, root, places, columns))
+            policy = doc.guard(lambda: read_policy(doc, root, places, columns))
         errors += doc.sorted_errors()
         warnings += doc.warnings
     campaigns, ids = [], {}
     for name in names:
         if name in PLACES_FILES:
-            if name != next(n for n in names if n in PLACES_FILES):
+            if name != places_file:
                 errors.append(Error(os.path.join(path, name), 0, "", "a second places file: keep one, places.yaml"))
             continue
         if name in POLICY_FILES:
-            if name != next(n for n in names if n in POLICY_FILES):
+            if name != policy_file:
                 errors.append(Error(os.path.join(path, name), 0, "", "a second policy file: keep one, policy.yaml"))
             continue
         doc = Doc(os.path.join(path, name))
