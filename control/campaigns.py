@@ -19,6 +19,7 @@ from .conditions import Conditions
 from .places import Places
 from .policyfile import Policy
 from .predicates import AllOf, Digits, Pred
+from .schedule import Schedule, in_windows, read_schedule, read_windows
 from .yamldoc import BAD, CONTROL, LIST_NAME, TEMPLATE_FIELD, Doc, line_of, one_of, suggest
 
 STATUSES = ("draft", "active", "paused")
@@ -81,7 +82,7 @@ class Campaign:
     id: str
     name: str
     status: str
-    trigger: Trigger
+    trigger: Trigger | None         # None: a scheduled campaign only
     audience: Audience
     exclude: Audience
     message: Message
@@ -94,6 +95,8 @@ class Campaign:
     send: str = "auto"
     cooldown_s: int = 0             # no second message of this campaign to a subscriber within it (0: none)
     quota: int = 0                  # messages a day, in the policy's time zone (0: no quota)
+    schedule: Schedule | None = None    # sends to its whole audience at these times (control.schedule)
+    send_window: tuple = ()         # ((from, to) minutes after local midnight, ...): when it may go out
     file: str = ""
     line: int = 0
 
@@ -109,8 +112,8 @@ class Campaign:
 
     def field_names(self) -> tuple:
         """What a trigger shows: the event's own fields, then those the conditions test."""
-        names = list(F.EVENTS[self.trigger.event].fields)
-        for pred in (self.trigger.where, self.audience.where):
+        names = list(F.EVENTS[self.trigger.event].fields) if self.trigger is not None else []
+        for pred in (self.trigger.where if self.trigger is not None else None, self.audience.where):
             names += sorted(pred.fields - set(names)) if pred is not None else []
         # and what the message's template needs (the trigger names the subscriber itself)
         names += [n for n in self.message.fields if n not in names and n not in TRIGGER_KEYS]
@@ -123,7 +126,7 @@ TRIGGER_KEYS = ("imsi", "msisdn", "campaign")       # a template field every tri
 # --- reading a campaign file ----------------------------------------------------------------------
 
 CAMPAIGN_KEYS = ("id", "name", "status", "valid", "trigger", "audience", "exclude", "window", "message",
-                 "priority", "holdout", "goal", "send", "cooldown", "quota")
+                 "priority", "holdout", "goal", "send", "cooldown", "quota", "schedule", "send_window")
 CAMPAIGN_HINTS = {"when": "the scenario goes under trigger.event", "event": "put it under trigger: {event: ...}",
                   "text": "put it under message: {text: ...}", "lists": "put it under audience: {lists: [...]}"}
 
@@ -133,9 +136,11 @@ def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy
     places and columns (control.rules.Lists, None: lists not known) check what conditions name;
     policy, the channels a message may name (None: the defaults)."""
     policy = policy if policy is not None else Policy()
-    top = doc.mapping(root, "", CAMPAIGN_KEYS, required=("id", "trigger", "message"), hints=CAMPAIGN_HINTS)
+    top = doc.mapping(root, "", CAMPAIGN_KEYS, required=("id", "message"), hints=CAMPAIGN_HINTS)
     if top is None:
         return None
+    if "trigger" not in top and "schedule" not in top:
+        doc.err(root, "trigger", "missing: a campaign has a trigger (an event), a schedule, or both")
     cond = Conditions(doc, places, columns, (name for name, _ in policy.lifecycle))
     get = lambda key, fn, default: fn(top[key], key) if key in top else default
     cid = get("id", lambda n, p: doc.name(n, p, "an id of lower-case letters, digits, _ and -"), BAD)
@@ -149,7 +154,12 @@ def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy
             valid_until = doc.time(v["until"], "valid.until", end=True) if "until" in v else None
             if isinstance(valid_from, int) and isinstance(valid_until, int) and valid_from >= valid_until:
                 doc.err(v["until"], "valid.until", "is not after valid.from")
-    trigger = _trigger(doc, top["trigger"], cond, places) if "trigger" in top else BAD
+    trigger = _trigger(doc, top["trigger"], cond, places) if "trigger" in top else None
+    schedule = read_schedule(doc, top["schedule"]) if "schedule" in top else None
+    send_window = read_windows(doc, top["send_window"]) if "send_window" in top else ()
+    if send_window not in (BAD, ()) and policy.quiet and \
+            not any(in_windows(send_window, m) and not in_windows((policy.quiet,), m) for m in range(1440)):
+        doc.err(top["send_window"], "send_window", "wholly inside policy.yaml's quiet hours: nothing would go out")
     audience = _audience(doc, top["audience"], "audience", cond, columns) if "audience" in top else Audience()
     exclude = _audience(doc, top["exclude"], "exclude", cond, columns) if "exclude" in top else Audience()
     window = get("window", doc.duration, DEFAULT_WINDOW_S)
@@ -161,9 +171,9 @@ def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy
     cooldown = get("cooldown", doc.duration, 0)
     quota = get("quota", lambda n, p: doc.integer(n, p, 1), 0)
     if trigger is not BAD and message is not BAD:
-        _check_template(doc, top["message"], message, trigger.event, audience, columns)
+        _check_template(doc, top["message"], message, trigger.event if trigger else None, audience, columns)
     parts = (cid, name, status, trigger, audience, exclude, message, valid_from, valid_until, window, priority,
-             holdout, goal, send, cooldown, quota)
+             holdout, goal, send, cooldown, quota, schedule, send_window)
     if doc.errors or any(p is BAD for p in parts):
         return None
     return Campaign(*parts, file=doc.file, line=line_of(root))
@@ -172,6 +182,9 @@ def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy
 def _trigger(doc, node, cond, places) -> Trigger:
     event_node = next((v for k, v in node.value if getattr(k, "value", None) == "event"), None) \
         if isinstance(node, MappingNode) else None
+    if getattr(event_node, "value", None) == "schedule":
+        return doc.err(event_node, "trigger.event", "a scheduled campaign says when under schedule: {at: "
+                                                    "[\"12:00\"], days: [weekdays]}, beside or instead of a trigger")
     event = doc.choice(event_node, "trigger.event", F.EVENTS, "a scenario event") if event_node is not None else BAD
     # With the event unknown, every event's settings are let through: one error, not a cascade.
     params = F.EVENTS[event].params if event is not BAD else tuple(p for e in F.EVENTS.values() for p in e.params)
@@ -283,7 +296,7 @@ def _check_template(doc, node, message, event, audience, columns) -> None:
     the record's or the state's fields, the TAC table, or a column of the audience's lists
     (any name not built in, while the lists are not known; none when the audience names no list)."""
     text_node = next((v for k, v in node.value if getattr(k, "value", None) == "text"), node)
-    built_in = {**F.trigger_fields(event), **F.AUDIENCE_FIELDS}
+    built_in = {**(F.trigger_fields(event) if event else F.STATE_FIELDS), **F.AUDIENCE_FIELDS}
     lists = audience.lists if audience is not BAD else ()
     for fname in message.fields:
         if fname in built_in or fname in TRIGGER_KEYS:
@@ -300,7 +313,7 @@ def _check_template(doc, node, message, event, audience, columns) -> None:
             why = "not a column of the imported lists"
         events = [e.name for e in F.EVENTS.values() if fname in e.fields]
         if events:
-            why = f"a field of {one_of(events)}, not of {event}"
+            why = f"a field of {one_of(events)}, not of {event or 'a scheduled send'}"
         doc.err(text_node, "message.text", f"{{{fname}}}: {why}{suggest(fname, [*built_in, *(columns or ())])}")
 
 

@@ -205,7 +205,7 @@ class Dispatcher:
 
     def _storable(self, t) -> bool:
         """A trigger whose numbers fit the outbox (int64); any other is set aside."""
-        for name in ("ts_ns", "deadline_ns", "priority"):
+        for name in ("ts_ns", "deadline_ns", "priority", "after_ns"):
             v = getattr(t, name)
             if not isinstance(v, int) or not -INT64 <= v < INT64:
                 self._set_aside(t, f"{name} {v!r} is not a 64-bit integer")
@@ -300,15 +300,20 @@ class Dispatcher:
         with self.lock:
             now = self.clock.now_ns()
             self._expire(now)
-            wake = self.policy.allowed_at(now)
+            wake = {}                           # campaign -> when its messages may go out
             held = self.policy.paused | {cid for cid, c in self.policy.campaigns.items() if c.status != "active"}
             with self.outbox.tx():
                 for name in self.channels:
                     budget = self.pacers[name].allow()
                     rows = self.outbox.due(name, now, budget, held) if budget else []
-                    if wake > now and rows:     # quiet hours began while they waited
-                        self._defer(rows, wake, now)
-                        continue
+                    for r in rows:
+                        if r[4] not in wake:
+                            c = self.policy.campaigns.get(r[4])
+                            wake[r[4]] = self.policy.allowed_at(now, c.send_window if c else ())
+                    late = [r for r in rows if wake[r[4]] > now]    # quiet hours or its window began to wait
+                    if late:
+                        self._defer(late, wake, now)
+                        rows = [r for r in rows if wake[r[4]] <= now]
                     if rows:
                         self.outbox.sending([r[0] for r in rows])
                         taken[name] = rows
@@ -356,14 +361,16 @@ class Dispatcher:
             if state == QUEUED:
                 self.policy.forget(msisdn, due, campaign)
 
-    def _defer(self, rows: list, wake: int, now: int) -> None:
+    def _defer(self, rows: list, wake: dict, now: int) -> None:
         for mid, msisdn, _, _, campaign, deadline, due, _ in rows:
             self.policy.forget(msisdn, due, campaign)
-            if wake > deadline:
-                self.outbox.mark([mid], "expired", "quiet_hours", now)
+            if wake[campaign] > deadline:
+                c = self.policy.campaigns.get(campaign)
+                why = self.policy.late_reason(c, now, deadline) if c else "quiet_hours"
+                self.outbox.mark([mid], "expired", why, now)
             else:
-                self.outbox.mark([mid], "queued", due_ns=wake)
-                self.policy.remember(msisdn, wake, campaign)
+                self.outbox.mark([mid], "queued", due_ns=wake[campaign])
+                self.policy.remember(msisdn, wake[campaign], campaign)
 
     # ---- what channels report -----------------------------------------------------------------------
 
@@ -581,8 +588,11 @@ def trigger_from_json(d: dict) -> Trigger:
     fields = d.get("fields", {})
     if not isinstance(fields, dict):
         raise ValueError("fields is not an object")
+    after = d.get("after_ns", 0)
+    if not isinstance(after, int) or isinstance(after, bool):
+        raise ValueError("after_ns is not an integer")
     return Trigger(strs["campaign"], strs["event"], ints["ts_ns"], ints["deadline_ns"], strs["imsi"], strs["msisdn"],
-                   ints["priority"], fields)
+                   ints["priority"], fields, after)
 
 
 # --- `touchpoint dispatcher`: the same Dispatcher as its own process -----------------------------------

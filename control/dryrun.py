@@ -15,6 +15,7 @@ from touchpoint.probe.decode import decode_file
 from .engine import Engine
 from .policy import QUEUED, SUPPRESSED, ContactPolicy, RecordClock, message_id
 from .replay import steps as replay_steps
+from .schedule import Runs
 
 
 def when(ts_ns: int) -> str:
@@ -24,7 +25,7 @@ def when(ts_ns: int) -> str:
 def why(campaign, trigger) -> str:
     """The conditions that held, with the values they held for."""
     parts = [f"{trigger.event}"]
-    if campaign.trigger.where.fields:
+    if campaign.trigger is not None and trigger.event == campaign.trigger.event and campaign.trigger.where.fields:
         parts.append(str(campaign.trigger.where))
     if campaign.audience.lists:
         parts.append("in " + " or ".join(campaign.audience.lists))
@@ -62,18 +63,28 @@ def run(ruleset, pcaps, options, lists=None, fmt: str = "table", out=None, warn=
                 print(f"{when(t.ts_ns)}  {t.campaign:<24} {who:<34} until {when(t.deadline_ns)}  "
                       f"{why(by_id[t.campaign], t)}{what}", file=out)
 
+    runs = Runs()
+
+    def process(records):                   # the scheduled runs due first, as the engine makes them
+        for c, t in runs.due(engine.campaigns, ruleset.policy.tz, max(engine.state.clock_ns,
+                                                                      int(records["ts_ns"].min()))):
+            show(engine.scheduled(c, t))
+        show(engine.process(records))
+
     carry = None                            # deciding: a minute of record time at a time, as the engine replays
     for path in pcaps:
         for batch in decode_file(path, options):
+            if not len(batch):
+                continue
             if not policy:
-                show(engine.process(batch))
+                process(batch)
                 continue
             parts, carry = replay_steps(batch if carry is None else np.concatenate([carry, batch]),
                                         engine.state.clock_ns, False)
             for part in parts:
-                show(engine.process(part))
+                process(part)
     if carry is not None and len(carry):
-        show(engine.process(carry))
+        process(carry)
     show(engine.finish())
     for c in engine.campaigns:              # a campaign that would reach nobody says so
         if c.audience.lists or c.audience.where is not None or c.exclude.lists or c.exclude.where is not None:

@@ -26,6 +26,7 @@ from .events import EVENT_FIELDS, Event
 from .fields import EVENTS, HANDSET_CAPS, PROFILE_FIELDS, RECORD_FIELDS, SEGMENTS, STATE_FIELDS
 from .lists import imei_tac
 from .profiles import LAST_MONTH, SERIES, THIS_MONTH, Days, Profiles
+from .schedule import spread
 from .lists.layout import ListError
 
 # Every condition field by name, to show values in the trigger log (event fields last: they win).
@@ -46,6 +47,7 @@ SNAPSHOT_VERSION = 3
 REGION_FIELDS = ("node", "mcc", "mnc", "lac_tac", "loc_type")      # what places.region_of reads
 MEMBER_CACHE = 1 << 20                  # subscribers whose list rows are remembered, a list
 ABSENT = empty(1)[0]                    # a record field's value when the record does not have it
+SCHEDULED = "schedule"                  # the event of a scheduled run's triggers
 
 
 @dataclass
@@ -59,11 +61,15 @@ class Trigger:
     msisdn: str
     priority: int
     fields: dict = field(default_factory=dict)      # the conditions' fields and the event's own
+    after_ns: int = 0               # not to go out before (a scheduled run's spread)
 
     def to_json(self) -> dict:
-        return {"campaign": self.campaign, "event": self.event, "ts_ns": self.ts_ns,
-                "deadline_ns": self.deadline_ns, "imsi": self.imsi, "msisdn": self.msisdn,
-                "priority": self.priority, "fields": self.fields}
+        out = {"campaign": self.campaign, "event": self.event, "ts_ns": self.ts_ns,
+               "deadline_ns": self.deadline_ns, "imsi": self.imsi, "msisdn": self.msisdn,
+               "priority": self.priority, "fields": self.fields}
+        if self.after_ns:
+            out["after_ns"] = self.after_ns
+        return out
 
 
 @dataclass
@@ -76,14 +82,18 @@ class Fired:
     msisdn: np.ndarray
     fields: dict                    # name -> raw column
     show: object                    # (name, column) -> display values
+    event: str = ""                 # "": the campaign's trigger event
+    after_ns: np.ndarray | None = None      # not to go out before (a scheduled run's spread)
 
     def triggers(self) -> list:
         c = self.campaign
         imsi, msisdn = unpack(self.imsi), unpack(self.msisdn)
         vals = {n: self.show(n, v) for n, v in self.fields.items()}
         window = c.window_s * 1_000_000_000
-        return [Trigger(c.id, c.trigger.event, int(t), int(t) + window, str(imsi[i]), str(msisdn[i]), c.priority,
-                        {n: vals[n][i] for n in vals}) for i, t in enumerate(self.ts_ns.tolist())]
+        event = self.event or c.trigger.event
+        after = self.after_ns.tolist() if self.after_ns is not None else [0] * len(self.ts_ns)
+        return [Trigger(c.id, event, int(t), int(t) + window, str(imsi[i]), str(msisdn[i]), c.priority,
+                        {n: vals[n][i] for n in vals}, after[i]) for i, t in enumerate(self.ts_ns.tolist())]
 
 
 class Triggers:
@@ -134,12 +144,13 @@ class Engine:
         self.places = ruleset.places
         self.campaigns = sorted((c for c in ruleset.campaigns if c.status == "active"),
                                 key=lambda c: (-c.priority, c.id))
-        want = {Event.named(c.trigger.event) for c in self.campaigns}
+        self.event_campaigns = [c for c in self.campaigns if c.trigger is not None]
+        want = {Event.named(c.trigger.event) for c in self.event_campaigns}
         # goals of every campaign, active or not: the messages it sent are still being measured
         self.goal_campaigns = [c for c in ruleset.campaigns if c.goal is not None and c.goal.event]
         want |= {Event.named(c.goal.event) for c in self.goal_campaigns} | self.watch
         self.state.emit = sum(1 << e for e in want)
-        self.state.dwell = np.array(sorted({c.trigger.minutes for c in self.campaigns
+        self.state.dwell = np.array(sorted({c.trigger.minutes for c in self.event_campaigns
                                             if c.trigger.event == "area_dwell"}), np.uint16)
         self.state.home = [(int(pack([h])[0]), len(h)) for h in self.places.home]
         self.state.home_networks = [(int(h["mcc"]), int(h["mnc"])) for h in self.places.home_table]
@@ -151,8 +162,10 @@ class Engine:
 
     def _profile_columns(self) -> None:
         """The profile windows the campaigns and goals test, computed at the events they look at."""
-        uses = [(c.trigger.event, (c.trigger.where, c.audience.where, c.exclude.where)) for c in self.campaigns]
+        uses = [(c.trigger.event, (c.trigger.where, c.audience.where, c.exclude.where)) for c in self.event_campaigns]
         uses += [(c.goal.event, (c.goal.where,)) for c in self.goal_campaigns]
+        # scheduled sends read them now, at no event
+        uses += [(None, (c.audience.where, c.exclude.where)) for c in self.campaigns if c.schedule is not None]
         # the lifecycle's windows are always kept: the health counts every subscriber's segment
         lifecycle = {_profile_column(n) for _, where in self.lifecycle for n in where.fields} - {None}
         columns, events = set(lifecycle), set()
@@ -161,7 +174,8 @@ class Engine:
             mine = {_profile_column(n) for n in names} - {None} | (lifecycle if "lifecycle" in names else set())
             if mine:
                 columns |= mine
-                events.add(Event.named(event))
+                if event is not None:
+                    events.add(Event.named(event))
         self.profiles.configure(self.state, columns, events)
 
     # ---- records in, triggers out ------------------------------------------------------------------
@@ -215,7 +229,7 @@ class Engine:
         self._rows = {}                     # list name -> each event's subscriber's row in it
         self.goal_hits = self._goal_hits(ev, records)
         out = []
-        for c in self.campaigns:
+        for c in self.event_campaigns:
             t = c.trigger
             sel = np.flatnonzero(ev["event"] == Event.named(t.event))
             if not len(sel):
@@ -386,6 +400,28 @@ class Engine:
                 m &= ~col.holds(x.where)
                 steps.append((f"not ({x.where})", int(m.sum())))
         return steps
+
+    def scheduled(self, c, run_ns: int, limit: int | None = None) -> "Triggers":
+        """A run of campaign c at run_ns (its schedule's, or an operator's `ctl send`): a trigger
+        for each subscriber the state knows, with an MSISDN, in the campaign's audience now (at
+        most `limit`), with the run's time, each not to go out before its share of the schedule's
+        spread (control.schedule.spread)."""
+        n = self.state.count
+        if not n:
+            return Triggers([])
+        with self._now(np.arange(n), c.audience.lists + c.exclude.lists) as col:
+            col = col.subset(self.state.rows["msisdn"][:n] != NO_DIGITS)
+            keep = col.admitted(c)
+            if limit is not None:
+                keep[np.flatnonzero(keep)[limit:]] = False
+            if not keep.any():
+                return Triggers([])
+            fired = col.fired(c, keep)
+        fired.ts_ns = np.full(len(fired.ts_ns), run_ns, np.int64)
+        fired.event = SCHEDULED
+        fired.after_ns = spread(run_ns, c.schedule.spread_s if c.schedule else 0, fired.msisdn)
+        self.triggers += len(fired.ts_ns)
+        return Triggers([fired])
 
     @contextmanager
     def _now(self, subs: np.ndarray, lists=()):

@@ -33,6 +33,7 @@ import numpy as np
 from touchpoint.probe.record import pack
 
 from .lists.layout import ListError
+from .schedule import next_open
 
 NS = 1_000_000_000
 DAY_NS = 86400 * NS
@@ -42,7 +43,7 @@ GONE = np.iinfo(np.int64).min           # a contact taken back (superseded, expi
 # States and reasons, as the outbox stores them.
 SUPPRESSED, EXPIRED, PENDING, QUEUED = "suppressed", "expired", "pending", "queued"
 REASONS = ("campaign_inactive", "holdout", "no_msisdn", "missing_field", "optout", "window", "cooldown",
-           "arbitration", "frequency_cap", "quota", "quiet_hours")
+           "arbitration", "frequency_cap", "quota", "quiet_hours", "send_window")
 
 
 # --- time ----------------------------------------------------------------------------------------
@@ -291,8 +292,20 @@ class ContactPolicy:
             d = self._days[minute] = datetime.fromtimestamp(minute * 60, self.tz).toordinal()
         return d
 
-    def allowed_at(self, ts_ns: int) -> int:
-        """The first time at or after ts_ns outside the quiet hours."""
+    def allowed_at(self, ts_ns: int, windows: tuple = ()) -> int:
+        """The first time at or after ts_ns outside the quiet hours and, given a campaign's send
+        windows, inside one of them (`rules check` refuses windows wholly in the quiet hours)."""
+        t = self._outside_quiet(ts_ns)
+        while windows and (opened := next_open(windows, self.tz, t)) != t:
+            t = self._outside_quiet(opened)
+        return t
+
+    def late_reason(self, c, earliest: int, deadline: int) -> str:
+        """Why a message may not go out before its deadline: the quiet hours, or its campaign's
+        send windows (the quiet hours alone would have let it)."""
+        return "send_window" if c.send_window and self._outside_quiet(earliest) <= deadline else "quiet_hours"
+
+    def _outside_quiet(self, ts_ns: int) -> int:
         if self.settings.quiet is None:
             return ts_ns
         start, end = self.settings.quiet
@@ -320,7 +333,7 @@ class ContactPolicy:
         listed = self.listed(msisdn, pack([t.imsi for t in triggers])) if self.settings.optout_lists else None
         lo, hi = self.history.find(msisdn)
         keys = msisdn.tolist()
-        due = self.allowed_at(now_ns)
+        due = {}                            # (earliest, send windows) -> due time
         # steps 1-5 in trigger order; the rest by priority (the highest wins arbitration), each
         # seeing the contacts the batch's earlier decisions made.
         survivors = []
@@ -331,7 +344,9 @@ class ContactPolicy:
             if reason:
                 d.state, d.reason = (EXPIRED if reason == "window" else SUPPRESSED), reason
             else:
-                d.due_ns = due
+                c = self.campaigns[d.trigger.campaign]
+                at = (max(now_ns, d.trigger.after_ns), c.send_window)
+                d.due_ns = due.get(at) or due.setdefault(at, self.allowed_at(*at))
                 survivors.append(i)
         survivors.sort(key=lambda i: -out[i].priority)
         for i in survivors:
@@ -349,7 +364,7 @@ class ContactPolicy:
             if c is None:
                 d.state, d.reason = SUPPRESSED, "campaign_inactive"
                 continue
-            d.due_ns = self.allowed_at(now_ns)
+            d.due_ns = self.allowed_at(max(now_ns, d.trigger.after_ns), c.send_window)
             if now_ns > d.trigger.deadline_ns:
                 d.state, d.reason, d.due_ns = EXPIRED, "window", None
             else:
@@ -420,7 +435,7 @@ class ContactPolicy:
             d.state, d.reason, d.due_ns = SUPPRESSED, reason, None
             return
         if due > t.deadline_ns:
-            d.state, d.reason, d.due_ns = EXPIRED, "quiet_hours", None
+            d.state, d.reason, d.due_ns = EXPIRED, self.late_reason(c, max(now_ns, t.after_ns), t.deadline_ns), None
             return
         if d.holdout:                       # it would have been sent (or put to an operator) at due
             d.state, d.reason = SUPPRESSED, "holdout"

@@ -49,7 +49,6 @@ class Policy:
 
 POLICY_KEYS = ("timezone", "caps", "quiet", "arbitration", "channel", "channels", "optout_lists", "optout_keywords",
                "country_code", "data_services", "lifecycle", "lifecycle_lists")
-CLOCK_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
 
 
 def read_policy(doc: Doc, root, places=None, columns=None) -> Policy:
@@ -70,7 +69,7 @@ def read_policy(doc: Doc, root, places=None, columns=None) -> Policy:
         kw["caps"] = _caps(doc, top["caps"])
     if "quiet" in top:
         q = doc.mapping(top["quiet"], "quiet", ("from", "to"), required=("from", "to")) or {}
-        ends = [_clock_time(doc, q[k], f"quiet.{k}") for k in ("from", "to") if k in q]
+        ends = [doc.clock_time(q[k], f"quiet.{k}") for k in ("from", "to") if k in q]
         if len(ends) == 2 and BAD not in ends:
             if ends[0] == ends[1]:
                 doc.err(q["to"], "quiet.to", "is the same time as quiet.from: leave quiet out for no quiet hours")
@@ -117,17 +116,6 @@ def _caps(doc, node) -> tuple:
             if BAD not in cap:
                 caps.append(cap)
     return tuple(sorted(caps))
-
-
-def _clock_time(doc, node, path):
-    """'21:00' -> minutes after midnight."""
-    v = doc.scalar(node, path)
-    if v is BAD:
-        return v
-    m = CLOCK_TIME.match(v.strip())
-    if not m:
-        return doc.err(node, path, f"{v!r} is not a time of day like \"21:00\" (quote it)")
-    return int(m.group(1)) * 60 + int(m.group(2))
 
 
 def _channels(doc, node) -> dict:

@@ -51,6 +51,7 @@ from .health import WATCH, Health
 from .policy import make_clock
 from .profiles import Days
 from .replay import steps as replay_steps
+from .schedule import Runs
 from .report import ReportError, build as build_report
 
 NAME = "touchpoint engine"
@@ -121,6 +122,8 @@ class EngineServer:
         self.goals = Goals(cfg.data_dir, ruleset, warn=self.say)     # conversions, from the outbox
         self.health = Health(cfg.data_dir, cfg.shard)                # the daily scorecard counters
         self.report_period = None           # --report-every: the period the clock is in
+        self.runs = Runs()                  # the scheduled campaigns' last runs (control.schedule)
+        self.next_run_check = 0.0
 
     def campaigns(self) -> dict:
         """Every campaign of the rules in force, whatever its status, by id."""
@@ -149,6 +152,7 @@ class EngineServer:
             meta, arrays = self.engine.restore(self.snapshot_path)
             self.say(f"restored {self.engine.state.count:,} subscribers from {self.snapshot_path}")
             self.health.load(arrays)
+            self.runs = Runs(meta.get("schedule"))
         self.durable = {tuple(k): n for *k, n in meta.get("streams", [])}
         generation = meta.get("journal", 0)
         found, chunks, whole = journal.read(self.journal.path)
@@ -276,6 +280,11 @@ class EngineServer:
                 next_status = now + cfg.status_interval
             if cfg.clock != "records":
                 self._report_due(time.time_ns())
+                if now >= self.next_run_check:
+                    self.next_run_check = now + 1.0
+                    self._flush(log, push)          # a run sees what has come
+                    if self._scheduled(time.time_ns(), log, push):
+                        self._snapshot()            # the run made: a restart does not make it again
             if got is None:
                 self._flush(log, push)          # idle: what has come is processed
                 continue
@@ -373,7 +382,8 @@ class EngineServer:
         log_bytes = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         try:
             self.engine.snapshot(self.snapshot_path, {"journal": generation, "log_bytes": log_bytes,
-                                                      "streams": streams}, self.health.arrays())
+                                                      "streams": streams, "schedule": self.runs.last},
+                                 self.health.arrays())
         except OSError as e:                    # the last snapshot and the journal still cover it all
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -427,6 +437,8 @@ class EngineServer:
         for part in (p for step in steps for p in self.health.split(step) if len(p)):     # days end between parts
             if self.cfg.clock == "records":         # the report of a period is of what came before its end
                 self._report_due(int(part["ts_ns"].max()))
+            if self.cfg.clock == "records":         # a run at 12:00 sees the records before 12:00
+                self._scheduled(max(self.engine.state.clock_ns, int(part["ts_ns"].min())), log, push)
             self.health.begin(part, self.engine)
             if replay:
                 self.dispatcher.live_until(int(part["ts_ns"].max()))
@@ -437,6 +449,22 @@ class EngineServer:
                 self.dispatcher.clock.see(self.engine.state.clock_ns)   # the records clock moves with records
                 if replay:
                     self.dispatcher.step()
+
+    def _scheduled(self, now_ns: int, log, push) -> int:
+        """The scheduled campaigns' runs due by now_ns: each to its audience. On the records'
+        clock, a journal replayed after a crash makes them again where they were made, and their
+        triggers already in the log are not written twice; on the wall clock, the snapshot taken
+        after a run keeps it made, and a run made again (a crash before that snapshot) gives the
+        same message ids, which the outbox takes once. Returns the runs made."""
+        due = self.runs.due(self.engine.campaigns, self.ruleset.policy.tz, now_ns)
+        for cid, t in self.runs.missed:
+            self.say(f"{cid}: the run of {_local(t, self.ruleset.policy.tz)} is past its window: not made")
+        self.runs.missed = []
+        for c, t in due:
+            triggers = self.engine.scheduled(c, t)
+            self.say(f"{c.id}: the run of {_local(t, self.ruleset.policy.tz)}: {len(triggers):,} in the audience")
+            self._emit(triggers, log, push)
+        return len(due)
 
     def _report_due(self, now_ns: int) -> None:
         """--report-every: when `now_ns` is in a later period, the report of the one before."""
@@ -538,6 +566,10 @@ class DataInUse(Exception):
 
 class Unusable(Exception):
     """An endpoint the engine cannot bind (taken, malformed, no token): the message says which."""
+
+
+def _local(ts_ns: int, tz) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _lock(path: str, shard: int):

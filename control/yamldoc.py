@@ -27,6 +27,7 @@ PERCENT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*%\Z")
 INTEGER = re.compile(r"[-+]?(?:0x[0-9a-fA-F]+|\d+)\Z")
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
 DIGITS = re.compile(r"\d+\Z")
+CLOCK_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")      # C0, DEL and C1: never in a header or a message
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -276,6 +277,25 @@ class Doc:
         if p >= 100:
             return self.err(node, path, f"{v} leaves no one to send to: below 100% please")
         return p / 100
+
+    def clock_time(self, node, path):
+        """'21:00' -> minutes after midnight."""
+        v = self.scalar(node, path)
+        if v is BAD:
+            return v
+        m = CLOCK_TIME.match(v.strip())
+        if not m:
+            return self.err(node, path, f"{v!r} is not a time of day like \"21:00\" (quote it)")
+        return int(m.group(1)) * 60 + int(m.group(2))
+
+    def date(self, node, path):
+        v = self.scalar(node, path)
+        if v is BAD:
+            return v
+        try:
+            return date.fromisoformat(v.strip())
+        except ValueError:
+            return self.err(node, path, f"{v!r} is not a date like 2026-11-07")
 
     def time(self, node, path, end=False):
         """A date (UTC; as an end: the end of that day) or an ISO time, to ns since the epoch."""
