@@ -171,10 +171,11 @@ class Commands:
     (`srv`, a control.server.EngineServer) and its dispatcher's."""
 
     NAMES = ("status", "campaigns", "audience", "subscriber", "pause", "resume", "reload", "optout", "lists", "pending",
-             "approve", "reject")
+             "approve", "reject", "send")
     ARGS = {"optout": {"action", "msisdn", "campaign"}, "pause": {"campaign"}, "resume": {"campaign"},
             "audience": {"campaign"}, "subscriber": {"msisdn"},
-            "pending": {"campaign"}, "approve": {"campaign", "id"}, "reject": {"campaign", "id"}}
+            "pending": {"campaign"}, "approve": {"campaign", "id"}, "reject": {"campaign", "id"},
+            "send": {"campaign", "limit", "dry_run"}}
 
     def __init__(self, srv):
         self.srv = srv
@@ -316,7 +317,26 @@ class Commands:
             out.append(row)
         return out
 
-    def pending(self, args: dict) -> list:
+    def send(self, args: dict) -> dict:
+        """A campaign to its audience now, through the contact policy (`dry_run`: the funnel only)."""
+        cid = self.campaign(args)
+        limit, dry_run = args.get("limit"), args.get("dry_run", False)
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise Refused(f"send: limit {limit!r} is not a whole number of subscribers, 1 or more")
+        if not isinstance(dry_run, bool):
+            raise Refused(f"send: dry_run {dry_run!r} is not true or false")
+        c = self.srv.campaigns()[cid]
+        if c.status != "active":
+            raise Refused(f"campaign {cid} is {c.status!r} in {c.file}: set `status: active` there and reload")
+        d = getattr(self.srv, "dispatcher", None)
+        if not dry_run and d is not None and cid in d.policy.paused:
+            raise Refused(f"campaign {cid} is paused: `ctl resume {cid}` first")
+        try:
+            return self.srv.send_now(c, limit, dry_run)
+        except LookupError as e:
+            raise Refused(str(e)) from None
+
+    def pending(self, args: dict) -> dict:
         cid = self.campaign(args, required=False)
         return self.dispatcher.pending(cid)
 

@@ -35,7 +35,7 @@ from touchpoint.probe.signals import on_signals
 from .channels import Outgoing
 from .engine import Trigger
 from .outbox import Outbox
-from .policy import QUEUED, ContactPolicy, Decision, RecordClock, WallClock, message_id
+from .policy import PENDING, QUEUED, ContactPolicy, Decision, RecordClock, WallClock, message_id
 
 NS = 1_000_000_000
 BURST_S = 1.0                   # a channel's pacing allows this many seconds of its rate at once
@@ -355,8 +355,9 @@ class Dispatcher:
         rows = self.outbox.overdue(now)
         if not rows:
             return
-        with self.outbox.tx():
-            self.outbox.mark([r[0] for r in rows], "expired", "window", now)
+        with self.outbox.tx():          # a pending one expired waiting for an operator: said by `ctl pending`
+            for state, reason in ((QUEUED, "window"), (PENDING, "unapproved")):
+                self.outbox.mark([r[0] for r in rows if r[4] == state], "expired", reason, now)
         for _mid, msisdn, due, campaign, state in rows:
             if state == QUEUED:
                 self.policy.forget(msisdn, due, campaign)
@@ -493,9 +494,12 @@ class Dispatcher:
         with self.lock:
             return self.outbox.trail(msisdn)
 
-    def pending(self, campaign: str | None = None, limit: int = 1000) -> list:
+    def pending(self, campaign: str | None = None, limit: int = 1000) -> dict:
+        """The messages waiting for an approval, and those whose window closed while they waited."""
         with self.lock:
-            return self.outbox.pending(campaign, limit=limit)
+            n, last = self.outbox.expired_unapproved(campaign)
+            return {"pending": self.outbox.pending(campaign, limit=limit), "expired_unapproved": n,
+                    "last_expired_ns": last}
 
     def approve(self, campaign: str | None = None, id: str | None = None) -> int:
         """Approved pending messages are checked again from the window on, then queued (or

@@ -48,6 +48,7 @@ REGION_FIELDS = ("node", "mcc", "mnc", "lac_tac", "loc_type")      # what places
 MEMBER_CACHE = 1 << 20                  # subscribers whose list rows are remembered, a list
 ABSENT = empty(1)[0]                    # a record field's value when the record does not have it
 SCHEDULED = "schedule"                  # the event of a scheduled run's triggers
+SENT_NOW = "send"                       # ... and of an operator's `ctl send`
 
 
 @dataclass
@@ -401,7 +402,7 @@ class Engine:
                 steps.append((f"not ({x.where})", int(m.sum())))
         return steps
 
-    def scheduled(self, c, run_ns: int, limit: int | None = None) -> "Triggers":
+    def scheduled(self, c, run_ns: int, limit: int | None = None, event: str = SCHEDULED) -> "Triggers":
         """A run of campaign c at run_ns (its schedule's, or an operator's `ctl send`): a trigger
         for each subscriber the state knows, with an MSISDN, in the campaign's audience now (at
         most `limit`), with the run's time, each not to go out before its share of the schedule's
@@ -418,9 +419,8 @@ class Engine:
                 return Triggers([])
             fired = col.fired(c, keep)
         fired.ts_ns = np.full(len(fired.ts_ns), run_ns, np.int64)
-        fired.event = SCHEDULED
+        fired.event = event
         fired.after_ns = spread(run_ns, c.schedule.spread_s if c.schedule else 0, fired.msisdn)
-        self.triggers += len(fired.ts_ns)
         return Triggers([fired])
 
     @contextmanager

@@ -277,6 +277,12 @@ class Outbox:
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
+    def expired_unapproved(self, campaign: str | None = None) -> tuple:
+        """(how many messages expired waiting for an approval, when the last did: ns or None)."""
+        sql = "SELECT count(*), max(done_ns) FROM messages WHERE state = 'expired' AND reason = 'unapproved'"
+        return tuple(self.db.execute(sql + (" AND campaign = ?" if campaign else ""),
+                                     (campaign,) if campaign else ()).fetchone())
+
     def trail(self, msisdn: str, limit: int = 50) -> list:
         """A subscriber's messages, newest trigger first, with their outcome (conversion)."""
         cur = self.db.execute(

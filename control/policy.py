@@ -43,7 +43,8 @@ GONE = np.iinfo(np.int64).min           # a contact taken back (superseded, expi
 # States and reasons, as the outbox stores them.
 SUPPRESSED, EXPIRED, PENDING, QUEUED = "suppressed", "expired", "pending", "queued"
 REASONS = ("campaign_inactive", "holdout", "no_msisdn", "missing_field", "optout", "window", "cooldown",
-           "arbitration", "frequency_cap", "quota", "quiet_hours", "send_window")
+           "arbitration", "frequency_cap", "quota", "quiet_hours", "send_window",
+           "unapproved")                   # the last: a pending message whose window closed before an approval
 
 
 # --- time ----------------------------------------------------------------------------------------

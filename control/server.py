@@ -45,7 +45,7 @@ from . import journal
 from .ctl import Commands, ControlServer, default_endpoint
 from .datadir import private
 from .dispatcher import Dispatcher
-from .engine import Engine
+from .engine import SENT_NOW, Engine
 from .goals import Goals
 from .health import WATCH, Health
 from .policy import make_clock
@@ -161,6 +161,7 @@ class EngineServer:
         rx, push, ctl = self._open()
         try:
             with open(self.log_path, "a", encoding="utf-8") as log:
+                self.out = (log, push)          # for ctl send
                 if self.dispatcher is not None:     # sending as it would have been, the replay included
                     self.dispatcher.start()
                 if chunks:
@@ -463,8 +464,26 @@ class EngineServer:
         for c, t in due:
             triggers = self.engine.scheduled(c, t)
             self.say(f"{c.id}: the run of {_local(t, self.ruleset.policy.tz)}: {len(triggers):,} in the audience")
+            self.engine.triggers += len(triggers)
             self._emit(triggers, log, push)
         return len(due)
+
+    def send_now(self, c, limit: int | None = None, dry_run: bool = False) -> dict:
+        """`ctl send`: campaign c to its audience now (at most `limit` of it), through the contact
+        policy, as a scheduled run is. Its triggers have the time of the send: a second send is
+        other messages, which the campaign's cooldown holds back if it has one."""
+        log, push = self.out
+        self._flush(log, push)                  # the audience of what has come
+        now = self.engine.state.clock_ns if self.cfg.clock == "records" else time.time_ns()
+        steps = self.engine.audience(c)
+        triggers = self.engine.scheduled(c, now, limit, SENT_NOW)
+        out = {"campaign": c.id, "at_ns": now, "dry_run": dry_run,
+               "steps": [{"what": w, "subscribers": n} for w, n in steps], "triggers": len(triggers)}
+        if not dry_run and len(triggers):
+            self.say(f"ctl: campaign {c.id} sent now to {len(triggers):,} subscribers")
+            self.engine.triggers += len(triggers)
+            out["outcomes"] = dict(self._emit(triggers, log, push) or {})
+        return out
 
     def _report_due(self, now_ns: int) -> None:
         """--report-every: when `now_ns` is in a later period, the report of the one before."""
@@ -494,9 +513,10 @@ class EngineServer:
         except (OSError, sqlite3.Error) as e:      # the engine goes on; the next period tries again
             self.say(f"report not written to {path}: {e}")
 
-    def _emit(self, triggers, log, push) -> None:
+    def _emit(self, triggers, log, push) -> Counter | None:
+        """Triggers to the log, the dispatcher (its outcomes returned) and the triggers socket."""
         if not triggers:
-            return
+            return None
         triggers = list(triggers)
         self.fired.update(t.campaign for t in triggers)
         lines = [json.dumps(t.to_json(), ensure_ascii=False) for t in triggers]
@@ -509,14 +529,16 @@ class EngineServer:
             log.write("\n".join(lines[logged:]) + "\n")
             log.flush()
         end = log.tell() if logged < len(lines) or self.replaying is None else self.log_pos
+        outcomes = None
         if self.dispatcher is not None and (self.replaying is None or end > self.offered_to):
-            self.dispatcher.offer_logged(triggers, self.log_path, end)
+            outcomes = self.dispatcher.offer_logged(triggers, self.log_path, end)
         if push is not None:
             for line in lines:
                 try:
                     push.send_string(line, zmq.NOBLOCK)
                 except zmq.Again:
                     pass                    # the log has it; the dispatcher catches up from there
+        return outcomes
 
     def _reload(self) -> None:
         self.reload_rules()

@@ -218,7 +218,7 @@ def test_optout_add_check_remove(engine):
 
 
 def test_pending_messages_are_approved_rejected_or_stopped_by_an_optout(engine):
-    pending = engine.json("pending", "--campaign", "on")
+    pending = engine.json("pending", "--campaign", "on")["pending"]
     assert len(pending) == engine.json("status")["dispatcher"]["campaigns"]["on"]["pending"] >= 3
     assert {p["campaign"] for p in pending} == {"on"} and all(p["text"] == "开机有礼" for p in pending)
     text = engine.ctl("pending").stdout
@@ -229,7 +229,7 @@ def test_pending_messages_are_approved_rejected_or_stopped_by_an_optout(engine):
     res = engine.json("optout", "add", first["msisdn"], "--campaign", "on")
     assert res["stopped"] == 1
     assert engine.json("approve", "--id", second["id"]) == {"campaign": None, "id": second["id"], "approved": 1}
-    assert [p["id"] for p in engine.json("pending")] == [p["id"] for p in rest]
+    assert [p["id"] for p in engine.json("pending")["pending"]] == [p["id"] for p in rest]
     wait_for(lambda: second["id"] in sent_ids(engine.data), "the approved message to go out")
     assert first["id"] not in sent_ids(engine.data)
 
@@ -269,6 +269,39 @@ def test_a_pause_suppresses_the_campaign_and_survives_a_restart(tmp_path):
     try:
         rows = {r["id"]: r for r in eng.json("campaigns")}
         assert (rows["sms"]["status"], rows["sms"]["override"]) == ("active", None)
+    finally:
+        eng.stop()
+
+
+def test_send_a_campaign_now_to_its_audience_once(tmp_path):
+    """`ctl send`: --dry-run gives the funnel and sends nothing; --limit 2 sends to two; a send of
+    the whole audience at the same (record) time sends to the others only: the two have their
+    messages already (the same ids), none is sent twice."""
+    group = 'status: active\nschedule: {at: ["12:00"], dates: [2030-01-01]}\nmessage: {text: 全体}\npriority: 5\n'
+    eng = Engine(write_rules(tmp_path / "rules", {**CAMPAIGNS, "group": group}), tmp_path / "data",
+                 "--clock", "records")
+    try:
+        probe(PCAP_A, eng.listen)
+        known = eng.json("status")["engine"]["subscribers"]
+        dry = eng.json("send", "group", "--dry-run")
+        n = dry["triggers"]
+        assert dry["steps"] == [{"what": "subscribers known", "subscribers": known}] and 3 < n <= known
+        assert "outcomes" not in dry and not any(t["campaign"] == "group" for t in logged_triggers(eng.data))
+        text = eng.ctl("send", "group", "--dry-run").stdout
+        assert f"group: {n} subscribers with an MSISDN would be offered to the contact policy; nothing sent" in text
+        two = eng.json("send", "group", "--limit", "2")
+        assert (two["triggers"], two["outcomes"]) == (2, {"queued": 2})
+
+        def group_sent():
+            return [json.loads(line)["id"] for line in (eng.data / "sent.jsonl").read_text().splitlines()
+                    if json.loads(line)["campaign"] == "group"]
+        wait_for(lambda: len(group_sent()) == 2, "the two messages")
+        rest = eng.json("send", "group")["outcomes"]             # the caps (1 a day) stop some
+        assert sum(rest.values()) == n - 2 and rest["queued"] > 0
+        sent = wait_for(lambda: len(group_sent()) == 2 + rest["queued"] and group_sent(), "the others' messages")
+        assert len(set(sent)) == len(sent)
+        assert {t["event"] for t in logged_triggers(eng.data) if t["campaign"] == "group"} == {"send"}
+        assert "is 'draft' in" in eng.ctl("send", "later", expect=1).stderr
     finally:
         eng.stop()
 

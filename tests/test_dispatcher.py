@@ -135,14 +135,27 @@ def test_pause_holds_and_resume_releases(make, tmp_path):
 def test_approve_and_reject(make, tmp_path):
     d = make({"manual": "send: approve\n"})
     d.offer([trig("manual", i, T0 + i * NS) for i in range(6)])
-    pend = d.pending("manual")
+    pend = d.pending("manual")["pending"]
     assert len(pend) == 6 and all(p["text"].startswith("manual: 欢迎") for p in pend)
     assert d.approve(id=pend[0]["id"]) == 1
-    assert d.reject(campaign="manual") == 5 and d.pending() == []
+    assert d.reject(campaign="manual") == 5 and d.pending()["pending"] == []
     drain(d)
     st = Counter(s for s, _ in states(tmp_path / "data").values())
     assert st == {"sent": 1, "rejected": 5}
     assert [m["id"] for m in sent_lines(tmp_path / "data")] == [pend[0]["id"]]
+
+
+def test_a_pending_message_whose_window_closes_is_said_to_have_expired_waiting(make, tmp_path):
+    """A replay on the records' clock runs through a window in seconds: what expired waiting for
+    an operator is told apart from what expired in the queue, and `ctl pending` says so."""
+    clock = RecordClock()
+    d = make({"manual": "send: approve\n", "other": "send: approve\n"}, clock=clock)
+    d.offer([trig("manual", i, T0, window=H) for i in range(3)] + [trig("other", 9, T0, window=3 * H)])
+    clock.see(T0 + 2 * H)
+    d.step()
+    assert Counter(states(tmp_path / "data").values()) == {("expired", "unapproved"): 3, ("pending", ""): 1}
+    assert d.pending("manual") == {"pending": [], "expired_unapproved": 3, "last_expired_ns": T0 + 2 * H}
+    assert d.pending("other")["expired_unapproved"] == 0 and len(d.pending()["pending"]) == 1
 
 
 def test_higher_priority_takes_over_a_queued_message(make, tmp_path):

@@ -199,6 +199,16 @@ def ctl_pending(campaign):
     ctl_call("pending", campaign=campaign)
 
 
+@ctl.command("send")
+@click.argument("campaign", type=CAMPAIGN)
+@click.option("--limit", type=click.IntRange(1), help="At most this many subscribers of the audience.")
+@click.option("--dry-run", is_flag=True, help="Print the audience's funnel and how many it would reach; send nothing.")
+def ctl_send(campaign, limit, dry_run):
+    """Send a campaign to its audience now (scheduled or not), through the contact policy:
+    hold-out, opt-outs, cooldown, caps, quota, quiet hours, send windows and approve mode."""
+    ctl_call("send", campaign=campaign, limit=limit, dry_run=dry_run)
+
+
 def decide(verb: str, campaign, message_id) -> None:
     if (campaign is None) == (message_id is None):
         raise click.UsageError("name a CAMPAIGN or a message --id, one of them")

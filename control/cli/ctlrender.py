@@ -131,15 +131,18 @@ def render_lists(rows: list, args) -> str:
                         ("columns", "columns"), ("used_by", "used by")])
 
 
-def render_pending(rows: list, args) -> str:
+def render_pending(reply: dict, args) -> str:
+    rows = reply["pending"]
+    expired = (f"\n{reply['expired_unapproved']:,} expired waiting for an approval, the last at "
+               f"{when(reply['last_expired_ns'])} UTC" if reply["expired_unapproved"] else "")
     if not rows:
-        return "nothing pending" + (f" for campaign {args['campaign']}" if args.get("campaign") else "")
+        return "nothing pending" + (f" for campaign {args['campaign']}" if args.get("campaign") else "") + expired
     # numbers half hidden, as `lists show` does; --json has them whole
     shown = [{**r, "msisdn": mask_digits(r.get("msisdn") or ""), "trigger": when(r.get("trigger_ns")),
               "deadline": when(r.get("deadline_ns")), "text": shorten(r.get("text") or "", 40)} for r in rows]
+    more = " shown (the oldest; `ctl status` counts them all)" if len(rows) >= 1000 else ""
     return table(shown, [("id", "id"), ("campaign", "campaign"), ("msisdn", "msisdn"), ("trigger", "trigger (UTC)"),
-                         ("deadline", "deadline (UTC)"), ("text", "text")]) + \
-        f"\n{len(rows):,} pending" + (" shown (the oldest; `ctl status` counts them all)" if len(rows) >= 1000 else "")
+                         ("deadline", "deadline (UTC)"), ("text", "text")]) + f"\n{len(rows):,} pending{more}{expired}"
 
 
 def messages(n: int) -> str:
@@ -154,6 +157,17 @@ def shorten(text: str, n: int) -> str:
 def render_audience(r: dict, args) -> str:
     steps = table(r["steps"], [("what", "step"), ("subscribers", "subscribers")])
     return steps + f"\n{r['campaign']}: {r['audience']:,} subscribers in the audience now"
+
+
+def render_send(r: dict, args) -> str:
+    steps = table(r["steps"], [("what", "step"), ("subscribers", "subscribers")])
+    reach = f"{r['campaign']}: {r['triggers']:,} subscribers with an MSISDN" + \
+        (f" (--limit {args['limit']:,})" if args.get("limit") else "")
+    if r["dry_run"]:
+        return f"{steps}\n{reach} would be offered to the contact policy; nothing sent (--dry-run)"
+    outcomes = ", ".join(f"{k.replace(':', ': ')} {n:,}" for k, n in sorted(r.get("outcomes", {}).items()))
+    return f"{steps}\n{reach} at {when(r['at_ns'])} UTC: " + (outcomes or "nothing decided yet (the dispatcher "
+                                                                      "catches up from the trigger log)")
 
 
 def render_subscriber(r: dict, args) -> str:
@@ -195,6 +209,7 @@ RENDER = {
     "audience": render_audience,
     "subscriber": render_subscriber,
     "pending": render_pending,
+    "send": render_send,
     "approve": lambda r, a: f"approved {messages(r['approved'])} (each checked again against the policy)",
     "reject": lambda r, a: f"rejected {messages(r['rejected'])}",
 }
