@@ -17,7 +17,7 @@ from . import fields as F
 from .channel_settings import CHANNELS, required
 from .conditions import Conditions
 from .places import Places
-from .policyfile import Policy
+from .policyfile import Policy, reply_word
 from .predicates import AllOf, Digits, Pred
 from .schedule import Schedule, in_windows, read_schedule, read_windows
 from .yamldoc import BAD, CONTROL, LIST_NAME, TEMPLATE_FIELD, Doc, line_of, one_of, suggest
@@ -75,6 +75,7 @@ class Goal:
     where: Pred
     list: str = ""                  # an imported list of conversions (msisdn, product, time)
     product: str = ""               # only its rows of this product ("": any)
+    reply: tuple = ()               # a reply to the message with one of these words (policy.reply_word)
 
 
 @dataclass(frozen=True)
@@ -318,14 +319,28 @@ def _check_template(doc, node, message, event, audience, columns) -> None:
 
 
 def _goal(doc, node, cond, columns=None) -> Goal:
-    """`{event, within, where}`, or `{list, product, within}`: a conversion imported from billing."""
-    top = doc.mapping(node, "goal", ("event", "within", "where", "list", "product"), required=("within",))
+    """`{event, within, where}`, `{list, product, within}` (a conversion imported from billing),
+    or `{reply: [Y, 是], within}` (a reply to the message with one of the words)."""
+    top = doc.mapping(node, "goal", ("event", "within", "where", "list", "product", "reply"), required=("within",))
     if top is None or "within" not in top:
         return BAD
     within = doc.duration(top["within"], "goal.within")
-    if ("event" in top) == ("list" in top):
-        return doc.err(node, "goal", "names an event or a list of conversions (list:), not both" if "event" in top
-                       else "missing: an event, or a list of conversions (list:)")
+    kinds = [k for k in ("event", "list", "reply") if k in top]
+    if len(kinds) != 1:
+        return doc.err(node, "goal", f"names one of an event, a list of conversions (list:) or reply words (reply:), "
+                                     f"not {' and '.join(kinds)}" if kinds else
+                       "missing: an event, a list of conversions (list:) or reply words (reply:)")
+    if "reply" in top:
+        for key in ("where", "product"):
+            if key in top:
+                doc.err(top[key], f"goal.{key}", "a reply goal takes its words and within")
+        words = tuple(reply_word(w) for n in doc.items(top["reply"], "goal.reply")
+                      if (w := doc.scalar(n, "goal.reply")) is not BAD)
+        if any(not w for w in words):
+            return doc.err(top["reply"], "goal.reply", "an empty reply word")
+        if within is BAD or not words:
+            return BAD
+        return Goal("", within, AllOf(()), reply=words)
     if "list" in top:
         for key in ("where",):
             if key in top:

@@ -35,7 +35,7 @@ from touchpoint.probe.signals import on_signals
 from .channels import Outgoing
 from .engine import Trigger
 from .outbox import Outbox
-from .policy import PENDING, QUEUED, ContactPolicy, Decision, RecordClock, WallClock, message_id
+from .policy import PENDING, QUEUED, ContactPolicy, Decision, RecordClock, WallClock, message_id, reply_word
 
 NS = 1_000_000_000
 BURST_S = 1.0                   # a channel's pacing allows this many seconds of its rate at once
@@ -416,17 +416,26 @@ class Dispatcher:
             return
         self.counts["results_" + state] += 1
 
-    def mo(self, msisdn: str, text: str, national: bool = False) -> None:
-        """An MO message (not a receipt): an opt-out keyword opts the sender out of every campaign.
-        A sender in national format (the SMSC's TON) gets policy.yaml's country_code in front:
-        the outbox's numbers are international."""
+    def mo(self, msisdn: str, text: str, national: bool = False, to: str = "") -> None:
+        """An MO message (not a receipt) to the address `to` (the SMPP destination, the MM7
+        recipient; "": not told): a reply, attributed to the last message sent to the sender from
+        that address (Outbox.reply; goals `reply:` count it, control.goals); an opt-out keyword
+        also opts the sender out of every campaign. A sender in national format (the SMSC's TON)
+        gets policy.yaml's country_code in front: the outbox's numbers are international."""
         self.counts["mo"] += 1
         msisdn = msisdn.strip().lstrip("+")
         if msisdn.startswith("00"):
             msisdn = msisdn[2:]
         elif national and self.policy.settings.country_code:
             msisdn = self.policy.settings.country_code + msisdn
-        if self.policy.keyword(text) and msisdn.isdigit():
+        if not msisdn.isdigit():
+            return
+        word = reply_word(text)
+        with self.lock, self.outbox.tx():
+            cid, _ = self.outbox.reply(msisdn, to.strip().lstrip("+"), self.clock.now_ns(),
+                                       word if word in self.policy.reply_words else "")
+        self.counts["mo_replies" if cid else "mo_unattributed"] += 1
+        if self.policy.keyword(text):
             self.counts["mo_optouts"] += 1
             self.optout_add(msisdn, "*", source="mo")
 

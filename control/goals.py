@@ -27,6 +27,7 @@ HORIZON_NS = 86400 * 10**9          # goal events kept for windows that open lat
 RECENT = 1 << 20                    # at most this many a campaign
 ROWID = "goals:rowid"               # offsets: the messages scanned for hold-outs up to this rowid
 CLOCK = "goals:clock"               # offsets: the record time goal events were matched up to
+REPLIES = "goals:replies"           # offsets: the replies matched up to this rowid
 
 
 class _Open:
@@ -126,6 +127,7 @@ class Goals:
     def _restore(self) -> None:
         """The windows still open, and how far the outbox has been read, from SQLite."""
         self.rowid = self.outbox.offset(ROWID)
+        self.reply_rowid = self.outbox.offset(REPLIES)
         self.sent_mark = {}             # campaign -> (latest sent_ns taken, the ids taken at it)
         for cid, mark in self.db.execute("SELECT campaign, max(start_ns) FROM conversions WHERE holdout = 0 "
                                          "GROUP BY campaign"):
@@ -177,6 +179,18 @@ class Goals:
             out += [(mid, cid, imsi, msisdn, 0, at, at + g.within_s * 10**9) for mid, imsi, msisdn, at in rows]
         return out
 
+    def _replies(self) -> list:
+        """The replies since the last look that answer a message of a reply goal (`goal: {reply:
+        [...]}`) with one of its words: (message id, reply time)."""
+        top = self.db.execute("SELECT coalesce(max(rowid), 0) FROM replies").fetchone()[0]
+        if top <= self.reply_rowid:
+            return []
+        rows = self.db.execute("SELECT message, campaign, at_ns, word FROM replies WHERE rowid > ? AND rowid <= ? "
+                               "AND message != ''", (self.reply_rowid, top)).fetchall()
+        self.reply_rowid = top
+        return [(mid, at) for mid, cid, at, word in rows
+                if (g := self.goals.get(cid)) is not None and word in g.reply]
+
     # ---- goal events ---------------------------------------------------------------------------------
 
     def observe(self, hits: list, now_ns: int) -> int:
@@ -207,7 +221,12 @@ class Goals:
             self.db.executemany("UPDATE conversions SET converted_ns = ? WHERE message = ? "
                                 "AND (converted_ns IS NULL OR converted_ns > ?)",
                                 [(t, o.ids[w], t) for o, w, t in converted])
+            replied = self._replies()       # the message's own window: a held-out subscriber has none to answer
+            self.db.executemany("UPDATE conversions SET converted_ns = ? WHERE message = ? AND start_ns < ? "
+                                "AND ? <= end_ns AND (converted_ns IS NULL OR converted_ns > ?)",
+                                [(t, mid, t, t, t) for mid, t in replied])
             self.outbox.set_offset(ROWID, self.rowid)
+            self.outbox.set_offset(REPLIES, self.reply_rowid)
             self.outbox.set_offset(CLOCK, now_ns)       # the report's now: which windows are still open
         for o in self.open.values():
             o.close(now_ns)

@@ -77,6 +77,16 @@ CREATE TABLE IF NOT EXISTS conversions (
 );
 CREATE INDEX IF NOT EXISTS conversions_open ON conversions (end_ns) WHERE converted_ns IS NULL;
 CREATE INDEX IF NOT EXISTS conversions_campaign ON conversions (campaign, holdout, start_ns);
+-- MO replies (control.dispatcher.mo), attributed to the message they answer ('' if none): never
+-- their text, only the reply word when it is one a goal or the opt-outs name.
+CREATE TABLE IF NOT EXISTS replies (
+    msisdn TEXT NOT NULL,
+    at_ns INTEGER NOT NULL,
+    campaign TEXT NOT NULL,
+    message TEXT NOT NULL,
+    word TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replies_message ON replies (message);
 CREATE TABLE IF NOT EXISTS offsets (
     source TEXT PRIMARY KEY,        -- a trigger log's path
     position INTEGER NOT NULL       -- bytes of it offered
@@ -276,6 +286,21 @@ class Outbox:
         cur = self.db.execute(sql, args)
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def reply(self, msisdn: str, to: str, at_ns: int, word: str) -> tuple:
+        """Record an MO reply, attributed to the last message sent to msisdn from the address it
+        was sent to (`to` equal to the message's source, or the source followed by an extension:
+        a service code's sub-codes); with no `to`, the last message sent. Returns (campaign,
+        message id), ('', '') when no message was sent to it."""
+        found = ("", "")
+        for mid, cid, source in self.db.execute(
+                "SELECT id, campaign, source FROM messages WHERE msisdn = ? AND sent_ns IS NOT NULL AND holdout = 0 "
+                "AND sent_ns <= ? ORDER BY sent_ns DESC LIMIT 100", (msisdn, at_ns)):
+            if not to or (source and to.startswith(source)):
+                found = (cid, mid)
+                break
+        self.db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?)", (msisdn, at_ns, *found, word))
+        return found
 
     def expired_unapproved(self, campaign: str | None = None) -> tuple:
         """(how many messages expired waiting for an approval, when the last did: ns or None)."""

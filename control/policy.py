@@ -33,6 +33,7 @@ import numpy as np
 from touchpoint.probe.record import pack
 
 from .lists.layout import ListError
+from .policyfile import reply_word
 from .schedule import next_open
 
 NS = 1_000_000_000
@@ -202,7 +203,9 @@ class ContactPolicy:
         self.tz = self.settings.tz
         self.caps = [(per * NS, mx) for per, mx in self.settings.caps]
         self.arbitration_ns = self.settings.arbitration_s * NS
-        self.keywords = {k.strip().casefold() for k in self.settings.optout_keywords}
+        self.keywords = {reply_word(k) for k in self.settings.optout_keywords}
+        # the words of a reply worth keeping (goals, opt-outs): any other text is never stored
+        self.reply_words = self.keywords | {w for c in self.campaigns.values() if c.goal for w in c.goal.reply}
         self._days = {}                     # minute -> local day
         for cid in self.campaigns:
             self.camp_index.setdefault(cid, len(self.camp_index))
@@ -254,8 +257,8 @@ class ContactPolicy:
         return (msisdn, ANY) in self.optouts or (msisdn, campaign) in self.optouts
 
     def keyword(self, text: str) -> bool:
-        """Is an MO text an opt-out keyword ("TD", "退订", ...; case and spaces ignored)?"""
-        return text.strip().casefold() in self.keywords
+        """Is an MO text an opt-out keyword ("TD", "退订", ...; case, width and spaces ignored)?"""
+        return reply_word(text) in self.keywords
 
     def listed(self, msisdns: np.ndarray, imsis: np.ndarray) -> np.ndarray:
         """In any of policy.yaml's optout_lists."""

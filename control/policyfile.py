@@ -6,6 +6,7 @@ control.policy applies these settings at run time; the channels' own settings ar
 against their declarations (control.channel_settings).
 """
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +50,12 @@ class Policy:
 
 POLICY_KEYS = ("timezone", "caps", "quiet", "arbitration", "channel", "channels", "optout_lists", "optout_keywords",
                "country_code", "data_services", "lifecycle", "lifecycle_lists")
+
+
+def reply_word(text: str) -> str:
+    """An MO text as opt-out keywords and reply goals compare it: full-width folded (NFKC: "Ｙ"
+    is "Y"), case and the spaces around ignored."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
 def read_policy(doc: Doc, root, places=None, columns=None) -> Policy:

@@ -146,6 +146,10 @@ def _campaign(db, has_conv, cid, goal, data_dir, where, args, now) -> dict:
            "held_out_not_sendable": by_count(held_not)}
     m_where = where.replace("trigger_ns", "m.trigger_ns")
     out["conversion"], f["converted"] = _conversion(db, has_conv, cid, goal, data_dir, m_where, args, now)
+    out["replies"] = _replies(db, cid, m_where, args, f["sent"])
+    if goal is not None and goal.reply:       # a held-out subscriber got nothing to reply to
+        out["conversion"]["uplift"] = None
+        out["conversion"]["note"] = NO_REPLY_UPLIFT
     delays = np.array([r[0] for r in q("SELECT sent_ns - trigger_ns FROM messages WHERE campaign = ? AND {w} "
                                        "AND sent_ns IS NOT NULL AND holdout = 0")], np.float64) / H
     out["send_delay"] = {"sent": len(delays), "median_hours": float(np.median(delays)) if len(delays) else None,
@@ -217,6 +221,25 @@ def _conversion(db, has_conv, cid, goal, data_dir, m_where, args, now) -> tuple:
     return conv, groups[0][1]
 
 
+NO_REPLY_UPLIFT = ("a reply goal has no uplift: the held-out subscribers got no message to reply to, so "
+                   "their rate is 0 by construction; compare the groups on an event or list goal")
+
+
+def _replies(db, cid, m_where, args, sent: int) -> dict:
+    """The contacted subscribers who replied to the campaign's messages (Outbox.reply), the
+    reply rate of those sent, and the replies by word ("" other text, never stored)."""
+    try:
+        rows = db.execute("SELECT r.word, count(*), count(DISTINCT r.message) FROM replies r JOIN messages m "
+                          "ON m.id = r.message WHERE m.campaign = ? AND {w} GROUP BY 1".format(w=m_where),
+                          (cid, *args)).fetchall()
+        replied = db.execute("SELECT count(DISTINCT r.message) FROM replies r JOIN messages m ON m.id = r.message "
+                             "WHERE m.campaign = ? AND {w}".format(w=m_where), (cid, *args)).fetchone()[0]
+    except sqlite3.OperationalError:        # an outbox of before replies were kept
+        rows, replied = [], 0
+    return {"contacted": sent, "replied": replied, "rate": replied / sent if sent else None,
+            "by_word": {(w or "(other text)"): n for w, n, _ in sorted(rows, key=lambda r: -r[1])}}
+
+
 def _days(db, q, has_conv, cid, goal, m_where, args) -> list:
     """The campaign day by day: triggered, held out, sent, delivered, converted (both groups)."""
     days = {}
@@ -246,6 +269,8 @@ def _goal_text(goal) -> str | None:
     within = f"within {goal.within_s / 86400:g}d" if goal.within_s % 86400 == 0 else f"within {goal.within_s / 3600:g}h"
     if goal.list:
         return f"list {goal.list}" + (f" product {goal.product}" if goal.product else "") + f", {within}"
+    if goal.reply:
+        return f"reply {' or '.join(goal.reply)}, {within}"
     return f"{goal.event}{' (with conditions)' if getattr(goal.where, 'parts', ()) else ''}, {within}"
 
 
@@ -327,12 +352,17 @@ def render(rep: dict) -> str:
         out.append(
             "uplift: "
             + (
-                "– (needs contacted and held-out subscribers with a goal)"
+                f"– ({cv['note']})" if "note" in cv else "– (needs contacted and held-out subscribers with a goal)"
                 if u is None
                 else f"{100 * u['value']:+.1f} points, 95% CI {100 * u['low']:+.1f} to {100 * u['high']:+.1f} "
                 f"({rep['uplift_interval']})"
             )
         )
+        r = c.get("replies")
+        if r and r["contacted"]:
+            words = ", ".join(f"{w} {n:,}" for w, n in r["by_word"].items())
+            out.append(f"replies: {r['replied']:,} of {r['contacted']:,} contacted ({_pct(r['rate'])})"
+                       + (f": {words}" if words else "") + "; held out: – (no message to reply to)")
         s = c["send_delay"]
         if s["sent"]:
             out.append(f"trigger to send: median {s['median_hours']:.2f} h; " +

@@ -111,7 +111,8 @@ class SmppClient:
     connection dropped or the client stopped before any part was taken: offer it again), and
     later `delivered` / `failed` from delivery receipts; message_id is None for a receipt of a
     message this client does not know (sent before a restart): match it by smsc_id.
-    on_mo(msisdn, text, national) gets the MO messages (national: the sender's TON says so).
+    on_mo(msisdn, text, national, to) gets the MO messages (national: the sender's TON says so; to:
+    the address they were sent to, a service code with any extension).
     """
 
     def __init__(self, host: str, port: int, system_id: str, password: str = "", *,
@@ -136,7 +137,7 @@ class SmppClient:
         self.bind, self.window, self.rate = bind, window, rate
         self.service_type = service_type
         self.on_result = on_result or (lambda *a, **k: None)
-        self.on_mo = on_mo or (lambda msisdn, text, national: None)
+        self.on_mo = on_mo or (lambda msisdn, text, national, to: None)
         self.say = say or (lambda line: write_line(sys.stderr, f"touchpoint smpp {host}:{port}: {line}"))
         self.enquire_link, self.response_timeout = enquire_link, response_timeout
         self.connect_timeout, self.reconnect = connect_timeout, reconnect
@@ -526,7 +527,8 @@ class SmppClient:
             return ESME_RX_P_APPN       # permanent: the SMSC should not offer it again
         self.counts["mo"] += 1
         try:
-            self.on_mo(address_type(sm.source_addr)[2], text, sm.source_addr_ton == TON_NATIONAL)
+            self.on_mo(address_type(sm.source_addr)[2], text, sm.source_addr_ton == TON_NATIONAL,
+                       address_type(sm.destination_addr)[2])
         except Exception as e:  # noqa: BLE001 - a failing callback must not drop the SMSC's MO
             self.say(f"on_mo failed: {type(e).__name__}: {e}")
         return ESME_ROK

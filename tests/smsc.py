@@ -254,9 +254,9 @@ class Feeder:
                     self.todo.append(self.byid[mid])
             self.cond.notify_all()
 
-    def on_mo(self, msisdn, text, national=False) -> None:
+    def on_mo(self, msisdn, text, national=False, to="") -> None:
         with self.cond:
-            self.mo.append((msisdn, text) + (("national",) if national else ()))
+            self.mo.append((msisdn, text, to) + (("national",) if national else ()))
             self.cond.notify_all()
 
     def final(self, mid):

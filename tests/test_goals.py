@@ -167,8 +167,10 @@ def test_goal_rules(tmp_path):
     d.mkdir()
     bad = {"a": "{list: conversions, where: {apn: cmnet}, within: 7d}", "b": "{event: mms_mt, list: x, within: 1d}",
            "c": "{event: mms_mt, product: x, within: 1d}", "d": "{list: conversions}", "e": "{within: 1d}",
-           "f": "{list: 'no good', within: 1d}"}
-    for cid, goal in {**bad, "ok": "{list: conversions, product: 5g-plan, within: 7d}"}.items():
+           "f": "{list: 'no good', within: 1d}", "g": "{reply: [Y], where: {apn: cmnet}, within: 1d}",
+           "h": "{reply: [' '], within: 1d}", "i": "{reply: [Y], event: mms_mt, within: 1d}"}
+    for cid, goal in {**bad, "ok": "{list: conversions, product: 5g-plan, within: 7d}",
+                      "yes": "{reply: [Ｙ, 是], within: 2d}"}.items():
         (d / f"{cid}.yaml").write_text(f"id: {cid}\ntrigger: {{event: power_on}}\nmessage: {{text: hi}}\n"
                                        f"goal: {goal}\n")
     rs = load(str(d))
@@ -176,7 +178,10 @@ def test_goal_rules(tmp_path):
     assert set(where) == set(bad)
     assert all(line == 4 for line, *_ in where.values())
     assert where["a"][1] == "goal.where" and where["c"][1] == "goal.product" and where["d"][1] == "goal.within"
-    assert "not both" in where["b"][2] and "missing" in where["e"][2]
+    assert "not event and list" in where["b"][2] and "missing" in where["e"][2]
+    assert where["g"][1] == "goal.where" and "empty reply word" in where["h"][2]
+    assert "not event and reply" in where["i"][2]
+    assert {c.id: c for c in rs.campaigns}["yes"].goal.reply == ("y", "是")
     ok = {c.id: c for c in rs.campaigns}["ok"].goal
     assert (ok.list, ok.product, ok.within_s, ok.event) == ("conversions", "5g-plan", 7 * 86400, "")
 
@@ -204,3 +209,61 @@ def test_the_triggering_record_is_not_its_own_goal(tmp_path):
     conv = conversions(data)
     assert len(conv) == 20 and all(h == 1 for h, *_ in conv.values())
     assert {m for m, (h, s, e, c) in conv.items() if c is not None} == {subscriber(i)[1] for i in held[::2]}
+
+
+def test_replies_are_attributed_to_the_last_message_from_their_address_and_count_for_reply_goals(tmp_path):
+    """Two campaigns message the same subscribers from two service codes; an MO reply to a code
+    (or to the code with an extension) is the last message's from it; a reply goal converts on
+    its words only (full width and case folded), inside its window; the report gives the reply
+    rate and no uplift (the held-out got nothing to reply to); free text is never stored."""
+    from touchpoint.control.engine import Trigger
+    from touchpoint.control.report import build
+    d = tmp_path / "rules"
+    d.mkdir()
+    for cid, code, goal in (("offer", "10658001", "goal: {reply: [Y, 是], within: 1d}\nholdout: 30%\n"),
+                            ("news", "10658002", "")):
+        (d / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger: {{event: power_on}}\n"
+                                       f"message: {{text: '回复 Y', source: '{code}'}}\n{goal}", encoding="utf-8")
+    (d / "policy.yaml").write_text("caps: []\narbitration: 0s\nchannels: {file: {path: sent.jsonl}}\n")
+    rs = load(str(d))
+    assert rs.ok, rs.errors
+    data = tmp_path / "data"
+    clock = RecordClock()
+    disp = Dispatcher(str(data), rs, clock=clock)
+    disp.start()
+    goals = Goals(str(data), rs)
+    subs = [subscriber(i) for i in range(40)]
+    disp.offer([Trigger(cid, "power_on", T0 + k * MIN, T0 + 10 * H, imsi, msisdn, 0)
+                for k, cid in enumerate(("offer", "news")) for imsi, msisdn in subs])
+    drain(disp)
+    contacted = {m for (m,) in sqlite3.connect(data / "outbox.sqlite").execute(
+        "SELECT msisdn FROM messages WHERE campaign = 'offer' AND sent_ns IS NOT NULL")}
+    assert 15 < len(contacted) < 40
+    yes = sorted(contacted)[:6]
+    clock.see(T0 + 2 * H)
+    for i, msisdn in enumerate(yes):        # "Ｙ" and " 是 " are the goal's words; to the code and an extension
+        disp.mo(msisdn, ["Ｙ", " 是 ", "y"][i % 3], to="10658001" + ("12" if i % 2 else ""))
+    other = sorted(contacted)[6]
+    disp.mo(other, "我的身份证号是 110101199001011234", to="10658001")      # a reply, not the goal; not kept
+    disp.mo(other, "Y", to="10658002")                                       # news's reply: not offer's goal
+    disp.mo("8613000000000", "Y", to="10658001")                             # nobody messaged: unattributed
+    held = sorted({m for _, m in subs} - contacted)[0]
+    disp.mo(held, "Y", to="10658001")           # held out: no offer; news's is from another code: nobody's
+    goals.observe([], T0 + 2 * H)
+    disp.stop()
+    goals.close()
+    db = sqlite3.connect(data / "outbox.sqlite")
+    replies = db.execute("SELECT msisdn, campaign, word FROM replies").fetchall()
+    assert sorted(replies) == sorted([(m, "offer", "y" if i % 3 != 1 else "是") for i, m in enumerate(yes)] +
+                                     [(other, "offer", ""), (other, "news", "y"), ("8613000000000", "", "y"),
+                                      (held, "", "y")])
+    converted = {m for (m,) in db.execute("SELECT msisdn FROM conversions WHERE campaign = 'offer' "
+                                          "AND converted_ns IS NOT NULL")}
+    assert converted == set(yes)
+    assert "110101" not in (data / "outbox.sqlite").read_bytes().decode("latin-1")
+    rep = {c["id"]: c for c in build(str(data), str(d))["campaigns"]}
+    assert rep["offer"]["replies"] == {"contacted": len(contacted), "replied": 7, "rate": 7 / len(contacted),
+                                       "by_word": {"y": 4, "是": 2, "(other text)": 1}}
+    conv = rep["offer"]["conversion"]
+    assert conv["uplift"] is None and "no message to reply to" in conv["note"]
+    assert rep["offer"]["conversion"]["contacted"]["converted"] == 6

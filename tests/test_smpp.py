@@ -359,7 +359,8 @@ def test_mo_messages_reach_on_mo(smsc_factory):
         s.wait(lambda ev: sum("mo_sent" in e for e in ev) == 3, what="every deliver_sm answered")
     finally:
         c.stop(2)
-    assert sorted(f.mo) == [("13900000003", "T", "national"), ("8613900000001", "退订"), ("8613900000002", "TD")]
+    assert sorted(f.mo) == [("13900000003", "T", "10658000", "national"), ("8613900000001", "退订", "10658000"),
+                            ("8613900000002", "TD", "10658000")]
     assert [e["mo_sent"] for e in s.events if "mo_sent" in e] == [0, 0, 0]    # all answered ESME_ROK
 
 
