@@ -6,6 +6,8 @@
 
 The format is docs/rules.md; the fields a condition may name are control/fields.py.
 """
+import json
+import os
 import re
 import string
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import numpy as np
 from yaml.nodes import MappingNode, SequenceNode
 
 from . import fields as F
-from .channel_settings import CHANNELS, required
+from .channel_settings import CHANNELS, required, resolve
 from .conditions import Conditions
 from .places import Places
 from .policyfile import Policy, reply_word
@@ -50,19 +52,37 @@ class Audience:
 
 
 @dataclass(frozen=True)
+class Slide:
+    """One page of a picture message: a text template, an image (its bytes, read with the rules)."""
+    text: str = ""
+    image: bytes = b""
+    image_name: str = ""            # its file name
+
+
+@dataclass(frozen=True)
 class Message:
-    channel: str                    # sms | http | file; "": the policy's default channel
-    text: str
-    fields: tuple = ()              # the template's {names}, in order of first use
+    channel: str                    # sms | http | file | mms; "": the policy's default channel
+    text: str                       # "" for a picture message of slides only
+    fields: tuple = ()              # the templates' {names}, in order of first use
     source: str = ""                # the SMPP source address / service code ("": the channel's)
+    subject: str = ""               # a picture message's subject (template)
+    slides: tuple = ()              # its pages (Slide)
 
     def render(self, values: dict) -> str:
         """The text with each {name} replaced by str(values[name]); nothing else is looked up,
         so no attribute or index of a value is ever reached ({x.__class__} cannot be written:
         `rules check` refuses it). Control characters of a value (a list's cell with an escape or a
-        NUL) never reach the subscriber. KeyError names a field without a value."""
-        return TEMPLATE.sub(lambda m: m.group(0)[0] if m.group(1) is None
-                            else CONTROL.sub("", str(values[m.group(1)])), self.text)
+        NUL) never reach the subscriber. KeyError names a field without a value. A picture message
+        is JSON: {"subject": ..., "slides": [text, ...]}, its images left with the campaign."""
+        if not self.slides:
+            return render(self.text, values)
+        return json.dumps({"subject": render(self.subject, values),
+                           "slides": [render(s.text, values) for s in self.slides]}, ensure_ascii=False)
+
+
+def render(template: str, values: dict) -> str:
+    return TEMPLATE.sub(lambda m: m.group(0)[0] if m.group(1) is None
+                        else CONTROL.sub("", str(values[m.group(1)])), template)
 
 
 TEMPLATE = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
@@ -260,8 +280,8 @@ def _audience(doc, node, path, cond, columns) -> Audience:
 
 
 def _message(doc, node, columns, policy: Policy) -> Message:
-    top = doc.mapping(node, "message", ("channel", "text", "source"), required=("text",))
-    if top is None or "text" not in top:
+    top = doc.mapping(node, "message", ("channel", "text", "source", "subject", "slides"))
+    if top is None:
         return BAD
     channel = doc.choice(top["channel"], "message.channel", CHANNELS) if "channel" in top else ""
     if channel not in (BAD, "") and channel != "file" and channel not in policy.channels:
@@ -271,25 +291,98 @@ def _message(doc, node, columns, policy: Policy) -> Message:
     if source not in (BAD, "") and not SOURCE.match(source):
         source = doc.err(top["source"], "message.source", f"{source!r} is not a source address: up to 20 digits "
                                                           "(a service code, 10658000) or up to 11 letters and digits")
-    text = doc.scalar(top["text"], "message.text")
-    if BAD in (text, channel, source):
+    mms = (channel or policy.channel) == "mms"
+    for key in ("subject", "slides"):
+        if key in top and not mms:
+            doc.err(top[key], f"message.{key}", "is for a picture message: channel: mms")
+    if "text" not in top and "slides" not in top:
+        return doc.err(node, "message", "missing: text" + (" or slides" if mms else ""))
+    names = []
+    text = _template(doc, top["text"], "message.text", names) if "text" in top else ""
+    subject = _template(doc, top["subject"], "message.subject", names, empty=True) if "subject" in top else ""
+    slides = _slides(doc, top["slides"], names) if "slides" in top and mms else ()
+    if mms and text not in (BAD, "") and slides is not BAD:
+        slides = (*slides, Slide(text))     # a text beside the slides: the last page
+    if BAD in (text, channel, source, subject, slides):
         return BAD
-    if not text.strip():
-        return doc.err(top["text"], "message.text", "empty")
+    message = Message(channel, text if not mms else "", tuple(names), source, subject, tuple(slides))
+    if mms:
+        _check_size(doc, node, message, policy)
+    return message
+
+
+def _template(doc, node, path, names: list, empty: bool = False):
+    """A template's text, its {names} added to `names`; BAD when it is not one."""
+    text = doc.scalar(node, path)
+    if text is BAD:
+        return BAD
+    if not text.strip() and not empty:
+        return doc.err(node, path, "empty")
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as e:
-        return doc.err(top["text"], "message.text", f"{e}: write {{{{ and }}}} for literal braces")
-    names = []
+        return doc.err(node, path, f"{e}: write {{{{ and }}}} for literal braces")
     for _, fname, spec, conv in parsed:
         if fname is None:
             continue
         if not TEMPLATE_FIELD.match(fname) or spec or conv:
             written = f"{{{fname}{'!' + conv if conv else ''}{':' + spec if spec else ''}}}"
-            return doc.err(top["text"], "message.text", f"{written} is not a field name like {{brand}}")
+            return doc.err(node, path, f"{written} is not a field name like {{brand}}")
         if fname not in names:
             names.append(fname)
-    return Message(channel, text, tuple(names), source)
+    return text
+
+
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8")     # JPEG, PNG, GIF
+
+
+def _slides(doc, node, names: list):
+    """`slides: [{image: images/lunch.jpg, text: ...}, ...]`: each image a file beside the rules
+    (its path relative to the campaign's file), read now."""
+    if not isinstance(node, SequenceNode) or not node.value:
+        return doc.err(node, "message.slides", "must be a list of {image: FILE, text: ...}")
+    out = []
+    for i, item in enumerate(node.value):
+        path = f"message.slides[{i}]"
+        top = doc.mapping(item, path, ("image", "text"))
+        if top is None:
+            return BAD
+        if not top:
+            return doc.err(item, path, "an empty slide: give it an image, a text or both")
+        text = _template(doc, top["text"], f"{path}.text", names) if "text" in top else ""
+        image, name = b"", ""
+        if "image" in top:
+            name = doc.scalar(top["image"], f"{path}.image")
+            if name is BAD:
+                return BAD
+            file = os.path.join(os.path.dirname(doc.file), name)
+            try:
+                with open(file, "rb") as f:
+                    image = f.read(MAX_IMAGE + 1)
+            except OSError as e:
+                return doc.err(top["image"], f"{path}.image", f"{name}: {e.strerror}")
+            if len(image) > MAX_IMAGE:
+                return doc.err(top["image"], f"{path}.image", f"{name} is over {MAX_IMAGE >> 20} MB")
+            if not image.startswith(IMAGE_MAGIC):
+                return doc.err(top["image"], f"{path}.image", f"{name} is not a JPEG, PNG or GIF image")
+        if text is BAD:
+            return BAD
+        out.append(Slide(text, image, os.path.basename(name)))
+    return tuple(out)
+
+
+MAX_IMAGE = 8 << 20
+
+
+def _check_size(doc, node, message, policy: Policy) -> None:
+    """A picture message over the MMSC's maximum (channels.mms.max_size) would be refused: the
+    size as the MMSC counts it, with each template as written (a value may make it longer)."""
+    from .mm7 import Slide as Page, Submit, size
+    limit = resolve("mms", policy.channels.get("mms") or {"url": "http://x"})["max_size"]
+    pages = [Page(s.text, s.image, image_name=s.image_name) for s in message.slides]
+    n = size(Submit("", "", "", "", "", [], message.subject, pages))
+    if n > limit:
+        doc.err(node, "message", f"the picture message is {n:,} bytes, over channels.mms.max_size ({limit:,})")
 
 
 def _check_template(doc, node, message, event, audience, columns) -> None:

@@ -10,10 +10,12 @@ imports none of the channels' code (SMPP, HTTP): reading rules does not load it.
 from dataclasses import dataclass
 from types import MappingProxyType
 
+MM7_NAMESPACES = ("REL-5-MM7-1-0", "REL-5-MM7-1-2", "REL-6-MM7-1-0", "REL-6-MM7-1-4")   # control.mm7.NAMESPACES
+
 
 @dataclass(frozen=True)
 class Setting:
-    kind: object                    # text, port, count, rate, url, headers, duration, or a tuple of choices
+    kind: object                    # text, port, count, rate, url, headers, duration, address, or choices
     default: object = None          # what the channel uses when policy.yaml gives none
     required: bool = False
 
@@ -36,12 +38,30 @@ SETTINGS = MappingProxyType({
         "timeout": Setting("duration", 10),
         "rate": Setting("rate"),
     }),
+    "mms": MappingProxyType({       # MM7 to an MMSC (control.mms.MmsChannel)
+        "url": Setting("url", required=True),          # the MMSC's MM7 endpoint
+        "user": Setting("text", ""),                   # HTTP Basic authentication to it
+        "password": Setting("text", ""),
+        "vasp_id": Setting("text", ""),                # the VASP and VAS the operator gave
+        "vas_id": Setting("text", ""),
+        "service_code": Setting("text", ""),           # the charging service code
+        "source": Setting("text", ""),                 # the sender short code of a message that names none
+        "namespace": Setting(MM7_NAMESPACES, "REL-5-MM7-1-2"),
+        "delivery_report": Setting(("true", "false"), "true"),
+        "max_size": Setting("count", 300 * 1024),      # bytes of content the MMSC takes (rules check)
+        "window": Setting("count", 4),                 # requests in flight
+        "timeout": Setting("duration", 30),
+        "rate": Setting("rate"),
+        "listen": Setting("address", ""),              # HOST:PORT where the MMSC posts delivery reports and MO
+        "listen_user": Setting("text", "mmsc"),        # ... authenticating with these (Basic)
+        "listen_password": Setting("text", ""),
+    }),
     "file": MappingProxyType({      # JSONL of what would be sent (control.channels.FileChannel)
         "path": Setting("text", "sent.jsonl"),
         "rate": Setting("rate"),
     }),
 })
-CHANNELS = tuple(SETTINGS)          # sms, http, file
+CHANNELS = tuple(SETTINGS)          # sms, http, mms, file
 
 
 def required(channel: str) -> tuple:

@@ -20,73 +20,15 @@ import http.client
 import json
 import os
 import queue
-import sys
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
 
-from touchpoint.probe.logline import write_line
 
 from .channel_settings import SETTINGS, resolve
+from .outgoing import Bucket, Channel, Outgoing, say_as
 from .smpp import SmppClient
 from .sms_text import count_parts
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    id: str                 # the outbox's message id: the idempotency key
-    msisdn: str             # international format, digits only
-    source: str             # the SMPP source address / service code ("": the channel's default)
-    text: str
-    campaign: str
-
-
-class Channel:
-    """What the dispatcher calls (see the module's docstring). `idempotent`: offering a message
-    twice sends it once, so a message a crash left half-sent may be offered again."""
-    name = ""
-    idempotent = False
-
-    def start(self, on_result, on_mo=None) -> None:
-        raise NotImplementedError
-
-    def send(self, msg: Outgoing) -> bool:
-        raise NotImplementedError
-
-    def health(self) -> dict:
-        raise NotImplementedError
-
-    def stop(self, timeout: float = 5.0) -> None:
-        raise NotImplementedError
-
-
-class Bucket:
-    """At most `rate` takes a second (None: no limit), with a burst of a tenth of a second."""
-
-    def __init__(self, rate: float | None):
-        self.rate = rate
-        self.burst = max(1.0, (rate or 0) / 10)
-        self.tokens = self.burst
-        self.at = time.monotonic()
-        self.lock = threading.Lock()
-
-    def wait(self) -> float:
-        """0 and one token taken, or the seconds until one is there."""
-        if not self.rate:
-            return 0.0
-        with self.lock:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-            self.at = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return 0.0
-            return (1 - self.tokens) / self.rate
-
-
-def _say(name: str):
-    return lambda line: write_line(sys.stderr, f"touchpoint {name} channel: {line}")
 
 
 class FileChannel(Channel):
@@ -98,7 +40,7 @@ class FileChannel(Channel):
     def __init__(self, path: str, rate: float | None = None, say=None):
         self.path = path
         self.bucket = Bucket(rate)
-        self.say = say or _say(self.name)
+        self.say = say or say_as(self.name)
         self.lock = threading.Lock()
         self.fh = None
         self.sent = self.failed = 0
@@ -183,7 +125,7 @@ class HttpChannel(Channel):
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.timeout, self.attempts, self.backoff = float(timeout), attempts, backoff
         self.bucket = Bucket(rate)
-        self.say = say or _say(self.name)
+        self.say = say or say_as(self.name)
         self.queue = queue.Queue(maxsize=4 * workers)
         self.workers = workers
         self.threads = []
@@ -358,7 +300,7 @@ class SmppChannel(Channel):
 
 
 def make_channel(name: str, settings, data_dir: str = ".", say=None) -> Channel:
-    """The channel `name` (sms, http, file) from its policy.yaml settings, declared in
+    """The channel `name` (sms, http, mms, file) from its policy.yaml settings, declared in
     control.channel_settings, whose defaults fill in what is not given. Raises ValueError for
     settings it cannot use."""
     s = resolve(name, settings)
@@ -367,4 +309,7 @@ def make_channel(name: str, settings, data_dir: str = ".", say=None) -> Channel:
         return FileChannel(os.path.join(data_dir, path), rate=s["rate"], say=say)
     if name == "http":
         return HttpChannel(s["url"], headers=s["headers"], timeout=s["timeout"], rate=s["rate"], say=say)
+    if name == "mms":
+        from .mms import MmsChannel
+        return MmsChannel(say=say, journal=os.path.join(data_dir, "mms-journal.log"), **s)
     return SmppChannel(say=say, **s)

@@ -125,16 +125,19 @@ class Dispatcher:
                     self.outbox.mark([i], "sent", now_ns=now, sent_ns=now, smsc_id=found[i] or None)
                 rest = [i for i in ids if i not in found]
                 if ch is not None and getattr(ch, "idempotent", False):
-                    self.outbox.mark(rest, "queued", where="state = 'sending'")
-                else:
-                    self.outbox.mark(rest, "failed", "unknown_after_crash", now)
+                    again, lost = rest, []
+                else:                       # a channel that knows what it never handed on sends that again
+                    again = ch.unsent(rest) if hasattr(ch, "unsent") else []
+                    lost = [i for i in rest if i not in set(again)]
+                self.outbox.mark(again, "queued", where="state = 'sending'")
+                self.outbox.mark(lost, "failed", "unknown_after_crash", now)
                 self.counts["recovered_sent"] += len(sent)
-                again = ch is not None and getattr(ch, "idempotent", False)
-                self.counts["recovered_" + ("requeued" if again else "failed")] += len(rest)
+                self.counts["recovered_requeued"] += len(again)
+                self.counts["recovered_failed"] += len(lost)
         if by_channel:
             self.warn(f"after a crash: {sum(map(len, by_channel.values()))} messages were being sent: "
                       f"{self.counts['recovered_sent']} sent, {self.counts['recovered_requeued']} to send again, "
-                      f"{self.counts['recovered_failed']} failed:unknown_after_crash (SMPP: at most once)")
+                      f"{self.counts['recovered_failed']} failed:unknown_after_crash (at most once)")
 
     def start(self) -> None:
         for ch in self.channels.values():
@@ -321,8 +324,9 @@ class Dispatcher:
         for name, rows in taken.items():
             ch, n = self.channels[name], 0
             for mid, msisdn, src, text, campaign, *_ in rows:
+                c = self.policy.campaigns.get(campaign)
                 try:
-                    took = ch.send(Outgoing(mid, msisdn, src, text, campaign))
+                    took = ch.send(Outgoing(mid, msisdn, src, text, campaign, c.message.slides if c else ()))
                 except Exception as e:      # noqa: BLE001 - a channel's bug: the message waits, said once a round
                     self.counts["send_errors"] += 1
                     self.warn(f"{name} channel: send failed: {type(e).__name__}: {e}")

@@ -161,6 +161,8 @@ def _channel_settings(doc, name, node) -> dict:
                     doc.err(vnode, path, f"{v!r} is not a rate in messages a second (a number above 0)")
             elif v is not BAD and kind == "url" and not re.match(r"https?://[^\s/]+", v):
                 v = doc.err(vnode, path, f"{v!r} is not an http:// or https:// URL")
+            elif v is not BAD and kind == "address" and not re.fullmatch(r"[^\s:]+:\d{1,5}", v.strip()):
+                v = doc.err(vnode, path, f"{v!r} is not HOST:PORT (127.0.0.1:8790)")
         if v is not BAD and v is not None:
             out[key] = v
     return out

@@ -248,7 +248,11 @@ def test_make_channel_refuses_what_it_cannot_use(tmp_path):
     with pytest.raises(ValueError, match="url"):
         make_channel("http", {"url": "ftp://x"})
     with pytest.raises(ValueError, match="not a channel"):
+        make_channel("fax", {})
+    with pytest.raises(ValueError, match="channels.mms.url is missing"):
         make_channel("mms", {})
+    with pytest.raises(ValueError, match="listen_password"):
+        make_channel("mms", {"url": "http://mmsc/mm7", "listen": "127.0.0.1:0"})
     ch = make_channel("file", {}, str(tmp_path))
     assert ch.path == str(tmp_path / "sent.jsonl")
 
