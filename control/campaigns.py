@@ -46,9 +46,27 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class Contacted:
+    """Contact history: a message of `campaign` was sent to the subscriber (within `within_s`
+    before now; 0: ever), and it converted or not, was replied to or not (None: either)."""
+    campaign: str
+    within_s: int = 0
+    converted: bool | None = None
+    replied: bool | None = None
+    line: int = 0
+
+    def __str__(self) -> str:
+        what = [f"contacted by {self.campaign}" + (f" in {self.within_s // 3600}h" if self.within_s else "")]
+        what += [("" if v else "not ") + k for k, v in (("converted", self.converted), ("replied", self.replied))
+                 if v is not None]
+        return ", ".join(what)
+
+
+@dataclass(frozen=True)
 class Audience:
     lists: tuple = ()               # in at least one of these lists (none named: anyone)
     where: Pred | None = None       # None: no condition
+    contacted: tuple = ()           # Contacted: each must hold (in an exclusion: any excludes)
 
 
 @dataclass(frozen=True)
@@ -262,8 +280,11 @@ def _numbers(doc, node, top, places, number_field):
 
 
 def _audience(doc, node, path, cond, columns) -> Audience:
-    top = doc.mapping(node, path, ("lists", "where"))
+    top = doc.mapping(node, path, ("lists", "where", "contacted"))
     if top is None:
+        return BAD
+    contacted = _contacted(doc, top["contacted"], f"{path}.contacted") if "contacted" in top else ()
+    if contacted is BAD:
         return BAD
     lists = ()
     if "lists" in top:
@@ -276,7 +297,31 @@ def _audience(doc, node, path, cond, columns) -> Audience:
         if BAD in lists:
             return BAD
     where = cond.where(top["where"], f"{path}.where", F.audience_fields(), "audience") if "where" in top else None
-    return Audience(lists, where)
+    return Audience(lists, where, contacted)
+
+
+def _contacted(doc, node, path):
+    """`contacted: {campaign: lunch-offer, within: 7d, converted: false, replied: false}`, or a list of them."""
+    items = node.value if isinstance(node, SequenceNode) else [node]
+    out = []
+    for i, item in enumerate(items):
+        p = path if len(items) == 1 and not isinstance(node, SequenceNode) else f"{path}[{i}]"
+        top = doc.mapping(item, p, ("campaign", "within", "converted", "replied"), required=("campaign",))
+        if top is None or "campaign" not in top:
+            return BAD
+        kw = {"campaign": doc.name(top["campaign"], f"{p}.campaign", "a campaign id")}
+        if "within" in top:
+            kw["within_s"] = doc.duration(top["within"], f"{p}.within")
+        for key in ("converted", "replied"):
+            if key in top:
+                v = doc.scalar(top[key], f"{p}.{key}")
+                kw[key] = {"true": True, "false": False}.get(v, BAD)
+                if kw[key] is BAD and v is not BAD:
+                    doc.err(top[key], f"{p}.{key}", f"{v!r} is not true or false")
+        if BAD in kw.values():
+            return BAD
+        out.append(Contacted(**kw, line=line_of(item)))
+    return tuple(out)
 
 
 def _message(doc, node, columns, policy: Policy) -> Message:

@@ -12,6 +12,7 @@ import numpy as np
 
 from touchpoint.probe.decode import decode_file
 
+from .contacts import DryHistory
 from .engine import Engine
 from .policy import QUEUED, SUPPRESSED, ContactPolicy, RecordClock, message_id
 from .replay import steps as replay_steps
@@ -31,8 +32,10 @@ def why(campaign, trigger) -> str:
         parts.append("in " + " or ".join(campaign.audience.lists))
     if campaign.audience.where is not None:
         parts.append(str(campaign.audience.where))
+    parts += [str(h) for h in campaign.audience.contacted]
     if campaign.exclude.lists:
         parts.append("not in " + ", ".join(campaign.exclude.lists))
+    parts += [f"not {h}" for h in campaign.exclude.contacted]
     shown = ", ".join(f"{k}={v}" for k, v in trigger.fields.items() if v not in ("", None))
     return "; ".join(parts) + (f" ({shown})" if shown else "")
 
@@ -45,6 +48,8 @@ def run(ruleset, pcaps, options, lists=None, fmt: str = "table", out=None, warn=
     by_id = {c.id: c for c in engine.campaigns}
     counts = {c.id: 0 for c in engine.campaigns}
     decide = Decider(ruleset, lists, warn) if policy else None
+    if decide is not None:
+        engine.contacts = DryHistory(decide.decisions, warn)
 
     def show(triggers):
         triggers = list(triggers)

@@ -133,6 +133,7 @@ class Engine:
         self.events = np.zeros(len(Event) + 1, np.int64)     # counted by code
         self.records = 0
         self.missing_lists = set()
+        self.contacts = None                # control.contacts: what audiences' `contacted:` read
         self._members = {}                  # list name -> (list, imsi, msisdn, row): _member_rows' cache
         self.warn = warn or (lambda line: None)
         self.load(ruleset)
@@ -394,12 +395,18 @@ class Engine:
             for part in _parts(a.where):
                 m &= col.holds(part)
                 steps.append((str(part), int(m.sum())))
+            for h in a.contacted:
+                m &= col.contacted(h)
+                steps.append((str(h), int(m.sum())))
             if x.lists:
                 m &= ~col.in_lists(x.lists)
                 steps.append((f"not in {' or '.join(x.lists)}", int(m.sum())))
             if x.where is not None:
                 m &= ~col.holds(x.where)
                 steps.append((f"not ({x.where})", int(m.sum())))
+            for h in x.contacted:
+                m &= ~col.contacted(h)
+                steps.append((f"not {h}", int(m.sum())))
         return steps
 
     def scheduled(self, c, run_ns: int, limit: int | None = None, event: str = SCHEDULED) -> "Triggers":
@@ -715,11 +722,22 @@ class Columns:
         m = self.in_lists(c.audience.lists) if c.audience.lists else np.ones(self.n, bool)
         if c.audience.where is not None:
             m &= self.holds(c.audience.where)
+        for h in c.audience.contacted:
+            m &= self.contacted(h)
         if c.exclude.lists:
             m &= ~self.in_lists(c.exclude.lists)
         if c.exclude.where is not None:
             m &= ~self.holds(c.exclude.where)
+        for h in c.exclude.contacted:
+            m &= ~self.contacted(h)
         return m
+
+    def contacted(self, h) -> np.ndarray:
+        """Whom the contact history `h` (campaigns.Contacted) holds for, at the latest event's time."""
+        history = self.engine.contacts
+        if history is None or not self.n:
+            return np.zeros(self.n, bool)
+        return history.holds(h, self("msisdn"), int(self._ev("ts_ns").max()))
 
     # out
 

@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, ScalarNode
 from .campaigns import read_campaign
 from .places import PLACES_FILES, Places, read_places
 from .policyfile import POLICY_FILES, Policy, read_policy
-from .yamldoc import Doc, Error, line_of
+from .yamldoc import Doc, Error, line_of, suggest
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,20 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
         warnings += doc.warnings
         if c is not None:
             campaigns.append(c)
+    errors += _unknown_contacts(campaigns, ids)
     return RuleSet(path, tuple(campaigns), places or Places(), tuple(errors), policy or Policy(), tuple(warnings))
+
+
+def _unknown_contacts(campaigns, ids: dict) -> list:
+    """An audience's `contacted` must name a campaign of the folder (its messages are in the outbox)."""
+    out = []
+    for c in campaigns:
+        for part, a in (("audience", c.audience), ("exclude", c.exclude)):
+            for h in a.contacted:
+                if h.campaign not in ids:
+                    out.append(Error(c.file, h.line, f"{part}.contacted.campaign",
+                                     f"no campaign {h.campaign!r} in this folder{suggest(h.campaign, ids)}"))
+    return out
 
 
 def _campaign_file(doc: Doc, places, columns, policy: Policy, ids: dict):

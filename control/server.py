@@ -42,6 +42,7 @@ from touchpoint.probe.transport.receiving import Receiver
 from touchpoint.probe.transport.wire import WireError
 
 from . import journal
+from .contacts import ContactHistory
 from .ctl import Commands, ControlServer, default_endpoint
 from .datadir import private
 from .dispatcher import Dispatcher
@@ -120,6 +121,7 @@ class EngineServer:
         self.dispatcher = Dispatcher(cfg.data_dir, ruleset, lists, clock=make_clock(cfg.clock), warn=self.say) \
             if cfg.dispatch else None
         self.goals = Goals(cfg.data_dir, ruleset, warn=self.say)     # conversions, from the outbox
+        self.engine.contacts = ContactHistory(cfg.data_dir)         # audiences' `contacted:`, from it too
         self.health = Health(cfg.data_dir, cfg.shard)                # the daily scorecard counters
         self.report_period = None           # --report-every: the period the clock is in
         self.runs = Runs()                  # the scheduled campaigns' last runs (control.schedule)

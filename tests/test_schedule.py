@@ -18,7 +18,7 @@ from touchpoint.control.schedule import Runs, spread
 from touchpoint.probe.decode import Options, decode_file
 
 from .test_engine_kill import run as run_killed
-from .test_engine_run import CLI, TIMEOUT
+from .test_engine_run import CLI, TIMEOUT, finish, probe, start_engine
 from .test_scenarios import ROOT, render, story_view
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -192,3 +192,41 @@ def test_an_engine_killed_in_the_middle_of_a_run_neither_resends_nor_skips(tmp_p
     assert killed["messages"] == calm["messages"]
     assert killed["sent"] == calm["sent"] and len(set(killed["sent"])) == len(killed["sent"])
 
+
+
+def test_a_follow_up_wave_reaches_whom_the_first_did_or_did_not(tmp_path):
+    """Friday 12:00 a lunch send to Beijing; at 19:30 one wave to whom it reached and who did not
+    reply, another to Beijing except whom it reached in the last 12 hours. The engine (records
+    clock, its outbox) and the dry run decide the same; the waves split Beijing as lunch did."""
+    import sqlite3
+    d, rs = load(tmp_path, {
+        "lunch": 'schedule: {at: ["12:00"], dates: [2026-11-06]}\naudience: {where: {in_region: beijing}}\n',
+        "again": 'schedule: {at: ["19:30"], dates: [2026-11-06]}\n'
+                 "audience: {contacted: {campaign: lunch, within: 12h, replied: false}}\n",
+        "others": 'schedule: {at: ["19:30"], dates: [2026-11-06]}\naudience: {where: {in_region: beijing}}\n'
+                  "exclude: {contacted: {campaign: lunch, within: 12h}}\n"})
+    assert rs.ok, [str(e) for e in rs.errors]
+    pcap, steps = render(tmp_path, "scheduled")
+    want = {t["decision"]["id"]: (t["campaign"], t["msisdn"], t["decision"]["state"]) for t in dry(d, pcap)}
+    data = tmp_path / "data"
+    proc, ep = start_engine(d, data, "--expect-eos", "1", "--clock", "records")
+    probe(pcap, ep)
+    finish(proc)
+    with sqlite3.connect(data / "outbox.sqlite") as db:
+        got = {i: (c, m, "queued" if s in ("queued", "sent", "delivered") else s)
+               for i, c, m, s in db.execute("SELECT id, campaign, msisdn, state FROM messages")}
+    assert got == want
+    by = {cid: {m for c, m, s in got.values() if c == cid and s == "queued"} for cid in ("lunch", "again", "others")}
+    assert {"8613800000121", "8613800000122"} <= by["lunch"] and "8613800000123" not in by["lunch"]
+    assert by["again"] == by["lunch"] and "8613800000123" in by["others"] and not by["others"] & by["lunch"]
+
+
+def test_contacted_names_a_campaign_of_the_folder(tmp_path):
+    _, rs = load(tmp_path, {"wave": 'schedule: {at: ["12:00"]}\naudience: {contacted: {campaign: lunhc}}\n',
+                            "lunch": 'schedule: {at: ["12:00"]}\n',
+                            "bad": 'schedule: {at: ["12:00"]}\n'
+                                   "exclude: {contacted: [{campaign: lunch, replied: no}]}\n"})
+    got = sorted(f"{e.file.rsplit('/', 1)[-1]}:{e.line}: {e.field}: {e.why}" for e in rs.errors)
+    assert got == ["bad.yaml:4: exclude.contacted[0].replied: 'no' is not true or false",
+                   "wave.yaml:4: audience.contacted.campaign: no campaign 'lunhc' in this folder: "
+                   "did you mean 'lunch'?"]
