@@ -298,6 +298,7 @@ def fault(ns: str, code: int, text: str):
 def _handler(mmsc: Mmsc):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True      # the headers and the answer are two writes: no 40 ms stall
 
         def log_message(self, *args) -> None:
             pass
