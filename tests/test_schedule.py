@@ -230,3 +230,11 @@ def test_contacted_names_a_campaign_of_the_folder(tmp_path):
     assert got == ["bad.yaml:4: exclude.contacted[0].replied: 'no' is not true or false",
                    "wave.yaml:4: audience.contacted.campaign: no campaign 'lunhc' in this folder: "
                    "did you mean 'lunch'?"]
+
+
+def test_a_scheduled_campaign_in_approve_mode_waits_for_an_operator(tmp_path):
+    d, rs = load(tmp_path, {"lunch": 'schedule: {at: ["12:00"], dates: [2026-11-06]}\nsend: approve\n'
+                                     "audience: {where: {in_region: beijing}}\n"})
+    pcap, _ = render(tmp_path, "scheduled")
+    got = dry(d, pcap)
+    assert len(got) >= 2 and {t["decision"]["state"] for t in got} == {"pending"}
