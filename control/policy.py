@@ -300,7 +300,10 @@ class ContactPolicy:
         """The first time at or after ts_ns outside the quiet hours and, given a campaign's send
         windows, inside one of them (`rules check` refuses windows wholly in the quiet hours)."""
         t = self._outside_quiet(ts_ns)
-        while windows and (opened := next_open(windows, self.tz, t)) != t:
+        for _ in range(8 if windows else 0):        # bounded, whatever the windows and quiet hours
+            opened = next_open(windows, self.tz, t)
+            if opened == t:
+                break
             t = self._outside_quiet(opened)
         return t
 
