@@ -287,7 +287,8 @@ class EngineServer:
                     self.next_run_check = now + 1.0
                     self._flush(log, push)          # a run sees what has come
                     if self._scheduled(time.time_ns(), log, push):
-                        self._snapshot()            # the run made: a restart does not make it again
+                        self._snapshot()            # the run made, and the journal after it: a restart
+                                                    # neither makes it again nor meets its triggers
             if got is None:
                 self._flush(log, push)          # idle: what has come is processed
                 continue
@@ -485,6 +486,7 @@ class EngineServer:
             self.say(f"ctl: campaign {c.id} sent now to {len(triggers):,} subscribers")
             self.engine.triggers += len(triggers)
             out["outcomes"] = dict(self._emit(triggers, log, push) or {})
+            self._snapshot()            # a journal replayed after a crash starts after the send's triggers
         return out
 
     def _report_due(self, now_ns: int) -> None:
