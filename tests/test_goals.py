@@ -217,7 +217,7 @@ def test_replies_are_attributed_to_the_last_message_from_their_address_and_count
     its words only (full width and case folded), inside its window; the report gives the reply
     rate and no uplift (the held-out got nothing to reply to); free text is never stored."""
     from touchpoint.control.engine import Trigger
-    from touchpoint.control.report import build
+    from touchpoint.control.report import build, render
     d = tmp_path / "rules"
     d.mkdir()
     for cid, code, goal in (("offer", "10658001", "goal: {reply: [Y, 是], within: 1d}\nholdout: 30%\n"),
@@ -261,7 +261,11 @@ def test_replies_are_attributed_to_the_last_message_from_their_address_and_count
                                           "AND converted_ns IS NOT NULL")}
     assert converted == set(yes)
     assert "110101" not in (data / "outbox.sqlite").read_bytes().decode("latin-1")
-    rep = {c["id"]: c for c in build(str(data), str(d))["campaigns"]}
+    whole = build(str(data), str(d))
+    rep = {c["id"]: c for c in whole["campaigns"]}
+    text = render(whole)
+    assert f"replies: 7 of {len(contacted)} contacted" in text and "held out: – (no message to reply to)" in text
+    assert "uplift: – (a reply goal has no uplift" in text
     assert rep["offer"]["replies"] == {"contacted": len(contacted), "replied": 7, "rate": 7 / len(contacted),
                                        "by_word": {"y": 4, "是": 2, "(other text)": 1}}
     conv = rep["offer"]["conversion"]
