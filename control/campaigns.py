@@ -56,7 +56,9 @@ class Contacted:
     line: int = 0
 
     def __str__(self) -> str:
-        what = [f"contacted by {self.campaign}" + (f" in {self.within_s // 3600}h" if self.within_s else "")]
+        w = self.within_s
+        span = f"{w // 86400}d" if w % 86400 == 0 else f"{w // 3600}h" if w % 3600 == 0 else f"{w // 60}m"
+        what = [f"contacted by {self.campaign}" + (f" in {span}" if w else "")]
         what += [("" if v else "not ") + k for k, v in (("converted", self.converted), ("replied", self.replied))
                  if v is not None]
         return ", ".join(what)
