@@ -169,7 +169,7 @@ def test_an_engine_killed_in_the_middle_of_a_run_neither_resends_nor_skips(tmp_p
     are due) and again while they go out; restarted, the same log, messages and sends as an
     undisturbed engine's, each message once."""
     pcap = tmp_path / "day.pcap"
-    res = subprocess.run(CLI + ["synth", str(pcap), "--subscribers", "300", "--packets", "30000", "--rate", "20",
+    res = subprocess.run(CLI + ["synth", str(pcap), "--subscribers", "300", "--packets", "16000", "--rate", "10",
                                 "--seed", "3"], capture_output=True, text=True, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr
     ts = np.concatenate([b["ts_ns"] for b in decode_file(str(pcap), Options())])
