@@ -19,14 +19,13 @@ channel reports from the caller's). `delivered` and `failed` may follow `sent` (
 import http.client
 import json
 import os
-import queue
 import threading
 import time
 import urllib.parse
 
 
 from .channel_settings import SETTINGS, resolve
-from .outgoing import Bucket, Channel, Outgoing, say_as
+from .outgoing import Bucket, Channel, Outgoing, Posting, say_as
 from .smpp import SmppClient
 from .sms_text import count_parts
 
@@ -101,7 +100,7 @@ class FileChannel(Channel):
                 self.fh = None
 
 
-class HttpChannel(Channel):
+class HttpChannel(Posting):
     """POSTs each message as JSON to a gateway, `workers` requests at a time:
 
         {"id": ..., "to": msisdn, "from": source, "text": ..., "campaign": ...}
@@ -121,85 +120,9 @@ class HttpChannel(Channel):
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"url: {url!r} is not an http:// or https:// URL")
-        self.url, self.u = url, u
+        super().__init__(url, u, workers, timeout, rate, say, dict(sent=0, failed=0, retried=0, attempts_failed=0))
         self.headers = {"Content-Type": "application/json", **(headers or {})}
-        self.timeout, self.attempts, self.backoff = float(timeout), attempts, backoff
-        self.bucket = Bucket(rate)
-        self.say = say or say_as(self.name)
-        self.queue = queue.Queue(maxsize=4 * workers)
-        self.workers = workers
-        self.threads = []
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-        self.busy = 0
-        self.counts = dict(sent=0, failed=0, retried=0, attempts_failed=0)
-        self.last_error = ""
-        self.ok_at = None
-
-    def start(self, on_result, on_mo=None) -> None:
-        self.on_result = on_result
-        for i in range(self.workers):
-            t = threading.Thread(target=self._work, name=f"http channel {i}", daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def send(self, msg: Outgoing) -> bool:
-        if self.stopping.is_set() or not self.threads:
-            return False
-        try:
-            self.queue.put_nowait(msg)
-        except queue.Full:
-            return False
-        return True
-
-    def health(self) -> dict:
-        return {"channel": self.name, "url": self.url, "connected": self.ok_at is not None and not self.last_error,
-                "in_flight": self.busy + self.queue.qsize(), **self.counts, "last_error": self.last_error}
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking messages; what waits or is being tried again goes back as `retry`."""
-        self.stopping.set()
-        end = time.monotonic() + timeout
-        for t in self.threads:
-            t.join(max(0.0, end - time.monotonic()) + self.timeout)
-        while True:
-            try:
-                msg = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            self._result(msg.id, "retry", "stopped")
-
-    def _result(self, mid, state, reason, smsc_id=None) -> None:
-        if state in self.counts:
-            self.counts[state] += 1
-        elif state == "retry":
-            self.counts["retried"] += 1
-        try:
-            self.on_result(mid, state, reason, smsc_id=smsc_id)
-        except Exception as e:  # noqa: BLE001 - the engine's callback failing must not lose the receipt
-            self.say(f"on_result failed: {type(e).__name__}: {e}")
-
-    def _work(self) -> None:
-        conn = None
-        while not self.stopping.is_set():
-            try:
-                msg = self.queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            with self.lock:
-                self.busy += 1
-            try:
-                conn = self._deliver(msg, conn)
-            except Exception as e:      # noqa: BLE001 - a message this worker cannot send must not end it
-                if conn is not None:
-                    conn.close()
-                conn = None
-                self._result(msg.id, "failed", f"{type(e).__name__}: {e}")
-            finally:
-                with self.lock:
-                    self.busy -= 1
-        if conn is not None:
-            conn.close()
+        self.attempts, self.backoff = attempts, backoff
 
     def _deliver(self, msg: Outgoing, conn):
         body = json.dumps({"id": msg.id, "to": msg.msisdn, "from": msg.source, "text": msg.text,

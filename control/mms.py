@@ -24,21 +24,20 @@ import hmac
 import http.client
 import json
 import os
-import queue
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import mm7
-from .outgoing import Bucket, Channel, say_as
+from .outgoing import Posting
 
 MAX_REQUEST = 4 << 20           # bytes of a request from the MMSC that are read at most
 DELIVERED = {"retrieved": "delivered"}
 UNDELIVERED = {"expired", "rejected", "unrecognised", "unrecognized"}
 
 
-class MmsChannel(Channel):
+class MmsChannel(Posting):
     name = "mms"
 
     def __init__(self, url: str, user: str = "", password: str = "", vasp_id: str = "", vas_id: str = "",
@@ -51,24 +50,16 @@ class MmsChannel(Channel):
             raise ValueError(f"url: {url!r} is not an http:// or https:// URL")
         if listen and not listen_password:
             raise ValueError("listen: the MMSC's delivery reports need listen_password (HTTP Basic authentication)")
-        self.url, self.u = url, u
+        super().__init__(url, u, window, timeout, rate, say,
+                         dict(sent=0, failed=0, retried=0, no_answer=0, reports=0, mo=0, refused_requests=0))
         self.auth = _basic(user, password) if user or password else None
         self.ids = dict(vasp_id=vasp_id, vas_id=vas_id, service_code=service_code)
         self.source, self.namespace = source, namespace
         self.delivery_report = delivery_report == "true"
-        self.max_size, self.timeout, self.window = max_size, float(timeout), window
-        self.bucket = Bucket(rate)
+        self.max_size = max_size
         self.listen, self.listen_auth = listen, _basic(listen_user, listen_password) if listen else None
-        self.say = say or say_as(self.name)
         self.journal_path, self.journal, self.posted = journal, None, set()
-        self.queue = queue.Queue(maxsize=4 * window)
-        self.threads, self.server = [], None
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-        self.busy = 0
-        self.counts = dict(sent=0, failed=0, retried=0, no_answer=0, reports=0, mo=0, refused_requests=0)
-        self.last_error = ""
-        self.ok_at = None
+        self.server = None
 
     # ---- the dispatcher's side --------------------------------------------------------------------
 
@@ -94,14 +85,11 @@ class MmsChannel(Channel):
         return [i for i in ids if i not in self.posted]
 
     def start(self, on_result, on_mo=None) -> None:
-        self.on_result, self.on_mo = on_result, on_mo or (lambda *a, **k: None)
+        self.on_mo = on_mo or (lambda *a, **k: None)
         if self.journal_path:               # what it recorded is resolved (recover): anew
             fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             self.journal = os.fdopen(fd, "w", encoding="ascii")
-        for i in range(self.window):
-            t = threading.Thread(target=self._work, name=f"mms channel {i}", daemon=True)
-            t.start()
-            self.threads.append(t)
+        super().start(on_result)
         if self.listen:
             host, port = self.listen.rsplit(":", 1)
             self.server = ThreadingHTTPServer((host, int(port)), _handler(self))
@@ -116,31 +104,12 @@ class MmsChannel(Channel):
         host, port = self.server.server_address[:2]
         return f"{host}:{port}"
 
-    def send(self, msg) -> bool:
-        if self.stopping.is_set() or not self.threads:
-            return False
-        try:
-            self.queue.put_nowait(msg)
-        except queue.Full:
-            return False
-        return True
-
     def health(self) -> dict:
-        return {"channel": self.name, "url": self.url, "connected": self.ok_at is not None and not self.last_error,
-                "in_flight": self.busy + self.queue.qsize(), "listening": self.listening, **self.counts,
-                "last_error": self.last_error}
+        return {**super().health(), "listening": self.listening}
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking messages; those not yet posted go back as `retry`."""
-        self.stopping.set()
-        end = time.monotonic() + timeout
-        for t in self.threads:
-            t.join(max(0.0, end - time.monotonic()) + self.timeout)
-        while True:
-            try:
-                self._result(self.queue.get_nowait().id, "retry", "stopped")
-            except queue.Empty:
-                break
+        """Stop taking messages (those not yet posted go back as `retry`), and the endpoint."""
+        super().stop(timeout)
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -149,37 +118,7 @@ class MmsChannel(Channel):
                 self.journal.close()
                 self.journal = None
 
-    def _result(self, mid, state, reason="", smsc_id=None) -> None:
-        key = "retried" if state == "retry" else state
-        self.counts[key] = self.counts.get(key, 0) + 1
-        try:
-            self.on_result(mid, state, reason, smsc_id=smsc_id)
-        except Exception as e:  # noqa: BLE001 - the dispatcher's callback failing must not stop the channel
-            self.say(f"on_result failed: {type(e).__name__}: {e}")
-
     # ---- SubmitReq ------------------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        conn = None
-        while not self.stopping.is_set():
-            try:
-                msg = self.queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            with self.lock:
-                self.busy += 1
-            try:
-                conn = self._submit(msg, conn)
-            except Exception as e:      # noqa: BLE001 - a message this worker cannot send must not end it
-                if conn is not None:
-                    conn.close()
-                conn = None
-                self._result(msg.id, "failed", f"{type(e).__name__}: {e}")
-            finally:
-                with self.lock:
-                    self.busy -= 1
-        if conn is not None:
-            conn.close()
 
     def request(self, msg) -> tuple:
         """(Content-Type, body) of the message's SubmitReq; MM7Error when it cannot be one."""
@@ -194,7 +133,7 @@ class MmsChannel(Channel):
             raise mm7.MM7Error(f"{mm7.size(submit):,} bytes, over max_size {self.max_size:,}")
         return mm7.submit_request(submit)
 
-    def _submit(self, msg, conn):
+    def _deliver(self, msg, conn):
         try:
             ctype, body = self.request(msg)
         except (mm7.MM7Error, ValueError) as e:
