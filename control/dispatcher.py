@@ -128,7 +128,7 @@ class Dispatcher:
                     again, lost = rest, []
                 else:                       # a channel that knows what it never handed on sends that again
                     again = ch.unsent(rest) if hasattr(ch, "unsent") else []
-                    lost = [i for i in rest if i not in set(again)]
+                    lost = list(set(rest) - set(again))
                 self.outbox.mark(again, "queued", where="state = 'sending'")
                 self.outbox.mark(lost, "failed", "unknown_after_crash", now)
                 self.counts["recovered_sent"] += len(sent)
@@ -439,7 +439,7 @@ class Dispatcher:
             cid, _ = self.outbox.reply(msisdn, to.strip().lstrip("+"), self.clock.now_ns(),
                                        word if word in self.policy.reply_words else "")
         self.counts["mo_replies" if cid else "mo_unattributed"] += 1
-        if self.policy.keyword(text):
+        if word in self.policy.keywords:        # reply_word as policy.keyword compares it
             self.counts["mo_optouts"] += 1
             self.optout_add(msisdn, "*", source="mo")
 
