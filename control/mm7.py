@@ -5,7 +5,8 @@
     outcome(result.status_code)                          # "sent", "retry" or "failed"
 
 and what the MMSC posts to us: parse_delivery_report / delivery_report_response, parse_deliver /
-deliver_response. A request is SOAP 1.1 in a multipart/related body: the envelope, then the content,
+deliver_response. The MMSC's side (parse_submit_request, submit_response, delivery_report_request,
+deliver_request) is what `touchpoint demo`'s own MMSC speaks; the tests' MMSC is written apart. A request is SOAP 1.1 in a multipart/related body: the envelope, then the content,
 itself multipart/related with a SMIL presentation as its start. The parsers take bare or multipart
 bodies, any namespace, the peer's prefixes and unqualified children (the spec's own examples have
 them); anything else is an MM7Error, never another exception. XML goes through expat with any
@@ -20,6 +21,7 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from urllib.parse import unquote
 from xml.etree import ElementTree as ET
 from xml.parsers import expat
@@ -107,6 +109,16 @@ class Deliver:
     subject: str
     texts: list[str] = field(default_factory=list)
     linked_id: str = ""
+    namespace: str = ""
+
+
+@dataclass
+class Submitted:
+    """A SubmitReq as the MMSC reads it."""
+    transaction_id: str
+    sender: str
+    recipients: list[str]
+    subject: str
     namespace: str = ""
 
 
@@ -243,12 +255,12 @@ def submit_request(s: Submit) -> tuple[str, bytes]:
                       root_id, "text/xml")
 
 
-def _response(kind: str, transaction_id: str, namespace: str, status_code: int) -> tuple[str, bytes]:
+def _response(kind: str, transaction_id: str, namespace: str, status_code: int, *more: str) -> tuple[str, bytes]:
     uri, version = _namespace(namespace)
     if not 0 <= status_code <= 9999:
         raise MM7Error(f"status code {status_code} is not four digits")
     status = _x("Status", [_x("StatusCode", str(status_code)), _x("StatusText", STATUS.get(status_code, ""))])
-    return "text/xml; charset=utf-8", _envelope(uri, transaction_id, kind, [_x("MM7Version", version), status])
+    return "text/xml; charset=utf-8", _envelope(uri, transaction_id, kind, [_x("MM7Version", version), status, *more])
 
 
 def delivery_report_response(transaction_id: str, namespace: str = DEFAULT_NAMESPACE,
@@ -261,6 +273,40 @@ def deliver_response(transaction_id: str, namespace: str = DEFAULT_NAMESPACE,
                      status_code: int = 1000) -> tuple[str, bytes]:
     """The DeliverRsp to a DeliverReq: (Content-Type, body)."""
     return _response("DeliverRsp", transaction_id, namespace, status_code)
+
+
+def submit_response(transaction_id: str, message_id: str, namespace: str = DEFAULT_NAMESPACE,
+                    status_code: int = 1000) -> tuple[str, bytes]:
+    """The MMSC's SubmitRsp: (Content-Type, body)."""
+    return _response("SubmitRsp", transaction_id, namespace, status_code, _x("MessageID", message_id))
+
+
+def _number(value: str) -> str:
+    return _x("ShortCode" if len(value) <= 8 and value.isdigit() else "Number", value)
+
+
+def delivery_report_request(transaction_id: str, message_id: str, recipient: str, sender: str,
+                            status: str = "Retrieved", namespace: str = DEFAULT_NAMESPACE) -> tuple[str, bytes]:
+    """The MMSC's DeliveryReportReq: the message `message_id` reached `recipient` (or not, by `status`)."""
+    uri, version = _namespace(namespace)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "text/xml; charset=utf-8", _envelope(uri, transaction_id, "DeliveryReportReq", [
+        _x("MM7Version", version), _x("MessageID", message_id), _x("Recipient", [_number(recipient)]),
+        _x("Sender", [_number(sender)]), _x("Date", now), _x("MMStatus", status)])
+
+
+def deliver_request(transaction_id: str, sender: str, recipient: str, text: str, subject: str = "",
+                    namespace: str = DEFAULT_NAMESPACE) -> tuple[str, bytes]:
+    """The MMSC's DeliverReq: an MMS of one text from the subscriber `sender` to the VASP's `recipient`."""
+    uri, version = _namespace(namespace)
+    req = [_x("MM7Version", version), _x("Sender", [_number(sender)]), _x("Recipients", [_x("To", [_number(recipient)])]),
+           _x("TimeStamp", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    req += [_x("Subject", subject)] if subject else []
+    req += ['<Content href="cid:text"/>']
+    return _multipart([([("Content-Type", 'text/xml; charset="utf-8"'), ("Content-ID", "<envelope>")],
+                        _envelope(uri, transaction_id, "DeliverReq", req)),
+                       ([("Content-Type", "text/plain; charset=utf-8"), ("Content-Transfer-Encoding", "8bit"),
+                         ("Content-ID", "<text>")], text.encode())], "envelope", "text/xml")
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -436,6 +482,16 @@ def parse_submit_response(content_type: str, body: bytes) -> SubmitResult:
     if (status := _child(m, "Status")) is None:
         raise MM7Error("SubmitRsp without a Status")
     return SubmitResult(*_status(status), _text(m, "MessageID"), tid)
+
+
+@_guarded
+def parse_submit_request(content_type: str, body: bytes) -> Submitted:
+    """A SubmitReq as the MMSC reads it: whom it is for, from which sender, and its subject."""
+    m, tid, namespace, _ = _soap(content_type, body, "SubmitReq")
+    to = _child(m, "Recipients")
+    recipients = [_address(a) for a in (to if to is not None else ()) if _local(a.tag) in ("To", "Cc", "Bcc")]
+    sender = _address(_child(_child(m, "SenderIdentification"), "SenderAddress"))
+    return Submitted(tid, sender, recipients, _text(m, "Subject"), namespace)
 
 
 @_guarded

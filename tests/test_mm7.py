@@ -6,6 +6,7 @@ import http.client
 import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.etree import ElementTree as ET
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from touchpoint.control import mm7
 from touchpoint.control.mm7 import MM7Error, Slide, Submit, SubmitResult
 
-from .mmsc import SCHEMA, Mmsc, element, envelope, fault, post, status_code
+from .mmsc import SCHEMA, SOAP, VERSIONS, Mmsc, by_id, element, envelope, fault, mime, post, root_part, status_code
 
 AUTH = ("vasp-1", "s3cret")
 PNG = b"\x89PNG\r\n\x1a\n" + random.Random(1).randbytes(100_000)
@@ -378,3 +379,44 @@ def test_hostile_mime_is_refused():
     for ctype, body, match in cases:
         with pytest.raises(MM7Error, match=match):
             mm7.parse_deliver(ctype, body)
+
+
+@pytest.mark.parametrize("name", mm7.NAMESPACES)
+def test_the_mmsc_side_the_demo_speaks(name):
+    """The requests touchpoint demo's MMSC makes, read with email and ElementTree, and read back by
+    our VASP side as the dispatcher does."""
+    ns = {"m": SCHEMA + name}
+    q = lambda ctype, body: ET.fromstring(root_part(mime(ctype, body)).get_payload(decode=True))
+    ctype, body = mm7.submit_response("tp-9", "mmsc-41", name)
+    assert status_code(ctype, body) == 1000
+    assert q(ctype, body).findtext(f"{{{SOAP}}}Body/m:SubmitRsp/m:MessageID", None, ns) == "mmsc-41"
+    assert mm7.parse_submit_response(ctype, body) == SubmitResult(1000, "Success", "mmsc-41", "tp-9")
+
+    ctype, body = mm7.delivery_report_request("dr-1", "mmsc-41", "8613800000001", "10658000", "Expired", name)
+    req = q(ctype, body).find(f"{{{SOAP}}}Body/m:DeliveryReportReq", ns)
+    assert req.findtext("m:MM7Version", None, ns) == VERSIONS[name]
+    assert [req.findtext(p, None, ns) for p in ("m:MessageID", "m:Recipient/m:Number", "m:Sender/m:ShortCode",
+                                                 "m:MMStatus")] == ["mmsc-41", "8613800000001", "10658000", "Expired"]
+    r = mm7.parse_delivery_report(ctype, body)
+    assert (r.message_id, r.recipient, r.status, r.namespace) == ("mmsc-41", "8613800000001", "Expired", name)
+
+    ctype, body = mm7.deliver_request("mo-1", "8613800000001", "10658000", "是 <好>", "回复", name)
+    msg = mime(ctype, body)
+    req = q(ctype, body).find(f"{{{SOAP}}}Body/m:DeliverReq", ns)
+    assert req.findtext("m:Sender/m:Number", None, ns) == "8613800000001"
+    assert req.findtext("m:Recipients/m:To/m:ShortCode", None, ns) == "10658000"
+    assert by_id(list(msg.iter_parts()), req.find("m:Content", ns).get("href")).get_content() == "是 <好>"
+    d = mm7.parse_deliver(ctype, body)
+    assert (d.sender, d.recipients, d.subject, d.texts) == ("8613800000001", ["10658000"], "回复", ["是 <好>"])
+
+
+def test_the_mmsc_reads_a_submit_as_the_tests_mmsc_does(mmsc):
+    s = submit()
+    ctype, body = mm7.submit_request(s)
+    got = mm7.parse_submit_request(ctype, body)
+    assert got == mm7.Submitted("tp-0001", "10658888", s.recipients, "周末特惠：全场五折", "REL-5-MM7-1-2")
+    want = mmsc.check_submit(ctype, body)
+    assert (got.transaction_id, got.sender, got.recipients, got.subject) == (
+        want["transaction_id"], want["sender"], want["recipients"], want["subject"])
+    with pytest.raises(MM7Error, match="expected SubmitReq"):
+        mm7.parse_submit_request(*mm7.deliver_request("mo-1", "8613800000001", "10658000", "Y"))
