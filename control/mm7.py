@@ -6,7 +6,8 @@
 
 and what the MMSC posts to us: parse_delivery_report / delivery_report_response, parse_deliver /
 deliver_response. The MMSC's side (parse_submit_request, submit_response, delivery_report_request,
-deliver_request) is what `touchpoint demo`'s own MMSC speaks; the tests' MMSC is written apart. A request is SOAP 1.1 in a multipart/related body: the envelope, then the content,
+deliver_request) is what `touchpoint demo`'s own MMSC speaks; the tests' MMSC is written apart.
+A request is SOAP 1.1 in a multipart/related body: the envelope, then the content,
 itself multipart/related with a SMIL presentation as its start. The parsers take bare or multipart
 bodies, any namespace, the peer's prefixes and unqualified children (the spec's own examples have
 them); anything else is an MM7Error, never another exception. XML goes through expat with any
@@ -281,6 +282,9 @@ def submit_response(transaction_id: str, message_id: str, namespace: str = DEFAU
     return _response("SubmitRsp", transaction_id, namespace, status_code, _x("MessageID", message_id))
 
 
+_now = lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _number(value: str) -> str:
     return _x("ShortCode" if len(value) <= 8 and value.isdigit() else "Number", value)
 
@@ -289,18 +293,17 @@ def delivery_report_request(transaction_id: str, message_id: str, recipient: str
                             status: str = "Retrieved", namespace: str = DEFAULT_NAMESPACE) -> tuple[str, bytes]:
     """The MMSC's DeliveryReportReq: the message `message_id` reached `recipient` (or not, by `status`)."""
     uri, version = _namespace(namespace)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return "text/xml; charset=utf-8", _envelope(uri, transaction_id, "DeliveryReportReq", [
         _x("MM7Version", version), _x("MessageID", message_id), _x("Recipient", [_number(recipient)]),
-        _x("Sender", [_number(sender)]), _x("Date", now), _x("MMStatus", status)])
+        _x("Sender", [_number(sender)]), _x("Date", _now()), _x("MMStatus", status)])
 
 
 def deliver_request(transaction_id: str, sender: str, recipient: str, text: str, subject: str = "",
                     namespace: str = DEFAULT_NAMESPACE) -> tuple[str, bytes]:
     """The MMSC's DeliverReq: an MMS of one text from the subscriber `sender` to the VASP's `recipient`."""
     uri, version = _namespace(namespace)
-    req = [_x("MM7Version", version), _x("Sender", [_number(sender)]), _x("Recipients", [_x("To", [_number(recipient)])]),
-           _x("TimeStamp", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    req = [_x("MM7Version", version), _x("Sender", [_number(sender)]),
+           _x("Recipients", [_x("To", [_number(recipient)])]), _x("TimeStamp", _now())]
     req += [_x("Subject", subject)] if subject else []
     req += ['<Content href="cid:text"/>']
     return _multipart([([("Content-Type", 'text/xml; charset="utf-8"'), ("Content-ID", "<envelope>")],
