@@ -138,6 +138,7 @@ class Campaign:
     quota: int = 0                  # messages a day, in the policy's time zone (0: no quota)
     schedule: Schedule | None = None    # sends to its whole audience at these times (control.schedule)
     send_window: tuple = ()         # ((from, to) minutes after local midnight, ...): when it may go out
+    replies: tuple = ()             # the reply words the message asks for: kept and counted by word
     file: str = ""
     line: int = 0
 
@@ -167,7 +168,7 @@ TRIGGER_KEYS = ("imsi", "msisdn", "campaign")       # a template field every tri
 # --- reading a campaign file ----------------------------------------------------------------------
 
 CAMPAIGN_KEYS = ("id", "name", "status", "valid", "trigger", "audience", "exclude", "window", "message",
-                 "priority", "holdout", "goal", "send", "cooldown", "quota", "schedule", "send_window")
+                 "priority", "holdout", "goal", "send", "cooldown", "quota", "schedule", "send_window", "replies")
 CAMPAIGN_HINTS = {"when": "the scenario goes under trigger.event", "event": "put it under trigger: {event: ...}",
                   "text": "put it under message: {text: ...}", "lists": "put it under audience: {lists: [...]}"}
 
@@ -211,10 +212,11 @@ def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy
     send = get("send", lambda n, p: doc.choice(n, p, SEND_MODES), "auto")
     cooldown = get("cooldown", doc.duration, 0)
     quota = get("quota", lambda n, p: doc.integer(n, p, 1), 0)
+    replies = get("replies", lambda n, p: _reply_words(doc, n, p) or BAD, ())
     if trigger is not BAD and message is not BAD:
         _check_template(doc, top["message"], message, trigger.event if trigger else None, audience, columns)
     parts = (cid, name, status, trigger, audience, exclude, message, valid_from, valid_until, window, priority,
-             holdout, goal, send, cooldown, quota, schedule, send_window)
+             holdout, goal, send, cooldown, quota, schedule, send_window, replies)
     if doc.errors or any(p is BAD for p in parts):
         return None
     return Campaign(*parts, file=doc.file, line=line_of(root))
@@ -458,6 +460,15 @@ def _check_template(doc, node, message, event, audience, columns) -> None:
         doc.err(text_node, "message.text", f"{{{fname}}}: {why}{suggest(fname, [*built_in, *(columns or ())])}")
 
 
+def _reply_words(doc, node, path: str) -> tuple:
+    """`[Y, 是]`: words as a reply is compared with them (policyfile.reply_word); () when wrong."""
+    words = tuple(reply_word(w) for n in doc.items(node, path) if (w := doc.scalar(n, path)) is not BAD)
+    if any(not w for w in words):
+        doc.err(node, path, "an empty reply word")
+        return ()
+    return words
+
+
 def _goal(doc, node, cond, columns=None) -> Goal:
     """`{event, within, where}`, `{list, product, within}` (a conversion imported from billing),
     or `{reply: [Y, 是], within}` (a reply to the message with one of the words)."""
@@ -474,10 +485,7 @@ def _goal(doc, node, cond, columns=None) -> Goal:
         for key in ("where", "product"):
             if key in top:
                 doc.err(top[key], f"goal.{key}", "a reply goal takes its words and within")
-        words = tuple(reply_word(w) for n in doc.items(top["reply"], "goal.reply")
-                      if (w := doc.scalar(n, "goal.reply")) is not BAD)
-        if any(not w for w in words):
-            return doc.err(top["reply"], "goal.reply", "an empty reply word")
+        words = _reply_words(doc, top["reply"], "goal.reply")
         if within is BAD or not words:
             return BAD
         return Goal("", within, AllOf(()), reply=words)

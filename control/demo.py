@@ -26,9 +26,12 @@
 Failures (a port in use, a process that dies) stop the demo with the process's own last
 lines; the child processes are always ended.
 """
+import base64
 import contextlib
+import http.client
 import json
 import os
+import queue
 import random
 import re
 import shutil
@@ -39,12 +42,13 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 import click
 import yaml
 
-from . import smpp_pdu
+from . import mm7, smpp_pdu
 from .ctlclient import Unreachable, request
 from .policy import holdout_share
 
@@ -54,9 +58,11 @@ SPEED = 3000                # the day's replay: 12 hours in about 15 s
 APPROVE = ("cf-churn-retention", "dwell-wangfujing")   # `send: approve`: the demo approves them
 # Scenario -> share of the story's subscribers (the rest of --subscribers is background).
 COHORTS = (("handset", 0.11), ("5g", 0.11), ("silent", 0.12), ("hotline", 0.12), ("roam", 0.12),
-           ("dwell", 0.10), ("churn", 0.07))
+           ("dwell", 0.10), ("churn", 0.07), ("campus", 0.06), ("office", 0.06), ("airport", 0.04))
+MMS_GROUPS = ("campus", "office", "airport")
 BACKGROUND = 0.25
 CONVERT = (0.45, 0.15)      # goal reached: contacted, held out
+REPLY = (0.30, 0.03)        # of the MMS groups, who answers a picture message: Y or 是, TD (opts out)
 
 
 class DemoError(Exception):
@@ -71,9 +77,14 @@ def _at(minutes: float) -> str:
     return f"+{int(minutes)}m"
 
 
+def _minutes(step: dict) -> int:
+    return int(step["at"][1:-1])
+
+
 def _campaign_of(cohort: str) -> str:
     return {"handset": "new-handset-5g", "5g": "first-5g", "silent": "first-data-use", "hotline": "hotline-caller",
-            "roam": "roaming-in-shanghai", "dwell": "dwell-wangfujing", "churn": "cf-churn-retention"}[cohort]
+            "roam": "roaming-in-shanghai", "dwell": "dwell-wangfujing", "churn": "cf-churn-retention",
+            "campus": "mms-campus", "office": "mms-office", "airport": "mms-airport"}[cohort]
 
 
 def _holdouts() -> dict:
@@ -89,11 +100,12 @@ def _holdouts() -> dict:
 
 
 def make_day(subscribers: int, seed: int) -> tuple:
-    """(day story, history story, postpaid rows, staff rows) as plain data."""
+    """(day story, history story, postpaid rows, staff rows, replies) as plain data; replies is
+    what the MMS groups' subscribers answer a picture message with, by MSISDN."""
     rng = random.Random(seed)
     holdout = _holdouts()
     n_story = max(len(COHORTS), int(subscribers * (1 - BACKGROUND)))
-    people, history, postpaid, staff = {}, {}, [], []
+    people, history, postpaid, staff, replies = {}, {}, [], [], {}
     k = 0
     for cohort, share in COHORTS:
         for _ in range(max(1, round(n_story * share))):
@@ -107,16 +119,22 @@ def make_day(subscribers: int, seed: int) -> tuple:
             converts = rng.random() < CONVERT[0 if contacted else 1]
             steps = _steps(cohort, rng, converts)
             people[name] = {"imsi": imsi, "msisdn": msisdn, "imei": tac + f"{k % 1000000:06d}", "steps": steps}
-            if cohort == "handset":       # data on days of the past weeks: an `active` subscriber
-                history[name] = {"imsi": imsi, "msisdn": msisdn, "imei": people[name]["imei"],
-                                 "steps": [{"at": f"+{d}d{rng.randrange(60, 600)}m", "do": "data", "apn": "ims",
-                                            "duration": "5m", "packets": 4} for d in (0, 8, 14, 17)]}
-            if cohort == "5g" or rng.random() < 0.88:        # most are postpaid; first-5g needs no list
-                postpaid.append((msisdn, imsi, rng.choice(("华为", "苹果", "小米", "OPPO", "vivo")),
-                                 rng.choice((16, 17)) if rng.random() < 0.03 else rng.randrange(18, 70),
-                                 rng.choice(("男", "女")), rng.choice((59.0, 129.5, 198.0, 398.0)),
+            if past := _history(cohort, rng, steps):
+                history[name] = {"imsi": imsi, "msisdn": msisdn, "imei": people[name]["imei"], "steps": past}
+            if cohort == "5g" or cohort in MMS_GROUPS or rng.random() < 0.88:   # most are postpaid
+                age = rng.choice((16, 17)) if rng.random() < 0.03 else rng.randrange(18, 70)
+                gender, arpu = rng.choice(("男", "女")), rng.choice((59.0, 129.5, 198.0, 398.0))
+                if cohort == "campus":          # the groups' list columns: who they are
+                    age = rng.randrange(18, 24)
+                elif cohort == "office":
+                    age, gender = rng.randrange(25, 36), "女"
+                elif cohort == "airport":
+                    age, gender, arpu = rng.randrange(28, 60), "男", rng.choice((198.0, 398.0))
+                postpaid.append((msisdn, imsi, rng.choice(("华为", "苹果", "小米", "OPPO", "vivo")), age, gender, arpu,
                                  rng.choice(("动感地带", "畅享129", "全球通398")),
                                  rng.choice(("北京", "上海", "广州"))))
+            if cohort in MMS_GROUPS and (r := rng.random()) < REPLY[0] + REPLY[1]:
+                replies[msisdn] = "TD" if r < REPLY[1] else rng.choice(("Y", "Y", "是"))
             if rng.random() < 0.01:
                 staff.append((msisdn, "市场部"))
     start = DAY.isoformat()
@@ -124,7 +142,7 @@ def make_day(subscribers: int, seed: int) -> tuple:
            "background": {"subscribers": max(0, subscribers - len(people)), "activity": 1},
            "subscribers": people}
     hist = {"start": (DAY - timedelta(days=20)).isoformat(), "places": "rules/places.yaml", "subscribers": history}
-    return day, hist, postpaid, staff
+    return day, hist, postpaid, staff, replies
 
 
 def _steps(cohort: str, rng: random.Random, converts: bool) -> list:
@@ -168,9 +186,39 @@ def _steps(cohort: str, rng: random.Random, converts: bool) -> list:
         t += rng.uniform(60, 240)
         s.append({"at": _at(t), "do": "power_on"})
         goal = {"do": "move", "vlr": "861390020009"}         # still with us: a location update
+    elif cohort in MMS_GROUPS:                                # the MMS groups: picture messages at set times
+        s[0].update(via="lte", region="shanghai" if cohort == "airport" else "beijing")     # areas of 4G cells
+        if cohort == "campus" and rng.random() < 0.3:     # back from a weekend at home after lunch: the evening run
+            s[0]["region"] = "guangzhou"
+            s.append({"at": _at(rng.uniform(300, 560)), "do": "move", "area": "colleges"})
+        elif cohort == "campus":
+            s.append({"at": _at(rng.uniform(60, 200)), "do": "move", "area": "colleges"})
+        elif cohort == "office":
+            s.append({"at": _at(rng.uniform(60, 180)), "do": "move", "area": "office-towers"})
+        else:                       # landed in Beijing between 17:00 and 19:20
+            s.append({"at": _at(rng.uniform(540, 680)), "do": "move", "area": "airport"})
+        t = 710 if cohort == "airport" or _minutes(s[-1]) > 240 else 260     # sent by about 19:50, 12:20
+        goal = {"do": "data", "apn": "cmnet", "duration": "5m", "packets": 4}
     if goal and converts:
-        s.append(dict(goal, at=_at(t + rng.uniform(20, 120))))
+        s.append(dict(goal, at=_at(t + rng.uniform(20, 120) if cohort not in MMS_GROUPS else t + rng.uniform(60, 180))))
     return s
+
+
+def _history(cohort: str, rng: random.Random, today: list) -> list:
+    """A subscriber's weeks before the day (from 20 days before it): data days that make the new-handset
+    subscribers `active`; the days around the colleges or the office towers of the MMS groups."""
+    if cohort == "handset":
+        return [{"at": f"+{d}d{rng.randrange(60, 600)}m", "do": "data", "apn": "ims", "duration": "5m", "packets": 4}
+                for d in (0, 8, 14, 17)]
+    if cohort == "campus":          # with today, ten days or more by lunch; the afternoon ones, ten by the evening
+        late = _minutes(next(x for x in today if x.get("area") == "colleges")) > 240
+        days = rng.sample(range(20), 9 if late else rng.randrange(9, 14))
+        return [{"at": f"+{d}d{rng.randrange(30, 600)}m", "do": "move", "area": "colleges"} for d in sorted(days)]
+    if cohort == "office":          # 8 to 12 days at the towers, and a picture message received
+        days = sorted(rng.sample(range(20), rng.randrange(8, 13)))
+        steps = [{"at": f"+{d}d{rng.randrange(30, 120)}m", "do": "move", "area": "office-towers"} for d in days]
+        return steps + [{"at": f"+{days[-1]}d{rng.randrange(200, 500)}m", "do": "mms_mt", "from": "8613900000002"}]
+    return []
 
 
 def write_lists(out: str, postpaid: list, staff: list) -> tuple:
@@ -244,6 +292,101 @@ class LocalSmsc:
     def close(self):
         self.stopping = True
         self.sock.close()
+
+
+class LocalMmsc:
+    """Takes a SubmitReq (mm7.parse_submit_request) with the mms channel's credentials, answers it
+    1000 with a MessageID, then posts to the channel's `listen` endpoint the DeliveryReportReq
+    Retrieved and, from the subscribers of `replies`, their answer as a DeliverReq to the message's
+    sender address: what an MMSC does for a picture message that reaches the handset and is
+    answered. The report goes a moment after the answer, as a handset's fetch does; a request the
+    dispatcher did not take is counted (`lost`), not made again. serve() gives the settings."""
+
+    DELAY = 0.3                 # seconds from the SubmitRsp to the report, and on to the reply
+
+    def __init__(self):
+        self.replies, self.vasp, self.auth = {}, None, None
+        self.submitted = self.replied = self.lost = 0
+        self.todo = queue.Queue()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, name="demo-mmsc", daemon=True).start()
+        threading.Thread(target=self._post, name="demo-mmsc-reports", daemon=True).start()
+
+    def serve(self, settings: dict, replies: dict) -> None:
+        """The policy's mms channel `settings` (url, user, password, listen, listen_user and
+        listen_password) and what each subscriber replies."""
+        basic = lambda user, password: "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.replies, self.auth = replies, basic(settings.get("user", ""), settings.get("password", ""))
+        host, port = settings["listen"].rsplit(":", 1)
+        self.vasp = (host, int(port), basic(settings.get("listen_user", "mmsc"), settings["listen_password"]))
+
+    def _handler(self):
+        mmsc = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if mmsc.auth is None or self.headers.get("Authorization") != mmsc.auth:
+                    return self._reply(401, "text/plain", b"authentication required\n")
+                try:
+                    req = mm7.parse_submit_request(self.headers.get("Content-Type", ""), body)
+                except mm7.MM7Error as e:
+                    return self._reply(400, "text/plain", f"{e}\n".encode())
+                with mmsc.server_lock:
+                    mmsc.submitted += 1
+                    mid = f"mmsc-{mmsc.submitted:06d}"
+                self._reply(200, *mm7.submit_response(req.transaction_id, mid, req.namespace or mm7.DEFAULT_NAMESPACE))
+                mmsc.todo.put((time.monotonic() + mmsc.DELAY, mid, req))
+
+            def _reply(self, status: int, ctype: str, data: bytes):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server_lock = threading.Lock()
+        return Handler
+
+    def _post(self):
+        """The reports and replies, in order, each when its time comes."""
+        while (item := self.todo.get()) is not None:
+            at, mid, req = item
+            time.sleep(max(0.0, at - time.monotonic()))
+            ns = req.namespace or mm7.DEFAULT_NAMESPACE
+            for to in req.recipients:
+                self._send(*mm7.delivery_report_request(f"dr-{mid}", mid, to, req.sender, "Retrieved", ns))
+                if word := self.replies.get(to):
+                    self.replied += self._send(*mm7.deliver_request(f"mo-{mid}", to, req.sender, word, "", ns))
+
+    def _send(self, ctype: str, body: bytes) -> bool:
+        if self.vasp is None:
+            self.lost += 1
+            return False
+        host, port, auth = self.vasp
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        try:
+            conn.request("POST", "/", body, {"Content-Type": ctype, "Authorization": auth})
+            ok = conn.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            ok = False
+        finally:
+            conn.close()
+        self.lost += not ok
+        return ok
+
+    def close(self):
+        self.todo.put(None)
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------
@@ -323,20 +466,22 @@ def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, po
             s.bind(("127.0.0.1", port))
         except OSError as e:
             raise DemoError(f"port {port} on 127.0.0.1: {e.strerror}; give another with --port") from None
-    smsc = LocalSmsc()
+    smsc, mmsc = LocalSmsc(), LocalMmsc()
     kids = Children(out)
     status = _Status(echo)
     main = threading.current_thread() is threading.main_thread()
     stopped = signal.signal(signal.SIGTERM, _terminated) if main else None     # children are ended then too
     try:
-        h, d, summary, campaigns = _run(out, subscribers, seed, port, smsc, kids, status)
+        h, d, summary, campaigns = _run(out, subscribers, seed, port, smsc, mmsc, kids, status)
     finally:
         kids.stop()
         smsc.close()
+        mmsc.close()
         if stopped is not None:
             signal.signal(signal.SIGTERM, stopped)
     summary = {"seconds": round(time.monotonic() - t_start, 1), "subscribers": subscribers, "seed": seed,
-               "records": d["records"] + h["records"], "smsc_submitted": smsc.submitted, **summary,
+               "records": d["records"] + h["records"], "smsc_submitted": smsc.submitted,
+               "mmsc_submitted": mmsc.submitted, "mmsc_replies": mmsc.replied, **summary,
                "campaigns": campaigns}
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, ensure_ascii=False, indent=1)
@@ -368,9 +513,9 @@ def _terminated(signum, frame):
     raise SystemExit(f"touchpoint demo: stopped by signal {signum}")
 
 
-def _run(out, subscribers, seed, port, smsc, kids, status) -> tuple:
-    """run() between the SMSC and the end of the child processes: (history stats, day stats,
-    the dispatcher's last states, ctl campaigns)."""
+def _run(out, subscribers, seed, port, smsc, mmsc, kids, status) -> tuple:
+    """run() between the SMSC and MMSC and the end of the child processes: (history stats, day
+    stats, the dispatcher's last states, ctl campaigns)."""
     from touchpoint.probe.synth import story
 
     data = os.path.join(out, "data")
@@ -378,11 +523,15 @@ def _run(out, subscribers, seed, port, smsc, kids, status) -> tuple:
     shutil.copytree(RULES, rules, ignore=shutil.ignore_patterns("lists", "stories"))
     with open(os.path.join(rules, "policy.yaml"), encoding="utf-8") as f:
         policy = f.read()
+    policy = re.sub(r"(?m)^(\s+port:\s*)\d+", rf"\g<1>{smsc.port}", policy)         # the demo's SMSC
+    policy = re.sub(r"(?m)^(\s+url:\s*http://127\.0\.0\.1:)\d+", rf"\g<1>{mmsc.port}", policy)   # and MMSC
+    policy = re.sub(r"(?m)^(\s+listen:\s*127\.0\.0\.1:)\d+", rf"\g<1>{_free_port()}", policy)
     with open(os.path.join(rules, "policy.yaml"), "w", encoding="utf-8") as f:
-        f.write(re.sub(r"(?m)^(\s+port:\s*)\d+", rf"\g<1>{smsc.port}", policy))   # the demo's SMSC
+        f.write(policy)
 
     status.say(f"generating a day of {subscribers:,} subscribers (seed {seed})")
-    day, hist, postpaid, staff = make_day(subscribers, seed)
+    day, hist, postpaid, staff, replies = make_day(subscribers, seed)
+    mmsc.serve(yaml.safe_load(policy)["channels"]["mms"], replies)
     for name, doc in (("story", day), ("history", hist)):
         with open(os.path.join(out, f"{name}.yaml"), "w", encoding="utf-8") as f:
             f.write(f"# touchpoint demo: {'the sample day' if name == 'story' else 'the weeks before it'}\n")
@@ -519,8 +668,9 @@ def report(out: str, summary: dict, echo=click.echo) -> list:
     """A headline, then `touchpoint report` of the campaigns and of the service health, each
     with its plot. Returns the plot files."""
     echo(f"touchpoint demo: {summary['subscribers']:,} subscribers, {summary['records']:,} records, "
-         f"{summary['seconds']:.0f} s; messages in {os.path.join(out, 'data', 'outbox.jsonl')} and, for sms "
-         f"campaigns, the demo's SMSC ({summary['smsc_submitted']:,} submitted)")
+         f"{summary['seconds']:.0f} s; messages in {os.path.join(out, 'data', 'outbox.jsonl')}, the demo's SMSC "
+         f"({summary['smsc_submitted']:,} submitted) and MMSC ({summary['mmsc_submitted']:,} submitted, "
+         f"{summary['mmsc_replies']:,} replies)")
     plots = []
     for args, png in (([], "report.png"), (["--health"], "health.png")):
         r = subprocess.run(_touchpoint("report", "--data", "data", "--rules", "rules", *args, "--plot", png),

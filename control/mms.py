@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from . import mm7
 from .outgoing import Posting
 
+REBIND_S = 5.0                 # seconds between tries to bind a listen address another process holds
 MAX_REQUEST = 4 << 20           # bytes of a request from the MMSC that are read at most
 DELIVERED = {"retrieved": "delivered"}
 UNDELIVERED = {"expired", "rejected", "unrecognised", "unrecognized"}
@@ -58,6 +59,7 @@ class MmsChannel(Posting):
         self.delivery_report = delivery_report == "true"
         self.max_size = max_size
         self.listen, self.listen_auth = listen, _basic(listen_user, listen_password) if listen else None
+        self.listen_error = ""
         self.journal_path, self.journal, self.posted = journal, None, set()
         self.server = None
 
@@ -90,11 +92,31 @@ class MmsChannel(Posting):
             fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             self.journal = os.fdopen(fd, "w", encoding="ascii")
         super().start(on_result)
-        if self.listen:
-            host, port = self.listen.rsplit(":", 1)
-            self.server = ThreadingHTTPServer((host, int(port)), _handler(self))
+        if self.listen and not self._bind():
+            threading.Thread(target=self._rebind, name="mms listen", daemon=True).start()
+
+    def _bind(self) -> bool:
+        """Serve the endpoint from now on; False (and said) when its address is taken or wrong."""
+        host, port = self.listen.rsplit(":", 1)
+        with self.lock:         # stop() sees the server made, or this sees it stopping
+            if self.stopping.is_set():
+                return True
+            try:
+                self.server = ThreadingHTTPServer((host, int(port)), _handler(self))
+            except (OSError, OverflowError) as e:
+                why = f"listen {self.listen}: {getattr(e, 'strerror', None) or e}"
+                if why != self.listen_error:
+                    self.say(f"{why}: delivery reports and MO wait, tried again every {REBIND_S:g} s")
+                self.listen_error = why
+                return False
             self.server.daemon_threads = True
+            self.listen_error = ""
             threading.Thread(target=self.server.serve_forever, name="mms reports", daemon=True).start()
+        return True
+
+    def _rebind(self) -> None:
+        while not self.stopping.wait(REBIND_S) and not self._bind():
+            pass
 
     @property
     def listening(self) -> str:
@@ -105,14 +127,17 @@ class MmsChannel(Posting):
         return f"{host}:{port}"
 
     def health(self) -> dict:
-        return {**super().health(), "listening": self.listening}
+        return {**super().health(), "listening": self.listening, **({"listen_error": self.listen_error}
+                                                                    if self.listen_error else {})}
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop taking messages (those not yet posted go back as `retry`), and the endpoint."""
         super().stop(timeout)
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        with self.lock:
+            server = self.server
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         if self.journal is not None:
             with self.lock:
                 self.journal.close()

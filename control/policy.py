@@ -205,7 +205,8 @@ class ContactPolicy:
         self.arbitration_ns = self.settings.arbitration_s * NS
         self.keywords = {reply_word(k) for k in self.settings.optout_keywords}
         # the words of a reply worth keeping (goals, opt-outs): any other text is never stored
-        self.reply_words = self.keywords | {w for c in self.campaigns.values() if c.goal for w in c.goal.reply}
+        self.reply_words = self.keywords | {w for c in self.campaigns.values()
+                                            for w in c.replies + (c.goal.reply if c.goal else ())}
         self._days = {}                     # minute -> local day
         for cid in self.campaigns:
             self.camp_index.setdefault(cid, len(self.camp_index))

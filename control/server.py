@@ -461,8 +461,12 @@ class EngineServer:
         after a run keeps it made, and a run made again (a crash before that snapshot) gives the
         same message ids, which the outbox takes once. Returns the runs made."""
         due = self.runs.due(self.engine.campaigns, self.ruleset.policy.tz, now_ns)
-        for cid, t in self.runs.missed:
-            self.say(f"{cid}: the run of {_local(t, self.ruleset.policy.tz)} is past its window: not made")
+        missed = {}
+        for cid, t in self.runs.missed:         # a replay's gap of weeks: a line a campaign, not a run
+            missed.setdefault(cid, []).append(_local(t, self.ruleset.policy.tz))
+        for cid, runs in missed.items():
+            self.say(f"{cid}: the run of {runs[0]} is past its window: not made" if len(runs) == 1 else
+                     f"{cid}: {len(runs):,} runs, {runs[0]} to {runs[-1]}, are past their window: not made")
         self.runs.missed = []
         for c, t in due:
             triggers = self.engine.scheduled(c, t)

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -65,6 +66,39 @@ def test_every_active_campaign_triggers_and_sends(demo):
         f = funnels[c]["funnel"]
         assert f["triggered"] == triggers[c] and f["sent"] == sent[c]
         assert funnels[c]["conversion"]["contacted"]["converted"] > 0, c
+
+
+def test_the_mms_groups_get_picture_messages_at_lunch_and_in_the_evening(demo):
+    """The MMS playbook's groups: each campaign went over MM7 to the demo's MMSC at its times of
+    the sample day (Beijing), every one it took came back delivered, and the report has the
+    replies by word (the MMSC's DeliverReqs, all of them) and the conversions of the contacted
+    beside the held-out group's."""
+    out, r = demo
+    beijing = timezone(timedelta(hours=8))
+    db = sqlite3.connect(out / "data" / "outbox.sqlite")
+    sent = {}
+    for campaign, state, channel, sent_ns in db.execute(
+            "SELECT campaign, state, channel, sent_ns FROM messages WHERE campaign LIKE 'mms-%' AND sent_ns"):
+        assert (channel, state) == ("mms", "delivered"), campaign
+        at = datetime.fromtimestamp(sent_ns / 1e9, beijing)
+        sent.setdefault(campaign, set()).add("lunch" if (11, 30) <= (at.hour, at.minute) < (13, 30) else
+                                             "evening" if (19, 0) <= (at.hour, at.minute) < (21, 0) else at)
+    assert sent == {"mms-campus": {"lunch", "evening"}, "mms-office": {"lunch"}, "mms-airport": {"evening"}}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mmsc_submitted"] == db.execute(
+        "SELECT count(*) FROM messages WHERE channel = 'mms' AND sent_ns").fetchone()[0]
+    rep = touchpoint("report", "--data", str(out / "data"), "--rules", str(out / "rules"), "--json")
+    funnels = {c["id"]: c for c in json.loads(rep.stdout)["campaigns"]}
+    replied = 0
+    for c in sent:
+        by_word = funnels[c]["replies"]["by_word"]
+        assert set(by_word) <= {"y", "是", "td"} and by_word.get("y", 0) + by_word.get("是", 0) > 0, (c, by_word)
+        replied += funnels[c]["replies"]["replied"]
+        conv = funnels[c]["conversion"]
+        assert conv["contacted"]["converted"] > 0 and conv["held_out"]["subscribers"] > 0, c
+    assert replied == summary["mmsc_replies"] > 0
+    for c in sent:
+        assert f"replies: {funnels[c]['replies']['replied']:,} of" in r.stdout[r.stdout.index(f"== {c} "):]
 
 
 def test_plots_and_story(demo):

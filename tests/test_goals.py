@@ -215,13 +215,14 @@ def test_replies_are_attributed_to_the_last_message_from_their_address_and_count
     """Two campaigns message the same subscribers from two service codes; an MO reply to a code
     (or to the code with an extension) is the last message's from it; a reply goal converts on
     its words only (full width and case folded), inside its window; the report gives the reply
-    rate and no uplift (the held-out got nothing to reply to); free text is never stored."""
+    rate and no uplift (the held-out got nothing to reply to); free text is never stored, a word a
+    campaign's `replies` names is, and counted by word."""
     from touchpoint.control.engine import Trigger
     from touchpoint.control.report import build, render
     d = tmp_path / "rules"
     d.mkdir()
     for cid, code, goal in (("offer", "10658001", "goal: {reply: [Y, 是], within: 1d}\nholdout: 30%\n"),
-                            ("news", "10658002", "")):
+                            ("news", "10658002", "replies: [好]\n")):
         (d / f"{cid}.yaml").write_text(f"id: {cid}\nstatus: active\ntrigger: {{event: power_on}}\n"
                                        f"message: {{text: '回复 Y', source: '{code}'}}\n{goal}", encoding="utf-8")
     (d / "policy.yaml").write_text("caps: []\narbitration: 0s\nchannels: {file: {path: sent.jsonl}}\n")
@@ -246,6 +247,7 @@ def test_replies_are_attributed_to_the_last_message_from_their_address_and_count
     other = sorted(contacted)[6]
     disp.mo(other, "我的身份证号是 110101199001011234", to="10658001")      # a reply, not the goal; not kept
     disp.mo(other, "Y", to="10658002")                                       # news's reply: not offer's goal
+    disp.mo(other, " 好 ", to="10658002")                                     # a word news asks for
     disp.mo("8613000000000", "Y", to="10658001")                             # nobody messaged: unattributed
     held = sorted({m for _, m in subs} - contacted)[0]
     disp.mo(held, "Y", to="10658001")           # held out: no offer; news's is from another code: nobody's
@@ -255,7 +257,8 @@ def test_replies_are_attributed_to_the_last_message_from_their_address_and_count
     db = sqlite3.connect(data / "outbox.sqlite")
     replies = db.execute("SELECT msisdn, campaign, word FROM replies").fetchall()
     assert sorted(replies) == sorted([(m, "offer", "y" if i % 3 != 1 else "是") for i, m in enumerate(yes)] +
-                                     [(other, "offer", ""), (other, "news", "y"), ("8613000000000", "", "y"),
+                                     [(other, "offer", ""), (other, "news", "y"), (other, "news", "好"),
+                                      ("8613000000000", "", "y"),
                                       (held, "", "y")])
     converted = {m for (m,) in db.execute("SELECT msisdn FROM conversions WHERE campaign = 'offer' "
                                           "AND converted_ns IS NOT NULL")}
@@ -268,6 +271,7 @@ def test_replies_are_attributed_to_the_last_message_from_their_address_and_count
     assert "uplift: – (a reply goal has no uplift" in text
     assert rep["offer"]["replies"] == {"contacted": len(contacted), "replied": 7, "rate": 7 / len(contacted),
                                        "by_word": {"y": 4, "是": 2, "(other text)": 1}}
+    assert rep["news"]["replies"]["by_word"] == {"y": 1, "好": 1}
     conv = rep["offer"]["conversion"]
     assert conv["uplift"] is None and "no message to reply to" in conv["note"]
     assert rep["offer"]["conversion"]["contacted"]["converted"] == 6

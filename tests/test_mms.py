@@ -161,6 +161,38 @@ def test_delivery_reports_and_mo_on_the_authenticated_endpoint():
     assert r.mo == [("8613800000001", "是", "1065800012")]
 
 
+def test_a_listen_address_in_use_is_said_and_taken_once_free(monkeypatch):
+    """Another process holds the endpoint's port: the channel says so once, sends all the same,
+    and serves the MMSC's requests from when the port is free."""
+    from touchpoint.control import mms
+    monkeypatch.setattr(mms, "REBIND_S", 0.1)
+    holder = socket.create_server(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    said = []
+    with Mmsc() as mmsc:
+        ch, r = channel(mmsc.url, listen=f"127.0.0.1:{port}", say=said.append)
+        try:
+            assert ch.listening == "" and "Address already in use" in ch.health()["listen_error"]
+            ch.send(message(1))
+            r.wait(lambda r: len(r.got) == 1, "sent while the port is taken")
+            time.sleep(0.5)                              # several tries: said once
+            assert [line for line in said if "listen" in line] == [
+                f"listen 127.0.0.1:{port}: Address already in use: delivery reports and MO wait, tried again every "
+                "0.1 s"]
+            holder.close()
+            deadline = time.monotonic() + TIMEOUT
+            while ch.listening != f"127.0.0.1:{port}" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [rec] = mmsc.received
+            assert mmsc.send_delivery_report(f"http://127.0.0.1:{port}/mm7", rec["message_id"], "8613800000001",
+                                             auth=("mmsc", "pw")) == (200, 1000)
+            r.wait(lambda r: len(r.got[rec["message_id"]]) == 1, "the report")
+            assert "listen_error" not in ch.health()
+        finally:
+            ch.stop()
+            holder.close()
+
+
 def rules(tmp_path, url: str, listen: str = "127.0.0.1:0", window: int = 4, rate: str = "") -> str:
     d = tmp_path / "rules"
     (d / "images").mkdir(parents=True)

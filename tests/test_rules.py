@@ -93,8 +93,11 @@ def test_examples_pass():
     assert {"imei_change", "roaming_in", "area_dwell", "hotline_call", "cf_then_power_on", "power_on",
             "data_session_start", "rat_change", "schedule"} <= events
     assert {c.status for c in rs.campaigns} == {"active", "draft", "paused"}
-    assert all(re.search(r"[\u4e00-\u9fff]", c.message.text) for c in rs.campaigns)
+    assert all(re.search(r"[\u4e00-\u9fff]", c.message.text or c.message.subject) for c in rs.campaigns)
     assert [r.name for r in rs.places.regions][:2] == ["beijing", "shanghai"]
+    mms = {c.id: c for c in rs.campaigns if c.message.channel == "mms"}     # the MMS playbook's groups
+    assert set(mms) == {"mms-campus", "mms-office", "mms-airport"}
+    assert all(c.schedule and c.message.slides[0].image.startswith(b"\x89PNG") and c.replies for c in mms.values())
     hot = next(c for c in rs.campaigns if c.trigger and c.trigger.event == "hotline_call")
     assert set(hot.trigger.numbers) == {"10086", "114"}
 
@@ -102,7 +105,7 @@ def test_examples_pass():
 def test_cli_check_examples():
     res = CliRunner().invoke(main, ["rules", "check", RULES])
     assert res.exit_code == 0, res.output
-    assert re.search(r"ok: \d+ campaigns \(\d+ active, 1 draft, 1 paused\); places: 4 regions, 5 areas", res.output)
+    assert re.search(r"ok: \d+ campaigns \(\d+ active, 1 draft, 1 paused\); places: 4 regions, 7 areas", res.output)
 
 
 def test_cli_check_reports_errors(tmp_path):
