@@ -51,10 +51,14 @@ cdef extern from "record.h" nogil:
         uint8_t bearers
         uint8_t ebi
         uint8_t qci
-        uint8_t pad2
+        uint8_t mms_class
+        uint64_t subject_hash
     enum:
         TP_PROTO_NONE, TP_PROTO_MAP, TP_PROTO_CAP, TP_PROTO_ISUP, TP_PROTO_GTPV1C, TP_PROTO_GTPV2C,
         TP_PROTO_GTPU
+    enum:
+        TP_MMS_CLASS_NONE, TP_MMS_CLASS_PERSONAL, TP_MMS_CLASS_ADVERTISEMENT, TP_MMS_CLASS_INFORMATIONAL,
+        TP_MMS_CLASS_AUTO, TP_MMS_CLASS_OTHER
     enum:
         TP_F_REQUEST, TP_F_RESPONSE, TP_F_ERROR, TP_F_ABORT, TP_F_TIMEOUT, TP_F_PARTIAL, TP_F_CORRELATED,
         TP_F_ANSWERED

@@ -36,7 +36,9 @@ def record_layout():
         ("duration_ms", <char *>&r.duration_ms - b, sizeof(r.duration_ms)),
         ("peer_alpha", <char *>&r.peer_alpha - b, sizeof(r.peer_alpha)),
         ("bearers", <char *>&r.bearers - b, sizeof(r.bearers)), ("ebi", <char *>&r.ebi - b, sizeof(r.ebi)),
-        ("qci", <char *>&r.qci - b, sizeof(r.qci)), ("pad2", <char *>&r.pad2 - b, sizeof(r.pad2)),
+        ("qci", <char *>&r.qci - b, sizeof(r.qci)),
+        ("mms_class", <char *>&r.mms_class - b, sizeof(r.mms_class)),
+        ("subject_hash", <char *>&r.subject_hash - b, sizeof(r.subject_hash)),
     ], sizeof(tp_record)
 
 
@@ -48,6 +50,9 @@ def enum_values():
         "flag": {"REQUEST": TP_F_REQUEST, "RESPONSE": TP_F_RESPONSE, "ERROR": TP_F_ERROR,
                  "ABORT": TP_F_ABORT, "TIMEOUT": TP_F_TIMEOUT, "PARTIAL": TP_F_PARTIAL,
                  "CORRELATED": TP_F_CORRELATED, "ANSWERED": TP_F_ANSWERED},
+        "mms_class": {"PERSONAL": TP_MMS_CLASS_PERSONAL, "ADVERTISEMENT": TP_MMS_CLASS_ADVERTISEMENT,
+                      "INFORMATIONAL": TP_MMS_CLASS_INFORMATIONAL, "AUTO": TP_MMS_CLASS_AUTO,
+                      "OTHER": TP_MMS_CLASS_OTHER},
         "loc": {"CGI": TP_LOC_CGI, "SAI": TP_LOC_SAI, "RAI": TP_LOC_RAI, "TAI": TP_LOC_TAI, "ECGI": TP_LOC_ECGI,
                 "LAI": TP_LOC_LAI},
         "kind": {"LOCATION_UPDATE": TP_K_LOCATION_UPDATE, "GPRS_LOCATION_UPDATE": TP_K_GPRS_LOCATION_UPDATE,

@@ -4,6 +4,9 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t
 
 from core cimport *
 
+cdef extern from "subject.h" nogil:
+    uint64_t tp_subject_hash(const uint8_t *p, size_t n)
+
 cdef extern from "anomaly.h":
     enum: L_COUNT
     enum: AN_COUNT

@@ -109,9 +109,97 @@ cdef Py_ssize_t wsp_value(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos) noexce
     return pos
 
 
+cdef enum:
+    SUBJECT_MAX = 1024       # bytes of a subject in UTF-8 that are hashed at most (probe.record.SUBJECT_MAX)
+
+
+cdef Py_ssize_t utf8_put(uint8_t *buf, Py_ssize_t m, uint32_t u) noexcept nogil:
+    """Code point u in UTF-8 at buf[m:] (room for 4 bytes is the caller's); the new length."""
+    if u < 0x80:
+        buf[m] = <uint8_t>u
+        return m + 1
+    if u < 0x800:
+        buf[m] = <uint8_t>(0xC0 | (u >> 6))
+        buf[m + 1] = <uint8_t>(0x80 | (u & 0x3F))
+        return m + 2
+    if u < 0x10000:
+        buf[m] = <uint8_t>(0xE0 | (u >> 12))
+        buf[m + 1] = <uint8_t>(0x80 | ((u >> 6) & 0x3F))
+        buf[m + 2] = <uint8_t>(0x80 | (u & 0x3F))
+        return m + 3
+    buf[m] = <uint8_t>(0xF0 | (u >> 18))
+    buf[m + 1] = <uint8_t>(0x80 | ((u >> 12) & 0x3F))
+    buf[m + 2] = <uint8_t>(0x80 | ((u >> 6) & 0x3F))
+    buf[m + 3] = <uint8_t>(0x80 | (u & 0x3F))
+    return m + 4
+
+
+cdef uint64_t mms_subject(const uint8_t *p, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
+    """The Subject's (Encoded-string-value at p[pos:end]) hash, ext/subject.h; 0 when it cannot
+    be read. Text in UTF-8 (or without a charset, as handsets send it), US-ASCII, ISO-8859-1,
+    UCS-2 and UTF-16; another charset's bytes are hashed as they are. Longer than SUBJECT_MAX
+    bytes in UTF-8: 0 (probe.record.subject_hash says the same)."""
+    cdef uint32_t charset = 106, u, lo
+    cdef Py_ssize_t i = pos, k, m = 0, t
+    cdef uint8_t buf[SUBJECT_MAX + 4]
+    cdef int little = 0
+    if pos >= end:
+        return 0
+    if p[pos] <= 31:                                    # Value-length Char-set Text-string
+        i = wsp_value(p, end, pos)
+        if i >= end:
+            return 0
+        if p[i] & 0x80:                                 # Short-integer (0x80 alone: any charset)
+            charset = p[i] & 0x7F
+            i += 1
+        elif 1 <= p[i] <= 4 and i + 1 + p[i] <= end:    # Long-integer
+            charset = 0
+            for k in range(p[i]):
+                charset = (charset << 8) | p[i + 1 + k]
+            i += 1 + p[i]
+        else:
+            return 0
+    if charset == 1000 or charset == 1015:              # 16-bit units up to a 0 unit or the value's end
+        if charset == 1015 and i + 1 < end and p[i] == 0xFF and p[i + 1] == 0xFE:
+            little, i = 1, i + 2
+        elif charset == 1015 and i + 1 < end and p[i] == 0xFE and p[i + 1] == 0xFF:
+            i += 2
+        while i + 1 < end:
+            u = (p[i + 1] << 8) | p[i] if little else (p[i] << 8) | p[i + 1]
+            i += 2
+            if u == 0:
+                break
+            if 0xD800 <= u < 0xDC00 and i + 1 < end:    # a surrogate pair
+                lo = (p[i + 1] << 8) | p[i] if little else (p[i] << 8) | p[i + 1]
+                if 0xDC00 <= lo < 0xE000:
+                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
+                    i += 2
+            if 0xD800 <= u < 0xE000:
+                u = 0xFFFD                              # a lone surrogate: what a decoder shows
+            if m > SUBJECT_MAX:
+                return 0
+            m = utf8_put(buf, m, u)
+        return tp_subject_hash(buf, m) if m <= SUBJECT_MAX else 0
+    if i < end and p[i] == 0x7F:                        # Quote (of an 8-bit text's first octet >= 128)
+        i += 1
+    t = i
+    while t < end and p[t] != 0:
+        t += 1
+    if t >= end:                                        # no NUL: cut short
+        return 0
+    if charset != 4:
+        return tp_subject_hash(p + i, t - i) if t - i <= SUBJECT_MAX else 0
+    for k in range(i, t):                               # ISO-8859-1: each byte its code point
+        if m > SUBJECT_MAX:
+            return 0
+        m = utf8_put(buf, m, p[k])
+    return tp_subject_hash(buf, m) if m <= SUBJECT_MAX else 0
+
+
 cdef void mms_notification(const uint8_t *p, Py_ssize_t n, tp_record *r) noexcept nogil:
-    """m-notification-ind: sender (From) into peer, message size into octets. Subject and
-    content location are message content: not kept."""
+    """m-notification-ind: sender (From) into peer, message size into octets, the Subject's
+    hash (never its text) and the message class. Content location is message content: not
+    kept."""
     cdef Py_ssize_t pos = 2, nxt, i, k
     cdef uint8_t h
     cdef uint64_t v
@@ -126,7 +214,11 @@ cdef void mms_notification(const uint8_t *p, Py_ssize_t n, tp_record *r) noexcep
         nxt = wsp_skip(p, n, pos)
         if nxt > n:
             return
-        if h == 0x8E and pos < n and 1 <= p[pos] <= 8 and pos + 1 + p[pos] <= n:   # Message-Size
+        if h == 0x96:                                                             # Subject
+            r.subject_hash = mms_subject(p, pos, nxt)
+        elif h == 0x8A and pos < nxt:                                             # X-Mms-Message-Class
+            r.mms_class = p[pos] - 0x7F if 0x80 <= p[pos] <= 0x83 else TP_MMS_CLASS_OTHER
+        elif h == 0x8E and pos < n and 1 <= p[pos] <= 8 and pos + 1 + p[pos] <= n:   # Message-Size
             v = 0
             for i in range(p[pos]):
                 v = (v << 8) | p[pos + 1 + i]

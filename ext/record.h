@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#define TP_SCHEMA_VERSION 3
+#define TP_SCHEMA_VERSION 4
 #define TP_APN_LEN 24
 #define TP_ALPHA_LEN 12
 #define TP_NO_DIGITS UINT64_MAX   /* packed digits of the empty string */
@@ -60,7 +60,8 @@ typedef struct {
     uint8_t  bearers;    /* GTPv2 bearer contexts (GTPv1: 1 with an NSAPI), the most of request and response */
     uint8_t  ebi;        /* first EPS bearer id (linked/default bearer first) or GTPv1 NSAPI */
     uint8_t  qci;        /* QCI of the first bearer QoS */
-    uint8_t  pad2;
+    uint8_t  mms_class;  /* MMS notification: tp_mms_class (schema 4; a pad before) */
+    uint64_t subject_hash; /* MMS notification: hash of the normalised subject (ext/subject.h); 0 none */
 } tp_record;
 #pragma pack(pop)
 
@@ -80,6 +81,10 @@ enum tp_flag {
     TP_F_ANSWERED = 0x80,    /* a call: answered (ISUP ANM/CON, a CAP o/tAnswer event report) */
 };
 
+enum tp_mms_class {     /* X-Mms-Message-Class */
+    TP_MMS_CLASS_NONE = 0, TP_MMS_CLASS_PERSONAL = 1, TP_MMS_CLASS_ADVERTISEMENT = 2,
+    TP_MMS_CLASS_INFORMATIONAL = 3, TP_MMS_CLASS_AUTO = 4, TP_MMS_CLASS_OTHER = 5,   /* a token text */
+};
 enum tp_loc {
     TP_LOC_NONE = 0, TP_LOC_CGI = 1, TP_LOC_SAI = 2, TP_LOC_RAI = 3, TP_LOC_TAI = 4,
     TP_LOC_ECGI = 5, TP_LOC_LAI = 6,

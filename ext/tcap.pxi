@@ -372,6 +372,9 @@ cdef void fold(Dlg *e, const tp_record *r, int is_invoke, uint64_t sender, uint6
         x.ebi = r.ebi
     if x.qci == 0:
         x.qci = r.qci
+    if x.subject_hash == 0 and x.mms_class == 0:       # one MMS notification's
+        x.subject_hash = r.subject_hash
+        x.mms_class = r.mms_class
     if x.app_port == 0 and x.parts == 0 and x.sms_dcs == 0 and x.sms_pid == 0:   # one TPDU's details
         x.app_port = r.app_port
         x.parts = r.parts

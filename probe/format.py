@@ -5,7 +5,7 @@ loc_type and flags by name; absent fields are omitted.
 """
 import numpy as np
 
-from .record import DIGIT_FIELDS, Flag, Kind, Loc, Proto, unpack
+from .record import DIGIT_FIELDS, Flag, Kind, Loc, MmsClass, Proto, unpack
 
 ALWAYS = ("ts_ns", "frame", "kind", "proto", "flags", "op", "tid", "src", "dst", "probe_id")
 IF_NONZERO = ("cause", "rat", "ss_code", "version", "packets", "octets", "service_key", "app_port",
@@ -14,11 +14,12 @@ COLUMNS = ("ts_ns", "frame", "kind", "proto", "flags", "op", "cause", "imsi", "m
            "peer", "node", "mcc", "mnc", "lac_tac", "cell", "loc_type", "rat", "ss_code",
            "version", "apn", "tid", "src", "dst", "probe_id", "packets", "octets", "service_key",
            "app_port", "sms_pid", "sms_dcs", "parts", "part", "event", "nai", "peer_alpha", "bearers", "ebi",
-           "qci", "duration_ms")
+           "qci", "duration_ms", "mms_class", "subject_hash")
 
 _KIND = {k.value: k.name.lower() for k in Kind}
 _PROTO = {p.value: p.name.lower() for p in Proto}
 _LOC = {loc.value: loc.name.lower() for loc in Loc}
+_MMS_CLASS = {c.value: c.name.lower() for c in MmsClass}
 
 
 def flag_names(value: int) -> list:
@@ -53,5 +54,9 @@ def to_dicts(records: np.ndarray) -> list:
             d["apn"] = rec["apn"].decode("ascii", "replace")
         if rec["peer_alpha"]:
             d["peer_alpha"] = rec["peer_alpha"].decode("utf-8", "replace")
+        if rec["mms_class"]:
+            d["mms_class"] = _MMS_CLASS.get(rec["mms_class"], str(rec["mms_class"]))
+        if rec["subject_hash"]:             # 16 hex digits: a JSON number would lose its low bits
+            d["subject_hash"] = f"{rec['subject_hash']:016x}"
         out.append(d)
     return out

@@ -3,11 +3,12 @@
 One fixed-size record per signaling event. Fields are only ever appended;
 tests/test_record.py checks this dtype against the C struct byte for byte.
 """
+import re
 from enum import IntEnum, IntFlag
 
 import numpy as np
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APN_LEN = 24
 ALPHA_LEN = 12
 NO_DIGITS = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -54,11 +55,43 @@ RECORD_DTYPE = np.dtype([
     ("bearers", "u1"),
     ("ebi", "u1"),
     ("qci", "u1"),
-    ("pad2", "u1"),
+    ("mms_class", "u1"),        # schema 4 (a pad before): MmsClass
+    ("subject_hash", "<u8"),    # schema 4: subject_hash() of an MMS notification's subject; 0 none
 ])
 
 DIGIT_FIELDS = ("imsi", "msisdn", "imei", "peer", "node")
 PLMN_FIELDS = ("mcc", "mnc")
+
+
+class MmsClass(IntEnum):
+    """X-Mms-Message-Class of an MMS notification (OMA-TS-MMS-ENC 7.3.27); OTHER: a token text."""
+    NONE = 0
+    PERSONAL = 1
+    ADVERTISEMENT = 2
+    INFORMATIONAL = 3
+    AUTO = 4
+    OTHER = 5
+
+
+SUBJECT_MAX = 1024          # bytes of a subject in UTF-8 hashed at most: a longer one is 0
+_SPACE = " \t\r\n\u3000"
+_FORWARD = re.compile(r"(?:[Ff][Ww][Dd]?|转发)[:：]")
+
+
+def subject_hash(subject: str) -> int:
+    """What the decoder keeps of an MMS subject (ext/subject.h): FNV-1a 64 of its UTF-8 text
+    without the white space around it and the forward prefixes before it ("Fwd:", "FW:",
+    "转发：", repeated, ASCII case folded), so a seed and its forwards hash alike; 0 for none."""
+    if len(subject.encode()) > SUBJECT_MAX:
+        return 0
+    while (m := _FORWARD.match(subject := subject.lstrip(_SPACE))):
+        subject = subject[m.end():]
+    h = 0
+    if text := subject.rstrip(_SPACE).encode():
+        h = 0xCBF29CE484222325
+        for b in text:
+            h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h or (1 if text else 0)
 
 
 class Proto(IntEnum):

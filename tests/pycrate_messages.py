@@ -32,7 +32,7 @@ FEW = settings(SETTINGS, max_examples=10)
 # Identity fields compared strictly: equal when expected, absent when not.
 STRICT = ("imsi", "msisdn", "imei", "peer", "node", "mcc", "mnc", "lac_tac", "cell", "loc_type", "apn",
           "cause", "service_key", "event", "nai", "version", "app_port", "sms_pid", "sms_dcs", "parts",
-          "part", "octets", "ss_code", "duration_ms")
+          "part", "octets", "ss_code", "duration_ms", "mms_class", "subject_hash")
 # Fields format.to_dicts leaves out when zero.
 IF_NONZERO = ("cause", "version", "octets", "service_key", "app_port", "sms_pid", "sms_dcs", "parts", "part",
               "event", "nai", "duration_ms")

@@ -17,7 +17,7 @@ NAMES = sorted(synth.GOLDENS)
 # identity and detail fields: when the expectation leaves one out, the decoder must not invent it
 IDENTITY = ("imsi", "msisdn", "imei", "peer", "node", "mcc", "mnc", "lac_tac", "cell", "loc_type",
             "ss_code", "cause", "rat", "apn", "packets", "octets", "service_key", "app_port", "sms_pid",
-            "sms_dcs", "parts", "part", "event", "nai")
+            "sms_dcs", "parts", "part", "event", "nai", "mms_class", "subject_hash")
 
 if os.environ.get("TOUCHPOINT_REGEN") == "1":
     pytest.importorskip("pycrate_asn1dir")

@@ -15,6 +15,7 @@ from pycrate_mobile import TS23040_SMS as SMS
 
 from touchpoint.probe.decode import decode_bytes
 from touchpoint.probe.format import to_dicts
+from touchpoint.probe.record import subject_hash
 from tests import packets as P
 from tests.pycrate_messages import (
     FEW, MSC, SETTINGS, SMSC, STRICT, aare, aarq, addr, assert_prefixes, ber_style, check, decode, digits,
@@ -212,10 +213,16 @@ def text_string(s: bytes):
 
 
 def encoded_string(s: bytes, charset):
-    """Encoded-string-value: Text-string, or Value-length Char-set Text-string (short-integer charset)."""
+    """Encoded-string-value: Text-string, or Value-length Char-set Text-string (a short-integer
+    charset, or a long-integer one: 1000 UCS-2, its text 16-bit units ended by a 0 unit)."""
     if charset is None:
         return text_string(s)
-    body = bytes([0x80 | charset]) + text_string(s)
+    if charset == 1000:
+        body = b"\x02\x03\xe8" + s.decode().encode("utf-16-be") + b"\x00\x00"
+    else:
+        if charset == 4 and not all(ord(c) < 256 for c in s.decode()):
+            charset = 106                               # not a Latin-1 text
+        body = bytes([0x80 | charset]) + text_string(s.decode().encode("latin-1") if charset == 4 else s)
     return value_length(len(body)) + body
 
 
@@ -227,13 +234,17 @@ def long_integer(v):
 mmss = st.fixed_dictionaries({
     "from": digits(3, 15),
     "from_cs": st.sampled_from([None, 106, 3]),       # utf-8, us-ascii
-    "subject": st.one_of(st.none(), letters),
-    "subj_cs": st.sampled_from([None, 106]),
+    # a subject, forwarded or not: the record keeps its hash (probe.record.subject_hash), never its text
+    "subject": st.one_of(st.none(), st.tuples(
+        st.sampled_from(["", "Fwd: ", "FW:", "fwd:FWD: ", "转发：", " 转发:Fw： ", "Re: ", "FWx: "]),
+        st.one_of(letters, st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20)),
+        st.sampled_from(["", " ", "\u3000"])).map("".join)),
+    "subj_cs": st.sampled_from([None, 106, 4, 1000]),
     "size": st.integers(1, 2 ** 32 - 1),
     "url": letters,
     "tid": st.text("0123456789ABCDEF", min_size=1, max_size=12),
     "expiry": st.one_of(st.none(), st.integers(1, 2 ** 24)),
-    "class": st.booleans(),
+    "class": st.sampled_from([None, 0x80, 0x81, 0x82, 0x83, "advert"]),
     "appid": st.booleans(),
     "push_tid": st.integers(0, 255),
     "oa": tp_addresses,
@@ -251,8 +262,9 @@ def mms_notification(m, from_length_quote=False):
     heads = [b"\x89" + from_len + frm,
              b"\x8e" + long_integer(m["size"]),
              b"\x83" + text_string(b"http://mmsc.example.net/" + m["url"].encode()),
-             (b"\x96" + encoded_string(m["subject"].encode(), m["subj_cs"])) if m["subject"] else b"",
-             (b"\x8a\x80") if m["class"] else b"",
+             (b"\x96" + encoded_string(m["subject"].encode(), m["subj_cs"])) if m["subject"] is not None else b"",
+             (b"\x8a" + (bytes([m["class"]]) if isinstance(m["class"], int) else text_string(m["class"].encode())))
+             if m["class"] else b"",
              (b"\x88" + value_length(1 + len(long_integer(m["expiry"]))) + b"\x81" + long_integer(m["expiry"]))
              if m["expiry"] else b""]
     return (b"\x8c\x82" + b"\x98" + text_string(m["tid"].encode()) + b"\x8d\x92" +
@@ -279,10 +291,33 @@ def test_mms_notification(m, otid):
     arr = decode_bytes(P.pcap([frame(b, SMSC, MSC)]), messages=True)
     recs = to_dicts(arr)
     assert len(recs) == 1, (recs, b.hex())
-    w = sms_want(f, op, {"sms_dcs": 4, "app_port": 2948, "peer": m["from"], "octets": m["size"]})
+    w = sms_want(f, op, {"sms_dcs": 4, "app_port": 2948, "peer": m["from"], "octets": m["size"], **mms_want(m)})
     w["kind"] = "mms_notification"
     check(recs[0], w, where=f"tpdu {ui.hex()}\nbegin {b.hex()}")
-    assert_no_text(arr, recs, "mmsc.example.net", m["url"], *([m["subject"]] if m["subject"] else []))
+    assert_no_text(arr, recs, "mmsc.example.net", m["url"], *([m["subject"]] if len(m["subject"] or "") > 3 else []))
+
+
+def mms_want(m) -> dict:
+    """The subject's hash and the class the record keeps of a notification."""
+    w = {}
+    if m["subject"] is not None and subject_hash(m["subject"]):
+        w["subject_hash"] = f"{subject_hash(m['subject']):016x}"
+    if m["class"]:
+        w["mms_class"] = {0x80: "personal", 0x81: "advertisement", 0x82: "informational", 0x83: "auto"}.get(
+            m["class"], "other")
+    return w
+
+
+def test_forwards_hash_as_their_seed():
+    """What a forward adds before a subject, and the white space around it, is not in its hash;
+    the rest is, character for character."""
+    seed = subject_hash("周末特惠：全场五折")
+    for fwd in ("Fwd: 周末特惠：全场五折", "FW:周末特惠：全场五折 ", "转发：Fwd: 周末特惠：全场五折",
+                "\u3000fw：周末特惠：全场五折"):
+        assert subject_hash(fwd) == seed, fwd
+    for other in ("周末特惠：全场五折!", "Re: 周末特惠：全场五折", "Fwdx: 周末特惠：全场五折", "周末 特惠：全场五折"):
+        assert subject_hash(other) != seed, other
+    assert subject_hash("") == subject_hash(" Fwd: ") == 0 and subject_hash("x" * 1025) == 0
 
 
 @FEW
@@ -295,7 +330,7 @@ def test_mms_notification_from_length_quote(m, otid):
     op, b = sms_begin(f, ui, otid)
     recs, _ = decode([frame(b, SMSC, MSC)])
     assert len(recs) == 1, (recs, b.hex())
-    w = sms_want(f, op, {"sms_dcs": 4, "app_port": 2948, "peer": m["from"], "octets": m["size"]})
+    w = sms_want(f, op, {"sms_dcs": 4, "app_port": 2948, "peer": m["from"], "octets": m["size"], **mms_want(m)})
     w["kind"] = "mms_notification"
     check(recs[0], w, where=f"tpdu {ui.hex()}\nbegin {b.hex()}")
 

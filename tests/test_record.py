@@ -10,6 +10,7 @@ from touchpoint.probe.record import (
     Flag,
     Kind,
     Loc,
+    MmsClass,
     Proto,
     digits,
     pack,
@@ -33,7 +34,7 @@ def test_schema_version():
 
 def test_enums_match_c():
     c = _decode.enum_values()
-    for enum, key in ((Proto, "proto"), (Flag, "flag"), (Loc, "loc"), (Kind, "kind")):
+    for enum, key in ((Proto, "proto"), (Flag, "flag"), (Loc, "loc"), (Kind, "kind"), (MmsClass, "mms_class")):
         for name, value in c[key].items():
             assert enum[name].value == value, (key, name)
 

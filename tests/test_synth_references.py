@@ -11,6 +11,7 @@ pytest.importorskip("pycrate_asn1dir")
 
 from touchpoint.probe import synth
 from touchpoint.probe.synth.templates import _bcd_text
+from touchpoint.probe.record import subject_hash
 from tests.synth_captures import load_jsonl, m3ua_user, pcap_frames, udp_payload
 
 
@@ -216,7 +217,7 @@ MIX_FIELDS = (
     "isup.message_type", "isup.called", "isup.calling", "isup.cause_indicator",
     "isup.called_party_nature_of_address_indicator", "gsm_sms.tp-oa", "gsm_sms.tp-dcs",
     "gsm_sms.udh.mm.msg_parts", "gsm_sms.udh.mm.msg_part", "gsm_sms.destination_port", "mmse.from",
-    "mmse.message_size", "gsm_old.localValue", "tcap.p_abortCause")
+    "mmse.message_size", "mmse.subject", "mmse.message_class.id", "gsm_old.localValue", "tcap.p_abortCause")
 
 
 @pytest.fixture(scope="module")
@@ -424,6 +425,9 @@ def test_tshark_agrees_on_cap_isup_sms(mixed, mixed_tshark):
             assert _one(b, "e212.imsi") == x["imsi"]
             assert _one(b, "mmse.from") == "+" + x["peer"] + "/TYPE=PLMN"
             assert _one(b, "mmse.message_size", int) == x["octets"]
+            assert f"{subject_hash(_one(b, 'mmse.subject')):016x}" == x["subject_hash"]     # Wireshark's subject
+            assert {0x80: "personal", 0x81: "advertisement", 0x82: "informational", 0x83: "auto"}[
+                _one(b, "mmse.message_class.id", _hex)] == x["mms_class"]
             assert _one(b, "gsm_sms.destination_port", int) == x["app_port"] == 2948
             assert _one(b, "gsm_sms.tp-dcs", int) == x["sms_dcs"] == 4
             checked["mms"] += 1

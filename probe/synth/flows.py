@@ -16,6 +16,7 @@ from .gtp import (
 from .network import SSN_MSC, Network
 from .sms import _LONG_SMS, _MMS_SUBJECTS, MMS_PORT, _b_begin_mms, _b_begin_mt_part
 from .templates import _imsi8, _isup_digits, _rai, _uli_cgi, _uli_tai_ecgi
+from ..record import subject_hash
 
 # --- flows --------------------------------------------------------------------
 
@@ -63,7 +64,7 @@ class _Flow:
 _ORDER_ALL = ("frame", "kind", "proto", "flags", "op", "cause", "imsi", "msisdn", "imei", "peer", "node",
               "mcc", "mnc", "lac_tac", "cell", "loc_type", "rat", "apn", "ss_code", "version", "tid",
               "packets", "octets", "service_key", "app_port", "sms_pid", "sms_dcs", "parts", "part", "event", "nai",
-              "duration_ms")
+              "duration_ms", "mms_class", "subject_hash")
 
 
 # what probe.format.to_dicts leaves out when zero
@@ -480,10 +481,12 @@ class _Mixed:
         vals = {"otid": otid, "imsi": sub.imsi_t, "sc": tbcd(smsc.gt), "tp_oa": sms_addr(oa, 0x81),
                 "mms_txn": "".join(r.choice(alnum) for _ in range(12)).encode(), "mms_from": sender.encode(),
                 "mms_size": size_b, "mms_loc": "".join(r.choice(alnum) for _ in range(16)).encode()}
+        subject = r.randrange(len(_MMS_SUBJECTS))
         exp = dict(kind="mms_notification", proto="map", flags=_flags("request", "response", "correlated"), op=44,
                    imsi=sub.imsi, peer=sender, node=msc.gt, version=3, tid=int.from_bytes(otid, "big"), octets=size,
-                   app_port=MMS_PORT, sms_dcs=0x04)
-        return [_Step(S_TCAP, _b_begin_mms, (r.randrange(len(_MMS_SUBJECTS)), 1 + r.randrange(3)), vals, smsc, msc,
+                   app_port=MMS_PORT, sms_dcs=0x04, mms_class="personal",
+                   subject_hash=f"{subject_hash(_MMS_SUBJECTS[subject]):016x}")
+        return [_Step(S_TCAP, _b_begin_mms, (subject, 1 + r.randrange(3)), vals, smsc, msc,
                       called=called, calling=calling),
                 _Step(S_TCAP, _b_end_result, (44, 3, ()), {"dtid": otid}, msc, smsc, called=calling, calling=called,
                       exp=_order_exp(exp))]
