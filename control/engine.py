@@ -127,6 +127,7 @@ class Engine:
         self._ev, self._rows = np.zeros(0, EVENT_DTYPE), {}   # the batch being matched, its list rows
         self.watch = {Event.named(e) for e in watch}       # events written for others (control.health)
         self.last_events = np.zeros(0, EVENT_DTYPE)       # the last batch's events
+        self.last_services = np.zeros(0, np.int8)         # and its records' data services (-1: none)
         self.goal_hits = []                 # the last batch's goal events: (campaign, ts_ns, imsi, msisdn)
         self.lists = lists
         self.triggers = 0
@@ -188,7 +189,8 @@ class Engine:
             return Triggers([])
         records = np.ascontiguousarray(records)
         self.records += len(records)
-        ev = self.state.process(records, *self._where(records), self._services(records))
+        self.last_services = self._services(records)
+        ev = self.state.process(records, *self._where(records), self.last_services)
         self.query_values = self.state.query_values
         return self._match(ev, records)
 

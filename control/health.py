@@ -5,7 +5,8 @@ cross into the next day and at shutdown (`complete: false`: the day was not over
 for the same day replaces it):
 
     day, seen (subscribers with a record that day), mms_users (with an MMS), data_users (with a
-    data session or data volume), records, mms, sessions, segments {name: n} (every subscriber
+    session on a data service's APN, policy.yaml's data_services, or data volume: an IMS session
+    is no data use), records, mms, sessions (on a data service's APN), segments {name: n} (every subscriber
     the state knows in each of the policy's lifecycle segments, control.lifecycle, in its order, at
     the end of the day), moves {"a>b": n} (segment changes since the previous day's end), new
     (subscribers first known that day)
@@ -58,8 +59,9 @@ class Health:
             self.today[:] = 0
             self.counts = dict.fromkeys(self.counts, 0)
 
-    def count(self, records: np.ndarray, events: np.ndarray) -> None:
-        """After the engine took them: today's MMS and data sessions, from its events."""
+    def count(self, records: np.ndarray, events: np.ndarray, services: np.ndarray) -> None:
+        """After the engine took them: today's MMS and data sessions, from its events and the
+        records' data services (Engine.last_services)."""
         self.counts["records"] += len(records)
         if not len(events):
             return
@@ -69,7 +71,10 @@ class Health:
                 [self.today, np.zeros(max(top, 2 * len(self.today)) - len(self.today), np.uint8)]
             )
         for code, bit, name in ((Event.MMS_MT, MMS, "mms"), (Event.DATA_SESSION_START, DATA, "sessions")):
-            sub = events["sub"][events["event"] == code]
+            sel = events["event"] == code
+            if code == Event.DATA_SESSION_START:        # of a data service: not the IMS
+                sel &= services[np.maximum(events["rec"], 0)] >= 0
+            sub = events["sub"][sel]
             self.today[sub[sub >= 0]] |= bit
             self.counts[name] += len(sub)
 

@@ -447,7 +447,7 @@ class EngineServer:
             if replay:
                 self.dispatcher.live_until(int(part["ts_ns"].max()))
             self._emit(self.engine.process(part), log, push)
-            self.health.count(part, self.engine.last_events)
+            self.health.count(part, self.engine.last_events, self.engine.last_services)
             self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
             if self.dispatcher is not None:
                 self.dispatcher.clock.see(self.engine.state.clock_ns)   # the records clock moves with records

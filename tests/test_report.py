@@ -158,7 +158,8 @@ def test_a_goal_of_an_imported_conversion_list(tmp_path):
 
 
 def test_health_counters_per_day(tmp_path):
-    """Day 1: 100 seen, 20 with an MMS, 50 with a data session (cmnet) and data; day 2: 60 seen,
+    """Day 1: 100 seen, 20 with an MMS, 50 with a data session (cmnet) and data, 10 others with an
+    IMS session only (no data use: not in data_users, sessions or trial); day 2: 60 seen,
     10 MMS, 20 of the 50 use 400 MB; day 10: 5 seen, each a session on cmwap and 1.2 GB. By the
     default lifecycle the 50 are trial on day 1, 20 of them active on day 2, 5 of these loyal on
     day 10 (two services, 1.6 GB in 90 days); the rest potential."""
@@ -172,6 +173,8 @@ def test_health_counters_per_day(tmp_path):
         if i < 50:
             recs.append(rec(Kind.SESSION_CREATE, 300 + i, imsi=imsi, msisdn=msisdn, rat=6, apn="cmnet"))
             recs.append(rec(Kind.DATA_USAGE, 400 + i, imsi=imsi, octets=5 << 20))
+        elif i < 60:
+            recs.append(rec(Kind.SESSION_CREATE, 300 + i, imsi=imsi, msisdn=msisdn, rat=6, apn="ims"))
         if i < 60:
             recs.append(rec(Kind.LOCATION_UPDATE, D + 10 + i, imsi=imsi, msisdn=msisdn, node="861390001000"))
         if i < 20:
@@ -193,7 +196,7 @@ def test_health_counters_per_day(tmp_path):
         for part in health.split(chunk):
             health.begin(part, engine)
             engine.process(part)
-            health.count(part, engine.last_events)
+            health.count(part, engine.last_events, engine.last_services)
         health.write(engine, complete=False)
         kept = health.arrays()                      # what the engine's snapshot keeps
         health = Health(str(data))
