@@ -24,10 +24,30 @@ def touchpoint(*args, cwd=None, timeout=300):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "d"
-    r = touchpoint("demo", "--out", str(out), "--subscribers", "800", "--seed", "3")
+    """`touchpoint demo` as `pip install '.[demo]' && touchpoint demo` gives it a newcomer, outside
+    any checkout: the files setuptools installs (setup.py build_py: the modules and the package
+    data pyproject.toml lists) with the extensions built for this checkout, run from an empty
+    directory. A sample rule, image, list or story left out of the package data fails here."""
+    tmp = tmp_path_factory.mktemp("demo")
+    site = tmp / "site"
+    r = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(site)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for built in ("probe", "control"):
+        for so in os.listdir(os.path.join(ROOT, built)):
+            if so.endswith(".so"):
+                shutil.copy(os.path.join(ROOT, built, so), site / "touchpoint" / built / so)
+    empty = tmp / "empty"
+    empty.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(site))
+    where = subprocess.run([sys.executable, "-c", "import touchpoint.control.demo as d; print(d.__file__)"],
+                           cwd=empty, env=env, capture_output=True, text=True, timeout=60)
+    assert where.stdout.startswith(str(site)), where.stdout + where.stderr      # not the checkout's
+    r = subprocess.run([sys.executable, "-c", "from touchpoint.control.cli import run; run()", "demo",
+                        "--subscribers", "800", "--seed", "3"], cwd=empty, env=env, capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr + r.stdout
-    return out, r
+    return empty / "touchpoint-demo", r
 
 
 def test_every_active_campaign_triggers_and_sends(demo):
@@ -106,9 +126,9 @@ def test_plots_and_story(demo):
     pngs = [line.split(": ", 1)[1] for line in r.stdout.splitlines() if line.startswith("plot: ")]
     assert pngs
     for p in pngs:
-        with open(p, "rb") as f:
+        with open(out.parent / p, "rb") as f:         # as printed: relative to where the demo ran
             head = f.read(8)
-        assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(p) > 10_000
+        assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(out.parent / p) > 10_000
     assert (out / "story.yaml").exists() and (out / "day.pcap").stat().st_size > 0
 
 
@@ -197,28 +217,9 @@ def test_sigterm_ends_the_children(tmp_path):
     assert running_in(out) == []
 
 
-def test_the_demo_runs_from_an_installed_copy_in_an_empty_directory(tmp_path):
-    """What `pip install '.[demo]' && touchpoint demo` gives a newcomer, outside any checkout: the
-    files setuptools installs (setup.py build_py: the modules and the package data pyproject.toml
-    lists) with the extensions built for this checkout, run from an empty directory. A sample rule,
-    list or story left out of the package data fails here."""
-    site = tmp_path / "site"
-    r = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "-d", str(site)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    for built in ("probe", "control"):
-        for so in os.listdir(os.path.join(ROOT, built)):
-            if so.endswith(".so"):
-                shutil.copy(os.path.join(ROOT, built, so), site / "touchpoint" / built / so)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(site))
-    where = subprocess.run([sys.executable, "-c", "import touchpoint.control.demo as d; print(d.__file__)"],
-                           cwd=empty, env=env, capture_output=True, text=True, timeout=60)
-    assert where.stdout.startswith(str(site)), where.stdout + where.stderr      # not the checkout's
-    r = subprocess.run([sys.executable, "-c", "from touchpoint.control.cli import run; run()", "demo",
-                        "--subscribers", "200"], cwd=empty, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr + r.stdout
-    assert "touchpoint demo: 200 subscribers" in r.stdout
-    assert (empty / "touchpoint-demo" / "report.png").stat().st_size > 0
-    assert sorted(os.listdir(empty)) == ["touchpoint-demo"]        # it wrote nowhere else
+def test_the_demo_writes_in_its_directory_only(demo):
+    """Run from an empty directory (the fixture), the demo wrote ./touchpoint-demo and nothing else."""
+    out, r = demo
+    assert "touchpoint demo: 800 subscribers" in r.stdout
+    assert (out / "report.png").stat().st_size > 0
+    assert sorted(os.listdir(out.parent)) == ["touchpoint-demo"]
