@@ -13,7 +13,9 @@ import string
 from dataclasses import dataclass
 
 import numpy as np
-from yaml.nodes import MappingNode, SequenceNode
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from touchpoint.probe.record import subject_hash
 
 from . import fields as F
 from .channel_settings import CHANNELS, required, resolve
@@ -119,6 +121,15 @@ class Goal:
 
 
 @dataclass(frozen=True)
+class Forwards:
+    """`track_forwards`: the seed MMS whose forwards control.forwards follows through the network."""
+    subject_hash: int               # of its subject (probe.record.subject_hash); 0: by its size alone
+    size: int = 0                   # its bytes: a notification without a subject matches within tolerance
+    tolerance: float = 0.05
+    sender: str = ""                # the address it comes from: its recipients are generation 0
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     name: str
@@ -139,6 +150,7 @@ class Campaign:
     schedule: Schedule | None = None    # sends to its whole audience at these times (control.schedule)
     send_window: tuple = ()         # ((from, to) minutes after local midnight, ...): when it may go out
     replies: tuple = ()             # the reply words the message asks for: kept and counted by word
+    forwards: Forwards | None = None    # track_forwards: the seed's forwards are followed
     file: str = ""
     line: int = 0
 
@@ -168,7 +180,8 @@ TRIGGER_KEYS = ("imsi", "msisdn", "campaign")       # a template field every tri
 # --- reading a campaign file ----------------------------------------------------------------------
 
 CAMPAIGN_KEYS = ("id", "name", "status", "valid", "trigger", "audience", "exclude", "window", "message",
-                 "priority", "holdout", "goal", "send", "cooldown", "quota", "schedule", "send_window", "replies")
+                 "priority", "holdout", "goal", "send", "cooldown", "quota", "schedule", "send_window", "replies",
+                 "track_forwards")
 CAMPAIGN_HINTS = {"when": "the scenario goes under trigger.event", "event": "put it under trigger: {event: ...}",
                   "text": "put it under message: {text: ...}", "lists": "put it under audience: {lists: [...]}"}
 
@@ -213,10 +226,11 @@ def read_campaign(doc: Doc, root, places: Places | None, columns, policy: Policy
     cooldown = get("cooldown", doc.duration, 0)
     quota = get("quota", lambda n, p: doc.integer(n, p, 1), 0)
     replies = get("replies", lambda n, p: _reply_words(doc, n, p) or BAD, ())
+    forwards = _forwards(doc, top["track_forwards"], message, policy) if "track_forwards" in top else None
     if trigger is not BAD and message is not BAD:
         _check_template(doc, top["message"], message, trigger.event if trigger else None, audience, columns)
     parts = (cid, name, status, trigger, audience, exclude, message, valid_from, valid_until, window, priority,
-             holdout, goal, send, cooldown, quota, schedule, send_window, replies)
+             holdout, goal, send, cooldown, quota, schedule, send_window, replies, forwards)
     if doc.errors or any(p is BAD for p in parts):
         return None
     return Campaign(*parts, file=doc.file, line=line_of(root))
@@ -458,6 +472,37 @@ def _check_template(doc, node, message, event, audience, columns) -> None:
         if events:
             why = f"a field of {one_of(events)}, not of {event or 'a scheduled send'}"
         doc.err(text_node, "message.text", f"{{{fname}}}: {why}{suggest(fname, [*built_in, *(columns or ())])}")
+
+
+def _forwards(doc, node, message, policy: Policy) -> Forwards:
+    """`track_forwards: true` (this MMS campaign's subject, the same for everyone, from its source)
+    or `{subject, size, tolerance, from}` of a seed another system sent."""
+    path = "track_forwards"
+    if isinstance(node, ScalarNode):
+        v = doc.scalar(node, path)
+        if v is BAD or message is BAD:
+            return BAD
+        if v.lower() not in ("true", "yes"):
+            return doc.err(node, path, f"{v!r}: true, or the seed's {{subject, size, tolerance, from}}")
+        if not message.slides:
+            return doc.err(node, path, "true follows this campaign's picture message: channel: mms, with a subject")
+        if TEMPLATE.search(message.subject) or not subject_hash(message.subject):
+            return doc.err(node, path, "true needs a subject without {fields}, the same for every recipient, to "
+                                       "know its forwards by")
+        sender = message.source or policy.channels.get("mms", {}).get("source", "")
+        return Forwards(subject_hash(message.subject), sender=str(sender))
+    top = doc.mapping(node, path, ("subject", "size", "tolerance", "from"))
+    if top is None:
+        return BAD
+    subject = doc.scalar(top["subject"], f"{path}.subject") if "subject" in top else ""
+    size = doc.integer(top["size"], f"{path}.size", 1) if "size" in top else 0
+    tolerance = doc.percent(top["tolerance"], f"{path}.tolerance") if "tolerance" in top else 0.05
+    sender = doc.scalar(top["from"], f"{path}.from") if "from" in top else ""
+    if BAD in (subject, size, tolerance, sender):
+        return BAD
+    if not subject_hash(subject) and not size:
+        return doc.err(node, path, "names the seed by its subject, its size, or both")
+    return Forwards(subject_hash(subject), size, tolerance, sender)
 
 
 def _reply_words(doc, node, path: str) -> tuple:

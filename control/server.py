@@ -47,6 +47,7 @@ from .ctl import Commands, ControlServer, default_endpoint
 from .datadir import private
 from .dispatcher import Dispatcher
 from .engine import SENT_NOW, Engine
+from .forwards import ForwardLog
 from .goals import Goals
 from .health import WATCH, Health
 from .policy import make_clock
@@ -123,6 +124,7 @@ class EngineServer:
         self.goals = Goals(cfg.data_dir, ruleset, warn=self.say)     # conversions, from the outbox
         self.engine.contacts = ContactHistory(cfg.data_dir)         # audiences' `contacted:`, from it too
         self.health = Health(cfg.data_dir, cfg.shard)                # the daily scorecard counters
+        self.forwards = ForwardLog(cfg.data_dir, cfg.shard)          # the tracked seeds' notifications
         self.report_period = None           # --report-every: the period the clock is in
         self.runs = Runs()                  # the scheduled campaigns' last runs (control.schedule)
         self.next_run_check = 0.0
@@ -447,6 +449,8 @@ class EngineServer:
             if replay:
                 self.dispatcher.live_until(int(part["ts_ns"].max()))
             self._emit(self.engine.process(part), log, push)
+            self.forwards.observe(self.engine.campaigns, part, self.engine.last_events,
+                                  self.engine.state.rows["msisdn"])
             self.health.count(part, self.engine.last_events, self.engine.last_services)
             self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
             if self.dispatcher is not None:

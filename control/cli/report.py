@@ -21,7 +21,8 @@ from .group import data_dir_option
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE.png",
               help="Draw it: the funnel, both groups' conversion curves, the trigger-to-send times.")
 @click.option("--health", is_flag=True, help="The service health scorecard per day instead of the campaigns.")
-def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, health):
+@click.option("--forwards", is_flag=True, help="How far CAMPAIGN's seed MMS was forwarded (track_forwards).")
+def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, health, forwards):
     """What each campaign achieved: funnel, conversion of contacted vs held out, uplift with its
     95% interval, time from trigger to send, per day.
 
@@ -29,12 +30,16 @@ def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, heal
     touchpoint report --data DIR                    # every campaign
     touchpoint report first-data --since 2026-11-01 --plot first-data.png
     touchpoint report --health --plot health.png    # penetration, activity, lifecycle segments
+    touchpoint report --forwards seed-offer          # forwards of a seed MMS, by day and generation
     """
 
     from touchpoint.control import health as health_mod
     from touchpoint.control import report as rep_mod
 
     ns = lambda t: int(t.replace(tzinfo=timezone.utc).timestamp()) * 10**9 if t else None
+    if forwards:
+        _forwards(campaign, data_dir, rules_dir, as_json)
+        return
     try:
         if health:
             days = health_mod.read(data_dir)
@@ -54,3 +59,20 @@ def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, heal
             click.echo(f"plot: {rep_mod.plot(rep, plot_path)}", err=as_json)
     except rep_mod.ReportError as e:
         raise click.ClickException(str(e))
+
+
+def _forwards(campaign, data_dir, rules_dir, as_json) -> None:
+    from touchpoint.control import forwards, rules
+
+    if not campaign:
+        raise click.UsageError("--forwards names the CAMPAIGN whose seed it follows")
+    rs = rules.load(rules_dir)
+    c = next((c for c in rs.campaigns if c.id == campaign), None)
+    if c is None or c.forwards is None:
+        raise click.ClickException(f"{campaign}: " + ("no such campaign in " + rules_dir if c is None else
+                                                      "it does not track forwards (track_forwards in its rule)"))
+    try:
+        t = forwards.trail(data_dir, c)
+    except forwards.ForwardsError as e:
+        raise click.ClickException(str(e))
+    click.echo(json.dumps(t, ensure_ascii=False, indent=1) if as_json else forwards.render(t))

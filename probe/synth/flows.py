@@ -464,7 +464,7 @@ class _Mixed:
                                calling=called, exp=_order_exp(exp)))
         return steps
 
-    def mms_notification(self, sub, budget: int, sender=None):
+    def mms_notification(self, sub, budget: int, sender=None, subject: str | None = None, size: int | None = None):
         r = self.rng
         if budget < 2:
             return None
@@ -473,7 +473,7 @@ class _Mixed:
         msc = sub.msc
         called, calling = (msc.gt, SSN_MSC), (smsc.gt, SSN_MSC)
         sender = sender or r.choice(gen.subs).msisdn
-        size = r.choice((12_000 + r.randrange(50_000), 70_000 + r.randrange(230_000)))
+        size = size or r.choice((12_000 + r.randrange(50_000), 70_000 + r.randrange(230_000)))
         size_b = size.to_bytes((size.bit_length() + 7) // 8, "big")
         alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
         otid = gen.tid()
@@ -481,11 +481,11 @@ class _Mixed:
         vals = {"otid": otid, "imsi": sub.imsi_t, "sc": tbcd(smsc.gt), "tp_oa": sms_addr(oa, 0x81),
                 "mms_txn": "".join(r.choice(alnum) for _ in range(12)).encode(), "mms_from": sender.encode(),
                 "mms_size": size_b, "mms_loc": "".join(r.choice(alnum) for _ in range(16)).encode()}
-        subject = r.randrange(len(_MMS_SUBJECTS))
+        subject = _MMS_SUBJECTS[r.randrange(len(_MMS_SUBJECTS))] if subject is None else subject
         exp = dict(kind="mms_notification", proto="map", flags=_flags("request", "response", "correlated"), op=44,
                    imsi=sub.imsi, peer=sender, node=msc.gt, version=3, tid=int.from_bytes(otid, "big"), octets=size,
                    app_port=MMS_PORT, sms_dcs=0x04, mms_class="personal",
-                   subject_hash=f"{subject_hash(_MMS_SUBJECTS[subject]):016x}")
+                   subject_hash=f"{subject_hash(subject):016x}" if subject_hash(subject) else None)
         return [_Step(S_TCAP, _b_begin_mms, (subject, 1 + r.randrange(3)), vals, smsc, msc,
                       called=called, calling=calling),
                 _Step(S_TCAP, _b_end_result, (44, 3, ()), {"dtid": otid}, msc, smsc, called=calling, calling=called,

@@ -86,6 +86,15 @@ def _uintvar(n: int) -> bytes:
     return bytes(reversed(out))
 
 
+def _encoded_string(text: str) -> bytes:
+    """Encoded-string-value (OMA-TS-MMS-ENC 7.2.9): ASCII as a Text-string; anything else in
+    UTF-8, with its charset (106) and a Quote before a first octet of 128 or more."""
+    if text.isascii():
+        return text.encode() + b"\x00"
+    body = b"\xea" + (b"\x7f" if text.encode()[0] >= 0x80 else b"") + text.encode() + b"\x00"
+    return (bytes([len(body)]) if len(body) < 31 else b"\x1f" + _uintvar(len(body))) + body
+
+
 def mms_notification_pdu(txn: bytes, sender: bytes, subject: str, size: bytes, location: bytes,
                          wsp_tid: int = 1) -> bytes:
     """WSP Push (WAP-230 8.2.4.1) of an MMS m-notification-ind (OMA MMS encapsulation
@@ -93,7 +102,7 @@ def mms_notification_pdu(txn: bytes, sender: bytes, subject: str, size: bytes, l
     personal, Message-Size (long integer), expiry, Content-Location."""
     sender_v = b"\x80+" + sender + b"/TYPE=PLMN\x00"
     mms = (b"\x8c\x82" + b"\x98" + txn + b"\x00" + b"\x8d\x92" + b"\x89" + bytes([len(sender_v)]) + sender_v
-           + b"\x96" + subject.encode() + b"\x00" + b"\x8a\x80" + b"\x8e" + bytes([len(size)]) + size
+           + b"\x96" + _encoded_string(subject) + b"\x8a\x80" + b"\x8e" + bytes([len(size)]) + size
            + b"\x88\x05\x81\x03\x09\x3a\x80" + b"\x83" + b"http://mmsc.monternet.com/" + location + b"\x00")
     headers = b"\xbe" + b"\xaf\x84"          # application/vnd.wap.mms-message; X-Wap-Application-Id mms.ua
     return bytes([wsp_tid, 0x06]) + _uintvar(len(headers)) + headers + mms
@@ -101,7 +110,7 @@ def mms_notification_pdu(txn: bytes, sender: bytes, subject: str, size: bytes, l
 
 def _b_begin_mms(f, subject, wsp_tid):
     """mt-forwardSM v3 Begin: SMS-DELIVER, 8-bit data, ports 2948 <- 9200, the WAP push."""
-    pdu = mms_notification_pdu(f["mms_txn"], f["mms_from"].encode(), _MMS_SUBJECTS[subject], f["mms_size"],
+    pdu = mms_notification_pdu(f["mms_txn"], f["mms_from"].encode(), subject, f["mms_size"],
                                f["mms_loc"], wsp_tid)
     tpdu = sms_deliver_udh(f["tp_oa"], pdu, dcs=0x04, udh=[(5, {"Dest": MMS_PORT, "Origin": WSP_PORT})])
     return encode_begin(44, map_arg(44, 3, imsi=f["imsi"], sc=f["sc"], ui=tpdu), ac=(AC["shortMsgMT-Relay"], 3),

@@ -441,7 +441,7 @@ def _sms_mt(w, a, t, p, st) -> int:
 
 
 def _mms_mt(w, a, t, p, st) -> int:
-    steps = w.mixed.mms_notification(a.sub, 2, sender=p.get("from"))
+    steps = w.mixed.mms_notification(a.sub, 2, sender=p.get("from"), subject=p.get("subject"), size=p.get("size"))
     return w.flow(_spaced(t, 2), steps, st)
 
 

@@ -221,7 +221,7 @@ ACTIONS = {
     "call": {"to", "via", "answer", "duration"},
     "sms_mo": {"to"},
     "sms_mt": {"from"},
-    "mms_mt": {"from"},
+    "mms_mt": {"from", "subject", "size"},
     "ussd": {"code"},
     "data": {"apn", "rat", "duration", "packets"},
 }
@@ -254,6 +254,12 @@ def _check_args(step: _Map, do: str, places: Places, where: _Where):
         a["vlr"] = _digits(a["vlr"], where, ln("vlr"), "VLR GT", range(5, 16))
     if "mccmnc" in a:
         a["mccmnc"] = _digits(a["mccmnc"], where, ln("mccmnc"), "MCC+MNC", range(5, 7))
+    if "subject" in a:
+        a["subject"] = "" if a["subject"] is None else str(a["subject"])
+        if "\0" in a["subject"] or len(a["subject"].encode()) > 30:     # one SMS carries the notification
+            where.fail(ln("subject"), "subject: up to 30 bytes of text in UTF-8, no NUL")
+    if "size" in a and not (isinstance(a["size"], int) and 0 < a["size"] < 2**32):
+        where.fail(ln("size"), "size: the message's bytes, a whole number above 0")
     for k in ("lac", "cell", "packets"):
         if k in a and not (isinstance(a[k], int) and a[k] >= 0):
             where.fail(ln(k), f"{k} must be a non-negative number")

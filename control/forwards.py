@@ -1,0 +1,149 @@
+"""Seed-MMS forwards: how far a campaign's picture message travelled (`track_forwards`).
+
+The engine notes each MMS notification that carries a tracked seed, by its subject's hash (the
+record's subject_hash: the forward prefixes off) or, without a subject, by its size within the
+seed's tolerance, in DATA/forwards-shard-N.jsonl: campaign, ts_ns, to (the recipient's MSISDN),
+from (the sender's), octets. Its shard sees only its own recipients, so who forwarded whose copy
+is worked out here, from every shard's notes and the outbox, in time order (trail()):
+
+- generation 0 holds the seed: those the campaign's message was sent to (the outbox), and those
+  notified of it from the seed's own address (`from`, the campaign's source);
+- a notification to B from a holder A is a forward; B becomes a holder of A's generation + 1,
+  unless it already holds one (a loop or a second copy is a forward, not a new reach);
+- a notification from someone who holds no copy (it came from outside the network, or before
+  its sender was seen) is counted apart, `unlinked`.
+
+A note is made again when the engine replays its journal after a crash: trail() takes each
+(campaign, ts_ns, to, from) once.
+"""
+import glob
+import json
+import os
+import sqlite3
+from datetime import datetime, timezone
+
+import numpy as np
+
+from touchpoint.probe.record import NO_DIGITS, unpack
+
+from .events import Event
+
+
+class ForwardLog:
+    """The engine's side: the notifications of the tracked seeds, appended as they come."""
+
+    def __init__(self, data_dir: str, shard: int = 0):
+        self.path = os.path.join(data_dir, f"forwards-shard-{shard}.jsonl")
+        self.noted = 0
+
+    def observe(self, campaigns, records: np.ndarray, events: np.ndarray, msisdns: np.ndarray) -> int:
+        """Note the MMS notifications among `records` (the engine's `events` of them, `msisdns`
+        its state's MSISDN column) that carry a tracked seed; returns how many."""
+        tracked = [c for c in campaigns if c.forwards is not None]
+        if not tracked or not len(events):
+            return 0
+        ev = events[(events["event"] == Event.MMS_MT) & (events["rec"] >= 0)]
+        if not len(ev):
+            return 0
+        rec = records[ev["rec"]]
+        lines = []
+        for c in tracked:
+            f = c.forwards
+            hit = (rec["subject_hash"] == np.uint64(f.subject_hash)) if f.subject_hash else np.zeros(len(rec), bool)
+            if f.size:
+                size = rec["octets"].astype(np.float64)
+                hit |= (rec["subject_hash"] == 0) & (np.abs(size - f.size) <= f.tolerance * f.size)
+            if not hit.any():
+                continue
+            known = msisdns[ev["sub"][hit]]
+            to = np.where(known != NO_DIGITS, known, rec["msisdn"][hit])
+            for ts, t, sender, size in zip(rec["ts_ns"][hit].tolist(), unpack(to).tolist(),
+                                           unpack(rec["peer"][hit]).tolist(), rec["octets"][hit].tolist()):
+                if t:                   # a recipient without an MSISDN cannot be followed further
+                    lines.append(json.dumps({"campaign": c.id, "ts_ns": ts, "to": t, "from": sender,
+                                             "octets": size}) + "\n")
+        if lines:
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.writelines(lines)
+            self.noted += len(lines)
+        return len(lines)
+
+
+class ForwardsError(Exception):
+    """No trail to show: the message says why."""
+
+
+def trail(data_dir: str, campaign) -> dict:
+    """The forwards of `campaign`'s seed (a Campaign with forwards) from the data directory."""
+    seeded = {}
+    db_path = os.path.join(data_dir, "outbox.sqlite")
+    if os.path.exists(db_path):
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+            for msisdn, sent in db.execute("SELECT msisdn, min(sent_ns) FROM messages WHERE campaign = ? "
+                                           "AND sent_ns IS NOT NULL GROUP BY msisdn", (campaign.id,)):
+                seeded[msisdn] = sent
+    notes = set()
+    for path in sorted(glob.glob(os.path.join(data_dir, "forwards-shard-*.jsonl"))):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    x = json.loads(line)
+                    if x["campaign"] == campaign.id:
+                        notes.add((int(x["ts_ns"]), str(x["to"]), str(x["from"]), int(x.get("octets", 0))))
+                except (ValueError, KeyError, TypeError):
+                    raise ForwardsError(f"{path}:{n}: not a forward note: {line[:60]!r}") from None
+    if not seeded and not notes:
+        raise ForwardsError(f"{campaign.id}: no seed sent and no notification of it seen in {data_dir}")
+    holders = {m: (0, t) for m, t in seeded.items()}        # msisdn -> (generation, since)
+    days, by_sender, gens = {}, {}, {0: len(holders)}
+    unlinked = 0
+    sender = campaign.forwards.sender
+    for ts, to, frm, _ in sorted(notes):
+        day = days.setdefault(datetime.fromtimestamp(ts / 1e9, timezone.utc).strftime("%Y-%m-%d"),
+                              {"forwards": 0, "reached": 0, "seeded": 0})
+        if sender and frm == sender:                            # the seed itself, notified
+            if to not in holders:
+                holders[to] = (0, ts)
+                gens[0] = gens.get(0, 0) + 1
+                day["seeded"] += 1
+            continue
+        if frm not in holders or holders[frm][1] > ts:
+            unlinked += 1
+            continue
+        day["forwards"] += 1
+        by_sender[frm] = by_sender.get(frm, 0) + 1
+        if to not in holders:
+            g = holders[frm][0] + 1
+            holders[to] = (g, ts)
+            gens[g] = gens.get(g, 0) + 1
+            day["reached"] += 1
+    table, forwards, reached = [], 0, 0
+    for day in sorted(days):
+        d = days[day]
+        forwards += d["forwards"]
+        reached += d["reached"]
+        table.append({"day": day, **d, "forwards_total": forwards, "reached_total": reached})
+    top = sorted(by_sender.items(), key=lambda x: (-x[1], x[0]))[:10]
+    return {"campaign": campaign.id, "seeded": gens.get(0, 0), "forwards": forwards, "reached": reached,
+            "unlinked": unlinked, "generations": {str(g): n for g, n in sorted(gens.items())},
+            "days": table, "top_forwarders": [{"msisdn": _masked(m), "forwards": n} for m, n in top]}
+
+
+def _masked(msisdn: str) -> str:
+    """A number as the report shows it: its middle four digits hidden (personal data)."""
+    return msisdn[:-8] + "****" + msisdn[-4:] if len(msisdn) > 8 else "****"
+
+
+def render(t: dict) -> str:
+    out = [f"== {t['campaign']} — forwards of the seed",
+           f"seeded {t['seeded']:,}; forwards {t['forwards']:,}; reached {t['reached']:,} more"
+           + (f"; unlinked {t['unlinked']:,} (from no known holder)" if t["unlinked"] else ""),
+           "generations: " + ", ".join(f"{g}: {n:,}" for g, n in t["generations"].items()), "",
+           f"{'day':<10}  {'forwards':>8}  {'total':>8}  {'reached':>7}  {'total':>7}",
+           f"{'-' * 10}  {'-' * 8}  {'-' * 8}  {'-' * 7}  {'-' * 7}"]
+    out += [f"{d['day']:<10}  {d['forwards']:>8,}  {d['forwards_total']:>8,}  {d['reached']:>7,}  "
+            f"{d['reached_total']:>7,}" for d in t["days"]]
+    if t["top_forwarders"]:
+        out += ["", "best forwarders: " + ", ".join(f"{x['msisdn']} {x['forwards']:,}" for x in t["top_forwarders"])]
+    return "\n".join(out)
+
