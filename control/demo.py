@@ -5,11 +5,13 @@
 1. A story is written for the day (OUT/story.yaml, touchpoint.probe.synth.story): a share of the subscribers
    lives each scenario of the example campaigns in rules/ (a new 5G handset, the first time on
    5G, the first data session after a silent month, a hotline call, arriving in Shanghai,
-   shopping at Wangfujing in the evening, forwarding calls then a power cycle), some of them
-   then reach the campaign's goal (more often when contacted than when held out), and the
-   rest are background subscribers doing ordinary things. A second story (OUT/history.yaml)
-   gives the new-handset subscribers the data days of the previous weeks that make them
-   `active`. Both are rendered to captures; the postpaid and staff lists of the day's
+   shopping at Wangfujing in the evening, forwarding calls then a power cycle; the MMS
+   playbook's groups: students around the colleges, women at the office towers, men of a high
+   ARPU landing at the airport), some of them then reach the campaign's goal (more often when
+   contacted than when held out), and the rest are background subscribers doing ordinary
+   things. A second story (OUT/history.yaml) gives the new-handset subscribers the data days of
+   the previous weeks that make them `active`, and the groups their weeks at the colleges and
+   the towers. Both are rendered to captures; the postpaid and staff lists of the day's
    subscribers are written (with the rows of rules/lists/) and imported with the TAC table.
 2. `touchpoint engine` (with its in-process dispatcher, `--clock records`) and `touchpoint
    probe` run as processes over ZeroMQ on loopback with a copy of rules/; the weeks before go as
@@ -19,7 +21,8 @@
    operator would, with `ctl`: during the replay and at its end (the Wangfujing evening is
    late in the day, so its two-hour window is still open then).
    The `sms` channel's SMSC is a small one on loopback (LocalSmsc) that answers each submit_sm
-   with a delivery receipt; the others go to the file channel.
+   with a delivery receipt; the `mms` channel's MMSC (LocalMmsc) answers each SubmitReq, posts
+   its delivery report and, from some subscribers, a reply; the others go to the file channel.
 3. The report: `touchpoint report` of the campaigns and `--health`, with their plots
    (OUT/report.png, OUT/health.png); `ctl campaigns` at the end in OUT/summary.json.
 

@@ -75,6 +75,10 @@ class Dispatcher:
         self.clock = clock or WallClock()
         self.warn = warn or (lambda line: None)
         self.lock = threading.RLock()
+        # Held by whoever moves a records clock through a replay (the engine's server, a chunk at a
+        # time): the sending loop's rounds wait, so none runs at a time the replay has not reached
+        # with the messages of the times before it still unsent.
+        self.driving = threading.Lock()
         self.results = queue.SimpleQueue()
         self.stopping = threading.Event()
         self.thread = None
@@ -287,7 +291,8 @@ class Dispatcher:
     def _run(self) -> None:
         while not self.stopping.is_set():
             try:
-                busy = self.step()
+                with self.driving:
+                    busy = self.step()
             except Exception as e:          # noqa: BLE001 - reported; the loop (and the engine) go on
                 self.counts["loop_errors"] += 1
                 self.warn(f"sending loop: {type(e).__name__}: {e}")
@@ -347,6 +352,7 @@ class Dispatcher:
         records), a step at each due time on the way, so a message due in the gap goes out when
         it would have live, not expired for a window that closed while no records came."""
         t = self.clock.now_ns()
+        self.step()             # what is due by now first: the walk finds the due times after it
         while True:
             with self.lock:
                 t = self.outbox.next_due(t, now_ns)

@@ -440,6 +440,12 @@ class EngineServer:
         if replay:
             records = np.concatenate([self.carry, records]) if len(self.carry) else records
             steps, self.carry = replay_steps(records, self.engine.state.clock_ns, whole)
+            with self.dispatcher.driving:
+                self._parts(steps, log, push, replay)
+        else:
+            self._parts(steps, log, push, replay)
+
+    def _parts(self, steps, log, push, replay: bool) -> None:
         for part in (p for step in steps for p in self.health.split(step) if len(p)):     # days end between parts
             if self.cfg.clock == "records":         # the report of a period is of what came before its end
                 self._report_due(int(part["ts_ns"].max()))
