@@ -147,3 +147,26 @@ def render(t: dict) -> str:
         out += ["", "best forwarders: " + ", ".join(f"{x['msisdn']} {x['forwards']:,}" for x in t["top_forwarders"])]
     return "\n".join(out)
 
+
+def plot(t: dict, path: str) -> str:
+    """The forwards and the reach over the days (each day's and the running totals), and the
+    holders of each generation."""
+    from .report import _pyplot
+    plt = _pyplot()
+    days = t["days"]
+    x = np.arange(len(days))
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    ax[0].bar(x - 0.2, [d["forwards"] for d in days], 0.4, label="forwards", color="#4477aa")
+    ax[0].bar(x + 0.2, [d["reached"] for d in days], 0.4, label="reached", color="#ee6677")
+    ax[0].plot(x, [d["forwards_total"] for d in days], marker="o", color="#4477aa", label="forwards, in all")
+    ax[0].plot(x, [d["reached_total"] for d in days], marker="o", color="#ee6677", label="reached, in all")
+    ax[0].set_xticks(x, [d["day"][5:] for d in days], rotation=45)
+    ax[0].set_title(f"{t['campaign']}: forwards and reach per day")
+    ax[0].legend(fontsize=8)
+    gens = t["generations"]
+    ax[1].bar(list(gens), list(gens.values()), color="#228833")
+    ax[1].set_title("holders by generation (0: seeded)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -52,6 +52,11 @@ def test_the_trail_of_a_seed_through_the_network(tmp_path):
     assert "seeded 2; forwards 6; reached 4 more; unlinked 1 (from no known holder)" in text
     assert "2026-11-08         1         6        1        4" in text
     assert "8613800000203" not in text                      # numbers are personal: shown masked
+    png = tmp_path / "fw.png"
+    r = CliRunner().invoke(main, ["report", "seed", "--forwards", "--data", str(data), "--rules", str(d),
+                                  "--plot", str(png)])
+    assert r.exit_code == 0 and f"plot: {png}" in r.output, r.output
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 10_000
 
 
 def test_track_forwards_in_a_rule(tmp_path):

@@ -38,7 +38,7 @@ def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, heal
 
     ns = lambda t: int(t.replace(tzinfo=timezone.utc).timestamp()) * 10**9 if t else None
     if forwards:
-        _forwards(campaign, data_dir, rules_dir, as_json)
+        _forwards(campaign, data_dir, rules_dir, as_json, plot_path)
         return
     try:
         if health:
@@ -61,8 +61,9 @@ def report(campaign, data_dir, rules_dir, since, until, as_json, plot_path, heal
         raise click.ClickException(str(e))
 
 
-def _forwards(campaign, data_dir, rules_dir, as_json) -> None:
+def _forwards(campaign, data_dir, rules_dir, as_json, plot_path) -> None:
     from touchpoint.control import forwards, rules
+    from touchpoint.control import report as rep_mod
 
     if not campaign:
         raise click.UsageError("--forwards names the CAMPAIGN whose seed it follows")
@@ -73,6 +74,8 @@ def _forwards(campaign, data_dir, rules_dir, as_json) -> None:
                                                       "it does not track forwards (track_forwards in its rule)"))
     try:
         t = forwards.trail(data_dir, c)
-    except forwards.ForwardsError as e:
+        click.echo(json.dumps(t, ensure_ascii=False, indent=1) if as_json else forwards.render(t))
+        if plot_path:
+            click.echo(f"plot: {forwards.plot(t, plot_path)}", err=as_json)
+    except (forwards.ForwardsError, rep_mod.ReportError) as e:
         raise click.ClickException(str(e))
-    click.echo(json.dumps(t, ensure_ascii=False, indent=1) if as_json else forwards.render(t))
