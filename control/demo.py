@@ -29,7 +29,6 @@
 Failures (a port in use, a process that dies) stop the demo with the process's own last
 lines; the child processes are always ended.
 """
-import base64
 import contextlib
 import http.client
 import json
@@ -52,6 +51,7 @@ import click
 import yaml
 
 from . import mm7, smpp_pdu
+from .mms import basic_auth
 from .ctlclient import Unreachable, request
 from .policy import holdout_share
 
@@ -310,6 +310,7 @@ class LocalMmsc:
     def __init__(self):
         self.replies, self.vasp, self.auth = {}, None, None
         self.submitted = self.replied = self.lost = 0
+        self.lock = threading.Lock()            # the handler threads' count of submits
         self.todo = queue.Queue()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -320,10 +321,9 @@ class LocalMmsc:
     def serve(self, settings: dict, replies: dict) -> None:
         """The policy's mms channel `settings` (url, user, password, listen, listen_user and
         listen_password) and what each subscriber replies."""
-        basic = lambda user, password: "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.replies, self.auth = replies, basic(settings.get("user", ""), settings.get("password", ""))
+        self.replies, self.auth = replies, basic_auth(settings.get("user", ""), settings.get("password", ""))
         host, port = settings["listen"].rsplit(":", 1)
-        self.vasp = (host, int(port), basic(settings.get("listen_user", "mmsc"), settings["listen_password"]))
+        self.vasp = (host, int(port), basic_auth(settings.get("listen_user", "mmsc"), settings["listen_password"]))
 
     def _handler(self):
         mmsc = self
@@ -340,7 +340,7 @@ class LocalMmsc:
                     req = mm7.parse_submit_request(self.headers.get("Content-Type", ""), body)
                 except mm7.MM7Error as e:
                     return self._reply(400, "text/plain", f"{e}\n".encode())
-                with mmsc.server_lock:
+                with mmsc.lock:
                     mmsc.submitted += 1
                     mid = f"mmsc-{mmsc.submitted:06d}"
                 self._reply(200, *mm7.submit_response(req.transaction_id, mid, req.namespace or mm7.DEFAULT_NAMESPACE))
@@ -356,7 +356,6 @@ class LocalMmsc:
             def log_message(self, *args):
                 pass
 
-        self.server_lock = threading.Lock()
         return Handler
 
     def _post(self):
@@ -484,7 +483,7 @@ def run(out: str = "touchpoint-demo", subscribers: int = 3000, seed: int = 1, po
             signal.signal(signal.SIGTERM, stopped)
     summary = {"seconds": round(time.monotonic() - t_start, 1), "subscribers": subscribers, "seed": seed,
                "records": d["records"] + h["records"], "smsc_submitted": smsc.submitted,
-               "mmsc_submitted": mmsc.submitted, "mmsc_replies": mmsc.replied, **summary,
+               "mmsc_submitted": mmsc.submitted, "mmsc_replies": mmsc.replied, "mmsc_lost": mmsc.lost, **summary,
                "campaigns": campaigns}
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, ensure_ascii=False, indent=1)

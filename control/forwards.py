@@ -19,14 +19,13 @@ A note is made again when the engine replays its journal after a crash: trail() 
 import glob
 import json
 import os
-import sqlite3
-from datetime import datetime, timezone
 
 import numpy as np
 
 from touchpoint.probe.record import NO_DIGITS, unpack
 
 from .events import Event
+from .report import _connect, _pyplot, day_of
 
 
 class ForwardLog:
@@ -76,12 +75,13 @@ class ForwardsError(Exception):
 def trail(data_dir: str, campaign) -> dict:
     """The forwards of `campaign`'s seed (a Campaign with forwards) from the data directory."""
     seeded = {}
-    db_path = os.path.join(data_dir, "outbox.sqlite")
-    if os.path.exists(db_path):
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-            for msisdn, sent in db.execute("SELECT msisdn, min(sent_ns) FROM messages WHERE campaign = ? "
-                                           "AND sent_ns IS NOT NULL GROUP BY msisdn", (campaign.id,)):
-                seeded[msisdn] = sent
+    if got := _connect(data_dir):
+        db = got[0]
+        try:
+            seeded = dict(db.execute("SELECT msisdn, min(sent_ns) FROM messages WHERE campaign = ? "
+                                     "AND sent_ns IS NOT NULL GROUP BY msisdn", (campaign.id,)))
+        finally:
+            db.close()
     notes = set()
     for path in sorted(glob.glob(os.path.join(data_dir, "forwards-shard-*.jsonl"))):
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -99,8 +99,7 @@ def trail(data_dir: str, campaign) -> dict:
     unlinked = 0
     sender = campaign.forwards.sender
     for ts, to, frm, _ in sorted(notes):
-        day = days.setdefault(datetime.fromtimestamp(ts / 1e9, timezone.utc).strftime("%Y-%m-%d"),
-                              {"forwards": 0, "reached": 0, "seeded": 0})
+        day = days.setdefault(day_of(ts), {"forwards": 0, "reached": 0, "seeded": 0})
         if sender and frm == sender:                            # the seed itself, notified
             if to not in holders:
                 holders[to] = (0, ts)
@@ -151,7 +150,6 @@ def render(t: dict) -> str:
 def plot(t: dict, path: str) -> str:
     """The forwards and the reach over the days (each day's and the running totals), and the
     holders of each generation."""
-    from .report import _pyplot
     plt = _pyplot()
     days = t["days"]
     x = np.arange(len(days))

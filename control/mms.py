@@ -53,12 +53,12 @@ class MmsChannel(Posting):
             raise ValueError("listen: the MMSC's delivery reports need listen_password (HTTP Basic authentication)")
         super().__init__(url, u, window, timeout, rate, say,
                          dict(sent=0, failed=0, retried=0, no_answer=0, reports=0, mo=0, refused_requests=0))
-        self.auth = _basic(user, password) if user or password else None
+        self.auth = basic_auth(user, password) if user or password else None
         self.ids = dict(vasp_id=vasp_id, vas_id=vas_id, service_code=service_code)
         self.source, self.namespace = source, namespace
         self.delivery_report = delivery_report == "true"
         self.max_size = max_size
-        self.listen, self.listen_auth = listen, _basic(listen_user, listen_password) if listen else None
+        self.listen, self.listen_auth = listen, basic_auth(listen_user, listen_password) if listen else None
         self.listen_error = ""
         self.journal_path, self.journal, self.posted = journal, None, set()
         self.server = None
@@ -279,7 +279,7 @@ def _known(namespace: str, default: str) -> str:
     return namespace if namespace in mm7.NAMESPACES else default
 
 
-def _basic(user: str, password: str) -> str:
+def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
