@@ -134,6 +134,10 @@ cdef Py_ssize_t utf8_put(uint8_t *buf, Py_ssize_t m, uint32_t u) noexcept nogil:
     return m + 4
 
 
+cdef inline uint32_t utf16_unit(const uint8_t *p, int little) noexcept nogil:
+    return ((<uint32_t>p[1] << 8) | p[0]) if little else ((<uint32_t>p[0] << 8) | p[1])
+
+
 cdef uint64_t mms_subject(const uint8_t *p, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
     """The Subject's (Encoded-string-value at p[pos:end]) hash, ext/subject.h; 0 when it cannot
     be read. Text in UTF-8 (or without a charset, as handsets send it), US-ASCII, ISO-8859-1,
@@ -165,12 +169,12 @@ cdef uint64_t mms_subject(const uint8_t *p, Py_ssize_t pos, Py_ssize_t end) noex
         elif charset == 1015 and i + 1 < end and p[i] == 0xFE and p[i + 1] == 0xFF:
             i += 2
         while i + 1 < end:
-            u = (p[i + 1] << 8) | p[i] if little else (p[i] << 8) | p[i + 1]
+            u = utf16_unit(p + i, little)
             i += 2
             if u == 0:
                 break
             if 0xD800 <= u < 0xDC00 and i + 1 < end:    # a surrogate pair
-                lo = (p[i + 1] << 8) | p[i] if little else (p[i] << 8) | p[i + 1]
+                lo = utf16_unit(p + i, little)
                 if 0xDC00 <= lo < 0xE000:
                     u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
                     i += 2

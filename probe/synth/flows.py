@@ -482,10 +482,11 @@ class _Mixed:
                 "mms_txn": "".join(r.choice(alnum) for _ in range(12)).encode(), "mms_from": sender.encode(),
                 "mms_size": size_b, "mms_loc": "".join(r.choice(alnum) for _ in range(16)).encode()}
         subject = _MMS_SUBJECTS[r.randrange(len(_MMS_SUBJECTS))] if subject is None else subject
+        hashed = subject_hash(subject)
         exp = dict(kind="mms_notification", proto="map", flags=_flags("request", "response", "correlated"), op=44,
                    imsi=sub.imsi, peer=sender, node=msc.gt, version=3, tid=int.from_bytes(otid, "big"), octets=size,
                    app_port=MMS_PORT, sms_dcs=0x04, mms_class="personal",
-                   subject_hash=f"{subject_hash(subject):016x}" if subject_hash(subject) else None)
+                   subject_hash=f"{hashed:016x}" if hashed else None)
         return [_Step(S_TCAP, _b_begin_mms, (subject, 1 + r.randrange(3)), vals, smsc, msc,
                       called=called, calling=calling),
                 _Step(S_TCAP, _b_end_result, (44, 3, ()), {"dtid": otid}, msc, smsc, called=calling, calling=called,
