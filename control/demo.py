@@ -61,11 +61,15 @@ SPEED = 3000                # the day's replay: 12 hours in about 15 s
 APPROVE = ("cf-churn-retention", "dwell-wangfujing")   # `send: approve`: the demo approves them
 # Scenario -> share of the story's subscribers (the rest of --subscribers is background).
 COHORTS = (("handset", 0.11), ("5g", 0.11), ("silent", 0.12), ("hotline", 0.12), ("roam", 0.12),
-           ("dwell", 0.10), ("churn", 0.07), ("campus", 0.06), ("office", 0.06), ("airport", 0.04))
+           ("dwell", 0.10), ("churn", 0.07), ("campus", 0.06), ("office", 0.06), ("airport", 0.04),
+           ("seed", 0.02), ("friend", 0.04))
 MMS_GROUPS = ("campus", "office", "airport")
+SEED = "mms-seed"           # the seed MMS: to the `seeds` list, passed on among their friends
 BACKGROUND = 0.25
 CONVERT = (0.45, 0.15)      # goal reached: contacted, held out
 REPLY = (0.30, 0.03)        # of the MMS groups, who answers a picture message: Y or 是, TD (opts out)
+FORWARD = 0.5               # of the seed's holders, who passes it on (to 1 to 3 others)
+REACHED_CONVERT = 0.35      # of those a forward reached, who then reaches the seed campaign's goal
 
 
 class DemoError(Exception):
@@ -87,7 +91,8 @@ def _minutes(step: dict) -> int:
 def _campaign_of(cohort: str) -> str:
     return {"handset": "new-handset-5g", "5g": "first-5g", "silent": "first-data-use", "hotline": "hotline-caller",
             "roam": "roaming-in-shanghai", "dwell": "dwell-wangfujing", "churn": "cf-churn-retention",
-            "campus": "mms-campus", "office": "mms-office", "airport": "mms-airport"}[cohort]
+            "campus": "mms-campus", "office": "mms-office", "airport": "mms-airport", "seed": SEED,
+            "friend": SEED}[cohort]
 
 
 def _holdouts() -> dict:
@@ -103,12 +108,14 @@ def _holdouts() -> dict:
 
 
 def make_day(subscribers: int, seed: int) -> tuple:
-    """(day story, history story, postpaid rows, staff rows, replies) as plain data; replies is
-    what the MMS groups' subscribers answer a picture message with, by MSISDN."""
+    """(day story, history story, lists, replies, trail) as plain data: lists are the rows of the
+    postpaid, staff and seeds lists; replies what the MMS groups' subscribers answer a picture
+    message with, by MSISDN; trail the seed's forwards the day holds (_forwards())."""
     rng = random.Random(seed)
     holdout = _holdouts()
     n_story = max(len(COHORTS), int(subscribers * (1 - BACKGROUND)))
-    people, history, postpaid, staff, replies = {}, {}, [], [], {}
+    people, history, postpaid, staff, seeds, replies = {}, {}, [], [], [], {}
+    holders, friends = [], []
     k = 0
     for cohort, share in COHORTS:
         for _ in range(max(1, round(n_story * share))):
@@ -138,14 +145,21 @@ def make_day(subscribers: int, seed: int) -> tuple:
                                  rng.choice(("北京", "上海", "广州"))))
             if cohort in MMS_GROUPS and (r := rng.random()) < REPLY[0] + REPLY[1]:
                 replies[msisdn] = "TD" if r < REPLY[1] else rng.choice(("Y", "Y", "是"))
-            if rng.random() < 0.01:
+            if cohort == "seed":
+                seeds.append((msisdn, "意见领袖"))
+                if contacted:
+                    holders.append(people[name])
+            elif cohort == "friend":
+                friends.append(people[name])
+            elif rng.random() < 0.01:
                 staff.append((msisdn, "市场部"))
+    trail = _forwards(holders, friends, rng)
     start = DAY.isoformat()
     day = {"start": start, "places": "rules/places.yaml",
            "background": {"subscribers": max(0, subscribers - len(people)), "activity": 1},
            "subscribers": people}
     hist = {"start": (DAY - timedelta(days=20)).isoformat(), "places": "rules/places.yaml", "subscribers": history}
-    return day, hist, postpaid, staff, replies
+    return day, hist, {"postpaid": postpaid, "staff": staff, "seeds": seeds}, replies, trail
 
 
 def _steps(cohort: str, rng: random.Random, converts: bool) -> list:
@@ -189,6 +203,12 @@ def _steps(cohort: str, rng: random.Random, converts: bool) -> list:
         t += rng.uniform(60, 240)
         s.append({"at": _at(t), "do": "power_on"})
         goal = {"do": "move", "vlr": "861390020009"}         # still with us: a location update
+    elif cohort == "seed":                                    # the seed MMS comes at 12:30
+        s[0]["via"] = "lte"
+        t = 270
+        goal = {"do": "data", "apn": "cmnet", "duration": "5m", "packets": 4}
+    elif cohort == "friend":                                  # their day: _forwards()
+        return s
     elif cohort in MMS_GROUPS:                                # the MMS groups: picture messages at set times
         s[0].update(via="lte", region="shanghai" if cohort == "airport" else "beijing")     # areas of 4G cells
         if cohort == "campus" and rng.random() < 0.3:     # back from a weekend at home after lunch: the evening run
@@ -203,8 +223,61 @@ def _steps(cohort: str, rng: random.Random, converts: bool) -> list:
         t = 710 if cohort == "airport" or _minutes(s[-1]) > 240 else 260     # sent by about 19:50, 12:20
         goal = {"do": "data", "apn": "cmnet", "duration": "5m", "packets": 4}
     if goal and converts:
-        s.append(dict(goal, at=_at(t + rng.uniform(20, 120) if cohort not in MMS_GROUPS else t + rng.uniform(60, 180))))
+        late = cohort in MMS_GROUPS or cohort == "seed"        # after a picture message's time
+        s.append(dict(goal, at=_at(t + rng.uniform(60, 180) if late else t + rng.uniform(20, 120))))
     return s
+
+
+def _forwards(holders: list, friends: list, rng: random.Random) -> dict:
+    """The seed MMS passed on: the seeds it was sent to at 12:30 (`holders`, generation 0) and,
+    from 13:30, half of each generation's holders send it to one to three others within the next
+    100 minutes, mostly friends who have none yet (the next generation), sometimes one who has it
+    already (a forward, no new reach); a friend gets a copy from outside the network (unlinked).
+    The notifications go into the recipients' days, and a data session after being reached into
+    those who convert. Returns the trail `report --forwards` must show."""
+    with open(os.path.join(RULES, f"{SEED}.yaml"), encoding="utf-8") as f:
+        subject = yaml.safe_load(f)["message"]["subject"]
+    free = list(friends)
+    rng.shuffle(free)
+    outsider = free.pop() if len(free) > 1 else None
+    t = {"seeded": len(holders), "forwards": 0, "reached": 0, "unlinked": 0, "reached_converted": 0}
+    gens = {0: len(holders)}
+    have, frontier = list(holders), list(holders)       # have: holders since before this generation
+    for g in (1, 2, 3):
+        start, nxt = 330 + 120 * (g - 1), []
+        for p in frontier:
+            if rng.random() >= FORWARD:
+                continue
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                at = rng.uniform(start, start + 100)
+                again = [q for q in have if q is not p]
+                if free and (rng.random() < 0.85 or not again):
+                    q = free.pop()
+                    nxt.append(q)
+                    t["reached"] += 1
+                    if rng.random() < REACHED_CONVERT:
+                        q["steps"].append({"at": _at(at + rng.uniform(20, 90)), "do": "data", "apn": "cmnet",
+                                           "duration": "5m", "packets": 4})
+                        t["reached_converted"] += 1
+                elif again:
+                    q = rng.choice(again)
+                else:
+                    continue
+                t["forwards"] += 1
+                q["steps"].append({"at": _at(at), "do": "mms_mt", "from": p["msisdn"],
+                                   "subject": rng.choice(("转发：", "Fwd: ", "FW:", "")) + subject,
+                                   "size": rng.randrange(60_000, 150_000)})
+        if nxt:
+            gens[g] = len(nxt)
+        have += nxt
+        frontier = nxt
+    if outsider is not None:                # from a number of another network: no known holder
+        outsider["steps"].append({"at": _at(rng.uniform(330, 690)), "do": "mms_mt", "from": "8613900000999",
+                           "subject": "转发：" + subject, "size": 90_000})
+        t["unlinked"] = 1
+    for p in holders + friends:
+        p["steps"].sort(key=_minutes)
+    return {"campaign": SEED, **t, "generations": {str(g): n for g, n in gens.items()}}
 
 
 def _history(cohort: str, rng: random.Random, today: list) -> list:
@@ -224,19 +297,20 @@ def _history(cohort: str, rng: random.Random, today: list) -> list:
     return []
 
 
-def write_lists(out: str, postpaid: list, staff: list) -> tuple:
-    """The demo's postpaid and staff lists: the rows of rules/lists/ and the day's subscribers."""
+def write_lists(out: str, lists: dict) -> dict:
+    """The demo's lists (make_day()): the rows of rules/lists/ and the day's subscribers; their
+    paths by name."""
     os.makedirs(os.path.join(out, "lists"), exist_ok=True)
-    paths = []
-    for name, rows in (("postpaid", postpaid), ("staff", staff)):
+    paths = {}
+    for name, rows in lists.items():
         path = os.path.join(out, "lists", f"{name}.csv")
         with open(os.path.join(RULES, "lists", f"{name}.csv"), encoding="utf-8") as f:
             sample = f.read().rstrip("\n") + "\n"
         with open(path, "w", encoding="utf-8") as f:
             f.write(sample)
             f.writelines(",".join(str(x) for x in r) + "\n" for r in rows)
-        paths.append(path)
-    return tuple(paths)
+        paths[name] = path
+    return paths
 
 
 # ---------------------------------------------------------------------------
@@ -532,7 +606,7 @@ def _run(out, subscribers, seed, port, smsc, mmsc, kids, status) -> tuple:
         f.write(policy)
 
     status.say(f"generating a day of {subscribers:,} subscribers (seed {seed})")
-    day, hist, postpaid, staff, replies = make_day(subscribers, seed)
+    day, hist, lists, replies, trail = make_day(subscribers, seed)
     mmsc.serve(yaml.safe_load(policy)["channels"]["mms"], replies)
     for name, doc in (("story", day), ("history", hist)):
         with open(os.path.join(out, f"{name}.yaml"), "w", encoding="utf-8") as f:
@@ -546,11 +620,10 @@ def _run(out, subscribers, seed, port, smsc, mmsc, kids, status) -> tuple:
     status.say(f"day.pcap: {d['packets']:,} packets, {d['records']:,} records; history.pcap: {h['packets']:,} packets")
 
     from .lists import import_list, import_tac
-    pp, st = write_lists(out, postpaid, staff)
-    rows = import_list(data, "postpaid", pp)["rows"]
-    import_list(data, "staff", st)
+    rows = {name: import_list(data, name, path)["rows"] for name, path in write_lists(out, lists).items()}
     import_tac(data, os.path.join(RULES, "lists", "tac.csv"))
-    status.say(f"imported the lists postpaid ({rows:,} rows) and staff, and the TAC table")
+    status.say("imported the lists " + ", ".join(f"{name} ({n:,} rows)" for name, n in rows.items())
+               + " and the TAC table")
 
     ctl = f"ipc://{data}/ctl.sock"
     push = f"tcp://127.0.0.1:{port}"
@@ -564,7 +637,7 @@ def _run(out, subscribers, seed, port, smsc, mmsc, kids, status) -> tuple:
                          "--status-interval", "0"])
     total = h["records"] + d["records"]
     _wait(kids, "probe", ctl, total, status)
-    summary = _finish(ctl, kids, status)
+    summary = {**_finish(ctl, kids, status), "forwards": trail}     # the trail the day holds, for the report's
     campaigns = _call(ctl, "campaigns", kids)
     kids.stop()
     if kids.procs["engine"].returncode not in (0, -signal.SIGTERM):
@@ -674,7 +747,7 @@ def report(out: str, summary: dict, echo=click.echo) -> list:
          f"({summary['smsc_submitted']:,} submitted) and MMSC ({summary['mmsc_submitted']:,} submitted, "
          f"{summary['mmsc_replies']:,} replies)")
     plots = []
-    for args, png in (([], "report.png"), (["--health"], "health.png")):
+    for args, png in (([], "report.png"), (["--health"], "health.png"), ([SEED, "--forwards"], "forwards.png")):
         r = subprocess.run(_touchpoint("report", "--data", "data", "--rules", "rules", *args, "--plot", png),
                            cwd=out, capture_output=True, text=True)
         if r.returncode != 0:

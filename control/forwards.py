@@ -15,17 +15,26 @@ is worked out here, from every shard's notes and the outbox, in time order (trai
 
 A note is made again when the engine replays its journal after a crash: trail() takes each
 (campaign, ts_ns, to, from) once.
+
+With a goal, the campaign's conversions are shown for three groups: those the seed was sent to,
+those held out, and those a forward reached (from the window control.goals opened at the first
+notification of the seed each recipient got; a reply goal has none, their copy is no message of
+the campaign to answer).
 """
 import glob
 import json
 import os
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
 from touchpoint.probe.record import NO_DIGITS, unpack
 
 from .events import Event
-from .report import _connect, _pyplot, day_of
+from .goals import REACHED
+from .report import _connect, _from_list, _goal_text, _pct, _pyplot, day_of, wilson
+
+HOUR_NS = 3600 * 10**9
 
 
 class ForwardLog:
@@ -35,17 +44,19 @@ class ForwardLog:
         self.path = os.path.join(data_dir, f"forwards-shard-{shard}.jsonl")
         self.noted = 0
 
-    def observe(self, campaigns, records: np.ndarray, events: np.ndarray, msisdns: np.ndarray) -> int:
-        """Note the MMS notifications among `records` (the engine's `events` of them, `msisdns`
-        its state's MSISDN column) that carry a tracked seed; returns how many."""
+    def observe(self, campaigns, records: np.ndarray, events: np.ndarray, rows: np.ndarray) -> list:
+        """Note the MMS notifications among `records` (the engine's `events` of them, `rows` its
+        state's rows) that carry a tracked seed. Returns their recipients as control.goals takes
+        them, (campaign, ts_ns, imsi, msisdn) arrays: whoever a forward reached gets a window to
+        reach the campaign's goal in (those trail() finds reached are counted)."""
         tracked = [c for c in campaigns if c.forwards is not None]
         if not tracked or not len(events):
-            return 0
+            return []
         ev = events[(events["event"] == Event.MMS_MT) & (events["rec"] >= 0)]
         if not len(ev):
-            return 0
+            return []
         rec = records[ev["rec"]]
-        lines = []
+        lines, notified = [], []
         for c in tracked:
             f = c.forwards
             hit = (rec["subject_hash"] == np.uint64(f.subject_hash)) if f.subject_hash else np.zeros(len(rec), bool)
@@ -54,8 +65,10 @@ class ForwardLog:
                 hit |= (rec["subject_hash"] == 0) & (np.abs(size - f.size) <= f.tolerance * f.size)
             if not hit.any():
                 continue
-            known = msisdns[ev["sub"][hit]]
+            known = rows["msisdn"][ev["sub"][hit]]
             to = np.where(known != NO_DIGITS, known, rec["msisdn"][hit])
+            imsi = rows["imsi"][ev["sub"][hit]]
+            notified.append((c.id, rec["ts_ns"][hit], np.where(imsi != NO_DIGITS, imsi, rec["imsi"][hit]), to))
             for ts, t, sender, size in zip(rec["ts_ns"][hit].tolist(), unpack(to).tolist(),
                                            unpack(rec["peer"][hit]).tolist(), rec["octets"][hit].tolist()):
                 if t:                   # a recipient without an MSISDN cannot be followed further
@@ -65,7 +78,7 @@ class ForwardLog:
             with open(self.path, "a", encoding="utf-8") as out:
                 out.writelines(lines)
             self.noted += len(lines)
-        return len(lines)
+        return notified
 
 
 class ForwardsError(Exception):
@@ -74,12 +87,17 @@ class ForwardsError(Exception):
 
 def trail(data_dir: str, campaign) -> dict:
     """The forwards of `campaign`'s seed (a Campaign with forwards) from the data directory."""
-    seeded = {}
+    seeded, windows = {}, []
     if got := _connect(data_dir):
-        db = got[0]
+        db, has_conv = got
         try:
             seeded = dict(db.execute("SELECT msisdn, min(sent_ns) FROM messages WHERE campaign = ? "
                                      "AND sent_ns IS NOT NULL GROUP BY msisdn", (campaign.id,)))
+            if has_conv and campaign.goal is not None:
+                windows = db.execute("SELECT c.holdout, c.start_ns, c.end_ns, c.converted_ns, c.msisdn, c.imsi "
+                                     "FROM conversions c LEFT JOIN messages m ON m.id = c.message "
+                                     "WHERE c.campaign = ? AND (m.id IS NOT NULL OR c.holdout = ?)",
+                                     (campaign.id, REACHED)).fetchall()
         finally:
             db.close()
     notes = set()
@@ -95,11 +113,12 @@ def trail(data_dir: str, campaign) -> dict:
     if not seeded and not notes:
         raise ForwardsError(f"{campaign.id}: no seed sent and no notification of it seen in {data_dir}")
     holders = {m: (0, t) for m, t in seeded.items()}        # msisdn -> (generation, since)
-    days, by_sender, gens = {}, {}, {0: len(holders)}
+    days, hours, by_sender, gens = {}, {}, {}, {0: len(holders)}
     unlinked = 0
     sender = campaign.forwards.sender
     for ts, to, frm, _ in sorted(notes):
         day = days.setdefault(day_of(ts), {"forwards": 0, "reached": 0, "seeded": 0})
+        hour = hours.setdefault(ts // HOUR_NS, [0, 0])
         if sender and frm == sender:                            # the seed itself, notified
             if to not in holders:
                 holders[to] = (0, ts)
@@ -110,12 +129,14 @@ def trail(data_dir: str, campaign) -> dict:
             unlinked += 1
             continue
         day["forwards"] += 1
+        hour[0] += 1
         by_sender[frm] = by_sender.get(frm, 0) + 1
         if to not in holders:
             g = holders[frm][0] + 1
             holders[to] = (g, ts)
             gens[g] = gens.get(g, 0) + 1
             day["reached"] += 1
+            hour[1] += 1
     table, forwards, reached = [], 0, 0
     for day in sorted(days):
         d = days[day]
@@ -125,7 +146,32 @@ def trail(data_dir: str, campaign) -> dict:
     top = sorted(by_sender.items(), key=lambda x: (-x[1], x[0]))[:10]
     return {"campaign": campaign.id, "seeded": gens.get(0, 0), "forwards": forwards, "reached": reached,
             "unlinked": unlinked, "generations": {str(g): n for g, n in sorted(gens.items())},
-            "days": table, "top_forwarders": [{"msisdn": _masked(m), "forwards": n} for m, n in top]}
+            "days": table, "hours": [{"hour": datetime.fromtimestamp(h * 3600, timezone.utc).strftime("%Y-%m-%dT%H"),
+                                      "forwards": f, "reached": r} for h, (f, r) in sorted(hours.items()) if f],
+            "top_forwarders": [{"msisdn": _masked(m), "forwards": n} for m, n in top],
+            "conversion": _conversion(campaign, windows, {m for m, (g, _) in holders.items() if g}, data_dir)}
+
+
+def _conversion(campaign, windows: list, reached: set, data_dir: str) -> dict | None:
+    """The goal reached by the contacted, the held out and those a forward reached (their
+    windows: report's attribution windows, (holdout, start, end, converted, msisdn, imsi))."""
+    goal = campaign.goal
+    if goal is None:
+        return None
+    if goal.list:
+        windows = _from_list(windows, goal, data_dir)
+    groups = {"contacted": [0, 0], "held_out": [0, 0], "reached": [0, 0]}
+    for holdout, _, _, conv, msisdn, _ in windows:
+        if holdout == REACHED and msisdn not in reached:
+            continue                        # a copy from no known holder, or the seed itself
+        g = groups[("contacted", "held_out", "reached")[holdout]]
+        g[0] += 1
+        g[1] += conv is not None
+    out = {"goal": _goal_text(goal)}
+    for name, (n, k) in groups.items():
+        out[name] = {"subscribers": n, "converted": k, "rate": k / n if n else None,
+                     "ci95": wilson(k, n) if n else None}
+    return out
 
 
 def _masked(msisdn: str) -> str:
@@ -144,22 +190,34 @@ def render(t: dict) -> str:
             f"{d['reached_total']:>7,}" for d in t["days"]]
     if t["top_forwarders"]:
         out += ["", "best forwarders: " + ", ".join(f"{x['msisdn']} {x['forwards']:,}" for x in t["top_forwarders"])]
+    if c := t.get("conversion"):
+        out += ["", f"goal {c['goal']}: " + "; ".join(
+            f"{name.replace('_', ' ')} {c[name]['converted']:,} of {c[name]['subscribers']:,} "
+            f"({_pct(c[name]['rate'])})" for name in ("reached", "contacted", "held_out"))]
     return "\n".join(out)
 
 
 def plot(t: dict, path: str) -> str:
-    """The forwards and the reach over the days (each day's and the running totals), and the
-    holders of each generation."""
+    """The forwards and the reach over the days (each day's and the running totals; by the hour
+    when they are one or two days), and the holders of each generation."""
     plt = _pyplot()
-    days = t["days"]
+    days, by_hour = t["days"], len(t["days"]) <= 2
+    labels = [d["day"][5:] for d in days]
+    if by_hour and t["hours"]:              # every hour from the first forward's to the last's
+        seen = {datetime.strptime(h["hour"], "%Y-%m-%dT%H"): h for h in t["hours"]}
+        first, n = min(seen), int((max(seen) - min(seen)).total_seconds() // 3600) + 1
+        hours = [seen.get(first + timedelta(hours=i), {"forwards": 0, "reached": 0}) for i in range(n)]
+        f, r = (np.cumsum([h[k] for h in hours]) for k in ("forwards", "reached"))
+        days = [{**h, "forwards_total": a, "reached_total": b} for h, a, b in zip(hours, f, r)]
+        labels = [(first + timedelta(hours=i)).strftime("%m-%d %Hh") for i in range(n)]
     x = np.arange(len(days))
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     ax[0].bar(x - 0.2, [d["forwards"] for d in days], 0.4, label="forwards", color="#4477aa")
     ax[0].bar(x + 0.2, [d["reached"] for d in days], 0.4, label="reached", color="#ee6677")
     ax[0].plot(x, [d["forwards_total"] for d in days], marker="o", color="#4477aa", label="forwards, in all")
     ax[0].plot(x, [d["reached_total"] for d in days], marker="o", color="#ee6677", label="reached, in all")
-    ax[0].set_xticks(x, [d["day"][5:] for d in days], rotation=45)
-    ax[0].set_title(f"{t['campaign']}: forwards and reach per day")
+    ax[0].set_xticks(x, labels, rotation=45)
+    ax[0].set_title(f"{t['campaign']}: forwards and reach per {'hour (UTC)' if by_hour else 'day'}")
     ax[0].legend(fontsize=8)
     gens = t["generations"]
     ax[1].bar(list(gens), list(gens.values()), color="#228833")

@@ -9,6 +9,10 @@ open windows of the same campaign and subscriber (by IMSI or MSISDN), and the fi
 window is its conversion. Windows close at their end; a goal of an imported list
 (`goal: {list: conversions, ...}`) is resolved by the report instead, from the list.
 
+A tracked seed (`track_forwards`, control.forwards) opens a window too, `holdout` REACHED, for
+each subscriber the seed's notification reached, from the first one: the report counts those
+among them a forward reached (control.forwards.trail) beside the contacted and the held out.
+
 Sending is asynchronous: a message is marked sent after the batch that triggered it, and goal
 events may already have gone by. So the goal events of the last `HORIZON_NS` of record time
 (at most `RECENT` of them a campaign) are kept, and a window that opens is matched against
@@ -19,7 +23,7 @@ them too: the result does not depend on how records were batched.
 """
 import numpy as np
 
-from touchpoint.probe.record import NO_DIGITS, pack
+from touchpoint.probe.record import NO_DIGITS, pack, unpack
 
 from .outbox import Outbox
 
@@ -28,6 +32,7 @@ RECENT = 1 << 20                    # at most this many a campaign
 ROWID = "goals:rowid"               # offsets: the messages scanned for hold-outs up to this rowid
 CLOCK = "goals:clock"               # offsets: the record time goal events were matched up to
 REPLIES = "goals:replies"           # offsets: the replies matched up to this rowid
+REACHED = 2                         # conversions.holdout of a seed's recipient (0 contacted, 1 held out)
 
 
 class _Open:
@@ -179,6 +184,21 @@ class Goals:
             out += [(mid, cid, imsi, msisdn, 0, at, at + g.within_s * 10**9) for mid, imsi, msisdn, at in rows]
         return out
 
+    def _reached(self, notified) -> list:
+        """Rows for `conversions` of the seeds' recipients (ForwardLog.observe) who have no window
+        yet: one a subscriber and campaign, from its first notification."""
+        first = {}
+        for cid, ts, imsi, msisdn in notified:
+            g = self.goals.get(cid)
+            if g is None or g.reply:            # a reply goal: the recipient has no message to answer
+                continue
+            for t, i, m in zip(ts.tolist(), unpack(imsi).tolist(), unpack(msisdn).tolist()):
+                mid = f"{cid}/reached/{m or i}"
+                if mid not in first or t < first[mid][5]:
+                    first[mid] = (mid, cid, i, m, REACHED, t, t + g.within_s * 10**9)
+        return [r for mid, r in first.items()
+                if self.db.execute("SELECT 1 FROM conversions WHERE message = ?", (mid,)).fetchone() is None]
+
     def _replies(self) -> list:
         """The replies since the last look that answer a message of a reply goal (`goal: {reply:
         [...]}`) with one of its words: (message id, reply time)."""
@@ -193,11 +213,12 @@ class Goals:
 
     # ---- goal events ---------------------------------------------------------------------------------
 
-    def observe(self, hits: list, now_ns: int) -> int:
-        """Open the windows of what was sent or held out since the last call, then match the goal
-        events (Engine.goal_hits: (campaign, ts_ns, imsi, msisdn) arrays) against every open window
-        of their campaign. Returns the conversions found."""
-        rows = self._new_windows()
+    def observe(self, hits: list, now_ns: int, notified=()) -> int:
+        """Open the windows of what was sent or held out since the last call and of the seeds'
+        recipients `notified` (ForwardLog.observe), then match the goal events (Engine.goal_hits:
+        (campaign, ts_ns, imsi, msisdn) arrays) against every open window of their campaign.
+        Returns the conversions found."""
+        rows = self._new_windows() + self._reached(notified)
         converted = []
         with self.outbox.tx():
             if rows:

@@ -455,10 +455,10 @@ class EngineServer:
             if replay:
                 self.dispatcher.live_until(int(part["ts_ns"].max()))
             self._emit(self.engine.process(part), log, push)
-            self.forwards.observe(self.engine.campaigns, part, self.engine.last_events,
-                                  self.engine.state.rows["msisdn"])
+            reached = self.forwards.observe(self.engine.campaigns, part, self.engine.last_events,
+                                            self.engine.state.rows)
             self.health.count(part, self.engine.last_events, self.engine.last_services)
-            self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns)
+            self.goals.observe(self.engine.goal_hits, self.engine.state.clock_ns, reached)
             if self.dispatcher is not None:
                 self.dispatcher.clock.see(self.engine.state.clock_ns)   # the records clock moves with records
                 if replay:

@@ -103,22 +103,46 @@ def test_the_mms_groups_get_picture_messages_at_lunch_and_in_the_evening(demo):
         at = datetime.fromtimestamp(sent_ns / 1e9, beijing)
         sent.setdefault(campaign, set()).add("lunch" if (11, 30) <= (at.hour, at.minute) < (13, 30) else
                                              "evening" if (19, 0) <= (at.hour, at.minute) < (21, 0) else at)
-    assert sent == {"mms-campus": {"lunch", "evening"}, "mms-office": {"lunch"}, "mms-airport": {"evening"}}
+    assert sent == {"mms-campus": {"lunch", "evening"}, "mms-office": {"lunch"}, "mms-airport": {"evening"},
+                    "mms-seed": {"lunch"}}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mmsc_submitted"] == db.execute(
         "SELECT count(*) FROM messages WHERE channel = 'mms' AND sent_ns").fetchone()[0]
     rep = touchpoint("report", "--data", str(out / "data"), "--rules", str(out / "rules"), "--json")
     funnels = {c["id"]: c for c in json.loads(rep.stdout)["campaigns"]}
     replied = 0
-    for c in sent:
+    for c in ("mms-campus", "mms-office", "mms-airport"):        # the seed asks for no reply
         by_word = funnels[c]["replies"]["by_word"]
         assert set(by_word) <= {"y", "是", "td"} and by_word.get("y", 0) + by_word.get("是", 0) > 0, (c, by_word)
         replied += funnels[c]["replies"]["replied"]
         conv = funnels[c]["conversion"]
         assert conv["contacted"]["converted"] > 0 and conv["held_out"]["subscribers"] > 0, c
     assert replied == summary["mmsc_replies"] > 0
-    for c in sent:
+    for c in ("mms-campus", "mms-office", "mms-airport"):
         assert f"replies: {funnels[c]['replies']['replied']:,} of" in r.stdout[r.stdout.index(f"== {c} "):]
+
+
+def test_the_seed_mms_travels_as_the_story_passed_it_on(demo):
+    """The seed MMS went to the `seeds` list's contacted subscribers; the story passed it on
+    among their friends (demo._forwards: generations, copies to those who had it already, one
+    from outside the network, the reached who then convert): the report gives that trail
+    exactly, and prints it."""
+    out, r = demo
+    story = json.loads((out / "summary.json").read_text())["forwards"]
+    assert story["forwards"] > story["reached"] > 0 and len(story["generations"]) >= 3 and story["unlinked"] == 1
+    rep = touchpoint("report", "mms-seed", "--forwards", "--data", str(out / "data"), "--rules", str(out / "rules"),
+                     "--json")
+    assert rep.returncode == 0, rep.stderr
+    t = json.loads(rep.stdout)
+    assert {k: t[k] for k in ("seeded", "forwards", "reached", "unlinked", "generations")} == \
+        {k: story[k] for k in ("seeded", "forwards", "reached", "unlinked", "generations")}
+    db = sqlite3.connect(out / "data" / "outbox.sqlite")
+    sent = db.execute("SELECT count(*) FROM messages WHERE campaign = 'mms-seed' AND sent_ns").fetchone()[0]
+    assert t["seeded"] == sent
+    c = t["conversion"]
+    assert (c["reached"]["subscribers"], c["reached"]["converted"]) == (story["reached"], story["reached_converted"])
+    assert c["contacted"]["subscribers"] == t["seeded"] and c["contacted"]["converted"] > 0
+    assert f"seeded {t['seeded']:,}; forwards {t['forwards']:,}; reached {t['reached']:,} more" in r.stdout
 
 
 def test_plots_and_story(demo):

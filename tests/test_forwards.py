@@ -11,7 +11,8 @@ from touchpoint.control.cli import main
 from .test_engine_run import finish, probe, start_engine
 from .test_scenarios import render
 
-SEED = "id: seed\nstatus: active\ntrigger: {event: imei_change}\nmessage: {text: x}\n"     # sends nothing here
+SEED = ("id: seed\nstatus: active\ntrigger: {event: imei_change}\nmessage: {text: x}\n"    # sends nothing here
+        "goal: {event: data_session_start, within: 2d, where: {apn: cmnet}}\n")
 
 
 def rules_dir(tmp_path, track: str):
@@ -26,8 +27,9 @@ def test_the_trail_of_a_seed_through_the_network(tmp_path):
     """ann and bob get the seed from 10658888 (generation 0); ann -> cat (1) -> dan (2), cat ->
     ann and bob -> cat again (forwards, no new reach), dan -> hal without a subject (3: the size),
     and the next day dan -> gus (3); eve's photo, dan's smaller MMS to ivy and a copy from outside
-    the network (unlinked) are no forwards. An engine killed and run again over the same capture
-    notes every notification twice: each counts once."""
+    the network (unlinked) are no forwards. Of the reached, cat reaches the goal after her copy,
+    hal before his (no conversion); ivy's is not counted (her copy is unlinked). An engine killed
+    and run again over the same capture notes every notification twice: each counts once."""
     d = rules_dir(tmp_path, '{subject: "周末五折", size: 120000, tolerance: 5%, from: "10658888"}')
     pcap, _ = render(tmp_path, "forwards")
     data = tmp_path / "data"
@@ -52,6 +54,10 @@ def test_the_trail_of_a_seed_through_the_network(tmp_path):
     assert "seeded 2; forwards 6; reached 4 more; unlinked 1 (from no known holder)" in text
     assert "2026-11-08         1         6        1        4" in text
     assert "8613800000203" not in text                      # numbers are personal: shown masked
+    c = t["conversion"]
+    assert (c["reached"]["subscribers"], c["reached"]["converted"]) == (4, 1)
+    assert (c["contacted"]["subscribers"], c["held_out"]["subscribers"]) == (0, 0)
+    assert "goal data_session_start (with conditions), within 2d: reached 1 of 4 (25.0%); contacted 0 of 0" in text
     png = tmp_path / "fw.png"
     r = CliRunner().invoke(main, ["report", "seed", "--forwards", "--data", str(data), "--rules", str(d),
                                   "--plot", str(png)])

@@ -95,9 +95,10 @@ def test_examples_pass():
     assert {c.status for c in rs.campaigns} == {"active", "draft", "paused"}
     assert all(re.search(r"[\u4e00-\u9fff]", c.message.text or c.message.subject) for c in rs.campaigns)
     assert [r.name for r in rs.places.regions][:2] == ["beijing", "shanghai"]
-    mms = {c.id: c for c in rs.campaigns if c.message.channel == "mms"}     # the MMS playbook's groups
-    assert set(mms) == {"mms-campus", "mms-office", "mms-airport"}
-    assert all(c.schedule and c.message.slides[0].image.startswith(b"\x89PNG") and c.replies for c in mms.values())
+    mms = {c.id: c for c in rs.campaigns if c.message.channel == "mms"}     # the MMS playbook's groups, the seed
+    assert set(mms) == {"mms-campus", "mms-office", "mms-airport", "mms-seed"}
+    assert all(c.schedule and c.message.slides[0].image.startswith(b"\x89PNG") for c in mms.values())
+    assert all(bool(c.replies) != bool(c.forwards) for c in mms.values())      # the seed asks for no reply
     hot = next(c for c in rs.campaigns if c.trigger and c.trigger.event == "hotline_call")
     assert set(hot.trigger.numbers) == {"10086", "114"}
 

@@ -428,7 +428,7 @@ def example_rules(tmp_path_factory):
             f.write_text(text.replace("url: http://127.0.0.1:8790/mm7", f"url: {mmsc.url}"), encoding="utf-8")
         assert mmsc.url in (d / "rules" / "policy.yaml").read_text(encoding="utf-8")
         data = d / "data"
-        for name in ("postpaid", "staff"):
+        for name in ("postpaid", "staff", "seeds"):
             import_list(data, name, ROOT / "rules" / "lists" / f"{name}.csv")
         import_tac(data, ROOT / "rules" / "lists" / "tac.csv")
         yield d / "rules", data
