@@ -2,7 +2,8 @@
 
 Read from the data directory only: the outbox (DATA/outbox.sqlite: messages and the goals'
 attribution windows, `conversions`), the trigger logs (when there is no outbox yet), imported
-conversion lists (goals with `list:`) and the daily scorecard counters (`--health`).
+conversion lists (goals with `list:`) and the daily scorecard counters (`--health`); the text and
+plot of the service scorecard control.scorecard computes (`--scorecard`).
 
     rep = build(data_dir, rules_dir, campaign=None, since_ns=None, until_ns=None)
     print(render(rep)); plot(rep, "report.png")
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import sqlite3
+import unicodedata
 from datetime import datetime, timezone
 
 import numpy as np
@@ -317,10 +319,17 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
-def table(header: list, rows: list) -> str:
+def width(text: str) -> int:
+    """Columns a text takes on a terminal: a Chinese character two."""
+    return sum(1 + (unicodedata.east_asian_width(c) in "WF") for c in text)
+
+
+def table(header: list, rows: list, left: int = 1) -> str:
+    """Aligned columns, the first `left` of them left-aligned, the others right-aligned."""
     cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
-    w = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)).rstrip()
+    w = [max(width(r[i]) for r in cells) for i in range(len(header))]
+    pad = lambda c, i: c + " " * (w[i] - width(c)) if i < left else " " * (w[i] - width(c)) + c
+    fmt = lambda r: "  ".join(pad(c, i) for i, c in enumerate(r)).rstrip()
     return "\n".join([fmt(cells[0]), fmt(["-" * x for x in w])] + [fmt(r) for r in cells[1:]])
 
 
@@ -407,6 +416,54 @@ def render_health(days: list) -> str:
     return text + ("\n* the day was not over when it was written" if any(not d["complete"] for d in days) else "")
 
 
+def _value(value, unit: str) -> str:
+    """A scorecard value in its unit (control.scorecard.SOURCES)."""
+    if value is None:
+        return "no data"
+    if unit == "share":
+        return f"{100 * value:.1f}%"
+    if unit == "growth":
+        return f"{100 * value:+.1f}%"
+    return f"{value:,.2f}"
+
+
+def _points(x) -> str:
+    return "–" if x is None else f"{x:.1f}"
+
+
+def render_scorecard(sc: dict) -> str:
+    """control.scorecard.compute's scorecard: the indicators weakest first, the totals per family."""
+    t = sc["total"]
+    out = [f"== {sc['name']} ({sc['scorecard']}), service {sc['service']}: {sc['month']} against {sc['previous']}"]
+    cover = []
+    for m, c in sc["health"].items():
+        span = c["first"] if c["first"] == c["last"] else f"{c['first']} to {c['last']}"
+        cover.append(f"{m} {c['days']} day{'s' * (c['days'] != 1)}" + (
+            f" ({span}" + (f", {c['incomplete']} not complete)" if c["incomplete"] else ")") if c["days"] else ""))
+    out.append("health lines: " + ", ".join(cover) + "\n")
+    rows = []
+    for r in sc["indicators"]:
+        u = r["unit"]
+        target = (_value(r["benchmark"], u) if r["method"] == "benchmark"
+                  else f"{_value(r['g1'], u)} → {_value(r['g2'], u)}")
+        rows.append((r["id"], r["name"], r["family"], _value(r["value"], u), target, _points(r["score"]),
+                     f"{r['weight']:g}", _points(r["lost"]), _points(r["previous"]["score"]),
+                     "–" if r["trend"] is None else f"{r['trend']:+.1f}"))
+    out.append(table(["indicator", "name", "family", "value", "target", "score", "weight", "lost",
+                      sc["previous"], "trend"], rows, left=3))
+    fams = [(f, _points(v["score"]), f"{v['weight_with_data']:g}", f"{v['weight_no_data']:g}", _pct(v["share"]))
+            for f, v in [*sc["families"].items(), ("total", t)]]
+    out.append("\n" + table(["family", "score", "weight with data", "no data", "score / weight"], fams))
+    out.append(f"total weight {t['weight']:g}: {t['score']:.1f} points of the {t['weight_with_data']:g} with data")
+    by_id = {r["id"]: r for r in sc["indicators"]}
+    if sc["weakest"]:
+        out.append("weakest (短板): " + ", ".join(f"{i} −{by_id[i]['lost']:.1f}" for i in sc["weakest"]))
+    if sc["no_data"]:
+        out.append(f"no data (weight {t['weight_no_data']:g} of {t['weight']:g}, counted apart):")
+        out += [f"  {i}: {by_id[i]['no_data']}" for i in sc["no_data"]]
+    return "\n".join(out)
+
+
 # ---- plots -----------------------------------------------------------------------------------------
 
 def _pyplot():
@@ -483,6 +540,31 @@ def plot_health(days: list, path: str) -> str:
     ax[2].legend(fontsize=8)
     for a in ax:
         a.set_xticks(x, labels, rotation=45)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_scorecard(sc: dict, path: str) -> str:
+    """Score against weight per indicator, the weakest at the top in red; no data hatched."""
+    plt = _pyplot()
+    rows = sc["indicators"][::-1]
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.6))
+    ax.barh(y, [r["weight"] for r in rows], color="#dddddd", label="weight")
+    ax.barh(y, [r["score"] or 0 for r in rows], height=0.5, label="score",
+            color=["#cc3311" if r["id"] in sc["weakest"] else "#4477aa" for r in rows])
+    for k, r in enumerate(rows):
+        if r["no_data"] is not None:
+            ax.barh(k, r["weight"], color="none", hatch="//", edgecolor="#999999")
+            ax.text(0, k, "  no data", va="center", fontsize=8, color="#666666")
+    ax.set_yticks(y, [r["id"] for r in rows])
+    ax.set_xlabel("points")
+    t = sc["total"]
+    ax.set_title(f"{sc['scorecard']} {sc['month']}: {t['score']:.1f} of the {t['weight_with_data']:g} points with "
+                 f"data (total weight {t['weight']:g}); the weakest in red", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

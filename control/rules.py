@@ -7,8 +7,8 @@
     mask = pred.mask(col)             # col(field name) -> the column of the candidate rows
 
 The format is docs/rules.md. A directory holds campaign files (control.campaigns), one
-places.yaml (control.places) and one policy.yaml (control.policyfile), each read through
-control.yamldoc so that every error names its file and line.
+places.yaml (control.places), one policy.yaml (control.policyfile) and one scorecard.yaml
+(control.scorecard), each read through control.yamldoc so that every error names its file and line.
 """
 import os
 import stat
@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, ScalarNode
 from .campaigns import read_campaign
 from .places import PLACES_FILES, Places, read_places
 from .policyfile import POLICY_FILES, Policy, read_policy
+from .scorecard import SCORECARD_FILES, read_scorecard
 from .yamldoc import Doc, Error, line_of, suggest
 
 
@@ -30,6 +31,7 @@ class RuleSet:
     errors: tuple                   # Error, by file and line
     policy: Policy = Policy()
     warnings: tuple = ()            # Error too: what could not be checked (list columns without lists)
+    scorecard: object = None        # scorecard.yaml read (control.scorecard.Scorecard), None: none or errors
 
     @property
     def ok(self) -> bool:
@@ -47,6 +49,9 @@ class Lists:
 
     def __iter__(self):
         return iter(self.names)
+
+
+SPECIAL = {"places": PLACES_FILES, "policy": POLICY_FILES, "scorecard": SCORECARD_FILES}     # the files no campaign is
 
 
 def _rule_files(path: str) -> tuple:
@@ -71,8 +76,8 @@ def _rule_files(path: str) -> tuple:
 
 
 def load(path: str, lists: dict | None = None) -> RuleSet:
-    """Read and check a rules directory: its *.yaml / *.yml campaigns (one per file) and
-    places.yaml; subdirectories and hidden files are not read. lists, when given, maps the
+    """Read and check a rules directory: its *.yaml / *.yml campaigns (one per file), places.yaml,
+    policy.yaml and scorecard.yaml; subdirectories and hidden files are not read. lists, when given, maps the
     imported list names to their columns: audiences are then checked against them.
     Never raises: every problem is in the result's errors."""
     columns = None if lists is None else Lists(frozenset(lists), frozenset(c for cs in lists.values() for c in cs))
@@ -80,28 +85,25 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
         names, errors = _rule_files(path)
     except OSError as e:
         return RuleSet(path, (), Places(), (Error(path, 0, "", e.strerror or str(e)),))
-    places, policy, warnings = None, None, []
-    places_file = next((n for n in names if n in PLACES_FILES), None)      # the first; another is an error
-    policy_file = next((n for n in names if n in POLICY_FILES), None)
-    if places_file:
-        places, errs = read_places(os.path.join(path, places_file))
+    places, policy, scorecard, warnings = None, None, None, []
+    special = {kind: next((n for n in names if n in files), None)      # the first; another is an error
+               for kind, files in SPECIAL.items()}
+    if special["places"]:
+        places, errs = read_places(os.path.join(path, special["places"]))
         errors += errs
-    if policy_file:
-        doc = Doc(os.path.join(path, policy_file))
-        root = doc.root()
-        if root is not None:
-            policy = doc.guard(lambda: read_policy(doc, root, places, columns))
-        errors += doc.sorted_errors()
-        warnings += doc.warnings
+    if special["policy"]:
+        policy = _read(os.path.join(path, special["policy"]), errors, warnings,
+                       lambda doc, root: read_policy(doc, root, places, columns))
+    if special["scorecard"]:
+        segments = tuple(s for s, _ in (policy or Policy()).lifecycle)
+        scorecard = _read(os.path.join(path, special["scorecard"]), errors, warnings,
+                          lambda doc, root: read_scorecard(doc, root, segments))
     campaigns, ids = [], {}
     for name in names:
-        if name in PLACES_FILES:
-            if name != places_file:
-                errors.append(Error(os.path.join(path, name), 0, "", "a second places file: keep one, places.yaml"))
-            continue
-        if name in POLICY_FILES:
-            if name != policy_file:
-                errors.append(Error(os.path.join(path, name), 0, "", "a second policy file: keep one, policy.yaml"))
+        kind = next((k for k, files in SPECIAL.items() if name in files), None)
+        if kind:
+            if name != special[kind]:
+                errors.append(Error(os.path.join(path, name), 0, "", f"a second {kind} file: keep one, {kind}.yaml"))
             continue
         doc = Doc(os.path.join(path, name))
         c = _campaign_file(doc, places, columns, policy or Policy(), ids)
@@ -110,7 +112,18 @@ def load(path: str, lists: dict | None = None) -> RuleSet:
         if c is not None:
             campaigns.append(c)
     errors += _unknown_contacts(campaigns, ids)
-    return RuleSet(path, tuple(campaigns), places or Places(), tuple(errors), policy or Policy(), tuple(warnings))
+    return RuleSet(path, tuple(campaigns), places or Places(), tuple(errors), policy or Policy(), tuple(warnings),
+                   scorecard)
+
+
+def _read(file: str, errors: list, warnings: list, read):
+    """read(doc, root) of one file through its Doc; its errors and warnings added to these."""
+    doc = Doc(file)
+    root = doc.root()
+    got = doc.guard(lambda: read(doc, root)) if root is not None else None
+    errors += doc.sorted_errors()
+    warnings += doc.warnings
+    return got
 
 
 def _unknown_contacts(campaigns, ids: dict) -> list:

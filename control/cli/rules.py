@@ -18,7 +18,7 @@ def rules():
               help="Data directory whose imported lists the audiences are checked against (a column or list "
                    "none has is an error); without: list columns are not checked, and said so.")
 def rules_check(directory, data_dir):
-    """Check a rules directory: every campaign file (*.yaml), places.yaml and policy.yaml.
+    """Check a rules directory: every campaign file (*.yaml), places.yaml, policy.yaml and scorecard.yaml.
 
     \b
     touchpoint rules check rules/
@@ -41,6 +41,8 @@ def rules_check(directory, data_dir):
     summary = (f"{len(rs.campaigns)} campaigns ({status['active']} active, {status['draft']} draft, "
                f"{status['paused']} paused); places: {len(p.regions)} regions, {len(p.areas)} areas, "
                f"{len(p.hotlines)} hotlines, {len(p.home)} home networks")
+    if (card := rs.scorecard) is not None:
+        summary += f"; scorecard {card.id}: {len(card.indicators)} indicators, weight {card.weight:g}"
     if rs.errors:
         files = len({e.file for e in rs.errors})
         click.echo(f"{len(rs.errors)} error{'s' * (len(rs.errors) > 1)} in {files} file{'s' * (files > 1)}; "
