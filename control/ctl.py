@@ -171,7 +171,7 @@ class Commands:
     (`srv`, a control.server.EngineServer) and its dispatcher's."""
 
     NAMES = ("status", "campaigns", "audience", "subscriber", "pause", "resume", "reload", "optout", "lists", "pending",
-             "approve", "reject", "send")
+             "approve", "reject", "send", "export")
     ARGS = {"optout": {"action", "msisdn", "campaign"}, "pause": {"campaign"}, "resume": {"campaign"},
             "audience": {"campaign"}, "subscriber": {"msisdn"},
             "pending": {"campaign"}, "approve": {"campaign", "id"}, "reject": {"campaign", "id"},
@@ -267,6 +267,12 @@ class Commands:
         self.dispatcher.resume(cid)
         self.srv.say(f"ctl: campaign {cid} resumed")
         return {"campaign": cid, "status": "active"}
+
+    def export(self, args: dict) -> dict:
+        """--export: the marketing data pool now (control.pool), as each --export-every does."""
+        if self.srv.events is None:
+            raise Refused("this engine does not export: start it with --export POOL")
+        return self.srv._export()
 
     def reload(self, args: dict) -> dict:
         errors, summary = self.srv.reload_rules()

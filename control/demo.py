@@ -11,8 +11,9 @@
    contacted than when held out), and the rest are background subscribers doing ordinary
    things. A second story (OUT/history.yaml) gives the new-handset subscribers the data days of
    the previous weeks that make them `active`, and the groups their weeks at the colleges and
-   the towers. Both are rendered to captures; the postpaid and staff lists of the day's
-   subscribers are written (with the rows of rules/lists/) and imported with the TAC table.
+   the towers (and the students' picture messages of October). Both are rendered to captures;
+   the lists of the day's subscribers (postpaid, staff, seeds, billing's and the service desk's)
+   are written (with the rows of rules/lists/) and imported with the TAC table.
 2. `touchpoint engine` (with its in-process dispatcher, `--clock records`) and `touchpoint
    probe` run as processes over ZeroMQ on loopback with a copy of rules/; the weeks before go as
    fast as they can, the day at SPEED times its pace: the channels send at their `rate` a
@@ -23,8 +24,11 @@
    The `sms` channel's SMSC is a small one on loopback (LocalSmsc) that answers each submit_sm
    with a delivery receipt; the `mms` channel's MMSC (LocalMmsc) answers each SubmitReq, posts
    its delivery report and, from some subscribers, a reply; the others go to the file channel.
-3. The report: `touchpoint report` of the campaigns and `--health`, with their plots
-   (OUT/report.png, OUT/health.png); `ctl campaigns` at the end in OUT/summary.json.
+3. The report: `touchpoint report` of the campaigns, `--health`, the service scorecard of the
+   month (`--scorecard`: billing's and the service desk's lists are the demo's, _billing()) and
+   the seed's forwards, with their plots (OUT/report.png, health.png, scorecard.png,
+   forwards.png); `ctl campaigns` at the end in OUT/summary.json. The engine exports the
+   marketing data pool into OUT/pool (control.pool).
 
 Failures (a port in use, a process that dies) stop the demo with the process's own last
 lines; the child processes are always ended.
@@ -109,8 +113,9 @@ def _holdouts() -> dict:
 
 def make_day(subscribers: int, seed: int) -> tuple:
     """(day story, history story, lists, replies, trail) as plain data: lists are the rows of the
-    postpaid, staff and seeds lists; replies what the MMS groups' subscribers answer a picture
-    message with, by MSISDN; trail the seed's forwards the day holds (_forwards())."""
+    postpaid, staff and seeds lists and of billing's and the service desk's (_billing()); replies
+    what the MMS groups' subscribers answer a picture message with, by MSISDN; trail the seed's
+    forwards the day holds (_forwards())."""
     rng = random.Random(seed)
     holdout = _holdouts()
     n_story = max(len(COHORTS), int(subscribers * (1 - BACKGROUND)))
@@ -154,12 +159,15 @@ def make_day(subscribers: int, seed: int) -> tuple:
             elif rng.random() < 0.01:
                 staff.append((msisdn, "市场部"))
     trail = _forwards(holders, friends, rng)
+    mms = [p["msisdn"] for name, p in people.items() if name.split("-")[0] in (*MMS_GROUPS, "seed", "friend")]
+    lists = {"postpaid": postpaid, "staff": staff, "seeds": seeds,
+             **_billing(mms, [p["msisdn"] for p in people.values()], random.Random(seed + 1))}
     start = DAY.isoformat()
     day = {"start": start, "places": "rules/places.yaml",
            "background": {"subscribers": max(0, subscribers - len(people)), "activity": 1},
            "subscribers": people}
     hist = {"start": (DAY - timedelta(days=20)).isoformat(), "places": "rules/places.yaml", "subscribers": history}
-    return day, hist, {"postpaid": postpaid, "staff": staff, "seeds": seeds}, replies, trail
+    return day, hist, lists, replies, trail
 
 
 def _steps(cohort: str, rng: random.Random, converts: bool) -> list:
@@ -289,12 +297,38 @@ def _history(cohort: str, rng: random.Random, today: list) -> list:
     if cohort == "campus":          # with today, ten days or more by lunch; the afternoon ones, ten by the evening
         late = _minutes(next(x for x in today if x.get("area") == "colleges")) > 240
         days = rng.sample(range(20), 9 if late else rng.randrange(9, 14))
-        return [{"at": f"+{d}d{rng.randrange(30, 600)}m", "do": "move", "area": "colleges"} for d in sorted(days)]
+        mms = [{"at": f"+{d}d{rng.randrange(600, 700)}m", "do": "mms_mt", "from": "8613900000003"}
+               for d in sorted(rng.sample(range(14), 2))]          # picture messages in October, too
+        return sorted([{"at": f"+{d}d{rng.randrange(30, 600)}m", "do": "move", "area": "colleges"} for d in days]
+                      + mms, key=_history_minutes)
     if cohort == "office":          # 8 to 12 days at the towers, and a picture message received
         days = sorted(rng.sample(range(20), rng.randrange(8, 13)))
         steps = [{"at": f"+{d}d{rng.randrange(30, 120)}m", "do": "move", "area": "office-towers"} for d in days]
         return steps + [{"at": f"+{days[-1]}d{rng.randrange(200, 500)}m", "do": "mms_mt", "from": "8613900000002"}]
     return []
+
+
+def _billing(mms: list, everyone: list, rng: random.Random) -> dict:
+    """What billing and the service desk know of the sample month and the one before, for the
+    service scorecard (`report --scorecard`): each MMS user's revenue in October and November
+    (some pay nothing; November a little more), complaints, and survey answers."""
+    billing, complaints, satisfaction = [], [], []
+    for m in mms:
+        october = rng.choice((0.0, 0.0, 3.0, 5.0, 10.0))
+        billing.append((m, "2026-10", "mms", october))
+        billing.append((m, "2026-11", "mms", october + rng.choice((0.0, 0.0, 2.0, 5.0)) if october else
+                        rng.choice((0.0, 0.0, 5.0))))
+    for month, days in (("2026-10", range(18, 32)), ("2026-11", range(1, 8))):
+        for m in rng.sample(everyone, max(1, len(everyone) // 250)):
+            complaints.append((m, f"{month}-{rng.choice(days):02d}", "mms"))
+        for m in rng.sample(mms, max(1, len(mms) // 12)):
+            satisfaction.append((m, month, "mms", rng.choice((6, 7, 8, 8, 9, 9, 10))))
+    return {"billing": billing, "complaints": complaints, "satisfaction": satisfaction}
+
+
+def _history_minutes(step: dict) -> int:
+    days, minutes = step["at"][1:-1].split("d")
+    return int(days) * 1440 + int(minutes)
 
 
 def write_lists(out: str, lists: dict) -> dict:
@@ -628,7 +662,7 @@ def _run(out, subscribers, seed, port, smsc, mmsc, kids, status) -> tuple:
     ctl = f"ipc://{data}/ctl.sock"
     push = f"tcp://127.0.0.1:{port}"
     kids.start("engine", ["engine", "--rules", rules, "--data", data, "--listen", push, "--clock", "records",
-                          "--status-interval", "0"])
+                          "--status-interval", "0", "--export", os.path.join(out, "pool")])
     _wait_ctl(ctl, kids)
     kids.start("probe-history", ["probe", "--pcap", "history.pcap", "--push", push, "--lossless",
                                  "--status-interval", "0"])
@@ -747,11 +781,13 @@ def report(out: str, summary: dict, echo=click.echo) -> list:
          f"({summary['smsc_submitted']:,} submitted) and MMSC ({summary['mmsc_submitted']:,} submitted, "
          f"{summary['mmsc_replies']:,} replies)")
     plots = []
-    for args, png in (([], "report.png"), (["--health"], "health.png"), ([SEED, "--forwards"], "forwards.png")):
+    for args, png in (([], "report.png"), (["--health"], "health.png"), (["--scorecard"], "scorecard.png"),
+                      ([SEED, "--forwards"], "forwards.png")):
         r = subprocess.run(_touchpoint("report", "--data", "data", "--rules", "rules", *args, "--plot", png),
                            cwd=out, capture_output=True, text=True)
         if r.returncode != 0:
             raise DemoError(f"touchpoint report {' '.join(args)}: exit code {r.returncode}\n{r.stderr.strip()}")
         echo("\n".join(x for x in r.stdout.rstrip().splitlines() if not x.startswith("plot: ")))
         plots.append(os.path.join(out, png))
+    echo(f"\nthe marketing data pool (docs/pool.md): {os.path.join(out, 'pool')}")
     return plots

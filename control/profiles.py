@@ -93,7 +93,7 @@ class Profiles:
             elif self.day is not None:
                 sums[:, k] = self._history(pair, self.day, state.count)
         atoday = np.zeros((state.count, len(columns)), np.uint32)
-        today = _aggregate(state.area_facts)
+        today = day_areas(state.area_facts)
         for j, c in enumerate(columns):               # an area query's today, from today's facts
             if c[2]:
                 atoday[:, j] = np.minimum(_values(today, c, state.count), 0xFFFFFFFF)
@@ -148,7 +148,7 @@ class Profiles:
             self._today(state, datetime.fromtimestamp(ts_ns / 1e9, self.tz).date())
             return
         while ts_ns >= state.day_end_ns:
-            done = (state.today[:state.count], _aggregate(state.area_facts))
+            done = (state.today[:state.count], day_areas(state.area_facts))
             # a fresh day: new zeroed arrays (the OS zeroes them as they are touched), the day
             # done keeps the old ones
             state._profile_arrays(np.zeros_like(state.today), state.sums, np.zeros_like(state.atoday))
@@ -198,7 +198,7 @@ def _series_number(s: str) -> int:
     return AREA_QUERY + AREA_SERIES.index(s) if s in AREA_SERIES else SERIES.index(s)
 
 
-def _aggregate(facts: np.ndarray) -> np.ndarray:
+def day_areas(facts: np.ndarray) -> np.ndarray:
     """A day's area facts, a row a subscriber and an area: present (0/1), visits, minutes."""
     if not len(facts):
         return np.zeros(0, AREA_DAY_DTYPE)

@@ -18,6 +18,7 @@ campaign is written to DATA/reports/report-PERIOD.json as each period ends (reco
 `--clock records`, else wall time; periods are whole multiples of it since the epoch, UTC) and,
 incomplete, at shutdown.
 """
+import contextlib
 import errno
 import fcntl
 import json
@@ -43,7 +44,7 @@ from touchpoint.probe.transport.wire import WireError
 
 from . import journal
 from .contacts import ContactHistory
-from .ctl import Commands, ControlServer, default_endpoint
+from .ctl import Commands, ControlServer, Refused, default_endpoint
 from .datadir import private
 from .dispatcher import Dispatcher
 from .engine import SENT_NOW, Engine
@@ -51,6 +52,7 @@ from .forwards import ForwardLog
 from .goals import Goals
 from .health import WATCH, Health
 from .policy import make_clock
+from .pool import EVENTS as POOL_EVENTS, EventBuffer, PoolError, check_ids, export as export_pool
 from .profiles import Days
 from .replay import steps as replay_steps
 from .schedule import Runs
@@ -84,6 +86,9 @@ class EngineSettings:
     dispatch: bool = True                   # run the dispatcher in this process (control.dispatcher)
     clock: str = "wall"                     # the dispatcher's now: wall | records
     report_every: int = 0                   # seconds: a report in DATA/reports/ each period (0: none)
+    export_dir: str | None = None           # the marketing data pool (control.pool), written every export_every
+    export_every: float = 3600.0            # seconds of wall time
+    export_ids: str = "clear"               # the pool's identifiers: clear | hashed
 
 
 class EngineServer:
@@ -98,7 +103,8 @@ class EngineServer:
             raise ValueError("\n".join(str(e) for e in errors))
         self.ruleset = ruleset
         self._warn_rules(ruleset)
-        self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say, watch=WATCH,
+        watch = WATCH if not cfg.export_dir else POOL_EVENTS        # the pool has every scenario event
+        self.engine = Engine(ruleset, lists, capacity=cfg.capacity, warn=self.say, watch=watch,
                              days=Days(os.path.join(private(cfg.data_dir), "profiles", f"shard-{cfg.shard}")))
         os.makedirs(os.path.join(private(cfg.data_dir), "state"), exist_ok=True)
         self.lock = _lock(os.path.join(cfg.data_dir, "state", f"shard-{cfg.shard}.lock"), cfg.shard)
@@ -125,6 +131,15 @@ class EngineServer:
         self.engine.contacts = ContactHistory(cfg.data_dir)         # audiences' `contacted:`, from it too
         self.health = Health(cfg.data_dir, cfg.shard)                # the daily scorecard counters
         self.forwards = ForwardLog(cfg.data_dir, cfg.shard)          # the tracked seeds' notifications
+        self.events = None                  # --export: the scenario events on their way to the pool
+        if cfg.export_dir:
+            try:
+                check_ids(cfg.data_dir, cfg.export_dir, cfg.export_ids)
+            except PoolError as e:
+                raise Unusable(f"--export: {e}") from None
+            self.events = EventBuffer(cfg.data_dir, cfg.export_dir, cfg.shard, cfg.export_ids)
+            self.events.configure(ruleset)
+        self.next_export = time.monotonic() + cfg.export_every
         self.report_period = None           # --report-every: the period the clock is in
         self.runs = Runs()                  # the scheduled campaigns' last runs (control.schedule)
         self.next_run_check = 0.0
@@ -157,6 +172,10 @@ class EngineServer:
             self.say(f"restored {self.engine.state.count:,} subscribers from {self.snapshot_path}")
             self.health.load(arrays)
             self.runs = Runs(meta.get("schedule"))
+            if self.events is not None:
+                self.events.load(arrays)
+        if self.events is not None and (gone := self.events.discard_after(meta.get("journal", 0))):
+            self.say(f"removed {gone} event files of {cfg.export_dir} no snapshot holds (the journal makes them again)")
         self.durable = {tuple(k): n for *k, n in meta.get("streams", [])}
         generation = meta.get("journal", 0)
         found, chunks, whole = journal.read(self.journal.path)
@@ -274,7 +293,11 @@ class EngineServer:
                 self.say(str(e))
                 continue
             now = time.monotonic()
-            if now >= next_snap or self.journal.bytes > JOURNAL_MAX:
+            if self.events is not None and now >= self.next_export:
+                with contextlib.suppress(Refused):      # said; the next export tries again
+                    self._export()
+                next_snap = now + cfg.snapshot_interval
+            elif now >= next_snap or self.journal.bytes > JOURNAL_MAX or (self.events is not None and self.events.full):
                 self._snapshot()
                 next_snap = now + cfg.snapshot_interval
             if now >= next_sync:
@@ -361,7 +384,7 @@ class EngineServer:
     def _close(self, rx, ctl, push) -> None:
         """The last snapshot and health, the sockets, the dispatcher, the goals and the period's report."""
         cfg = self.cfg
-        self._snapshot()
+        self._snapshot(export=self.events is not None)
         self.journal.close()
         self.health.write(self.engine, complete=False)
         if push is not None:
@@ -375,26 +398,66 @@ class EngineServer:
             self.dispatcher.stop()
         self.goals.observe([], self.engine.state.clock_ns)      # what was sent last opens its windows
         self.goals.close()
+        if self.events is not None:
+            with contextlib.suppress(Refused):  # the last snapshot wrote the events: the rest, as they end
+                self._export(snapshot=False)
         self.lock.close()
         if self.report_period is not None:
             self._write_report(self.report_period)              # the period at hand, incomplete
 
-    def _snapshot(self) -> None:
+    def _export(self, snapshot: bool = True) -> dict:
+        """--export: a snapshot that writes the events to the pool, then what the data directory
+        holds up to it (control.pool). Returns the rows written; a failure is said (and raised as
+        ctl.Refused for `ctl export`), and the next export tries again."""
+        if snapshot:
+            self._snapshot(export=True)
+        self.next_export = time.monotonic() + self.cfg.export_every
+        try:
+            n = export_pool(self.cfg.data_dir, self.cfg.export_dir, self.ruleset, only=[self.cfg.shard],
+                            ids=self.cfg.export_ids, warn=self.say)
+        except (PoolError, OSError, sqlite3.Error) as e:
+            self.say(f"export to {self.cfg.export_dir}: {e}")
+            raise Refused(f"export to {self.cfg.export_dir}: {e}") from None
+        self.say(f"exported to {self.cfg.export_dir}: events {self.events.written:,} in all, "
+                 + ", ".join(f"{k} {v:,}" for k, v in n.items()))
+        return {"pool": self.cfg.export_dir, "events": self.events.written, **n}
+
+    def _write_events(self, generation: int) -> bool:
+        """The events kept, into the pool before the snapshot of `generation`; a pool that cannot
+        be written keeps none of them (the snapshot does, for the next export)."""
+        try:
+            self.events.write(generation, self.ruleset.places)
+            return True
+        except (OSError, PoolError) as e:
+            with contextlib.suppress(OSError):      # a file half written would be this generation's for good
+                self.events.discard_after(generation - 1)
+            self.say(f"export to {self.cfg.export_dir}: the events not written ({e}): kept for the next export"
+                     + (f"; {self.events.dropped:,} of the oldest let go" if self.events.dropped else ""))
+            return False
+
+    def _snapshot(self, export: bool = False) -> None:
         """The state, the health counters, the trigger log's length and the probe streams' sequence
         numbers, then an empty journal of the next generation (a crash between the two: the
-        journal's older generation tells it is in the snapshot)."""
+        journal's older generation tells it is in the snapshot). With --export, the scenario events
+        since they were last written ride in the snapshot, or, at an export (or when they are
+        many), go to the pool just before it, named by its generation (control.pool)."""
         generation = (self.journal.generation or 0) + 1
         streams = [[*k, n] for k, n in list(self.durable.items())[-STREAMS_KEPT:]]
         log_bytes = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        arrays, written = self.health.arrays(), False
         try:
+            if self.events is not None:
+                written = (export or self.events.full) and self._write_events(generation)
+                arrays.update(self.events.arrays(written))
             self.engine.snapshot(self.snapshot_path, {"journal": generation, "log_bytes": log_bytes,
-                                                      "streams": streams, "schedule": self.runs.last},
-                                 self.health.arrays())
+                                                      "streams": streams, "schedule": self.runs.last}, arrays)
         except OSError as e:                    # the last snapshot and the journal still cover it all
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
             self._full(f"the snapshot could not be written: {e.strerror}")
             return
+        if written:
+            self.events.clear()
         self.journal.start(generation)
         if len(self.carry):                 # taken, not yet processed: the new journal's first chunk
             self.journal.append(self.carry, np.zeros(0, journal.MARK))
@@ -455,6 +518,8 @@ class EngineServer:
             if replay:
                 self.dispatcher.live_until(int(part["ts_ns"].max()))
             self._emit(self.engine.process(part), log, push)
+            if self.events is not None:
+                self.events.add(self.engine.last_events, self.engine.state.rows)
             reached = self.forwards.observe(self.engine.campaigns, part, self.engine.last_events,
                                             self.engine.state.rows)
             self.health.count(part, self.engine.last_events, self.engine.last_services)
@@ -578,6 +643,8 @@ class EngineServer:
         self._warn_rules(ruleset)
         self.engine.load(ruleset)
         self.goals.reload(ruleset)
+        if self.events is not None:
+            self.events.configure(ruleset)
         if self.dispatcher is not None:
             self.dispatcher.reload(ruleset)
         active = sum(c.status == 'active' for c in ruleset.campaigns)

@@ -728,7 +728,7 @@ cdef class State:
         cdef const tp_record *r
         cdef tp_sub *s
         cdef tp_event *e
-        cdef int64_t row
+        cdef int64_t row, other
         cdef uint32_t sub, t, w_now, w_then, d, today, tac_new, tac_old
         cdef int16_t reg
         cdef int32_t ar
@@ -782,6 +782,12 @@ cdef class State:
             sub = <uint32_t>row
             s = &self.subs[sub]
             if r.msisdn != NO_DIGITS and s.msisdn != r.msisdn:
+                # the number is this row's now: a row that had it (known by it alone, before its
+                # IMSI was seen with it) gives it up, or an index rebuilt from the rows (a restart,
+                # a bigger table) would find that row again for it
+                other = self._find(r.msisdn, 0)
+                if other >= 0:
+                    self.subs[other].msisdn = NO_DIGITS
                 s.msisdn = r.msisdn
                 self._room()
                 self._put(r.msisdn, sub, 0)

@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import yaml
 
 from touchpoint.control import rules
 
@@ -143,6 +144,33 @@ def test_the_seed_mms_travels_as_the_story_passed_it_on(demo):
     assert (c["reached"]["subscribers"], c["reached"]["converted"]) == (story["reached"], story["reached_converted"])
     assert c["contacted"]["subscribers"] == t["seeded"] and c["contacted"]["converted"] > 0
     assert f"seeded {t['seeded']:,}; forwards {t['forwards']:,}; reached {t['reached']:,} more" in r.stdout
+
+
+def test_the_scorecard_of_the_sample_month_and_the_data_pool(demo):
+    """The service scorecard of November against October, every default indicator with a value
+    (from the health lines and the demo's billing, complaints and satisfaction lists); the data
+    pool the engine exported holds what the outbox and the trigger log hold."""
+    import pyarrow.dataset as ds
+    out, r = demo
+    rep = touchpoint("report", "--scorecard", "--data", str(out / "data"), "--rules", str(out / "rules"), "--json")
+    assert rep.returncode == 0, rep.stderr
+    card = json.loads(rep.stdout)
+    assert (card["month"], card["previous"]) == ("2026-11", "2026-10")
+    with open(os.path.join(ROOT, "rules", "scorecard.yaml"), encoding="utf-8") as f:
+        defaults = {i["id"] for i in yaml.safe_load(f)["indicators"]}
+    assert {i["id"] for i in card["indicators"] if i["value"] is not None} == defaults and not card["no_data"]
+    assert f"total weight 100: {card['total']['score']:.1f} points" in r.stdout
+    pool = out / "pool"
+    table = lambda name: ds.dataset(pool / name, format="parquet", partitioning="hive").to_table()
+    db = sqlite3.connect(out / "data" / "outbox.sqlite")
+    outcomes = table("outcomes")
+    assert sorted(outcomes.column("message").to_pylist()) == [m for (m,) in db.execute("SELECT id FROM messages "
+                                                                                        "ORDER BY id")]
+    with open(out / "data" / "triggers-shard-0.jsonl", encoding="utf-8") as f:
+        assert table("triggers").num_rows == sum(1 for _ in f)
+    areas = set(table("events").filter(ds.field("event") == "area_enter").column("area").to_pylist())
+    assert {"colleges", "office-towers", "airport", "wangfujing"} <= areas
+    assert {str(d) for d in table("profiles").column("day").to_pylist()} >= {"2026-10-18", "2026-11-07"}
 
 
 def test_plots_and_story(demo):

@@ -33,7 +33,7 @@ TIMEOUT = 60
 # In reading order: a doc may use what an earlier one left in the sandbox.
 DOCS = ["README.md"] + [f"docs/{n}.md" for n in (
     "decode", "record", "probe", "synth", "lists", "rules", "engine", "policy", "channels", "ctl", "report",
-    "deployment", "layout")] + ["pcaps/README.md", "bench/README.md", "rules/README.md"]
+    "pool", "deployment", "layout")] + ["pcaps/README.md", "bench/README.md", "rules/README.md"]
 LINK = re.compile(r"\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 
 

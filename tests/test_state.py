@@ -6,7 +6,7 @@ import pytest
 from touchpoint.control._state import EVENT_DTYPE, STATE_DTYPE, SUB_SIZE, State
 from touchpoint.control.profiles import SERIES
 from touchpoint.control.events import Event
-from touchpoint.probe.record import Flag, Kind, empty, to_digits
+from touchpoint.probe.record import NO_DIGITS, Flag, Kind, empty, to_digits
 
 from .records import IMEI_A, IMEI_A2, IMEI_B, IMSI, MIN, MSISDN, T0, rec
 
@@ -221,6 +221,21 @@ def test_msisdn_moves_to_a_new_sim():
     run.feed(rec(Kind.SRI_SM, 0, msisdn=MSISDN), rec(Kind.SRI_SM, 1, imsi="460009999999999", msisdn=MSISDN))
     assert run.st.count == 2
     assert run.st.find(msisdn=to_digits(MSISDN)) == 1 and run.st.find(imsi=to_digits(IMSI)) == 0
+
+
+def test_a_number_seen_alone_then_with_a_known_imsi_is_that_imsis_after_a_restart():
+    """An ISUP call gives a row by MSISDN alone; the IMSI already has its own row; a record with
+    both makes the number the IMSI's row's. The first row gives the number up, so an index built
+    again from the rows (a restart from a snapshot) finds the same row for it as before: the
+    kill test of an exporting engine (tests/test_engine_kill.py) found a restart that did not."""
+    run = Run()
+    run.feed(rec(Kind.MT_SMS, 0), rec(Kind.CALL_ATTEMPT, 1, imsi="", msisdn=MSISDN, peer="10086"),
+             rec(Kind.SS_ACTIVATE, 2, msisdn=MSISDN, ss=0x2B))
+    assert run.st.count == 2 and run.st.find(msisdn=to_digits(MSISDN)) == 0
+    assert run.st.rows[1]["msisdn"] == NO_DIGITS                # the number-only row gave it up
+    again = State(16)
+    again.restore(run.st.rows[:run.st.count].copy(), run.st.pending_timers(), run.st.clock_ns)
+    assert again.find(msisdn=to_digits(MSISDN)) == 0
 
 
 def test_rat_change_and_first_time_on_a_generation():

@@ -7,11 +7,11 @@ Every option can also come from the environment as TOUCHPOINT_<COMMAND>_<OPTION>
 import os
 import sys
 
-from . import ctl, decode, demo, dispatcher, engine, keys, lists, probe, report, rules, synth, tap
+from . import ctl, decode, demo, dispatcher, engine, export, keys, lists, probe, report, rules, synth, tap
 from .group import main
 
 for _cmd in (decode.decode, synth.synth, probe.probe, keys.keys, tap.tap, engine.engine, dispatcher.dispatcher,
-             rules.rules, lists.lists, ctl.ctl, demo.demo, report.report):
+             rules.rules, lists.lists, ctl.ctl, demo.demo, report.report, export.export):
     main.add_command(_cmd)
 
 

@@ -152,6 +152,12 @@ def ctl_resume(campaign):
     ctl_call("resume", campaign=campaign)
 
 
+@ctl.command("export")
+def ctl_export():
+    """Write the marketing data pool now (an engine started with --export POOL), as each --export-every does."""
+    ctl_call("export")
+
+
 @ctl.command("reload")
 def ctl_reload():
     """Reload the rules and the lists, as SIGHUP does; rule errors are the answer (and the rules stay)."""

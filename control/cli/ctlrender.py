@@ -205,6 +205,8 @@ RENDER = {
     "reload": lambda r, a: f"reloaded: {r['campaigns']} campaigns ({r['active']} active); lists changed: "
                            f"{', '.join(r['lists_changed']) or 'none'}",
     "optout": render_optout,
+    "export": lambda r, a: f"exported to {r['pool']}: events {r['events']:,} in all; "
+                           + ", ".join(f"{k} {r[k]:,}" for k in ("triggers", "outcomes", "profiles", "areas")),
     "lists": render_lists,
     "audience": render_audience,
     "subscriber": render_subscriber,

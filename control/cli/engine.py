@@ -44,10 +44,17 @@ from .group import Endpoint, _seconds, curve_settings, data_dir_option, token_fo
 @click.option("--report-every", metavar="DURATION", callback=lambda ctx, param, v: _seconds(v, param),
               help="Write `touchpoint report --json` to DATA/reports/report-PERIOD.json as each period (1d, 6h; "
                    "of --clock time, UTC) ends, and at shutdown.  [default: off]")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False), metavar="POOL",
+              help="Write the marketing data pool (Parquet: events, triggers, outcomes, profiles; docs/pool.md) "
+                   "into POOL every --export-every, and at shutdown.")
+@click.option("--export-every", metavar="DURATION", default="1h", show_default=True,
+              callback=lambda ctx, param, v: _seconds(v, param), help="Wall time between exports.")
+@click.option("--export-ids", type=click.Choice(["clear", "hashed"]), default="clear", show_default=True,
+              help="The pool's IMSIs and MSISDNs: as the engine holds them, or keyed hashes (DATA/pool.key).")
 @token_option
 def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_interval, status_interval, expect_eos,
            capacity, curve_key, curve_clients, plain, ctl_endpoint, ctl_curve_key, ctl_curve_clients, no_dispatch,
-           clock, report_every, token_file):
+           clock, report_every, export_dir, export_every, export_ids, token_file):
     """Run one engine shard: records from the probes in, campaign triggers out.
 
     \b
@@ -91,12 +98,13 @@ def engine(listen, rules_dir, data_dir, shard, triggers_endpoint, snapshot_inter
                          status_interval=status_interval, expect_eos=expect_eos, capacity=capacity,
                          ctl=ctl_endpoint, ctl_curve=ctl_curve, ctl_clients=ctl_curve_clients, curve=curve,
                          curve_clients=curve_clients, dispatch=not no_dispatch, clock=clock,
-                         report_every=report_every, token=token)
+                         report_every=report_every, export_dir=export_dir, export_every=export_every,
+                         export_ids=export_ids, token=token)
     lists = ListStore(data_dir)
     load = lambda path: (lambda rs: (rs, rs.errors))(rules.load(path, lists.catalogue()))
     try:
         server = EngineServer(cfg, load, lists)
-    except DataInUse as e:
+    except (DataInUse, Unusable) as e:
         click.echo(f"touchpoint engine: {e}", err=True)
         sys.exit(2)
     except ValueError as e:
