@@ -14,7 +14,8 @@ else (or a crash, or a hang past -timeout) is a finding.
 
 The Cython extension is not built with coverage instrumentation, so libFuzzer's feedback comes
 from the Python side only: this is a fast structure-aware random fuzzer more than a coverage-
-guided one. tests/test_fuzz.py::test_atheris_harness runs it for ~20 s with a seed corpus.
+guided one. tests/test_fuzz.py::test_atheris_harness runs it for ~12 s with a seed corpus
+(TOUCHPOINT_FUZZ_SECONDS for longer).
 """
 import os
 import re

@@ -472,7 +472,7 @@ def test_atheris_harness(tmp_path):
     (corpus / "packet").write_bytes(b"\x01\x00" + dialogue_frames()[0])
     for i, f in enumerate(real_frames()):
         (corpus / f"public{i}").write_bytes(b"\x01\x00" + f)
-    seconds = int(os.environ.get("TOUCHPOINT_FUZZ_SECONDS", "20"))
+    seconds = int(os.environ.get("TOUCHPOINT_FUZZ_SECONDS", "12"))
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "fuzz_decode.py"), f"-max_total_time={seconds}",
                            "-timeout=10", f"-artifact_prefix={tmp_path}/", "-print_final_stats=1", str(corpus)],
                           cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
