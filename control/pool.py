@@ -47,7 +47,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from touchpoint.probe.record import unpack
+from touchpoint.probe.record import pack, unpack
+
+from ._state import EVENT_DTYPE
 
 from .datadir import private
 from .events import Event
@@ -65,12 +67,9 @@ IDS = ("clear", "hashed")
 # (`hotline_call`) only to a hotline of places.yaml or a number a campaign's trigger names.
 EVENTS = tuple(e.label for e in Event if e != Event.RECORD)
 
-# The engine's events as the pool keeps them until written: the state's event columns (control._state
-# EVENT_DTYPE) with the subscriber's identities in place of its row.
-EVENT_ROW = np.dtype([("ts_ns", "<i8"), ("imsi", "<u8"), ("msisdn", "<u8"), ("number", "<u8"), ("tac", "<u4"),
-                      ("old_tac", "<u4"), ("seconds", "<u4"), ("area", "<u2"), ("minutes", "<u2"), ("event", "u1"),
-                      ("flag", "u1"), ("region", "u1"), ("other_region", "u1"), ("rat", "u1"), ("from_rat", "u1"),
-                      ("ss_code", "u1"), ("segment", "u1")])
+# The engine's events as the pool keeps them until written: the state's event row (control._state
+# EVENT_DTYPE, copied whole) and the subscriber's identities after it.
+EVENT_ROW = np.dtype(EVENT_DTYPE.descr + [("imsi", "<u8"), ("msisdn", "<u8")])
 
 
 class PoolError(Exception):
@@ -131,10 +130,10 @@ def _ids(data_dir: str, ids: str):
     if ids not in IDS:
         raise PoolError(f"ids: {ids!r} is not one of {', '.join(IDS)}")
     if ids == "clear":
-        return lambda values: [v or None for v in values.tolist()]
+        return lambda values: pa.array(values, pa.string(), mask=values == "")
     key = _made_once(os.path.join(private(data_dir), "pool.key"), secrets.token_bytes(32))
-    return lambda values: [hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:16] if v else None
-                           for v in values.tolist()]
+    return lambda values: pa.array([hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:16] if v else None
+                                    for v in values.tolist()], pa.string())
 
 
 def _write(path: str, name: str, n: int, columns: dict, shard: int = 0) -> None:
@@ -142,7 +141,8 @@ def _write(path: str, name: str, n: int, columns: dict, shard: int = 0) -> None:
     filled in), whole or not at all: written beside, synced, renamed."""
     schema = SCHEMAS[name]
     columns = {"version": np.full(n, VERSION, np.int16), "shard": np.full(n, shard, np.int16), **columns}
-    table = pa.table([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
+    table = pa.table([c if isinstance(c := columns[f.name], pa.Array) else pa.array(c, f.type) for f in schema],
+                     schema=schema)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "wb") as f:
         pq.write_table(table, f, compression="zstd")
@@ -155,8 +155,23 @@ def _day(ns) -> str:
     return datetime.fromtimestamp(int(ns) // NS, timezone.utc).strftime("%Y-%m-%d")
 
 
-def _names(codes: np.ndarray, names: dict) -> list:
-    return [names.get(c) for c in codes.tolist()]
+def _names(codes: np.ndarray, names: dict) -> "pa.Array":
+    """Codes as their names: a string column, null where a code has none."""
+    known = [names.get(i) for i in range(max(int(codes.max(initial=0)), max(names, default=0)) + 1)]
+    valid = np.array([n is not None for n in known])[codes]
+    index = pa.array(codes.astype(np.int32), mask=~valid)
+    return pa.DictionaryArray.from_arrays(index, pa.array([n or "" for n in known])).cast(pa.string())
+
+
+def _identities(packed: np.ndarray, ident) -> "pa.Array":
+    """Packed identifiers as the pool holds them (`ident`: _ids()): each distinct one made once,
+    as events come many to a subscriber."""
+    distinct, at = np.unique(packed, return_inverse=True)
+    return pa.DictionaryArray.from_arrays(pa.array(at.astype(np.int32)), ident(unpack(distinct))).cast(pa.string())
+
+
+def _tac(tac: np.ndarray) -> "pa.Array":
+    return pa.array(np.char.zfill(tac.astype("U8"), 8), pa.string(), mask=tac == 0)
 
 
 # ---------------------------------------------------------------------------
@@ -173,14 +188,16 @@ class EventBuffer:
         self.id = pool_id(data_dir)
         self.parts, self.count = [], 0
         self.written = self.dropped = 0
-        self.exact, self.prefixes = np.zeros(0, "U16"), ()
+        self.exact, self.prefixes = np.zeros(0, np.uint64), ()
 
     def configure(self, ruleset) -> None:
         """The hotline numbers whose calls are scenario events (the others are not the pool's)."""
         numbers = {n for ns in ruleset.places.hotlines.values() for n in ns}
         numbers |= {n for c in ruleset.campaigns if c.trigger is not None for n in c.trigger.numbers}
-        self.exact = np.array(sorted(n for n in numbers if not n.endswith("*")), "U16")
-        self.prefixes = tuple(sorted(n[:-1] for n in numbers if n.endswith("*")))
+        self.exact = pack(sorted(n for n in numbers if not n.endswith("*")))
+        # a prefix as the packed digits' mask and value (digits first, from the top nibble)
+        self.prefixes = tuple((m := ~np.uint64((1 << (64 - 4 * len(p))) - 1), pack([p])[0] & m)
+                              for p in sorted(n[:-1] for n in numbers if n.endswith("*")))
 
     @property
     def full(self) -> bool:
@@ -188,22 +205,22 @@ class EventBuffer:
 
     def add(self, events: np.ndarray, rows: np.ndarray) -> None:
         """The engine's events of a batch (Engine.last_events), `rows` its state's rows."""
-        ev = events[(events["event"] != Event.RECORD) & (events["sub"] >= 0)]
-        calls = np.flatnonzero(ev["event"] == Event.HOTLINE_CALL)
-        if len(calls):
-            called = unpack(ev["number"][calls])
-            hot = np.isin(called, self.exact)
-            for p in self.prefixes:
-                hot |= np.char.startswith(called, p)
-            ev = np.delete(ev, calls[~hot])
+        code = events["event"]
+        keep = (code != Event.RECORD) & (events["sub"] >= 0)
+        calls = code == Event.HOTLINE_CALL
+        if calls.any():
+            number = events["number"]
+            hot = np.isin(number, self.exact)
+            for mask, value in self.prefixes:
+                hot |= (number & mask) == value
+            keep &= ~calls | hot
+        ev = events[keep]
         if not len(ev):
             return
-        out = np.zeros(len(ev), EVENT_ROW)
-        for name in EVENT_ROW.names:
-            if name in ("imsi", "msisdn"):
-                out[name] = rows[name][ev["sub"]]
-            else:
-                out[name] = ev[name]
+        out = np.empty(len(ev), EVENT_ROW)
+        out.view(np.uint8).reshape(len(ev), EVENT_ROW.itemsize)[:, :EVENT_DTYPE.itemsize] = \
+            ev.view(np.uint8).reshape(len(ev), EVENT_DTYPE.itemsize)      # the row as it is: one copy
+        out["imsi"], out["msisdn"] = rows["imsi"][ev["sub"]], rows["msisdn"][ev["sub"]]
         self.parts.append(out)
         self.count += len(out)
         while self.count > EVENTS_KEPT and len(self.parts) > 1:     # the pool is not there: memory is not endless
@@ -249,21 +266,22 @@ class EventBuffer:
         for d in np.unique(day):
             e = ev[day == d]
             number = unpack(e["number"])
-            shown = [n or None for n in number.tolist()]
-            cf = np.flatnonzero(e["event"] == Event.CF_THEN_POWER_ON)   # forwarded to a number: an identifier
-            for i, h in zip(cf.tolist(), ident(number[cf])):
-                shown[i] = h
+            cf = e["event"] == Event.CF_THEN_POWER_ON          # forwarded to a number: an identifier
+            if self.ids == "hashed" and cf.any():
+                hashed = np.array(ident(number[cf]).to_pylist(), "U16")
+                number = number.astype("U16")
+                number[cf] = hashed
             _write(os.path.join(self.pool, "events", f"day={_day(d * DAY_NS)}",
                                 f"shard-{self.shard}-{self.id}-g{generation:08d}.parquet"), "events", len(e), {
                 "ts": e["ts_ns"], "event": _names(e["event"], events),
-                "imsi": ident(unpack(e["imsi"])), "msisdn": ident(unpack(e["msisdn"])),
+                "imsi": _identities(e["imsi"], ident), "msisdn": _identities(e["msisdn"], ident),
                 "region": _names(e["region"], regions), "other_region": _names(e["other_region"], regions),
                 "area": _names(e["area"], areas), "minutes": e["minutes"].astype(np.int32),
-                "tac": [f"{t:08d}" if t else None for t in e["tac"].tolist()],
-                "old_tac": [f"{t:08d}" if t else None for t in e["old_tac"].tolist()],
+                "tac": _tac(e["tac"]), "old_tac": _tac(e["old_tac"]),
                 "seconds": e["seconds"].astype(np.int64), "rat": _names(e["rat"], rats),
                 "from_rat": _names(e["from_rat"], rats), "ss_code": _names(e["ss_code"], ss),
-                "segment": _names(e["segment"], segments), "flag": e["flag"] != 0, "number": shown}, self.shard)
+                "segment": _names(e["segment"], segments), "flag": e["flag"] != 0,
+                "number": pa.array(number, pa.string(), mask=number == "")}, self.shard)
         return len(ev)
 
     def clear(self) -> None:
