@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .logline import write_line
 from .shard import KeyMap, Sharder
 from .signals import on_signals
+from .transport.bus import BusPublisher
 from .transport.sending import DROP_CAUSES, Publisher
 
 EXIT_OK = 0
@@ -38,6 +39,11 @@ class ProbeSettings:
     bindings: int = 1 << 20
     curve: object = None            # probe.transport.Curve: encrypt the links to the engines
     token: bytes | None = None      # or authenticate them (probe.transport.load_token)
+    bus: tuple = ()                 # NATS servers: publish to JetStream instead (probe.transport.bus)
+    partitions: int = 16            # the bus's partitions (fixed for a deployment)
+    bus_user: str | None = None
+    bus_password: str | None = None
+    bus_replicas: int = 1           # the records' stream's replicas, if this probe makes it
 
 
 class ProbeRun:
@@ -51,7 +57,8 @@ class ProbeRun:
         self.stop = stop or threading.Event()
         self.err = err or sys.stderr
         self.name = name
-        self.sharder = Sharder(len(settings.push), settings.key_map, settings.bindings)
+        self.sharder = Sharder(settings.partitions if settings.bus else len(settings.push), settings.key_map,
+                               settings.bindings)
         self.publisher: Publisher | None = None
         self.records = 0
         self.source_s = 0.0                         # time in the source: reading, decoding, pacing
@@ -66,9 +73,15 @@ class ProbeRun:
 
     def run(self) -> int:
         cfg = self.cfg
-        self.publisher = Publisher(cfg.push, probe_id=cfg.probe_id, batch=cfg.batch, flush_ms=cfg.flush_ms,
-                                   lossless=cfg.lossless, queue_records=cfg.queue, stop=self.stop,
-                                   curve=cfg.curve, token=cfg.token)
+        if cfg.bus:
+            self.publisher = BusPublisher(cfg.bus, partitions=cfg.partitions, probe_id=cfg.probe_id, batch=cfg.batch,
+                                          flush_ms=cfg.flush_ms, lossless=cfg.lossless, queue_records=cfg.queue,
+                                          stop=self.stop, user=cfg.bus_user, password=cfg.bus_password,
+                                          replicas=cfg.bus_replicas)
+        else:
+            self.publisher = Publisher(cfg.push, probe_id=cfg.probe_id, batch=cfg.batch, flush_ms=cfg.flush_ms,
+                                       lossless=cfg.lossless, queue_records=cfg.queue, stop=self.stop,
+                                       curve=cfg.curve, token=cfg.token)
         restore = self._signals()
         try:
             self._loop()

@@ -13,6 +13,14 @@ from .group import Endpoint, Speed, curve_settings, decoder_options, decoder_set
               help="Capture file (pcap or pcapng) to replay; more files may follow it.")
 @click.option("--push", multiple=True, type=Endpoint(), metavar="ENDPOINT",
               help="Engine shard to send records to (repeatable: one per shard, in shard order).")
+@click.option("--bus", multiple=True, metavar="nats://HOST:PORT",
+              help="Publish to NATS JetStream instead (repeatable: the cluster's servers; docs/deployment.md).")
+@click.option("--partitions", type=click.IntRange(1, 4096), default=16, show_default=True,
+              help="With --bus: the deployment's partitions (the stream says them; every probe gives the same).")
+@click.option("--bus-credentials", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="With --bus: a file of one line, USER:PASSWORD.")
+@click.option("--bus-replicas", type=click.IntRange(1, 5), default=1, show_default=True,
+              help="With --bus: the records' stream's replicas when this probe makes it (3: a cluster).")
 @click.option("--speed", type=Speed(), default="max", show_default=True,
               help="Replay pace: max, 1x (the capture's own timing) or Nx (N times faster).")
 @click.option("--loop", type=click.IntRange(min=0), default=1, show_default=True,
@@ -66,9 +74,10 @@ from .group import Endpoint, Speed, curve_settings, decoder_options, decoder_set
               help="Serve Prometheus metrics on http://HOST:PORT/metrics (PORT alone: every interface).")
 @token_option
 @decoder_options
-def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_id, key_map, bindings, queue,
-          ack_timeout, status_interval, stats_json, iface, bpf, workers, ring_mb, promisc, watch, globs, state,
-          curve_server_key, curve_key, plain, metrics_port, token_file, **decoder):
+def probe(more_pcaps, pcap, push, bus, partitions, bus_credentials, bus_replicas, speed, loop, lossless, batch,
+          flush_ms, probe_id, key_map, bindings, queue, ack_timeout, status_interval, stats_json, iface, bpf,
+          workers, ring_mb, promisc, watch, globs, state, curve_server_key, curve_key, plain, metrics_port,
+          token_file, **decoder):
     """Decode captures and publish the records to the engine shards over ZeroMQ.
 
     \b
@@ -88,14 +97,24 @@ def probe(more_pcaps, pcap, push, speed, loop, lossless, batch, flush_ms, probe_
     from touchpoint.probe.run import ProbeRun, ProbeSettings
 
     files = list(pcap) + list(more_pcaps)
-    check_sources(files, more_pcaps, pcap, iface, watch, globs, state, bpf, push)
+    check_sources(files, more_pcaps, pcap, iface, watch, globs, state, bpf, push or bus)
+    if push and bus:
+        raise click.UsageError("--push (engine shards over ZeroMQ) or --bus (NATS JetStream), not both")
+    user = password = None
+    if bus_credentials:
+        with open(bus_credentials, encoding="utf-8") as f:
+            user, sep, password = f.readline().strip().partition(":")
+        if not sep or not user:
+            raise click.BadParameter(f"{bus_credentials}: one line USER:PASSWORD", param_hint="--bus-credentials")
     curve = curve_settings(push, "--push", plain, curve_server_key, curve_key)
     opts = decoder_settings(probe_id=probe_id, **decoder)
     kmap = load_key_map(key_map) if key_map else None
     settings = ProbeSettings(push=list(push), probe_id=probe_id, batch=batch, flush_ms=flush_ms,
                              lossless=lossless, queue=queue, ack_timeout=ack_timeout,
                              status_interval=status_interval, stats_json=stats_json, key_map=kmap,
-                             bindings=bindings, curve=curve, token=token_for(push, curve, token_file))
+                             bindings=bindings, curve=curve, token=token_for(push, curve, token_file),
+                             bus=tuple(bus), partitions=partitions, bus_user=user, bus_password=password,
+                             bus_replicas=bus_replicas)
     source = open_source(files, opts, speed, loop, iface, workers, ring_mb, promisc, bpf, watch, globs, state)
     metrics = open_metrics(metrics_port) if metrics_port else None
     run = ProbeRun(source, settings, stop=source.stop, metrics=metrics)
@@ -119,7 +138,8 @@ def check_sources(files, more_pcaps, pcap, iface, watch, globs, state, bpf, push
     if bpf is not None and not iface:
         raise click.UsageError("--bpf filters live capture (--iface)")
     if not push:
-        raise click.UsageError("at least one --push ENDPOINT (an engine shard, or `touchpoint tap --listen`)")
+        raise click.UsageError("at least one --push ENDPOINT (an engine shard, or `touchpoint tap --listen`), "
+                               "or --bus nats://HOST:PORT")
 
 
 def load_key_map(key_map: str):
