@@ -12,7 +12,7 @@ import pytest
 
 from touchpoint.probe.decode import decode_file
 from touchpoint.probe.shard import Sharder
-from touchpoint.probe.transport.bus import STREAM, SUBJECT, read_batch
+from touchpoint.probe.transport.bus import PUBLISH_TIMEOUT_S, STREAM, SUBJECT, read_batch
 from touchpoint.probe.transport.wire import END_OF_STREAM
 
 from .natsserver import credentials, fetch_all, single
@@ -67,12 +67,12 @@ def test_a_bus_killed_and_started_again_loses_nothing_and_stores_nothing_twice(b
     result = {}
     stats = tmp_path / "stats.json"
     t = threading.Thread(target=lambda: result.update(r=probe(bus.url, creds, "--partitions", "2", "--lossless",
-                                                               "--batch", "16", "--speed", "20x", "--ack-timeout",
+                                                               "--batch", "16", "--speed", "40x", "--ack-timeout",
                                                                "60", "--stats-json", str(stats))))
     t.start()
-    time.sleep(2.0)
+    time.sleep(1.5)
     bus.kill()                                      # mid-replay: publishes time out, the probe keeps its batches
-    time.sleep(6.5)                                 # past the publishes' 5 s: they are made again
+    time.sleep(PUBLISH_TIMEOUT_S + 1.5)             # past the publishes' time-out: they are made again
     bus.start()                                     # the same port and store
     t.join(150)
     r = result["r"]

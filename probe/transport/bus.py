@@ -34,6 +34,7 @@ SUBJECT = "touchpoint.records."
 MAX_PAYLOAD = 1 << 20               # nats-server's default max_payload: a batch is cut to fit
 WINDOW = 32                         # publishes awaiting their acknowledgement
 RETRY_S = 0.5                       # after a publish that failed
+PUBLISH_TIMEOUT_S = 2.0             # a publish not acknowledged by then is made again (the same message id)
 DUPLICATE_WINDOW_S = 600            # a batch published again this much later is stored again
 MAX_AGE_S = 7 * 86400               # the stream keeps a week: an engine's restart, a long outage
 
@@ -300,7 +301,7 @@ class BusPublisher(Publisher):
 
     async def _one(self, js, item) -> bool:
         part, h, payload = item
-        await js.publish(f"{SUBJECT}{part.shard}", payload, timeout=5.0,
+        await js.publish(f"{SUBJECT}{part.shard}", payload, timeout=PUBLISH_TIMEOUT_S,
                          headers={"Nats-Msg-Id": f"{self.probe_id}-{self.epoch}-{part.shard}-{h.seq}"})
         return True
 
