@@ -106,3 +106,12 @@ def fetch_all(url: str, stream: str, timeout: float = 30.0) -> list:
         finally:
             await nc.close()
     return asyncio.run(asyncio.wait_for(go(), timeout))
+
+
+def cluster(tmp_path, n: int = 3) -> list:
+    """n JetStream servers on loopback, routed to each other (a replica on each)."""
+    need_nats()
+    ports = [free_port() for _ in range(n)]
+    nodes = [Node(str(tmp_path / f"nats-{i}"), f"n{i}", routes=[p for p in ports if p != ports[i]],
+                  cluster_port=ports[i]) for i in range(n)]
+    return [node.start() for node in nodes]
