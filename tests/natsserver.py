@@ -115,3 +115,19 @@ def cluster(tmp_path, n: int = 3) -> list:
     nodes = [Node(str(tmp_path / f"nats-{i}"), f"n{i}", routes=[p for p in ports if p != ports[i]],
                   cluster_port=ports[i]) for i in range(n)]
     return [node.start() for node in nodes]
+
+
+def stored_messages(url: str, stream: str) -> int:
+    """How many messages the stream holds now (0: no stream yet)."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    async def go():
+        nc = await nats.connect(url, user=USER, password=PASSWORD)
+        try:
+            return (await nc.jetstream().stream_info(stream)).state.messages
+        except NotFoundError:
+            return 0
+        finally:
+            await nc.close()
+    return asyncio.run(asyncio.wait_for(go(), 10))

@@ -15,7 +15,7 @@ from touchpoint.probe.shard import Sharder
 from touchpoint.probe.transport.bus import PUBLISH_TIMEOUT_S, STREAM, SUBJECT, read_batch
 from touchpoint.probe.transport.wire import END_OF_STREAM
 
-from .natsserver import credentials, fetch_all, single
+from .natsserver import credentials, fetch_all, single, stored_messages
 from .test_engine_run import CLI, ROOT
 
 PCAP = ROOT / "pcaps" / "mixed_small.pcap"
@@ -70,7 +70,10 @@ def test_a_bus_killed_and_started_again_loses_nothing_and_stores_nothing_twice(b
                                                                "--batch", "16", "--speed", "40x", "--ack-timeout",
                                                                "60", "--stats-json", str(stats))))
     t.start()
-    time.sleep(1.5)
+    end = time.monotonic() + 60
+    while stored_messages(bus.url, STREAM) < 4:     # publishing under way (the replay takes 5 s more)
+        assert time.monotonic() < end and t.is_alive(), result
+        time.sleep(0.05)
     bus.kill()                                      # mid-replay: publishes time out, the probe keeps its batches
     time.sleep(PUBLISH_TIMEOUT_S + 1.5)             # past the publishes' time-out: they are made again
     bus.start()                                     # the same port and store
