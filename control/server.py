@@ -140,6 +140,7 @@ class EngineServer:
             self.events = EventBuffer(cfg.data_dir, cfg.export_dir, cfg.shard, cfg.export_ids)
             self.events.configure(ruleset)
         self.next_export = time.monotonic() + cfg.export_every
+        self.events_retry = 0.0             # a pool that refused the events: not tried again before this
         self.report_period = None           # --report-every: the period the clock is in
         self.runs = Runs()                  # the scheduled campaigns' last runs (control.schedule)
         self.next_run_check = 0.0
@@ -297,7 +298,7 @@ class EngineServer:
                 with contextlib.suppress(Refused):      # said; the next export tries again
                     self._export()
                 next_snap = now + cfg.snapshot_interval
-            elif now >= next_snap or self.journal.bytes > JOURNAL_MAX or (self.events is not None and self.events.full):
+            elif now >= next_snap or self.journal.bytes > JOURNAL_MAX or self._events_due(now):
                 self._snapshot()
                 next_snap = now + cfg.snapshot_interval
             if now >= next_sync:
@@ -422,6 +423,10 @@ class EngineServer:
                  + ", ".join(f"{k} {v:,}" for k, v in n.items()))
         return {"pool": self.cfg.export_dir, "events": self.events.written, **n}
 
+    def _events_due(self, now: float) -> bool:
+        """Many events kept: a snapshot writes them (a pool that just refused them waits a while)."""
+        return self.events is not None and self.events.full and now >= self.events_retry
+
     def _write_events(self, generation: int) -> bool:
         """The events kept, into the pool before the snapshot of `generation`; a pool that cannot
         be written keeps none of them (the snapshot does, for the next export)."""
@@ -431,6 +436,7 @@ class EngineServer:
         except (OSError, PoolError) as e:
             with contextlib.suppress(OSError):      # a file half written would be this generation's for good
                 self.events.discard_after(generation - 1)
+            self.events_retry = time.monotonic() + self.cfg.snapshot_interval
             self.say(f"export to {self.cfg.export_dir}: the events not written ({e}): kept for the next export"
                      + (f"; {self.events.dropped:,} of the oldest let go" if self.events.dropped else ""))
             return False
@@ -447,7 +453,7 @@ class EngineServer:
         arrays, written = self.health.arrays(), False
         try:
             if self.events is not None:
-                written = (export or self.events.full) and self._write_events(generation)
+                written = (export or self._events_due(time.monotonic())) and self._write_events(generation)
                 arrays.update(self.events.arrays(written))
             self.engine.snapshot(self.snapshot_path, {"journal": generation, "log_bytes": log_bytes,
                                                       "streams": streams, "schedule": self.runs.last}, arrays)
