@@ -89,7 +89,9 @@ def _at(minutes: float) -> str:
 
 
 def _minutes(step: dict) -> int:
-    return int(step["at"][1:-1])
+    """A step's time in minutes from the story's start: `+Nm`, or `+DdNm` in the history."""
+    days, _, minutes = step["at"][1:-1].rpartition("d")
+    return int(days or 0) * 1440 + int(minutes)
 
 
 def _campaign_of(cohort: str) -> str:
@@ -281,7 +283,7 @@ def _forwards(holders: list, friends: list, rng: random.Random) -> dict:
         frontier = nxt
     if outsider is not None:                # from a number of another network: no known holder
         outsider["steps"].append({"at": _at(rng.uniform(330, 690)), "do": "mms_mt", "from": "8613900000999",
-                           "subject": "转发：" + subject, "size": 90_000})
+                                  "subject": "转发：" + subject, "size": 90_000})
         t["unlinked"] = 1
     for p in holders + friends:
         p["steps"].sort(key=_minutes)
@@ -300,7 +302,7 @@ def _history(cohort: str, rng: random.Random, today: list) -> list:
         mms = [{"at": f"+{d}d{rng.randrange(600, 700)}m", "do": "mms_mt", "from": "8613900000003"}
                for d in sorted(rng.sample(range(14), 2))]          # picture messages in October, too
         return sorted([{"at": f"+{d}d{rng.randrange(30, 600)}m", "do": "move", "area": "colleges"} for d in days]
-                      + mms, key=_history_minutes)
+                      + mms, key=_minutes)
     if cohort == "office":          # 8 to 12 days at the towers, and a picture message received
         days = sorted(rng.sample(range(20), rng.randrange(8, 13)))
         steps = [{"at": f"+{d}d{rng.randrange(30, 120)}m", "do": "move", "area": "office-towers"} for d in days]
@@ -324,11 +326,6 @@ def _billing(mms: list, everyone: list, rng: random.Random) -> dict:
         for m in rng.sample(mms, max(1, len(mms) // 12)):
             satisfaction.append((m, month, "mms", rng.choice((6, 7, 8, 8, 9, 9, 10))))
     return {"billing": billing, "complaints": complaints, "satisfaction": satisfaction}
-
-
-def _history_minutes(step: dict) -> int:
-    days, minutes = step["at"][1:-1].split("d")
-    return int(days) * 1440 + int(minutes)
 
 
 def write_lists(out: str, lists: dict) -> dict:

@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from touchpoint.probe.record import pack, unpack
+from touchpoint.probe.transport import write_once
 
 from ._state import EVENT_DTYPE
 
@@ -100,18 +101,9 @@ SCHEMAS = {name: pa.schema([("version", pa.int16()), *fields]) for name, fields 
 
 
 def _made_once(path: str, content: bytes) -> bytes:
-    """The file's content; made with `content` if there is none (two processes making it at once:
-    the first one's is everyone's)."""
+    """The file's content; made with `content` if there is none (probe.transport.write_once)."""
     if not os.path.exists(path):
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(content)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
+        write_once(path, content)
     with open(path, "rb") as f:
         return f.read()
 
@@ -307,6 +299,15 @@ class _State:
         except (OSError, ValueError) as e:
             raise PoolError(f"{self.path}: not the pool's export state ({e}): move it away to export all again")
 
+    def check(self, ids: str) -> None:
+        """Refuse to mix a data directory's identifiers in clear and hashed in one pool."""
+        if ids not in IDS:
+            raise PoolError(f"ids: {ids!r} is not one of {', '.join(IDS)}")
+        had = self.doc.get("ids", ids)
+        if had != ids:
+            raise PoolError(f"{os.path.dirname(os.path.dirname(self.path))} holds this data directory's identifiers "
+                            f"{had}: give ids {had}, or another pool")
+
     def save(self) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path + ".tmp", "w", encoding="utf-8") as f:
@@ -335,13 +336,8 @@ def shards(data_dir: str) -> list:
 
 
 def check_ids(data_dir: str, pool_dir: str, ids: str) -> None:
-    """Refuse to mix a data directory's identifiers in clear and hashed in one pool."""
-    if ids not in IDS:
-        raise PoolError(f"ids: {ids!r} is not one of {', '.join(IDS)}")
-    had = _State(pool_dir, pool_id(data_dir)).doc.get("ids", ids)
-    if had != ids:
-        raise PoolError(f"{pool_dir} holds this data directory's identifiers {had}: give ids {had}, "
-                        f"or another pool")
+    """_State.check, for an engine starting with --export."""
+    _State(pool_dir, pool_id(data_dir)).check(ids)
 
 
 def export(data_dir: str, pool_dir: str, ruleset, only=None, ids: str = "clear", warn=None) -> dict:
@@ -356,8 +352,8 @@ def export(data_dir: str, pool_dir: str, ruleset, only=None, ids: str = "clear",
     os.makedirs(os.path.join(pool_dir, "_export"), exist_ok=True)
     with open(os.path.join(pool_dir, "_export", "lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)        # one export at a time (the engine's, a `touchpoint export`)
-        check_ids(data_dir, pool_dir, ids)
         state = _State(pool_dir, pid)
+        state.check(ids)
         state.doc["ids"] = ids
         ident = _ids(data_dir, ids)
         out = {"triggers": 0, "outcomes": 0, "profiles": 0, "areas": 0}

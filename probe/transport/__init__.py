@@ -149,13 +149,18 @@ def load_token(path: str | None = None) -> bytes:
 
 
 def _make_token(path: str) -> None:
-    """Written aside, then linked into place: a side reading it at the same moment gets the
-    whole token or makes its own attempt, which loses to this one."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    write_once(path, secrets.token_urlsafe(32).encode() + b"\n")
+
+
+def write_once(path: str, content: bytes) -> None:
+    """A file of its owner's alone (0600), written aside, then linked into place: a side reading
+    it at the same moment gets the whole content or makes its own attempt, which loses to the
+    first one (the token; the data pool's id and key)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, secrets.token_urlsafe(32).encode() + b"\n")
+        os.write(fd, content)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -39,10 +39,6 @@ DUPLICATE_WINDOW_S = 600            # a batch published again this much later is
 MAX_AGE_S = 7 * 86400               # the stream keeps a week: an engine's restart, a long outage
 
 
-class BusError(Exception):
-    """The bus refuses this probe (a stream of another partition count, bad credentials)."""
-
-
 class Partition:
     """One partition's side of the probe: what Publisher calls a link (put, the counters the
     status line and --stats-json show)."""
@@ -54,22 +50,17 @@ class Partition:
         self.cut_records = self.sent_batches = self.sent_records = 0
         self.queued = 0                         # records waiting for the bus, or its acknowledgement
         self.queued_max = 0
-        self.queue_records = bus.per_partition
         self.oldest = None                      # monotonic time the oldest queued batch was cut
         self.acked = None                       # {"lost_batches": 0} once the end of stream is stored
-        self.error, self.refused = None, False
-        self.drop_batches = dict.fromkeys(DROP_CAUSES, 0)
+        self.error = None
+        self.drop_batches = dict.fromkeys(DROP_CAUSES, 0)      # what Publisher.drops() adds up
         self.drop_records = dict.fromkeys(DROP_CAUSES, 0)
-        self.connects = self.disconnects = self.resent_batches = self.handshake_failures = 0
+        self.resent_batches = 0
         self.eos_sent = False
 
     @property
     def up(self) -> bool:
         return self.bus.connected
-
-    @property
-    def unacked(self) -> int:
-        return 0
 
     def lag(self, now: float | None = None) -> float:
         return 0.0 if self.oldest is None else (now or time.monotonic()) - self.oldest
@@ -92,11 +83,10 @@ class BusPublisher(Publisher):
         self.batch, self.flush_s, self.lossless = batch, flush_ms / 1000.0, lossless
         self.stop = stop or threading.Event()
         self.epoch = int.from_bytes(os.urandom(4), "little")
-        self.per_partition = max(queue_records // partitions, 2 * batch)
         self.budget = max(queue_records, 2 * batch)
         self.connected = False
         self.disconnects = 0
-        self.failure = None                     # BusError text: the bus refused this probe
+        self.failure = None                     # why the bus refused this probe
         self.items = collections.deque()        # (partition, header, payload) in order
         self.queued = 0
         self.cond = threading.Condition()
@@ -172,14 +162,6 @@ class BusPublisher(Publisher):
         with self.cond:
             self.aborted = True
             self.cond.notify_all()
-
-    def drops(self) -> dict:
-        out = {c: {"batches": 0, "records": 0} for c in DROP_CAUSES}
-        for part in self.links:
-            for c in DROP_CAUSES:
-                out[c]["batches"] += part.drop_batches[c]
-                out[c]["records"] += part.drop_records[c]
-        return out
 
     def shard_stats(self) -> list:
         return [{"partition": p.shard, "subject": f"{SUBJECT}{p.shard}", "connected": p.up, "batches": p.seq,
@@ -266,7 +248,7 @@ class BusPublisher(Publisher):
     def _refused(self, why: str) -> None:
         self.failure = why
         for p in self.links:
-            p.error, p.refused = why, True
+            p.error = why
         self.abort()
 
     async def _publish(self, js) -> None:
